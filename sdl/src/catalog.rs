@@ -1,0 +1,385 @@
+//! Reading a service catalog from disk.
+//!
+//! Layout (as Stackato 4's):
+//! ```text
+//! <root>/config.json                                    {"name": "stackato"}
+//! <root>/services/<vendor>/<service>/config.json        description, categories, labels, ...
+//! <root>/services/<vendor>/<service>/README.md
+//! <root>/services/<vendor>/<service>/<pv>/<sv>/config.json      upgrade_from rules (optional)
+//! <root>/services/<vendor>/<service>/<pv>/<sv>/sdl/sdl.json     the SDL (or sdl.yaml)
+//! ```
+//! Service ids are `<catalog>.<vendor>.<service>`. Loading reads the index; SDLs are parsed
+//! and validated on demand ([`Catalog::load_sdl`]) or all at once ([`Catalog::lint`]).
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LoadError, Problem};
+use crate::model::Sdl;
+use crate::parse::{closest, read_document};
+use crate::validate::validate_sdl;
+
+/// The catalog's own `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Catalog name: the first part of every service id.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A service's `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// One-line description.
+    pub description: String,
+    /// Human name, e.g. `MySQL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Categories, e.g. `Data`.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Labels shown in listings, e.g. `Dev Grade`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// `Dev Grade`, `Production`, `Connector`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_grade: Option<String>,
+    /// Whether the vendor supports the service.
+    #[serde(default = "yes")]
+    pub supported: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A version's `config.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionConfig {
+    /// Versions an existing instance may be upgraded from to this one.
+    #[serde(default)]
+    pub upgrade_from: Vec<UpgradeFrom>,
+    /// What changed in this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One upgrade rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeFrom {
+    /// Product version upgraded from.
+    pub product_version: String,
+    /// SDL versions of that product version; empty means any.
+    #[serde(default)]
+    pub sdl_versions: Vec<String>,
+}
+
+/// One service of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// `<catalog>.<vendor>.<service>`.
+    pub id: String,
+    /// Vendor folder name.
+    pub vendor: String,
+    /// Service folder name.
+    pub name: String,
+    /// The service's `config.json`.
+    pub config: ServiceConfig,
+    /// The service folder.
+    pub dir: PathBuf,
+    /// Versions, oldest first.
+    pub versions: Vec<ServiceVersion>,
+}
+
+/// One (product version, SDL version) of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceVersion {
+    /// Product version.
+    pub product_version: String,
+    /// SDL version.
+    pub sdl_version: String,
+    /// The version's `config.json` (empty when absent).
+    pub config: VersionConfig,
+    /// Path of the SDL file.
+    pub sdl_path: PathBuf,
+}
+
+impl ServiceVersion {
+    /// Whether an instance at `product_version`/`sdl_version` may upgrade to this version.
+    pub fn upgrades_from(&self, product_version: &str, sdl_version: &str) -> bool {
+        self.config.upgrade_from.iter().any(|rule| {
+            rule.product_version == product_version
+                && (rule.sdl_versions.is_empty() || rule.sdl_versions.iter().any(|s| s == sdl_version))
+        })
+    }
+}
+
+/// A catalog that could not be read or does not hold what was asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A file could not be read or parsed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The folder layout is wrong.
+    #[error("{}: {message}", path.display())]
+    Layout {
+        /// The offending path.
+        path: PathBuf,
+        /// What was expected.
+        message: String,
+    },
+    /// No such service.
+    #[error("unknown service \"{id}\"{}; `hsm list-services` shows the catalog", hint(.suggestion))]
+    UnknownService {
+        /// The id asked for.
+        id: String,
+        /// The closest id.
+        suggestion: Option<String>,
+    },
+    /// No such version of a service.
+    #[error("service \"{id}\" has no {what} \"{version}\"; available: {}", .available.join(", "))]
+    UnknownVersion {
+        /// The service id.
+        id: String,
+        /// `product version` or `SDL version`.
+        what: &'static str,
+        /// The version asked for.
+        version: String,
+        /// The versions there are.
+        available: Vec<String>,
+    },
+}
+
+fn hint(suggestion: &Option<String>) -> String {
+    suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default()
+}
+
+/// A service catalog on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    /// The catalog folder.
+    pub root: PathBuf,
+    /// The catalog's `config.json`.
+    pub config: CatalogConfig,
+    /// Services sorted by id.
+    pub services: Vec<Service>,
+}
+
+impl Catalog {
+    /// Reads the catalog index under `root` (SDLs are not parsed yet).
+    pub fn load(root: &Path) -> Result<Catalog, CatalogError> {
+        let config: CatalogConfig = read_document(&root.join("config.json"))?;
+        let services_dir = root.join("services");
+        let mut services = Vec::new();
+        for vendor_dir in subdirectories(&services_dir)? {
+            let vendor = file_name(&vendor_dir);
+            for service_dir in subdirectories(&vendor_dir)? {
+                let name = file_name(&service_dir);
+                let service_config: ServiceConfig = read_document(&service_dir.join("config.json"))?;
+                let mut versions = Vec::new();
+                for pv_dir in subdirectories(&service_dir)? {
+                    for sv_dir in subdirectories(&pv_dir)? {
+                        let config_path = sv_dir.join("config.json");
+                        let config = if config_path.exists() { read_document(&config_path)? } else { VersionConfig::default() };
+                        let sdl_path = ["sdl.json", "sdl.yaml", "sdl.yml"]
+                            .iter()
+                            .map(|f| sv_dir.join("sdl").join(f))
+                            .find(|p| p.is_file())
+                            .ok_or_else(|| CatalogError::Layout {
+                                path: sv_dir.join("sdl"),
+                                message: "expected sdl/sdl.json in every version folder".into(),
+                            })?;
+                        versions.push(ServiceVersion {
+                            product_version: file_name(&pv_dir),
+                            sdl_version: file_name(&sv_dir),
+                            config,
+                            sdl_path,
+                        });
+                    }
+                }
+                if versions.is_empty() {
+                    return Err(CatalogError::Layout {
+                        path: service_dir,
+                        message: "expected at least one <product_version>/<sdl_version>/sdl/sdl.json".into(),
+                    });
+                }
+                versions.sort_by(|a, b| {
+                    compare_versions(&a.product_version, &b.product_version)
+                        .then_with(|| compare_versions(&a.sdl_version, &b.sdl_version))
+                });
+                services.push(Service {
+                    id: format!("{}.{vendor}.{name}", config.name),
+                    vendor: vendor.clone(),
+                    name,
+                    config: service_config,
+                    dir: service_dir,
+                    versions,
+                });
+            }
+        }
+        services.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Catalog { root: root.to_path_buf(), config, services })
+    }
+
+    /// The service with id `id`.
+    pub fn service(&self, id: &str) -> Result<&Service, CatalogError> {
+        self.services.iter().find(|s| s.id == id).ok_or_else(|| CatalogError::UnknownService {
+            id: id.to_string(),
+            suggestion: closest(id, self.services.iter().map(|s| s.id.as_str()))
+                .or_else(|| self.services.iter().find(|s| s.name == id).map(|s| s.id.as_str()))
+                .map(str::to_string),
+        })
+    }
+
+    /// Parses and validates the SDL of `version` of `service`, checking it matches its folder.
+    pub fn load_sdl(&self, service: &Service, version: &ServiceVersion) -> Result<Sdl, LoadError> {
+        let sdl: Sdl = read_document(&version.sdl_path)?;
+        let mut problems = validate_sdl(&sdl);
+        for (field, actual, expected) in [
+            ("name", &sdl.name, &service.name),
+            ("vendor", &sdl.vendor, &service.vendor),
+            ("product_version", &sdl.product_version, &version.product_version),
+            ("sdl_version", &sdl.sdl_version, &version.sdl_version),
+        ] {
+            if actual != expected {
+                problems.push(Problem::new(field, format!("\"{actual}\" does not match its catalog folder \"{expected}\"")));
+            }
+        }
+        if problems.is_empty() {
+            Ok(sdl)
+        } else {
+            Err(LoadError::Invalid { source_name: version.sdl_path.display().to_string(), what: "SDL", problems })
+        }
+    }
+
+    /// Every problem in every SDL of the catalog, plus upgrade rules naming missing versions.
+    pub fn lint(&self) -> Vec<LoadError> {
+        let mut errors = Vec::new();
+        for service in &self.services {
+            for version in &service.versions {
+                if let Err(e) = self.load_sdl(service, version) {
+                    errors.push(e);
+                }
+                let problems: Vec<Problem> = version
+                    .config
+                    .upgrade_from
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rule)| !service.versions.iter().any(|v| v.product_version == rule.product_version))
+                    .map(|(i, rule)| {
+                        Problem::new(
+                            format!("upgrade_from[{i}].product_version"),
+                            format!("\"{}\" is not a version of {}", rule.product_version, service.id),
+                        )
+                    })
+                    .collect();
+                if !problems.is_empty() {
+                    errors.push(LoadError::Invalid {
+                        source_name: version.sdl_path.parent().and_then(Path::parent).unwrap_or(&version.sdl_path).join("config.json").display().to_string(),
+                        what: "version config",
+                        problems,
+                    });
+                }
+            }
+        }
+        errors
+    }
+}
+
+impl Service {
+    /// The version asked for: the newest product version when none is given, and the newest
+    /// SDL version of that product version when no SDL version is given.
+    pub fn version(&self, product_version: Option<&str>, sdl_version: Option<&str>) -> Result<&ServiceVersion, CatalogError> {
+        let product_version = match product_version {
+            Some(pv) => {
+                if !self.versions.iter().any(|v| v.product_version == pv) {
+                    return Err(CatalogError::UnknownVersion {
+                        id: self.id.clone(),
+                        what: "product version",
+                        version: pv.to_string(),
+                        available: self.product_versions(),
+                    });
+                }
+                pv
+            }
+            None => &self.versions.last().expect("a service has at least one version").product_version,
+        };
+        let candidates: Vec<&ServiceVersion> = self.versions.iter().filter(|v| v.product_version == product_version).collect();
+        match sdl_version {
+            None => Ok(candidates.last().expect("a product version has at least one SDL version")),
+            Some(sv) => candidates.iter().find(|v| v.sdl_version == sv).copied().ok_or_else(|| CatalogError::UnknownVersion {
+                id: self.id.clone(),
+                what: "SDL version",
+                version: sv.to_string(),
+                available: candidates.iter().map(|v| v.sdl_version.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Distinct product versions, oldest first.
+    pub fn product_versions(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in &self.versions {
+            if out.last() != Some(&v.product_version) {
+                out.push(v.product_version.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Orders version strings part by part, numerically where both parts are numbers
+/// (`9.4` < `10.1`, `1.0.0-rc.1` < `1.0.0-rc.2`).
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    let split = |s: &str| s.split(['.', '-', '+']).map(str::to_string).collect::<Vec<_>>();
+    let (pa, pb) = (split(a), split(b));
+    for (x, y) in pa.iter().zip(pb.iter()) {
+        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(nx), Ok(ny)) => nx.cmp(&ny),
+            _ => x.cmp(y),
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
+        let path = entry.path();
+        if path.is_dir() && !file_name(&path).starts_with('.') && file_name(&path) != "sdl" {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_order_numerically() {
+        assert_eq!(compare_versions("9.4", "10.1"), Ordering::Less);
+        assert_eq!(compare_versions("1.0.0", "1.0.0"), Ordering::Equal);
+        assert_eq!(compare_versions("1.0", "1.0.1"), Ordering::Less);
+        assert_eq!(compare_versions("2014", "2016"), Ordering::Less);
+    }
+}

@@ -1,0 +1,157 @@
+//! Kubernetes naming rules for everything in an SDL/IDL that becomes a name, a label value,
+//! a Secret key or an environment variable. Each check returns `None` when the value is fine,
+//! or what was expected.
+
+/// Longest Kubernetes DNS label (namespaces, Service names).
+pub const DNS_LABEL_MAX: usize = 63;
+
+/// An RFC 1123 DNS label: lowercase letters, digits and `-`, starting and ending with a
+/// letter or digit, at most 63 characters.
+pub fn dns_label(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if value.len() > DNS_LABEL_MAX {
+        return Some(format!("\"{value}\" is {} characters long; at most {DNS_LABEL_MAX} are allowed", value.len()));
+    }
+    let ok_chars = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok_ends = value.as_bytes()[0].is_ascii_alphanumeric() && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
+    if !ok_chars || !ok_ends {
+        return Some(format!(
+            "\"{value}\" is not a DNS label: use lowercase letters, digits and '-', starting and ending with a letter or digit"
+        ));
+    }
+    None
+}
+
+/// An RFC 1035 label (Service names): a DNS label that starts with a letter.
+pub fn dns1035_label(value: &str) -> Option<String> {
+    if let Some(problem) = dns_label(value) {
+        return Some(problem);
+    }
+    if !value.as_bytes()[0].is_ascii_lowercase() {
+        return Some(format!("\"{value}\" must start with a lowercase letter"));
+    }
+    None
+}
+
+/// A port name (IANA service name): at most 15 lowercase letters, digits and `-`, with at least
+/// one letter, no leading, trailing or double `-`.
+pub fn port_name(value: &str) -> Option<String> {
+    if value.len() > 15 {
+        return Some(format!("\"{value}\" is longer than 15 characters"));
+    }
+    let ok = !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value.bytes().any(|b| b.is_ascii_lowercase())
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && !value.contains("--");
+    if !ok {
+        return Some(format!(
+            "\"{value}\" is not a port name: use lowercase letters, digits and single '-' between them, with at least one letter"
+        ));
+    }
+    None
+}
+
+/// A label value: at most 63 characters of `[A-Za-z0-9._-]`, starting and ending with a
+/// letter or digit (empty is allowed by Kubernetes but not here).
+pub fn label_value(value: &str) -> Option<String> {
+    let ok_chars = value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok_ends = !value.is_empty()
+        && value.as_bytes()[0].is_ascii_alphanumeric()
+        && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
+    if value.len() > DNS_LABEL_MAX || !ok_chars || !ok_ends {
+        return Some(format!(
+            "\"{value}\" is not usable as a label value: at most 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+        ));
+    }
+    None
+}
+
+/// A secret parameter name: lowercase-with-dashes (it becomes a Secret key and a file name).
+pub fn secret_key(value: &str) -> Option<String> {
+    if dns_label(value).is_some() {
+        return Some(format!(
+            "secret parameter \"{value}\" must be lowercase-with-dashes (letters, digits and '-', at most 63 characters), as it becomes a file in /etc/secrets/"
+        ));
+    }
+    None
+}
+
+/// An environment variable name: a letter or `_`, then letters, digits or `_`.
+pub fn env_name(value: &str) -> Option<String> {
+    let mut bytes = value.bytes();
+    let ok = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !ok {
+        return Some(format!(
+            "\"{value}\" is not an environment variable name: use letters, digits and '_', not starting with a digit"
+        ));
+    }
+    None
+}
+
+/// A label key of the form `[prefix/]name`.
+pub fn label_key(value: &str) -> Option<String> {
+    let (prefix, name) = match value.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, value),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        p.len() <= 253 && !p.is_empty() && p.split('.').all(|part| dns_label(part).is_none())
+    });
+    if !prefix_ok || label_value(name).is_some() {
+        return Some(format!("\"{value}\" is not a label key: [prefix/]name, name at most 63 letters, digits, '.', '_' or '-'"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        assert_eq!(dns_label("mysql-1"), None);
+        assert!(dns_label("MySQL").is_some());
+        assert!(dns_label("-a").is_some());
+        assert!(dns_label("a-").is_some());
+        assert!(dns_label("").is_some());
+        assert!(dns_label(&"a".repeat(64)).unwrap().contains("64 characters"));
+        assert_eq!(dns_label(&"a".repeat(63)), None);
+        assert_eq!(dns_label("1abc"), None);
+        assert!(dns1035_label("1abc").is_some());
+    }
+
+    #[test]
+    fn port_names() {
+        assert_eq!(port_name("http"), None);
+        assert_eq!(port_name("consul-serf-u"), None);
+        assert!(port_name("a-very-long-port-name").unwrap().contains("longer than 15"));
+        assert!(port_name("8080").is_some());
+        assert!(port_name("a--b").is_some());
+        assert!(port_name("HTTP").is_some());
+    }
+
+    #[test]
+    fn label_values_and_keys() {
+        assert_eq!(label_value("1.0.0-rc.1"), None);
+        assert!(label_value("1.0.0+build").is_some());
+        assert!(label_value(&"1".repeat(64)).is_some());
+        assert_eq!(label_key("stratus.io/tier"), None);
+        assert_eq!(label_key("tier"), None);
+        assert!(label_key("Bad Key").is_some());
+    }
+
+    #[test]
+    fn env_and_secret_names() {
+        assert_eq!(env_name("DOMAIN"), None);
+        assert_eq!(env_name("_x1"), None);
+        assert!(env_name("1X").is_some());
+        assert!(env_name("my-var").is_some());
+        assert_eq!(secret_key("cluster-admin-password"), None);
+        assert!(secret_key("ADMIN_PASSWORD").is_some());
+    }
+}

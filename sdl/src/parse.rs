@@ -1,0 +1,171 @@
+//! Reading SDL/IDL documents from JSON or YAML, with errors that carry the file, line,
+//! column and JSON path, and a "did you mean" for misspelt field and variant names.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{LoadError, ParseError};
+
+/// Input syntax of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// JSON (the SDL's native form).
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+impl Syntax {
+    /// YAML for `.yaml`/`.yml` files, JSON otherwise.
+    pub fn for_path(path: &Path) -> Syntax {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml") | Some("yml") => Syntax::Yaml,
+            _ => Syntax::Json,
+        }
+    }
+}
+
+/// Parses `text` as a `T`. `source_name` names the input in errors.
+pub fn parse_document<T: DeserializeOwned>(text: &str, syntax: Syntax, source_name: &str) -> Result<T, ParseError> {
+    match syntax {
+        Syntax::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+            let value = result.map_err(|e| {
+                let path = render_path(e.path());
+                let inner = e.into_inner();
+                let (line, column) = (inner.line(), inner.column());
+                error(source_name, path, line, column, &inner.to_string())
+            })?;
+            de.end()
+                .map_err(|e| error(source_name, String::new(), e.line(), e.column(), &e.to_string()))?;
+            Ok(value)
+        }
+        Syntax::Yaml => {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = render_path(e.path());
+                let inner = e.into_inner();
+                let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+                error(source_name, path, line, column, &inner.to_string())
+            })
+        }
+    }
+}
+
+/// Reads and parses the file at `path`; the syntax follows the file extension.
+pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    Ok(parse_document(&text, Syntax::for_path(path), &path.display().to_string())?)
+}
+
+fn render_path(path: &serde_path_to_error::Path) -> String {
+    let rendered = path.to_string();
+    if rendered == "." {
+        String::new()
+    } else {
+        rendered
+    }
+}
+
+fn error(source_name: &str, path: String, line: usize, column: usize, raw: &str) -> ParseError {
+    ParseError { source_name: source_name.to_string(), path, line, column, message: explain(strip_position(raw)) }
+}
+
+/// serde_json and serde_yaml append " at line L column C"; the position is reported apart.
+fn strip_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    }
+}
+
+/// Rewrites serde's "unknown field/variant" messages to suggest the closest expected name.
+fn explain(message: &str) -> String {
+    for kind in ["unknown field", "unknown variant"] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            let names: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+            if let Some((given, expected)) = names.split_first() {
+                if let Some(best) = closest(given, expected.iter().copied()) {
+                    return format!("{kind} `{given}` (did you mean `{best}`?)");
+                }
+                if expected.is_empty() {
+                    return format!("{kind} `{given}`: no fields are allowed here");
+                }
+                let list: Vec<String> = expected.iter().map(|n| format!("`{n}`")).collect();
+                return format!("{kind} `{given}`, expected one of {}", list.join(", "));
+            }
+        }
+    }
+    message.to_string()
+}
+
+/// The candidate closest to `given`, when it is close enough to be a likely typo.
+pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let given_lower = given.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::normalized_damerau_levenshtein(&given_lower, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Sdl;
+
+    fn parse(text: &str) -> ParseError {
+        parse_document::<Sdl>(text, Syntax::Json, "sdl.json").unwrap_err()
+    }
+
+    #[test]
+    fn unknown_field_names_path_and_suggestion() {
+        let err = parse(
+            r#"{"name":"x","sdl_version":"1","product_version":"1","vendor":"v",
+"components":[{"name":"a","image":"i","volume_mounts":[{"volume_name":"d","mountpath":"/d"}]}]}"#,
+        );
+        assert_eq!(err.path, "components[0].volume_mounts[0].mountpath");
+        assert_eq!(err.message, "unknown field `mountpath` (did you mean `mountpoint`?)");
+        assert_eq!((err.line, err.column), (2, 85));
+    }
+
+    #[test]
+    fn wrong_type_names_expected_type() {
+        let err = parse(r#"{"name":"x","sdl_version":"1","product_version":"1","vendor":"v","components":[{"name":"a","min_RAM_mb":"lots"}]}"#);
+        assert_eq!(err.path, "components[0].min_RAM_mb");
+        assert!(err.message.starts_with("invalid type: string \"lots\", expected u32"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_variant_suggests_case_fix() {
+        let err = parse(
+            r#"{"name":"x","sdl_version":"1","product_version":"1","vendor":"v","components":[{"name":"a","service_ports":[{"name":"p","protocol":"tcp","source_port":1,"target_port":1}]}]}"#,
+        );
+        assert_eq!(err.message, "unknown variant `tcp` (did you mean `TCP`?)");
+    }
+
+    #[test]
+    fn yaml_is_accepted_with_positions() {
+        let sdl: Sdl = parse_document("name: x\nsdl_version: '1'\nproduct_version: '1'\nvendor: v\n", Syntax::Yaml, "s.yaml").unwrap();
+        assert_eq!(sdl.name, "x");
+        let err = parse_document::<Sdl>("name: x\nsdl_version: '1'\nproduct_version: '1'\nvendr: v\n", Syntax::Yaml, "s.yaml")
+            .unwrap_err();
+        assert_eq!(err.line, 4);
+        assert_eq!(err.message, "unknown field `vendr` (did you mean `vendor`?)");
+    }
+
+    #[test]
+    fn trailing_garbage_is_an_error() {
+        let err = parse(r#"{"name":"x","sdl_version":"1","product_version":"1","vendor":"v"} x"#);
+        assert_eq!(err.message, "trailing characters");
+    }
+
+    #[test]
+    fn closest_ignores_distant_names() {
+        assert_eq!(closest("zzz", ["name", "image"]), None);
+        assert_eq!(closest("imgae", ["name", "image"]), Some("image"));
+    }
+}
