@@ -1,1 +1,16 @@
+//! The Stratus service manager.
+//!
+//! [`request`] turns a catalog service, an IDL and command-line values into a resolved
+//! instance; [`plan`] turns that into typed Kubernetes objects in apply order (pure);
+//! [`output`] prints plans and catalog listings. The `hsm` binary is a thin shell on top.
 
+pub mod error;
+pub mod labels;
+pub mod output;
+pub mod plan;
+pub mod profile;
+pub mod request;
+
+pub use error::HsmError;
+pub use plan::{plan, Plan, PlanInput};
+pub use profile::ClusterProfile;

@@ -1,0 +1,319 @@
+//! Printing: plans as YAML or a kubectl `List`, catalog listings as tables, JSON or YAML.
+//! Secret values never leave through here: plans are redacted before rendering.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use sdl::catalog::{Catalog, Service};
+use sdl::Sdl;
+use serde::Serialize;
+
+use crate::plan::{KubeObject, Plan};
+
+/// What secret values are replaced with.
+pub const REDACTED: &str = "<redacted>";
+
+/// Output formats of listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A plain table.
+    Table,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// A copy of `plan` whose Secrets show `<redacted>` instead of their values.
+pub fn redact(plan: &Plan) -> Plan {
+    let mut copy = plan.clone();
+    for step in &mut copy.steps {
+        for object in &mut step.objects {
+            if let KubeObject::Secret(secret) = object {
+                *secret = redact_secret(secret);
+            }
+        }
+    }
+    copy
+}
+
+fn redact_secret(secret: &Secret) -> Secret {
+    let keys = secret.data.iter().flat_map(|d| d.keys()).chain(secret.string_data.iter().flat_map(|d| d.keys()));
+    let string_data: BTreeMap<String, String> = keys.map(|k| (k.clone(), REDACTED.to_string())).collect();
+    Secret { data: None, string_data: Some(string_data), ..secret.clone() }
+}
+
+/// The plan as multi-document YAML, each step introduced by a comment. Redacts secrets.
+pub fn plan_yaml(plan: &Plan) -> String {
+    let plan = redact(plan);
+    let mut out = format!("# instance {} of {} ({} objects)\n", plan.instance_id, plan.service_id, plan.objects().count());
+    let total = plan.steps.len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        out.push_str(&format!("# step {}/{total}: {}\n", i + 1, step.phase.title()));
+        for object in &step.objects {
+            out.push_str("---\n");
+            out.push_str(&serde_yaml::to_string(object).expect("Kubernetes objects serialise"));
+        }
+    }
+    out
+}
+
+/// The plan as a kubectl-style `v1/List` in JSON. Redacts secrets.
+pub fn plan_json(plan: &Plan) -> String {
+    let plan = redact(plan);
+    let items: Vec<&KubeObject> = plan.objects().collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    serde_json::to_string_pretty(&list).expect("Kubernetes objects serialise") + "\n"
+}
+
+/// A plain text table: columns padded to their widest cell plus three spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        let kept = out.trim_end_matches(' ').len();
+        out.truncate(kept);
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Renders `value` as JSON or YAML.
+pub fn structured<T: Serialize>(value: &T, format: Format) -> String {
+    match format {
+        Format::Yaml => serde_yaml::to_string(value).expect("listings serialise"),
+        _ => serde_json::to_string_pretty(value).expect("listings serialise") + "\n",
+    }
+}
+
+/// One row of `hsm list-services`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSummary {
+    /// Service id.
+    pub id: String,
+    /// Service name.
+    pub name: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Product versions, oldest first.
+    pub product_versions: Vec<String>,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Description.
+    pub description: String,
+}
+
+impl ServiceSummary {
+    /// The summary of `service`.
+    pub fn of(service: &Service) -> Self {
+        ServiceSummary {
+            id: service.id.clone(),
+            name: service.name.clone(),
+            vendor: service.vendor.clone(),
+            product_versions: service.product_versions(),
+            categories: service.config.categories.clone(),
+            labels: service.config.labels.clone(),
+            description: service.config.description.clone(),
+        }
+    }
+}
+
+/// `hsm list-services` output.
+pub fn list_services(catalog: &Catalog, format: Format) -> String {
+    let summaries: Vec<ServiceSummary> = catalog.services.iter().map(ServiceSummary::of).collect();
+    match format {
+        Format::Table => {
+            let rows: Vec<Vec<String>> = summaries
+                .iter()
+                .map(|s| vec![s.id.clone(), s.name.clone(), s.product_versions.join(", "), s.categories.join(", "), s.labels.join(", ")])
+                .collect();
+            table(&["ID", "NAME", "PRODUCT VERSIONS", "CATEGORIES", "LABELS"], &rows)
+        }
+        _ => structured(&summaries, format),
+    }
+}
+
+/// One row of `hsm list-categories`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategorySummary {
+    /// Category name.
+    pub category: String,
+    /// Ids of the services in it.
+    pub services: Vec<String>,
+}
+
+/// `hsm list-categories` output.
+pub fn list_categories(catalog: &Catalog, format: Format) -> String {
+    let mut by_category: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for service in &catalog.services {
+        for category in &service.config.categories {
+            by_category.entry(category).or_default().push(service.id.clone());
+        }
+    }
+    let categories: Vec<CategorySummary> = by_category
+        .into_iter()
+        .map(|(category, services)| CategorySummary { category: category.to_string(), services })
+        .collect();
+    match format {
+        Format::Table => {
+            let rows: Vec<Vec<String>> = categories
+                .iter()
+                .map(|c| vec![c.category.clone(), c.services.len().to_string(), c.services.join(", ")])
+                .collect();
+            table(&["CATEGORY", "SERVICES", "IDS"], &rows)
+        }
+        _ => structured(&categories, format),
+    }
+}
+
+/// One version in `hsm get-service`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionDetail {
+    /// Product version.
+    pub product_version: String,
+    /// SDL version.
+    pub sdl_version: String,
+    /// `<pv>` or `<pv>/<sv>` entries this version upgrades from.
+    pub upgrade_from: Vec<String>,
+}
+
+/// One parameter in `hsm get-service`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParameterDetail {
+    /// Name.
+    pub name: String,
+    /// Must have a value after defaults and generators.
+    pub required: bool,
+    /// Secret.
+    pub secret: bool,
+    /// Cannot change after creation.
+    pub immutable: bool,
+    /// Generated when not given.
+    pub generated: bool,
+    /// Default (secret defaults are redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `hsm get-service` details.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceDetail {
+    /// Summary fields.
+    #[serde(flatten)]
+    pub summary: ServiceSummary,
+    /// Every version.
+    pub versions: Vec<VersionDetail>,
+    /// Product and SDL version the parameters below belong to.
+    pub parameters_of: String,
+    /// Parameters of that version.
+    pub parameters: Vec<ParameterDetail>,
+    /// Components of that version.
+    pub components: Vec<String>,
+}
+
+impl ServiceDetail {
+    /// Details of `service`, with the parameters of the version whose SDL is `sdl`.
+    pub fn of(service: &Service, sdl: &Sdl) -> Self {
+        let versions = service
+            .versions
+            .iter()
+            .map(|v| VersionDetail {
+                product_version: v.product_version.clone(),
+                sdl_version: v.sdl_version.clone(),
+                upgrade_from: v
+                    .config
+                    .upgrade_from
+                    .iter()
+                    .map(|r| {
+                        if r.sdl_versions.is_empty() {
+                            r.product_version.clone()
+                        } else {
+                            format!("{}/{}", r.product_version, r.sdl_versions.join("|"))
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let parameters = sdl
+            .parameters
+            .iter()
+            .map(|p| ParameterDetail {
+                name: p.name.clone(),
+                required: p.required,
+                secret: p.secret,
+                immutable: p.immutable,
+                generated: p.generator.is_some(),
+                default: p.default.as_ref().map(|d| if p.secret { REDACTED.to_string() } else { d.clone() }),
+                description: p.description.clone(),
+            })
+            .collect();
+        ServiceDetail {
+            summary: ServiceSummary::of(service),
+            versions,
+            parameters_of: format!("{}/{}", sdl.product_version, sdl.sdl_version),
+            parameters,
+            components: sdl.components.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+
+    /// Human-readable form.
+    pub fn render(&self, format: Format) -> String {
+        if format != Format::Table {
+            return structured(self, format);
+        }
+        let s = &self.summary;
+        let mut out = format!(
+            "ID:           {}\nNAME:         {}\nVENDOR:       {}\nDESCRIPTION:  {}\nCATEGORIES:   {}\nLABELS:       {}\nCOMPONENTS:   {}\n\nVERSIONS\n",
+            s.id,
+            s.name,
+            s.vendor,
+            s.description,
+            s.categories.join(", "),
+            s.labels.join(", "),
+            self.components.join(", "),
+        );
+        let rows: Vec<Vec<String>> = self
+            .versions
+            .iter()
+            .map(|v| vec![v.product_version.clone(), v.sdl_version.clone(), v.upgrade_from.join(", ")])
+            .collect();
+        out.push_str(&table(&["PRODUCT VERSION", "SDL VERSION", "UPGRADES FROM"], &rows));
+        out.push_str(&format!("\nPARAMETERS ({})\n", self.parameters_of));
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let rows: Vec<Vec<String>> = self
+            .parameters
+            .iter()
+            .map(|p| {
+                let default = match (&p.default, p.generated) {
+                    (Some(d), _) => d.clone(),
+                    (None, true) => "(generated)".into(),
+                    (None, false) => String::new(),
+                };
+                vec![p.name.clone(), yes(p.required), yes(p.secret), yes(p.immutable), default, p.description.clone().unwrap_or_default()]
+            })
+            .collect();
+        out.push_str(&table(&["NAME", "REQUIRED", "SECRET", "IMMUTABLE", "DEFAULT", "DESCRIPTION"], &rows));
+        out
+    }
+}

@@ -1,0 +1,133 @@
+//! From "create an instance of service X" (service id, versions, IDL, `--set` values) to a
+//! validated SDL/IDL pair with resolved parameters, ready for the planner.
+
+use rand::{CryptoRng, Rng};
+use sdl::catalog::{Catalog, Service, ServiceVersion};
+use sdl::error::Problem;
+use sdl::idl::IdlParameter;
+use sdl::parse::closest;
+use sdl::resolve::{resolve, ResolveContext, Resolved, Stored};
+use sdl::validate::validate_idl;
+use sdl::{Idl, LoadError, Sdl};
+
+use crate::error::HsmError;
+use crate::plan::{self, Plan, PlanInput};
+use crate::profile::ClusterProfile;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceRequest {
+    /// Service id.
+    pub service_id: String,
+    /// Product version (newest when absent, or the IDL's).
+    pub product_version: Option<String>,
+    /// SDL version (newest of the product version when absent, or the IDL's).
+    pub sdl_version: Option<String>,
+    /// The instance definition (empty when none was given).
+    pub idl: Idl,
+    /// Name of the IDL file, for error messages.
+    pub idl_source: String,
+    /// `--set NAME=VALUE` values; they override the IDL.
+    pub sets: Vec<(String, String)>,
+    /// `--instance-id`; overrides the IDL.
+    pub instance_id: Option<String>,
+}
+
+/// A request checked against the catalog, with every parameter resolved.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The service.
+    pub service: Service,
+    /// The chosen version.
+    pub version: ServiceVersion,
+    /// Its SDL.
+    pub sdl: Sdl,
+    /// The IDL with `instance_id` and `--set` values filled in.
+    pub idl: Idl,
+    /// Parameter values.
+    pub resolved: Resolved,
+}
+
+impl Prepared {
+    /// Plans this instance for `profile`.
+    pub fn plan(&self, profile: &ClusterProfile) -> Result<Plan, HsmError> {
+        Ok(plan::plan(PlanInput {
+            service_id: &self.service.id,
+            sdl: &self.sdl,
+            idl: &self.idl,
+            resolved: &self.resolved,
+            profile,
+        })?)
+    }
+}
+
+/// Parses `NAME=VALUE`.
+pub fn parse_set(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got \"{text}\"")),
+    }
+}
+
+/// Checks the request against the catalog and resolves its parameters. `stored` holds what
+/// the instance had before (empty for a new instance).
+pub fn prepare(
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    stored: &Stored,
+    profile: &ClusterProfile,
+    rng: &mut (impl Rng + CryptoRng),
+) -> Result<Prepared, HsmError> {
+    let service = catalog.service(&request.service_id)?;
+    let product_version = request.product_version.as_deref().or(request.idl.product_version.as_deref());
+    let sdl_version = request.sdl_version.as_deref().or(request.idl.sdl_version.as_deref());
+    let version = service.version(product_version, sdl_version)?;
+    let sdl = catalog.load_sdl(service, version)?;
+
+    let mut idl = request.idl.clone();
+    let mut problems = validate_idl(&sdl, &service.id, &idl);
+    if let Some(id) = &request.instance_id {
+        idl.instance_id = Some(id.clone());
+        problems.extend(validate_idl(&sdl, &service.id, &Idl { instance_id: Some(id.clone()), ..Idl::default() }));
+    }
+    for (name, value) in &request.sets {
+        let path = format!("--set {name}");
+        match sdl.parameter(name) {
+            None => {
+                let message = match closest(name, sdl.parameters.iter().map(|p| p.name.as_str())) {
+                    Some(best) => format!("unknown parameter \"{name}\" (did you mean \"{best}\"?)"),
+                    None => format!("unknown parameter \"{name}\""),
+                };
+                problems.push(Problem::new(path, message));
+            }
+            Some(def) => {
+                if let Some(problem) = sdl::validate::check_data_type(def.data_type, value) {
+                    problems.push(Problem::new(path, problem));
+                }
+            }
+        }
+        match idl.parameters.iter_mut().find(|p| &p.name == name) {
+            Some(existing) => existing.value = value.clone(),
+            None => idl.parameters.push(IdlParameter { name: name.clone(), value: value.clone() }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(LoadError::Invalid { source_name: request.idl_source.clone(), what: "instance definition", problems }.into());
+    }
+    if idl.instance_id.is_none() {
+        idl.instance_id = Some(generated_instance_id(&sdl.name, rng));
+    }
+
+    let instance_id = idl.instance_id.clone().expect("set above");
+    let context = ResolveContext { instance_id: &instance_id, cluster_domain: &profile.cluster_domain };
+    let resolved = resolve(&sdl, &idl, stored, &context, rng)?;
+    Ok(Prepared { service: service.clone(), version: version.clone(), sdl, idl, resolved })
+}
+
+/// `<service>-<6 random lowercase letters and digits>`, e.g. `mysql-k3x9q2`.
+pub fn generated_instance_id(service_name: &str, rng: &mut (impl Rng + CryptoRng)) -> String {
+    let suffix = sdl::generate::password(rng, 6, "abcdefghijklmnopqrstuvwxyz0123456789");
+    let max_prefix = sdl::names::DNS_LABEL_MAX - 7;
+    let prefix = &service_name[..service_name.len().min(max_prefix)];
+    format!("{}-{suffix}", prefix.trim_end_matches('-'))
+}
