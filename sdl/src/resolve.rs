@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::generate::{self, GenerateError, GeneratedObject};
 use crate::idl::Idl;
-use crate::model::{GeneratorType, Sdl};
+use crate::model::{Generator, GeneratorType, Sdl};
 use crate::template;
 
 /// Facts about the instance that parameters may refer to.
@@ -83,7 +83,11 @@ impl Resolved {
     /// What to store for the next resolution.
     pub fn to_stored(&self) -> Stored {
         Stored {
-            parameters: self.values.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+            parameters: self
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect(),
             generated: self.generated.clone(),
         }
     }
@@ -128,6 +132,14 @@ pub fn resolve(
     rng: &mut (impl Rng + CryptoRng),
 ) -> Result<Resolved, ResolveError> {
     let mut resolved = Resolved::default();
+    // Stored objects of generators the SDL still declares are kept, used or not.
+    for p in &sdl.parameters {
+        if let Some(g) = &p.generator {
+            if let Some(object) = stored.generated.get(&g.id) {
+                resolved.generated.insert(g.id.clone(), object.clone());
+            }
+        }
+    }
     let mut missing = Vec::new();
     let mut immutable = Vec::new();
     let mut pending_generators = Vec::new();
@@ -146,7 +158,14 @@ pub fn resolve(
             .or_else(|| p.default.clone().map(|v| (v, Source::Default)));
         match found {
             Some((value, source)) => {
-                resolved.values.insert(p.name.clone(), ResolvedValue { value, source, secret: p.secret });
+                resolved.values.insert(
+                    p.name.clone(),
+                    ResolvedValue {
+                        value,
+                        source,
+                        secret: p.secret,
+                    },
+                );
             }
             None if p.generator.is_some() => pending_generators.push(p),
             None if p.required => missing.push(p.name.clone()),
@@ -165,75 +184,95 @@ pub fn resolve(
         Some(GeneratorType::CACertificate) => 0,
         _ => 1,
     });
-    let platform = [
-        ("HCP_INSTANCE_ID", context.instance_id.to_string()),
-        ("HCP_SERVICE_DOMAIN_SUFFIX", context.service_domain_suffix()),
-    ];
     for p in pending_generators {
-        let generator = p.generator.as_ref().expect("only generated parameters are pending");
+        let generator = p
+            .generator
+            .as_ref()
+            .expect("only generated parameters are pending");
         if !resolved.generated.contains_key(&generator.id) {
-            let object = match stored.generated.get(&generator.id) {
-                Some(object) => object.clone(),
-                None => {
-                    let g = &generator.generate;
-                    let valid_days = g.valid_days.unwrap_or(generate::DEFAULT_VALID_DAYS);
-                    let fail = |source| ResolveError::Generate { parameter: p.name.clone(), source };
-                    match g.kind {
-                        GeneratorType::Password => GeneratedObject::Password {
-                            value: generate::password(
-                                rng,
-                                g.length.unwrap_or(generate::DEFAULT_PASSWORD_LENGTH),
-                                g.characters.as_deref().unwrap_or(generate::DEFAULT_PASSWORD_CHARACTERS),
-                            ),
-                        },
-                        GeneratorType::SSH => {
-                            generate::ssh_key(rng, &format!("{}@{}", generator.id, context.instance_id))
-                        }
-                        GeneratorType::CACertificate => generate::certificate_authority(
-                            &format!("{} CA for {}", generator.id, context.instance_id),
-                            valid_days,
-                        )
-                        .map_err(fail)?,
-                        GeneratorType::Certificate => {
-                            let ca_id = g.ca.clone().unwrap_or_else(|| only_ca_id(sdl));
-                            let ca = resolved
-                                .generated
-                                .get(&ca_id)
-                                .or_else(|| stored.generated.get(&ca_id))
-                                .ok_or_else(|| fail(GenerateError::NotACa(ca_id.clone())))?;
-                            let mut sans = Vec::new();
-                            for san in &g.subject_alt_names {
-                                let lookup = |name: &str| {
-                                    platform
-                                        .iter()
-                                        .find(|(k, _)| *k == name)
-                                        .map(|(_, v)| v.as_str())
-                                        .or_else(|| resolved.get(name))
-                                };
-                                let value = template::substitute(san, lookup).map_err(|missing| ResolveError::SanValue {
-                                    parameter: p.name.clone(),
-                                    san: san.clone(),
-                                    missing,
-                                })?;
-                                sans.push(value);
-                            }
-                            generate::certificate(&ca_id, ca, &generator.id, &sans, valid_days).map_err(fail)?
-                        }
-                    }
-                }
-            };
+            let object = generate_object(sdl, &p.name, generator, &resolved, context, rng)?;
             resolved.generated.insert(generator.id.clone(), object);
         }
         let object = &resolved.generated[&generator.id];
-        let value = object.value(generator.generate.value_type).ok_or_else(|| ResolveError::Generate {
-            parameter: p.name.clone(),
-            source: GenerateError::WrongKind(generator.id.clone()),
-        })?;
-        resolved
-            .values
-            .insert(p.name.clone(), ResolvedValue { value: value.to_string(), source: Source::Generated, secret: p.secret });
+        let value =
+            object
+                .value(generator.generate.value_type)
+                .ok_or_else(|| ResolveError::Generate {
+                    parameter: p.name.clone(),
+                    source: GenerateError::WrongKind(generator.id.clone()),
+                })?;
+        resolved.values.insert(
+            p.name.clone(),
+            ResolvedValue {
+                value: value.to_string(),
+                source: Source::Generated,
+                secret: p.secret,
+            },
+        );
     }
     Ok(resolved)
+}
+
+/// Generates the object of `generator` for parameter `parameter`; certificates are signed by a
+/// CA already in `resolved.generated` and their SANs use values already resolved.
+fn generate_object(
+    sdl: &Sdl,
+    parameter: &str,
+    generator: &Generator,
+    resolved: &Resolved,
+    context: &ResolveContext<'_>,
+    rng: &mut (impl Rng + CryptoRng),
+) -> Result<GeneratedObject, ResolveError> {
+    let g = &generator.generate;
+    let valid_days = g.valid_days.unwrap_or(generate::DEFAULT_VALID_DAYS);
+    let fail = |source| ResolveError::Generate {
+        parameter: parameter.to_string(),
+        source,
+    };
+    Ok(match g.kind {
+        GeneratorType::Password => GeneratedObject::Password {
+            value: generate::password(
+                rng,
+                g.length.unwrap_or(generate::DEFAULT_PASSWORD_LENGTH),
+                g.characters
+                    .as_deref()
+                    .unwrap_or(generate::DEFAULT_PASSWORD_CHARACTERS),
+            ),
+        },
+        GeneratorType::SSH => {
+            generate::ssh_key(rng, &format!("{}@{}", generator.id, context.instance_id))
+        }
+        GeneratorType::CACertificate => generate::certificate_authority(
+            &format!("{} CA for {}", generator.id, context.instance_id),
+            valid_days,
+        )
+        .map_err(fail)?,
+        GeneratorType::Certificate => {
+            let ca_id = g.ca.clone().unwrap_or_else(|| only_ca_id(sdl));
+            let ca = resolved
+                .generated
+                .get(&ca_id)
+                .ok_or_else(|| fail(GenerateError::NotACa(ca_id.clone())))?;
+            let suffix = context.service_domain_suffix();
+            let lookup = |name: &str| match name {
+                "HCP_INSTANCE_ID" => Some(context.instance_id),
+                "HCP_SERVICE_DOMAIN_SUFFIX" => Some(suffix.as_str()),
+                _ => resolved.get(name),
+            };
+            let mut sans = Vec::new();
+            for san in &g.subject_alt_names {
+                let value = template::substitute(san, lookup).map_err(|missing| {
+                    ResolveError::SanValue {
+                        parameter: parameter.to_string(),
+                        san: san.clone(),
+                        missing,
+                    }
+                })?;
+                sans.push(value);
+            }
+            generate::certificate(&ca_id, ca, &generator.id, &sans, valid_days).map_err(fail)?
+        }
+    })
 }
 
 /// The id of the SDL's only CA generator (validation guarantees there is exactly one when a

@@ -38,18 +38,36 @@ pub fn redact(plan: &Plan) -> Plan {
 }
 
 fn redact_secret(secret: &Secret) -> Secret {
-    let keys = secret.data.iter().flat_map(|d| d.keys()).chain(secret.string_data.iter().flat_map(|d| d.keys()));
-    let string_data: BTreeMap<String, String> = keys.map(|k| (k.clone(), REDACTED.to_string())).collect();
-    Secret { data: None, string_data: Some(string_data), ..secret.clone() }
+    let keys = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys()));
+    let string_data: BTreeMap<String, String> =
+        keys.map(|k| (k.clone(), REDACTED.to_string())).collect();
+    Secret {
+        data: None,
+        string_data: Some(string_data),
+        ..secret.clone()
+    }
 }
 
 /// The plan as multi-document YAML, each step introduced by a comment. Redacts secrets.
 pub fn plan_yaml(plan: &Plan) -> String {
     let plan = redact(plan);
-    let mut out = format!("# instance {} of {} ({} objects)\n", plan.instance_id, plan.service_id, plan.objects().count());
+    let mut out = format!(
+        "# instance {} of {} ({} objects)\n",
+        plan.instance_id,
+        plan.service_id,
+        plan.objects().count()
+    );
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
-        out.push_str(&format!("# step {}/{total}: {}\n", i + 1, step.phase.title()));
+        out.push_str(&format!(
+            "# step {}/{total}: {}\n",
+            i + 1,
+            step.phase.title()
+        ));
         for object in &step.objects {
             out.push_str("---\n");
             out.push_str(&serde_yaml::to_string(object).expect("Kubernetes objects serialise"));
@@ -143,9 +161,20 @@ pub fn list_services(catalog: &Catalog, format: Format) -> String {
         Format::Table => {
             let rows: Vec<Vec<String>> = summaries
                 .iter()
-                .map(|s| vec![s.id.clone(), s.name.clone(), s.product_versions.join(", "), s.categories.join(", "), s.labels.join(", ")])
+                .map(|s| {
+                    vec![
+                        s.id.clone(),
+                        s.name.clone(),
+                        s.product_versions.join(", "),
+                        s.categories.join(", "),
+                        s.labels.join(", "),
+                    ]
+                })
                 .collect();
-            table(&["ID", "NAME", "PRODUCT VERSIONS", "CATEGORIES", "LABELS"], &rows)
+            table(
+                &["ID", "NAME", "PRODUCT VERSIONS", "CATEGORIES", "LABELS"],
+                &rows,
+            )
         }
         _ => structured(&summaries, format),
     }
@@ -165,18 +194,30 @@ pub fn list_categories(catalog: &Catalog, format: Format) -> String {
     let mut by_category: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for service in &catalog.services {
         for category in &service.config.categories {
-            by_category.entry(category).or_default().push(service.id.clone());
+            by_category
+                .entry(category)
+                .or_default()
+                .push(service.id.clone());
         }
     }
     let categories: Vec<CategorySummary> = by_category
         .into_iter()
-        .map(|(category, services)| CategorySummary { category: category.to_string(), services })
+        .map(|(category, services)| CategorySummary {
+            category: category.to_string(),
+            services,
+        })
         .collect();
     match format {
         Format::Table => {
             let rows: Vec<Vec<String>> = categories
                 .iter()
-                .map(|c| vec![c.category.clone(), c.services.len().to_string(), c.services.join(", ")])
+                .map(|c| {
+                    vec![
+                        c.category.clone(),
+                        c.services.len().to_string(),
+                        c.services.join(", "),
+                    ]
+                })
                 .collect();
             table(&["CATEGORY", "SERVICES", "IDS"], &rows)
         }
@@ -264,7 +305,13 @@ impl ServiceDetail {
                 secret: p.secret,
                 immutable: p.immutable,
                 generated: p.generator.is_some(),
-                default: p.default.as_ref().map(|d| if p.secret { REDACTED.to_string() } else { d.clone() }),
+                default: p.default.as_ref().map(|d| {
+                    if p.secret {
+                        REDACTED.to_string()
+                    } else {
+                        d.clone()
+                    }
+                }),
                 description: p.description.clone(),
             })
             .collect();
@@ -296,9 +343,18 @@ impl ServiceDetail {
         let rows: Vec<Vec<String>> = self
             .versions
             .iter()
-            .map(|v| vec![v.product_version.clone(), v.sdl_version.clone(), v.upgrade_from.join(", ")])
+            .map(|v| {
+                vec![
+                    v.product_version.clone(),
+                    v.sdl_version.clone(),
+                    v.upgrade_from.join(", "),
+                ]
+            })
             .collect();
-        out.push_str(&table(&["PRODUCT VERSION", "SDL VERSION", "UPGRADES FROM"], &rows));
+        out.push_str(&table(
+            &["PRODUCT VERSION", "SDL VERSION", "UPGRADES FROM"],
+            &rows,
+        ));
         out.push_str(&format!("\nPARAMETERS ({})\n", self.parameters_of));
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
         let rows: Vec<Vec<String>> = self
@@ -310,10 +366,27 @@ impl ServiceDetail {
                     (None, true) => "(generated)".into(),
                     (None, false) => String::new(),
                 };
-                vec![p.name.clone(), yes(p.required), yes(p.secret), yes(p.immutable), default, p.description.clone().unwrap_or_default()]
+                vec![
+                    p.name.clone(),
+                    yes(p.required),
+                    yes(p.secret),
+                    yes(p.immutable),
+                    default,
+                    p.description.clone().unwrap_or_default(),
+                ]
             })
             .collect();
-        out.push_str(&table(&["NAME", "REQUIRED", "SECRET", "IMMUTABLE", "DEFAULT", "DESCRIPTION"], &rows));
+        out.push_str(&table(
+            &[
+                "NAME",
+                "REQUIRED",
+                "SECRET",
+                "IMMUTABLE",
+                "DEFAULT",
+                "DESCRIPTION",
+            ],
+            &rows,
+        ));
         out
     }
 }

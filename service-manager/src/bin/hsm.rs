@@ -21,7 +21,11 @@ use service_manager::{ClusterProfile, HsmError};
 const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
 
 #[derive(Parser)]
-#[command(name = "hsm", version, about = "Stratus service manager: a catalog of services turned into running instances")]
+#[command(
+    name = "hsm",
+    version,
+    about = "Stratus service manager: a catalog of services turned into running instances"
+)]
 struct Cli {
     /// Catalog folder.
     #[arg(long, global = true, env = "HSM_CATALOG", value_name = "DIR")]
@@ -173,9 +177,18 @@ fn catalog_dir(cli: &Cli) -> PathBuf {
 fn run(cli: Cli) -> Result<String, HsmError> {
     let dir = catalog_dir(&cli);
     match cli.command {
-        Command::ListServices { output } => Ok(output::list_services(&Catalog::load(&dir)?, output)),
-        Command::ListCategories { output } => Ok(output::list_categories(&Catalog::load(&dir)?, output)),
-        Command::GetService { service_id, product_version, sdl_version, output } => {
+        Command::ListServices { output } => {
+            Ok(output::list_services(&Catalog::load(&dir)?, output))
+        }
+        Command::ListCategories { output } => {
+            Ok(output::list_categories(&Catalog::load(&dir)?, output))
+        }
+        Command::GetService {
+            service_id,
+            product_version,
+            sdl_version,
+            output,
+        } => {
             let catalog = Catalog::load(&dir)?;
             let service = catalog.service(&service_id)?;
             let version = service.version(product_version.as_deref(), sdl_version.as_deref())?;
@@ -203,7 +216,13 @@ fn create_instance(dir: &Path, args: CreateArgs) -> Result<String, HsmError> {
         sets: args.sets,
         instance_id: args.instance_id,
     };
-    let prepared = prepare(&catalog, &request, &Stored::default(), &profile, &mut rand::rng())?;
+    let prepared = prepare(
+        &catalog,
+        &request,
+        &Stored::default(),
+        &profile,
+        &mut rand::rng(),
+    )?;
     let plan = prepared.plan(&profile)?;
     if !args.dry_run {
         return Err(HsmError::Usage(
@@ -228,13 +247,19 @@ fn create_instance(dir: &Path, args: CreateArgs) -> Result<String, HsmError> {
 fn lint(path: &Path, idl: Option<&Path>) -> Result<String, HsmError> {
     if path.is_dir() {
         if idl.is_some() {
-            return Err(HsmError::Usage("--idl needs an SDL file, not a catalog folder".into()));
+            return Err(HsmError::Usage(
+                "--idl needs an SDL file, not a catalog folder".into(),
+            ));
         }
         let catalog = Catalog::load(path)?;
         let errors = catalog.lint();
         if errors.is_empty() {
             let versions: usize = catalog.services.iter().map(|s| s.versions.len()).sum();
-            return Ok(format!("{}: {} services, {versions} versions, no problems\n", path.display(), catalog.services.len()));
+            return Ok(format!(
+                "{}: {} services, {versions} versions, no problems\n",
+                path.display(),
+                catalog.services.len()
+            ));
         }
         let report: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         return Err(HsmError::Usage(report.join("\nerror: ")));
@@ -242,18 +267,30 @@ fn lint(path: &Path, idl: Option<&Path>) -> Result<String, HsmError> {
     let sdl: Sdl = read_document(path)?;
     let problems = validate_sdl(&sdl);
     if !problems.is_empty() {
-        return Err(LoadError::Invalid { source_name: path.display().to_string(), what: "SDL", problems }.into());
+        return Err(LoadError::Invalid {
+            source_name: path.display().to_string(),
+            what: "SDL",
+            problems,
+        }
+        .into());
     }
     if let Some(idl_path) = idl {
         let idl: Idl = read_document(idl_path)?;
         let service_id = idl.service_id.clone().unwrap_or_default();
         let problems = validate_idl(&sdl, &service_id, &idl);
         if !problems.is_empty() {
-            return Err(
-                LoadError::Invalid { source_name: idl_path.display().to_string(), what: "instance definition", problems }.into()
-            );
+            return Err(LoadError::Invalid {
+                source_name: idl_path.display().to_string(),
+                what: "instance definition",
+                problems,
+            }
+            .into());
         }
-        return Ok(format!("{}: valid SDL; {}: valid instance definition\n", path.display(), idl_path.display()));
+        return Ok(format!(
+            "{}: valid SDL; {}: valid instance definition\n",
+            path.display(),
+            idl_path.display()
+        ));
     }
     Ok(format!("{}: valid SDL\n", path.display()))
 }

@@ -6,7 +6,10 @@
 //! connector's external endpoint.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort as KubeServicePort, ServiceSpec};
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sdl::model::{Component, ServicePort};
@@ -39,7 +42,11 @@ fn kube_ports<'a>(ports: impl Iterator<Item = &'a ServicePort>) -> Vec<KubeServi
 }
 
 /// The Services of one component.
-pub fn services(ctx: &Context<'_>, c: &Component, stateful: bool) -> Result<Vec<Service>, PlanError> {
+pub fn services(
+    ctx: &Context<'_>,
+    c: &Component,
+    stateful: bool,
+) -> Result<Vec<Service>, PlanError> {
     let labels = ctx.component_labels(&c.name);
     let service = |name: String, spec: ServiceSpec| Service {
         metadata: ctx.meta(&name, labels.clone()),
@@ -48,11 +55,24 @@ pub fn services(ctx: &Context<'_>, c: &Component, stateful: bool) -> Result<Vec<
     };
     if let Some(external) = &c.external_name {
         let resolved = ctx.input.resolved;
-        let platform = [("HCP_INSTANCE_ID", ctx.namespace), ("HCP_SERVICE_DOMAIN_SUFFIX", ctx.service_domain_suffix.as_str())];
+        let platform = [
+            ("HCP_INSTANCE_ID", ctx.namespace),
+            (
+                "HCP_SERVICE_DOMAIN_SUFFIX",
+                ctx.service_domain_suffix.as_str(),
+            ),
+        ];
         let name = template::substitute(external, |n| {
-            platform.iter().find(|(k, _)| *k == n).map(|(_, v)| *v).or_else(|| resolved.get(n))
+            platform
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| *v)
+                .or_else(|| resolved.get(n))
         })
-        .map_err(|missing| PlanError::ExternalNameValue { component: c.name.clone(), missing })?;
+        .map_err(|missing| PlanError::ExternalNameValue {
+            component: c.name.clone(),
+            missing,
+        })?;
         let ports = kube_ports(c.service_ports.iter());
         return Ok(vec![service(
             c.name.clone(),
@@ -71,14 +91,24 @@ pub fn services(ctx: &Context<'_>, c: &Component, stateful: bool) -> Result<Vec<
     if !internal.is_empty() {
         out.push(service(
             internal_name(&c.name),
-            ServiceSpec { type_: Some("ClusterIP".into()), selector: selector.clone(), ports: Some(internal), ..ServiceSpec::default() },
+            ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                selector: selector.clone(),
+                ports: Some(internal),
+                ..ServiceSpec::default()
+            },
         ));
     }
     let public = kube_ports(c.service_ports.iter().filter(|p| p.public));
     if !public.is_empty() {
         out.push(service(
             c.name.clone(),
-            ServiceSpec { type_: Some("LoadBalancer".into()), selector: selector.clone(), ports: Some(public), ..ServiceSpec::default() },
+            ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                selector: selector.clone(),
+                ports: Some(public),
+                ..ServiceSpec::default()
+            },
         ));
     }
     if stateful {
@@ -103,13 +133,19 @@ pub fn network_policy(ctx: &Context<'_>) -> NetworkPolicy {
     let everything = LabelSelector::default();
     let mut ingress = vec![
         NetworkPolicyIngressRule {
-            from: Some(vec![NetworkPolicyPeer { pod_selector: Some(everything.clone()), ..NetworkPolicyPeer::default() }]),
+            from: Some(vec![NetworkPolicyPeer {
+                pod_selector: Some(everything.clone()),
+                ..NetworkPolicyPeer::default()
+            }]),
             ports: None,
         },
         NetworkPolicyIngressRule {
             from: Some(vec![NetworkPolicyPeer {
                 namespace_selector: Some(LabelSelector {
-                    match_labels: Some(BTreeMap::from([(labels::TRUSTED.to_string(), "true".to_string())])),
+                    match_labels: Some(BTreeMap::from([(
+                        labels::TRUSTED.to_string(),
+                        "true".to_string(),
+                    )])),
                     ..LabelSelector::default()
                 }),
                 ..NetworkPolicyPeer::default()

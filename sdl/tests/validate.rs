@@ -1,0 +1,938 @@
+//! One test per validation rule: a valid SDL is broken in exactly one way and the validator
+//! must report exactly that problem, at the right JSON path.
+
+use sdl::idl::{IdlParameter, Scaling};
+use sdl::model::*;
+use sdl::validate::{validate_idl, validate_sdl};
+use sdl::Idl;
+
+fn port(name: &str, port: u32) -> ServicePort {
+    ServicePort {
+        name: name.into(),
+        protocol: Protocol::TCP,
+        source_port: port,
+        target_port: port,
+        public: false,
+    }
+}
+
+fn secret_password(name: &str) -> Parameter {
+    Parameter {
+        name: name.into(),
+        secret: true,
+        generator: Some(Generator {
+            id: name.into(),
+            generate: Generate {
+                kind: GeneratorType::Password,
+                ..Generate::default()
+            },
+        }),
+        ..Parameter::default()
+    }
+}
+
+/// A valid two-component SDL exercising most fields.
+fn base() -> Sdl {
+    Sdl {
+        name: "shop".into(),
+        sdl_version: "1.0.0".into(),
+        product_version: "2.1".into(),
+        vendor: "acme".into(),
+        description: None,
+        components: vec![
+            Component {
+                name: "db".into(),
+                image: Some("docker.io/library/postgres:16.6".into()),
+                min_ram_mb: 256,
+                min_vcpu: 0.5,
+                min_instances: 1,
+                max_instances: 1,
+                service_ports: vec![port("postgres", 5432)],
+                volume_mounts: vec![VolumeMount {
+                    volume_name: "data".into(),
+                    mountpoint: "/data".into(),
+                }],
+                parameters: vec!["db-password".into()],
+                ..Component::default()
+            },
+            Component {
+                name: "web".into(),
+                repository: Some("docker.io".into()),
+                organization: Some("acme".into()),
+                image: Some("shop".into()),
+                tag: Some("2.1.0".into()),
+                min_ram_mb: 128,
+                max_instances: 3,
+                min_instances: 1,
+                service_ports: vec![ServicePort {
+                    public: true,
+                    ..port("http", 8080)
+                }],
+                parameters: vec!["db-password".into(), "GREETING".into()],
+                depends_on: vec!["db".into()],
+                probes: Some(Probes {
+                    readiness: Some(Probe {
+                        http: Some(HttpProbe {
+                            path: "/health".into(),
+                            port: PortRef::Name("http".into()),
+                            scheme: None,
+                        }),
+                        ..Probe::default()
+                    }),
+                    ..Probes::default()
+                }),
+                ..Component::default()
+            },
+        ],
+        preflight: vec![],
+        postflight: vec![Component {
+            name: "migrate".into(),
+            image: Some("docker.io/acme/shop:2.1.0".into()),
+            min_ram_mb: 64,
+            parameters: vec!["db-password".into()],
+            retry_count: Some(2),
+            timeout: Some(300),
+            min_instances: 1,
+            max_instances: 1,
+            ..Component::default()
+        }],
+        volumes: vec![Volume {
+            name: "data".into(),
+            size_gb: 5,
+            filesystem: Filesystem::Ext4,
+            shared: false,
+        }],
+        parameters: vec![
+            secret_password("db-password"),
+            Parameter {
+                name: "GREETING".into(),
+                default: Some("hello".into()),
+                ..Parameter::default()
+            },
+        ],
+        features: None,
+    }
+}
+
+fn db(sdl: &mut Sdl) -> &mut Component {
+    &mut sdl.components[0]
+}
+
+fn web(sdl: &mut Sdl) -> &mut Component {
+    &mut sdl.components[1]
+}
+
+/// Applies `change` to the base SDL and expects exactly one problem at `path` whose message
+/// contains `fragment`.
+fn expect_one(change: impl FnOnce(&mut Sdl), path: &str, fragment: &str) {
+    let mut sdl = base();
+    change(&mut sdl);
+    let problems = validate_sdl(&sdl);
+    assert_eq!(problems.len(), 1, "expected one problem, got {problems:#?}");
+    assert_eq!(problems[0].path, path, "{problems:#?}");
+    assert!(
+        problems[0].message.contains(fragment),
+        "{:?} does not contain {fragment:?}",
+        problems[0].message
+    );
+}
+
+/// Like [`expect_one`], for changes whose consequences are further problems: the problem at
+/// `path` must be among those reported.
+fn expect_among(change: impl FnOnce(&mut Sdl), path: &str, fragment: &str) {
+    let mut sdl = base();
+    change(&mut sdl);
+    let problems = validate_sdl(&sdl);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains(fragment)),
+        "no problem at {path} containing {fragment:?} in {problems:#?}"
+    );
+}
+
+#[test]
+fn base_is_valid() {
+    assert_eq!(validate_sdl(&base()), vec![]);
+}
+
+#[test]
+fn service_name_must_be_dns_label() {
+    expect_one(|s| s.name = "Shop".into(), "name", "not a DNS label");
+}
+
+#[test]
+fn sdl_version_must_be_label_safe() {
+    expect_one(
+        |s| s.sdl_version = "1.0.0+build.5".into(),
+        "sdl_version",
+        "not usable as a label value",
+    );
+}
+
+#[test]
+fn product_version_must_be_label_safe() {
+    expect_one(
+        |s| s.product_version = "2 beta".into(),
+        "product_version",
+        "not usable as a label value",
+    );
+}
+
+#[test]
+fn at_least_one_component() {
+    let mut sdl = base();
+    sdl.components.clear();
+    sdl.postflight.clear();
+    sdl.volumes.clear();
+    sdl.parameters.clear();
+    let problems = validate_sdl(&sdl);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(
+        problems[0].message,
+        "a service needs at least one component"
+    );
+}
+
+#[test]
+fn component_names_are_dns1035_labels() {
+    expect_one(
+        |s| s.postflight[0].name = "1migrate".into(),
+        "postflight[0].name",
+        "must start with a lowercase letter",
+    );
+}
+
+#[test]
+fn component_names_leave_room_for_derived_names() {
+    let long = "a".repeat(53);
+    let mut sdl = base();
+    web(&mut sdl).name = long.clone();
+    let problems = validate_sdl(&sdl);
+    assert_eq!(
+        problems[0].message,
+        format!("\"{long}\" is 53 characters long; at most 52 are allowed")
+    );
+}
+
+#[test]
+fn names_are_unique_across_components_and_jobs() {
+    expect_one(
+        |s| s.postflight[0].name = "web".into(),
+        "postflight[0].name",
+        "already used by components[1]",
+    );
+}
+
+#[test]
+fn port_names_follow_kubernetes_rules() {
+    expect_one(
+        |s| db(s).service_ports[0].name = "postgres-primary".into(),
+        "components[0].service_ports[0].name",
+        "longer than 15",
+    );
+    expect_one(
+        |s| db(s).service_ports[0].name = "PG".into(),
+        "components[0].service_ports[0].name",
+        "not a port name",
+    );
+}
+
+#[test]
+fn ports_are_below_30000() {
+    expect_one(
+        |s| db(s).service_ports[0].target_port = 30000,
+        "components[0].service_ports[0].target_port",
+        "out of range",
+    );
+    expect_one(
+        |s| db(s).service_ports[0].source_port = 0,
+        "components[0].service_ports[0].source_port",
+        "out of range",
+    );
+}
+
+#[test]
+fn at_most_ten_ports() {
+    expect_one(
+        |s| db(s).service_ports = (0..11).map(|i| port(&format!("p{i}"), 1000 + i)).collect(),
+        "components[0].service_ports",
+        "11 ports declared; at most 10",
+    );
+}
+
+#[test]
+fn port_names_and_numbers_are_unique() {
+    expect_one(
+        |s| db(s).service_ports.push(port("postgres", 5433)),
+        "components[0].service_ports[1].name",
+        "used twice",
+    );
+    expect_one(
+        |s| db(s).service_ports.push(port("other", 5432)),
+        "components[0].service_ports[1].source_port",
+        "5432/TCP is declared twice",
+    );
+}
+
+#[test]
+fn same_port_number_on_two_protocols_is_fine() {
+    let mut sdl = base();
+    db(&mut sdl).service_ports.push(ServicePort {
+        protocol: Protocol::UDP,
+        ..port("postgres-udp", 5432)
+    });
+    assert_eq!(validate_sdl(&sdl), vec![]);
+}
+
+#[test]
+fn referenced_parameters_exist() {
+    expect_one(
+        |s| web(s).parameters.push("GREETNG".into()),
+        "components[1].parameters[2]",
+        "did you mean \"GREETING\"",
+    );
+}
+
+#[test]
+fn every_parameter_is_used() {
+    expect_one(
+        |s| {
+            s.parameters.push(Parameter {
+                name: "UNUSED".into(),
+                ..Parameter::default()
+            })
+        },
+        "parameters[2]",
+        "not used by any component",
+    );
+}
+
+#[test]
+fn volume_mounts_refer_to_declared_volumes() {
+    expect_among(
+        |s| db(s).volume_mounts[0].volume_name = "dta".into(),
+        "components[0].volume_mounts[0].volume_name",
+        "unknown volume \"dta\" (did you mean \"data\"?)",
+    );
+}
+
+#[test]
+fn mountpoints_are_absolute() {
+    expect_one(
+        |s| db(s).volume_mounts[0].mountpoint = "data".into(),
+        "components[0].volume_mounts[0].mountpoint",
+        "absolute path",
+    );
+}
+
+#[test]
+fn volumes_are_mounted() {
+    expect_one(
+        |s| {
+            s.volumes.push(Volume {
+                name: "spare".into(),
+                size_gb: 1,
+                filesystem: Filesystem::Xfs,
+                shared: true,
+            })
+        },
+        "volumes[1]",
+        "not mounted by any component",
+    );
+}
+
+#[test]
+fn a_volume_used_by_two_components_must_be_shared() {
+    expect_one(
+        |s| {
+            web(s).volume_mounts.push(VolumeMount {
+                volume_name: "data".into(),
+                mountpoint: "/data".into(),
+            })
+        },
+        "volumes[0].shared",
+        "mounted by db, web",
+    );
+}
+
+#[test]
+fn shared_volume_sizes_agree() {
+    expect_one(
+        |s| {
+            s.volumes[0].shared = true;
+            s.volumes.push(Volume {
+                name: "data".into(),
+                size_gb: 7,
+                filesystem: Filesystem::Ext4,
+                shared: true,
+            });
+        },
+        "volumes[1].size_gb",
+        "declared again with 7 GiB; volumes[0] says 5 GiB",
+    );
+}
+
+#[test]
+fn jobs_mount_only_shared_volumes() {
+    expect_among(
+        |s| {
+            s.postflight[0].volume_mounts.push(VolumeMount {
+                volume_name: "data".into(),
+                mountpoint: "/d".into(),
+            })
+        },
+        "postflight[0].volume_mounts[0].volume_name",
+        "jobs can only mount shared volumes",
+    );
+}
+
+#[test]
+fn depends_on_names_components_without_cycles() {
+    expect_one(
+        |s| web(s).depends_on = vec!["dbb".into()],
+        "components[1].depends_on[0]",
+        "did you mean \"db\"",
+    );
+    expect_one(
+        |s| db(s).depends_on = vec!["web".into()],
+        "components[0].depends_on",
+        "dependency cycle: db -> web -> db",
+    );
+    expect_one(
+        |s| db(s).depends_on = vec!["db".into()],
+        "components[0].depends_on[0]",
+        "cannot depend on itself",
+    );
+}
+
+#[test]
+fn images_are_present_and_pinned() {
+    expect_one(
+        |s| db(s).image = None,
+        "components[0].image",
+        "an image is required",
+    );
+    expect_one(
+        |s| db(s).image = Some("postgres".into()),
+        "components[0].image",
+        "has no tag; pin a version",
+    );
+    expect_one(
+        |s| web(s).tag = Some("latest".into()),
+        "components[1].tag",
+        "not a pinned version",
+    );
+    expect_one(
+        |s| web(s).image = Some("acme/shop".into()),
+        "components[1].image",
+        "bare image name",
+    );
+}
+
+#[test]
+fn resources_are_sane() {
+    expect_one(
+        |s| db(s).min_ram_mb = 0,
+        "components[0].min_RAM_mb",
+        "at least 1",
+    );
+    expect_one(
+        |s| db(s).max_ram_mb = Some(100),
+        "components[0].max_RAM_mb",
+        "below min_RAM_mb (256)",
+    );
+    expect_one(
+        |s| db(s).min_vcpu = -1.0,
+        "components[0].min_VCPU",
+        "zero or more",
+    );
+}
+
+#[test]
+fn instance_bounds_are_ordered() {
+    expect_one(
+        |s| web(s).min_instances = 4,
+        "components[1].min_instances",
+        "more than max_instances (3)",
+    );
+    expect_one(
+        |s| s.postflight[0].max_instances = 2,
+        "postflight[0].min_instances",
+        "jobs run once",
+    );
+}
+
+#[test]
+fn capabilities_are_linux_capabilities() {
+    expect_one(
+        |s| db(s).capabilities = vec!["NET_ADMN".into()],
+        "components[0].capabilities[0]",
+        "did you mean \"NET_ADMIN\"",
+    );
+    expect_one(
+        |s| db(s).capabilities = vec!["ALL".into(), "CHOWN".into()],
+        "components[0].capabilities[0]",
+        "list nothing else",
+    );
+}
+
+#[test]
+fn platform_and_workload_type() {
+    expect_one(
+        |s| db(s).platform = Some("windows-x86_64".into()),
+        "components[0].platform",
+        "not a supported platform",
+    );
+    expect_one(
+        |s| db(s).workload_type = WorkloadType::Vm,
+        "components[0].workload_type",
+        "not supported",
+    );
+}
+
+#[test]
+fn probes_have_one_kind_and_known_ports() {
+    expect_one(
+        |s| {
+            let probe = web(s).probes.as_mut().unwrap().readiness.as_mut().unwrap();
+            probe.tcp = Some(TcpProbe {
+                port: PortRef::Number(8080),
+            });
+        },
+        "components[1].probes.readiness",
+        "exactly one of http, tcp or exec",
+    );
+    expect_one(
+        |s| {
+            let probe = web(s).probes.as_mut().unwrap().readiness.as_mut().unwrap();
+            probe.http.as_mut().unwrap().port = PortRef::Name("htp".into());
+        },
+        "components[1].probes.readiness.http.port",
+        "unknown port \"htp\" (did you mean \"http\"?)",
+    );
+    expect_one(
+        |s| {
+            web(s)
+                .probes
+                .as_mut()
+                .unwrap()
+                .readiness
+                .as_mut()
+                .unwrap()
+                .http
+                .as_mut()
+                .unwrap()
+                .path = "health".into()
+        },
+        "components[1].probes.readiness.http.path",
+        "must start with '/'",
+    );
+}
+
+#[test]
+fn job_only_fields() {
+    expect_one(
+        |s| db(s).retry_count = Some(1),
+        "components[0].retry_count",
+        "only preflight and postflight jobs",
+    );
+    expect_one(
+        |s| s.postflight[0].timeout = Some(0),
+        "postflight[0].timeout",
+        "at least 1 second",
+    );
+    expect_one(
+        |s| s.postflight[0].service_ports = vec![port("x", 1)],
+        "postflight[0].service_ports",
+        "jobs cannot serve ports",
+    );
+}
+
+#[test]
+fn parameter_names_fit_their_use() {
+    expect_among(
+        |s| s.parameters[0].name = "DB_PASSWORD".into(),
+        "parameters[0].name",
+        "lowercase-with-dashes",
+    );
+    expect_one(
+        |s| {
+            s.parameters[1].name = "greet-ing".into();
+            web(s).parameters[1] = "greet-ing".into();
+        },
+        "parameters[1].name",
+        "not an environment variable name",
+    );
+    expect_one(
+        |s| {
+            s.parameters[1].name = "HCP_GREETING".into();
+            web(s).parameters[1] = "HCP_GREETING".into();
+        },
+        "parameters[1].name",
+        "reserved for platform variables",
+    );
+    expect_one(
+        |s| {
+            s.parameters.push(Parameter {
+                name: "GREETING".into(),
+                ..Parameter::default()
+            })
+        },
+        "parameters[2].name",
+        "already declared",
+    );
+}
+
+#[test]
+fn defaults_match_data_types() {
+    expect_one(
+        |s| s.parameters[1].data_type = Some(DataType::Integer),
+        "parameters[1].default",
+        "\"hello\" is not an integer",
+    );
+}
+
+#[test]
+fn generators_are_consistent() {
+    expect_among(
+        |s| s.parameters[0].secret = false,
+        "parameters[0].secret",
+        "a generated parameter must be secret",
+    );
+    expect_one(
+        |s| {
+            s.parameters[0]
+                .generator
+                .as_mut()
+                .unwrap()
+                .generate
+                .value_type = Some(ValueType::Certificate)
+        },
+        "parameters[0].generator.generate.value_type",
+        "a Password has no value_type",
+    );
+    expect_one(
+        |s| s.parameters[0].generator.as_mut().unwrap().generate.length = Some(4),
+        "parameters[0].generator.generate.length",
+        "4 is out of range",
+    );
+    expect_one(
+        |s| {
+            s.parameters[0]
+                .generator
+                .as_mut()
+                .unwrap()
+                .generate
+                .key_length = Some(2048)
+        },
+        "parameters[0].generator.generate.key_length",
+        "2048 is not supported",
+    );
+    expect_one(
+        |s| s.parameters[0].generator.as_mut().unwrap().generate.kind = GeneratorType::SSH,
+        "parameters[0].generator.generate.value_type",
+        "required for SSH: one of private_key, public_key, fingerprint",
+    );
+    expect_one(
+        |s| {
+            let g = &mut s.parameters[0].generator.as_mut().unwrap().generate;
+            g.kind = GeneratorType::Certificate;
+            g.value_type = Some(ValueType::Certificate);
+        },
+        "parameters[0].generator.generate.ca",
+        "does not have exactly one CACertificate",
+    );
+}
+
+#[test]
+fn certificates_name_an_existing_ca_and_known_san_parameters() {
+    let cert = |vt: ValueType, sans: Vec<String>, ca: Option<&str>| Parameter {
+        name: format!(
+            "tls-{}",
+            if vt == ValueType::Certificate {
+                "cert"
+            } else {
+                "key"
+            }
+        ),
+        secret: true,
+        generator: Some(Generator {
+            id: "tls".into(),
+            generate: Generate {
+                kind: GeneratorType::Certificate,
+                value_type: Some(vt),
+                subject_alt_names: sans,
+                ca: ca.map(str::to_string),
+                ..Generate::default()
+            },
+        }),
+        ..Parameter::default()
+    };
+    let ca = Parameter {
+        name: "ca-cert".into(),
+        secret: true,
+        generator: Some(Generator {
+            id: "ca".into(),
+            generate: Generate {
+                kind: GeneratorType::CACertificate,
+                value_type: Some(ValueType::Certificate),
+                ..Generate::default()
+            },
+        }),
+        ..Parameter::default()
+    };
+    let with = |params: Vec<Parameter>| {
+        move |s: &mut Sdl| {
+            for p in params {
+                web(s).parameters.push(p.name.clone());
+                s.parameters.push(p);
+            }
+        }
+    };
+    let sans = vec![
+        "web.${HCP_SERVICE_DOMAIN_SUFFIX}".to_string(),
+        "*.${GREETING}".to_string(),
+    ];
+    let mut sdl = base();
+    with(vec![
+        ca.clone(),
+        cert(ValueType::Certificate, sans.clone(), None),
+        cert(ValueType::PrivateKey, sans.clone(), None),
+    ])(&mut sdl);
+    assert_eq!(validate_sdl(&sdl), vec![]);
+
+    expect_one(
+        with(vec![
+            ca.clone(),
+            cert(ValueType::Certificate, sans.clone(), Some("cq")),
+        ]),
+        "parameters[3].generator.generate.ca",
+        "unknown CA generator id \"cq\"",
+    );
+    expect_one(
+        with(vec![
+            ca.clone(),
+            cert(ValueType::Certificate, vec!["${DOMAN}".into()], None),
+        ]),
+        "parameters[3].generator.generate.subject_alt_names[0]",
+        "unknown parameter \"DOMAN\"",
+    );
+    expect_one(
+        with(vec![
+            ca.clone(),
+            cert(ValueType::Certificate, vec!["${db-password}".into()], None),
+        ]),
+        "parameters[3].generator.generate.subject_alt_names[0]",
+        "refers to a secret parameter",
+    );
+    expect_one(
+        with(vec![
+            ca.clone(),
+            cert(ValueType::Certificate, sans.clone(), None),
+            cert(ValueType::PrivateKey, vec![], None),
+        ]),
+        "parameters[4].generator.generate",
+        "declared differently by parameters[3]",
+    );
+    let mut twin = cert(ValueType::Certificate, sans.clone(), None);
+    twin.name = "tls-cert-2".into();
+    expect_one(
+        with(vec![ca, cert(ValueType::Certificate, sans, None), twin]),
+        "parameters[4].generator.generate.value_type",
+        "already receives the Certificate",
+    );
+}
+
+#[test]
+fn external_components_have_no_workload_fields() {
+    expect_one(
+        |s| {
+            web(s).external_name = Some("${GREETING}.example.com".into());
+            web(s).probes = None;
+        },
+        "components[1].image",
+        "runs no workload",
+    );
+    expect_one(
+        |s| {
+            let w = web(s);
+            w.external_name = Some("${NOPE}".into());
+            w.probes = None;
+            w.image = None;
+            w.repository = None;
+            w.organization = None;
+            w.tag = None;
+        },
+        "components[1].external_name",
+        "unknown parameter \"NOPE\"",
+    );
+}
+
+#[test]
+fn auth_clients_use_secret_parameters() {
+    expect_one(
+        |s| {
+            s.features = Some(Features {
+                auth: vec![AuthZone {
+                    auth_zone: "shop".into(),
+                    clients: vec![AuthClient {
+                        id: "shop".into(),
+                        secret_parameter: Some("GREETING".into()),
+                        authorized_grant_types: vec![],
+                        scopes: vec![],
+                        authorities: vec![],
+                        access_token_validity: None,
+                        refresh_token_validity: None,
+                    }],
+                }],
+            })
+        },
+        "features.auth[0].clients[0].secret_parameter",
+        "must be secret",
+    );
+}
+
+#[test]
+fn labels_are_key_value() {
+    expect_one(
+        |s| db(s).labels = vec!["tier".into()],
+        "components[0].labels[0]",
+        "not of the form key=value",
+    );
+    expect_one(
+        |s| db(s).labels = vec!["tier=back end".into()],
+        "components[0].labels[0]",
+        "not usable as a label value",
+    );
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let mut sdl = base();
+    db(&mut sdl).service_ports[0].name = "PG".into();
+    web(&mut sdl).tag = Some("latest".into());
+    sdl.parameters[0].secret = false;
+    let paths: Vec<String> = validate_sdl(&sdl).into_iter().map(|p| p.path).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "components[0].service_ports[0].name",
+            "components[1].tag",
+            "parameters[0].name",
+            "parameters[0].secret"
+        ]
+    );
+}
+
+fn idl_problems(idl: Idl) -> Vec<(String, String)> {
+    validate_idl(&base(), "acme.acme.shop", &idl)
+        .into_iter()
+        .map(|p| (p.path, p.message))
+        .collect()
+}
+
+#[test]
+fn idl_instance_id_is_a_free_dns_label() {
+    assert_eq!(
+        idl_problems(Idl {
+            instance_id: Some("shop-1".into()),
+            ..Idl::default()
+        }),
+        vec![]
+    );
+    let problems = idl_problems(Idl {
+        instance_id: Some("Shop_1".into()),
+        ..Idl::default()
+    });
+    assert_eq!(problems[0].0, "instance_id");
+    let problems = idl_problems(Idl {
+        instance_id: Some("kube-system".into()),
+        ..Idl::default()
+    });
+    assert_eq!(
+        problems[0].1,
+        "\"kube-system\" is a reserved namespace; choose another instance id"
+    );
+}
+
+#[test]
+fn idl_parameters_exist_once_and_fit_their_type() {
+    let param = |name: &str, value: &str| IdlParameter {
+        name: name.into(),
+        value: value.into(),
+    };
+    let problems = idl_problems(Idl {
+        parameters: vec![
+            param("GRETING", "x"),
+            param("GREETING", "a"),
+            param("GREETING", "b"),
+        ],
+        ..Idl::default()
+    });
+    assert_eq!(
+        problems,
+        vec![
+            (
+                "parameters[0].name".to_string(),
+                "unknown parameter \"GRETING\" (did you mean \"GREETING\"?)".to_string()
+            ),
+            (
+                "parameters[2].name".to_string(),
+                "parameter \"GREETING\" is given twice".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn idl_scaling_stays_within_sdl_bounds() {
+    let scale = |c: &str, min, max| Scaling {
+        component: c.into(),
+        min_instances: min,
+        max_instances: max,
+    };
+    assert_eq!(
+        idl_problems(Idl {
+            scaling: vec![scale("web", 3, 3)],
+            ..Idl::default()
+        }),
+        vec![]
+    );
+    let problems = idl_problems(Idl {
+        scaling: vec![scale("web", 2, 5), scale("wbe", 1, 1), scale("db", 1, 0)],
+        ..Idl::default()
+    });
+    assert_eq!(
+        problems,
+        vec![
+            (
+                "scaling[0].max_instances".to_string(),
+                "5 is above the component's maximum of 3".to_string()
+            ),
+            (
+                "scaling[1].component".to_string(),
+                "unknown component \"wbe\" (did you mean \"web\"?)".to_string()
+            ),
+            (
+                "scaling[2].min_instances".to_string(),
+                "1 is more than max_instances (0)".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn idl_must_match_the_service() {
+    let problems = idl_problems(Idl {
+        service_id: Some("acme.acme.other".into()),
+        product_version: Some("9".into()),
+        ..Idl::default()
+    });
+    assert_eq!(problems.len(), 2);
+    assert_eq!(problems[0].0, "service_id");
+    assert_eq!(
+        problems[1].1,
+        "\"9\" does not match the version being created, \"2.1\""
+    );
+}
