@@ -22,13 +22,8 @@ pub const PORT_LIMIT: u32 = 30000;
 /// Platforms a component may name.
 pub const PLATFORMS: [&str; 2] = ["linux-x86_64", "linux-aarch64"];
 /// Namespaces an instance may not take.
-pub const RESERVED_NAMESPACES: [&str; 5] = [
-    "default",
-    "kube-system",
-    "kube-public",
-    "kube-node-lease",
-    "hcp",
-];
+pub const RESERVED_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 const CAPABILITIES: [&str; 41] = [
     "AUDIT_CONTROL",

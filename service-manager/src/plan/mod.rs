@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{ByteString, Metadata, Resource};
@@ -23,6 +23,8 @@ use crate::profile::ClusterProfile;
 
 /// Name of the Secret holding the instance's secret parameters.
 pub const SECRET_NAME: &str = "secret-parameters";
+/// Name of the ConfigMap holding the instance's non-secret parameter values.
+pub const CONFIG_MAP_NAME: &str = "parameters";
 /// Name of the NetworkPolicy isolating the instance.
 pub const NETWORK_POLICY_NAME: &str = "instance-isolation";
 /// Where secret parameters are mounted, one file per parameter.
@@ -49,7 +51,7 @@ pub struct PlanInput<'a> {
 pub enum Phase {
     /// The instance namespace.
     Namespace,
-    /// Secrets and the network policy.
+    /// Parameters (Secret, ConfigMap) and the network policy.
     Configuration,
     /// Volume claims and Services.
     StorageAndNetwork,
@@ -66,7 +68,7 @@ impl Phase {
     pub fn title(self) -> &'static str {
         match self {
             Phase::Namespace => "namespace",
-            Phase::Configuration => "secrets and network policy",
+            Phase::Configuration => "parameters and network policy",
             Phase::StorageAndNetwork => "volume claims and services",
             Phase::Preflight => "pre-flight jobs",
             Phase::Workloads => "workloads",
@@ -83,6 +85,8 @@ pub enum KubeObject {
     Namespace(Namespace),
     /// A Secret.
     Secret(Secret),
+    /// A ConfigMap.
+    ConfigMap(ConfigMap),
     /// A NetworkPolicy.
     NetworkPolicy(NetworkPolicy),
     /// A PersistentVolumeClaim.
@@ -102,6 +106,7 @@ macro_rules! each_object {
         match $self {
             KubeObject::Namespace($obj) => $body,
             KubeObject::Secret($obj) => $body,
+            KubeObject::ConfigMap($obj) => $body,
             KubeObject::NetworkPolicy($obj) => $body,
             KubeObject::PersistentVolumeClaim($obj) => $body,
             KubeObject::Service($obj) => $body,
@@ -205,6 +210,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
     if let Some(secret) = ctx.secret() {
         configuration.push(KubeObject::Secret(secret));
     }
+    configuration.push(KubeObject::ConfigMap(ctx.config_map()));
     configuration.push(KubeObject::NetworkPolicy(network::network_policy(&ctx)));
     steps.push(Step {
         phase: Phase::Configuration,
@@ -361,6 +367,24 @@ impl<'a> Context<'a> {
                 ..ObjectMeta::default()
             },
             ..Namespace::default()
+        }
+    }
+
+    /// Every non-secret parameter value: what the instance was created with, readable by
+    /// operators and by the platform (connectors have no workload to carry them).
+    fn config_map(&self) -> ConfigMap {
+        let data: BTreeMap<String, String> = self
+            .input
+            .resolved
+            .values
+            .iter()
+            .filter(|(_, v)| !v.secret)
+            .map(|(name, v)| (name.clone(), v.value.clone()))
+            .collect();
+        ConfigMap {
+            metadata: self.meta(CONFIG_MAP_NAME, self.common_labels()),
+            data: Some(data),
+            ..ConfigMap::default()
         }
     }
 
