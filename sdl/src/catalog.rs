@@ -117,8 +117,7 @@ impl ServiceVersion {
     pub fn upgrades_from(&self, product_version: &str, sdl_version: &str) -> bool {
         self.config.upgrade_from.iter().any(|rule| {
             rule.product_version == product_version
-                && (rule.sdl_versions.is_empty()
-                    || rule.sdl_versions.iter().any(|s| s == sdl_version))
+                && (rule.sdl_versions.is_empty() || rule.sdl_versions.iter().any(|s| s == sdl_version))
         })
     }
 }
@@ -160,10 +159,7 @@ pub enum CatalogError {
 }
 
 fn hint(suggestion: &Option<String>) -> String {
-    suggestion
-        .as_ref()
-        .map(|s| format!(" (did you mean \"{s}\"?)"))
-        .unwrap_or_default()
+    suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default()
 }
 
 /// A service catalog on disk.
@@ -187,17 +183,13 @@ impl Catalog {
             let vendor = file_name(&vendor_dir);
             for service_dir in subdirectories(&vendor_dir)? {
                 let name = file_name(&service_dir);
-                let service_config: ServiceConfig =
-                    read_document(&service_dir.join("config.json"))?;
+                let service_config: ServiceConfig = read_document(&service_dir.join("config.json"))?;
                 let mut versions = Vec::new();
                 for pv_dir in subdirectories(&service_dir)? {
                     for sv_dir in subdirectories(&pv_dir)? {
                         let config_path = sv_dir.join("config.json");
-                        let config = if config_path.exists() {
-                            read_document(&config_path)?
-                        } else {
-                            VersionConfig::default()
-                        };
+                        let config =
+                            if config_path.exists() { read_document(&config_path)? } else { VersionConfig::default() };
                         let sdl_path = ["sdl.json", "sdl.yaml", "sdl.yml"]
                             .iter()
                             .map(|f| sv_dir.join("sdl").join(f))
@@ -217,9 +209,7 @@ impl Catalog {
                 if versions.is_empty() {
                     return Err(CatalogError::Layout {
                         path: service_dir,
-                        message:
-                            "expected at least one <product_version>/<sdl_version>/sdl/sdl.json"
-                                .into(),
+                        message: "expected at least one <product_version>/<sdl_version>/sdl/sdl.json".into(),
                     });
                 }
                 versions.sort_by(|a, b| {
@@ -237,29 +227,17 @@ impl Catalog {
             }
         }
         services.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(Catalog {
-            root: root.to_path_buf(),
-            config,
-            services,
-        })
+        Ok(Catalog { root: root.to_path_buf(), config, services })
     }
 
     /// The service with id `id`.
     pub fn service(&self, id: &str) -> Result<&Service, CatalogError> {
-        self.services
-            .iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| CatalogError::UnknownService {
-                id: id.to_string(),
-                suggestion: closest(id, self.services.iter().map(|s| s.id.as_str()))
-                    .or_else(|| {
-                        self.services
-                            .iter()
-                            .find(|s| s.name == id)
-                            .map(|s| s.id.as_str())
-                    })
-                    .map(str::to_string),
-            })
+        self.services.iter().find(|s| s.id == id).ok_or_else(|| CatalogError::UnknownService {
+            id: id.to_string(),
+            suggestion: closest(id, self.services.iter().map(|s| s.id.as_str()))
+                .or_else(|| self.services.iter().find(|s| s.name == id).map(|s| s.id.as_str()))
+                .map(str::to_string),
+        })
     }
 
     /// Parses and validates the SDL of `version` of `service`, checking it matches its folder.
@@ -269,11 +247,7 @@ impl Catalog {
         for (field, actual, expected) in [
             ("name", &sdl.name, &service.name),
             ("vendor", &sdl.vendor, &service.vendor),
-            (
-                "product_version",
-                &sdl.product_version,
-                &version.product_version,
-            ),
+            ("product_version", &sdl.product_version, &version.product_version),
             ("sdl_version", &sdl.sdl_version, &version.sdl_version),
         ] {
             if actual != expected {
@@ -286,11 +260,7 @@ impl Catalog {
         if problems.is_empty() {
             Ok(sdl)
         } else {
-            Err(LoadError::Invalid {
-                source_name: version.sdl_path.display().to_string(),
-                what: "SDL",
-                problems,
-            })
+            Err(LoadError::Invalid { source_name: version.sdl_path.display().to_string(), what: "SDL", problems })
         }
     }
 
@@ -307,19 +277,11 @@ impl Catalog {
                     .upgrade_from
                     .iter()
                     .enumerate()
-                    .filter(|(_, rule)| {
-                        !service
-                            .versions
-                            .iter()
-                            .any(|v| v.product_version == rule.product_version)
-                    })
+                    .filter(|(_, rule)| !service.versions.iter().any(|v| v.product_version == rule.product_version))
                     .map(|(i, rule)| {
                         Problem::new(
                             format!("upgrade_from[{i}].product_version"),
-                            format!(
-                                "\"{}\" is not a version of {}",
-                                rule.product_version, service.id
-                            ),
+                            format!("\"{}\" is not a version of {}", rule.product_version, service.id),
                         )
                     })
                     .collect();
@@ -363,33 +325,20 @@ impl Service {
                 }
                 pv
             }
-            None => {
-                &self
-                    .versions
-                    .last()
-                    .expect("a service has at least one version")
-                    .product_version
-            }
+            None => &self.versions.last().expect("a service has at least one version").product_version,
         };
-        let candidates: Vec<&ServiceVersion> = self
-            .versions
-            .iter()
-            .filter(|v| v.product_version == product_version)
-            .collect();
+        let candidates: Vec<&ServiceVersion> =
+            self.versions.iter().filter(|v| v.product_version == product_version).collect();
         match sdl_version {
-            None => Ok(candidates
-                .last()
-                .expect("a product version has at least one SDL version")),
-            Some(sv) => candidates
-                .iter()
-                .find(|v| v.sdl_version == sv)
-                .copied()
-                .ok_or_else(|| CatalogError::UnknownVersion {
+            None => Ok(candidates.last().expect("a product version has at least one SDL version")),
+            Some(sv) => {
+                candidates.iter().find(|v| v.sdl_version == sv).copied().ok_or_else(|| CatalogError::UnknownVersion {
                     id: self.id.clone(),
                     what: "SDL version",
                     version: sv.to_string(),
                     available: candidates.iter().map(|v| v.sdl_version.clone()).collect(),
-                }),
+                })
+            }
         }
     }
 
@@ -408,11 +357,7 @@ impl Service {
 /// Orders version strings part by part, numerically where both parts are numbers
 /// (`9.4` < `10.1`, `1.0.0-rc.1` < `1.0.0-rc.2`).
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let split = |s: &str| {
-        s.split(['.', '-', '+'])
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
+    let split = |s: &str| s.split(['.', '-', '+']).map(str::to_string).collect::<Vec<_>>();
     let (pa, pb) = (split(a), split(b));
     for (x, y) in pa.iter().zip(pb.iter()) {
         let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
@@ -427,16 +372,10 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 }
 
 fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
     let mut dirs = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| LoadError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
         let path = entry.path();
         if path.is_dir() && !file_name(&path).starts_with('.') && file_name(&path) != "sdl" {
             dirs.push(path);
@@ -447,9 +386,7 @@ fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]

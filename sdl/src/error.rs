@@ -17,10 +17,7 @@ pub struct Problem {
 impl Problem {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            message: message.into(),
-        }
+        Problem { path: path.into(), message: message.into() }
     }
 }
 
@@ -79,10 +76,8 @@ pub enum LoadError {
 /// The multi-line report for an invalid document.
 pub fn invalid_report(source_name: &str, what: &str, problems: &[Problem]) -> String {
     let count = problems.len();
-    let mut out = format!(
-        "{source_name} is not a valid {what} ({count} problem{}):",
-        if count == 1 { "" } else { "s" }
-    );
+    let mut out =
+        format!("{source_name} is not a valid {what} ({count} problem{}):", if count == 1 { "" } else { "s" });
     for problem in problems {
         out.push_str("\n  ");
         out.push_str(&problem.to_string());

@@ -5,8 +5,8 @@
 use base64::Engine as _;
 use rand::{CryptoRng, Rng};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use ring::signature::KeyPair as _;
 use serde::{Deserialize, Serialize};
@@ -16,8 +16,7 @@ use crate::model::ValueType;
 /// Default password length.
 pub const DEFAULT_PASSWORD_LENGTH: u32 = 32;
 /// Default password alphabet: letters and digits.
-pub const DEFAULT_PASSWORD_CHARACTERS: &str =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+pub const DEFAULT_PASSWORD_CHARACTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 /// Default certificate validity.
 pub const DEFAULT_VALID_DAYS: u32 = 3650;
 
@@ -55,21 +54,11 @@ impl GeneratedObject {
     pub fn value(&self, value_type: Option<ValueType>) -> Option<&str> {
         match (self, value_type) {
             (GeneratedObject::Password { value }, None) => Some(value),
-            (GeneratedObject::Certificate { certificate, .. }, Some(ValueType::Certificate)) => {
-                Some(certificate)
-            }
-            (GeneratedObject::Certificate { private_key, .. }, Some(ValueType::PrivateKey)) => {
-                Some(private_key)
-            }
-            (GeneratedObject::SshKey { private_key, .. }, Some(ValueType::PrivateKey)) => {
-                Some(private_key)
-            }
-            (GeneratedObject::SshKey { public_key, .. }, Some(ValueType::PublicKey)) => {
-                Some(public_key)
-            }
-            (GeneratedObject::SshKey { fingerprint, .. }, Some(ValueType::Fingerprint)) => {
-                Some(fingerprint)
-            }
+            (GeneratedObject::Certificate { certificate, .. }, Some(ValueType::Certificate)) => Some(certificate),
+            (GeneratedObject::Certificate { private_key, .. }, Some(ValueType::PrivateKey)) => Some(private_key),
+            (GeneratedObject::SshKey { private_key, .. }, Some(ValueType::PrivateKey)) => Some(private_key),
+            (GeneratedObject::SshKey { public_key, .. }, Some(ValueType::PublicKey)) => Some(public_key),
+            (GeneratedObject::SshKey { fingerprint, .. }, Some(ValueType::Fingerprint)) => Some(fingerprint),
             _ => None,
         }
     }
@@ -95,9 +84,7 @@ pub enum GenerateError {
 /// A random password of `length` characters drawn uniformly from `characters`.
 pub fn password(rng: &mut (impl Rng + CryptoRng), length: u32, characters: &str) -> String {
     let alphabet: Vec<char> = characters.chars().collect();
-    (0..length)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())])
-        .collect()
+    (0..length).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect()
 }
 
 fn validity(params: &mut CertificateParams, valid_days: u32) {
@@ -107,10 +94,7 @@ fn validity(params: &mut CertificateParams, valid_days: u32) {
 }
 
 /// A self-signed certificate authority named `common_name`.
-pub fn certificate_authority(
-    common_name: &str,
-    valid_days: u32,
-) -> Result<GeneratedObject, GenerateError> {
+pub fn certificate_authority(common_name: &str, valid_days: u32) -> Result<GeneratedObject, GenerateError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -118,18 +102,10 @@ pub fn certificate_authority(
     dn.push(DnType::OrganizationName, "Stratus");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     validity(&mut params, valid_days);
     let cert = params.self_signed(&key)?;
-    Ok(GeneratedObject::Certificate {
-        is_ca: true,
-        certificate: cert.pem(),
-        private_key: key.serialize_pem(),
-    })
+    Ok(GeneratedObject::Certificate { is_ca: true, certificate: cert.pem(), private_key: key.serialize_pem() })
 }
 
 /// A server and client certificate for `subject_alt_names` (DNS names, wildcards or IP
@@ -141,12 +117,7 @@ pub fn certificate(
     subject_alt_names: &[String],
     valid_days: u32,
 ) -> Result<GeneratedObject, GenerateError> {
-    let GeneratedObject::Certificate {
-        is_ca: true,
-        certificate: ca_pem,
-        private_key: ca_key,
-    } = ca
-    else {
+    let GeneratedObject::Certificate { is_ca: true, certificate: ca_pem, private_key: ca_key } = ca else {
         return Err(GenerateError::NotACa(ca_id.to_string()));
     };
     let ca_key = KeyPair::from_pem(ca_key)?;
@@ -154,49 +125,28 @@ pub fn certificate(
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(
-        DnType::CommonName,
-        subject_alt_names
-            .first()
-            .map(String::as_str)
-            .unwrap_or(common_name),
-    );
+    dn.push(DnType::CommonName, subject_alt_names.first().map(String::as_str).unwrap_or(common_name));
     params.distinguished_name = dn;
     for san in subject_alt_names {
         let entry = match san.parse::<std::net::IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(
-                san.as_str()
-                    .try_into()
-                    .map_err(|_| GenerateError::BadSan(san.clone()))?,
-            ),
+            Err(_) => SanType::DnsName(san.as_str().try_into().map_err(|_| GenerateError::BadSan(san.clone()))?),
         };
         params.subject_alt_names.push(entry);
     }
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
     validity(&mut params, valid_days);
     let cert = params.signed_by(&key, &issuer)?;
-    Ok(GeneratedObject::Certificate {
-        is_ca: false,
-        certificate: cert.pem(),
-        private_key: key.serialize_pem(),
-    })
+    Ok(GeneratedObject::Certificate { is_ca: false, certificate: cert.pem(), private_key: key.serialize_pem() })
 }
 
 /// An Ed25519 SSH key pair in OpenSSH formats, with `comment` on the public key.
 pub fn ssh_key(rng: &mut (impl Rng + CryptoRng), comment: &str) -> GeneratedObject {
     let mut seed = [0u8; 32];
     rng.fill(&mut seed);
-    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-        .expect("a 32-byte seed is always accepted");
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("a 32-byte seed is always accepted");
     let public = pair.public_key().as_ref().to_vec();
 
     let mut public_blob = Vec::new();
@@ -238,16 +188,9 @@ pub fn ssh_key(rng: &mut (impl Rng + CryptoRng), comment: &str) -> GeneratedObje
     private_key.push_str("-----END OPENSSH PRIVATE KEY-----\n");
 
     let digest = ring::digest::digest(&ring::digest::SHA256, &public_blob);
-    let fingerprint = format!(
-        "SHA256:{}",
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest.as_ref())
-    );
+    let fingerprint = format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest.as_ref()));
     let public_key = format!("ssh-ed25519 {} {comment}", b64.encode(&public_blob));
-    GeneratedObject::SshKey {
-        private_key,
-        public_key,
-        fingerprint,
-    }
+    GeneratedObject::SshKey { private_key, public_key, fingerprint }
 }
 
 fn put_string(out: &mut Vec<u8>, data: &[u8]) {
@@ -274,25 +217,12 @@ mod tests {
     #[test]
     fn ssh_fingerprint_matches_public_key() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let GeneratedObject::SshKey {
-            public_key,
-            fingerprint,
-            private_key,
-        } = ssh_key(&mut rng, "test")
-        else {
+        let GeneratedObject::SshKey { public_key, fingerprint, private_key } = ssh_key(&mut rng, "test") else {
             panic!("not an SSH key")
         };
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(public_key.split(' ').nth(1).unwrap())
-            .unwrap();
+        let blob = base64::engine::general_purpose::STANDARD.decode(public_key.split(' ').nth(1).unwrap()).unwrap();
         let digest = ring::digest::digest(&ring::digest::SHA256, &blob);
-        assert_eq!(
-            fingerprint,
-            format!(
-                "SHA256:{}",
-                base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
-            )
-        );
+        assert_eq!(fingerprint, format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)));
         assert!(private_key.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
     }
 }

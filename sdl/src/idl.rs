@@ -67,10 +67,7 @@ pub struct Scaling {
 impl Idl {
     /// The value the IDL gives for parameter `name`.
     pub fn parameter(&self, name: &str) -> Option<&str> {
-        self.parameters
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.value.as_str())
+        self.parameters.iter().find(|p| p.name == name).map(|p| p.value.as_str())
     }
 
     /// The scaling entry for `component`.

@@ -72,11 +72,7 @@ pub struct Component {
     #[serde(rename = "min_VCPU", default)]
     pub min_vcpu: f64,
     /// *Stratus*: memory limit in MiB.
-    #[serde(
-        rename = "max_RAM_mb",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "max_RAM_mb", default, skip_serializing_if = "Option::is_none")]
     pub max_ram_mb: Option<u32>,
     /// *Stratus*: CPU limit in virtual CPUs.
     #[serde(rename = "max_VCPU", default, skip_serializing_if = "Option::is_none")]
@@ -177,9 +173,7 @@ pub struct ServicePort {
 }
 
 /// Transport protocol of a port.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum Protocol {
     /// TCP.
     #[default]
@@ -257,18 +251,10 @@ pub struct Parameter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Value used when the IDL gives none.
-    #[serde(
-        default,
-        deserialize_with = "scalar::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "scalar::option", skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
     /// An example value shown to users.
-    #[serde(
-        default,
-        deserialize_with = "scalar::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "scalar::option", skip_serializing_if = "Option::is_none")]
     pub example: Option<String>,
     /// A value must exist after defaults and generators.
     #[serde(default)]
@@ -547,21 +533,9 @@ impl Sdl {
 
     /// Every component and job with the JSON path of the list it sits in.
     pub fn all_workloads(&self) -> impl Iterator<Item = (&'static str, usize, &Component)> {
-        let components = self
-            .components
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ("components", i, c));
-        let pre = self
-            .preflight
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ("preflight", i, c));
-        let post = self
-            .postflight
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ("postflight", i, c));
+        let components = self.components.iter().enumerate().map(|(i, c)| ("components", i, c));
+        let pre = self.preflight.iter().enumerate().map(|(i, c)| ("preflight", i, c));
+        let post = self.postflight.iter().enumerate().map(|(i, c)| ("postflight", i, c));
         components.chain(pre).chain(post)
     }
 }
@@ -603,11 +577,7 @@ impl Component {
 /// Drops a leading registry host (a first segment with a dot, a colon or `localhost`).
 fn strip_registry(image: &str) -> &str {
     match image.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            rest
-        }
+        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => rest,
         _ => image,
     }
 }

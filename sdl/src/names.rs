@@ -12,16 +12,11 @@ pub fn dns_label(value: &str) -> Option<String> {
         return Some("must not be empty".into());
     }
     if value.len() > DNS_LABEL_MAX {
-        return Some(format!(
-            "\"{value}\" is {} characters long; at most {DNS_LABEL_MAX} are allowed",
-            value.len()
-        ));
+        return Some(format!("\"{value}\" is {} characters long; at most {DNS_LABEL_MAX} are allowed", value.len()));
     }
-    let ok_chars = value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let ok_ends = value.as_bytes()[0].is_ascii_alphanumeric()
-        && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
+    let ok_chars = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok_ends =
+        value.as_bytes()[0].is_ascii_alphanumeric() && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
     if !ok_chars || !ok_ends {
         return Some(format!(
             "\"{value}\" is not a DNS label: use lowercase letters, digits and '-', starting and ending with a letter or digit"
@@ -48,9 +43,7 @@ pub fn port_name(value: &str) -> Option<String> {
         return Some(format!("\"{value}\" is longer than 15 characters"));
     }
     let ok = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && value.bytes().any(|b| b.is_ascii_lowercase())
         && !value.starts_with('-')
         && !value.ends_with('-')
@@ -66,9 +59,7 @@ pub fn port_name(value: &str) -> Option<String> {
 /// A label value: at most 63 characters of `[A-Za-z0-9._-]`, starting and ending with a
 /// letter or digit (empty is allowed by Kubernetes but not here).
 pub fn label_value(value: &str) -> Option<String> {
-    let ok_chars = value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok_chars = value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     let ok_ends = !value.is_empty()
         && value.as_bytes()[0].is_ascii_alphanumeric()
         && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
@@ -109,11 +100,12 @@ pub fn label_key(value: &str) -> Option<String> {
         Some((p, n)) => (Some(p), n),
         None => (None, value),
     };
-    let prefix_ok = prefix.is_none_or(|p| {
-        p.len() <= 253 && !p.is_empty() && p.split('.').all(|part| dns_label(part).is_none())
-    });
+    let prefix_ok =
+        prefix.is_none_or(|p| p.len() <= 253 && !p.is_empty() && p.split('.').all(|part| dns_label(part).is_none()));
     if !prefix_ok || label_value(name).is_some() {
-        return Some(format!("\"{value}\" is not a label key: [prefix/]name, name at most 63 letters, digits, '.', '_' or '-'"));
+        return Some(format!(
+            "\"{value}\" is not a label key: [prefix/]name, name at most 63 letters, digits, '.', '_' or '-'"
+        ));
     }
     None
 }
@@ -129,9 +121,7 @@ mod tests {
         assert!(dns_label("-a").is_some());
         assert!(dns_label("a-").is_some());
         assert!(dns_label("").is_some());
-        assert!(dns_label(&"a".repeat(64))
-            .unwrap()
-            .contains("64 characters"));
+        assert!(dns_label(&"a".repeat(64)).unwrap().contains("64 characters"));
         assert_eq!(dns_label(&"a".repeat(63)), None);
         assert_eq!(dns_label("1abc"), None);
         assert!(dns1035_label("1abc").is_some());
@@ -141,9 +131,7 @@ mod tests {
     fn port_names() {
         assert_eq!(port_name("http"), None);
         assert_eq!(port_name("consul-serf-u"), None);
-        assert!(port_name("a-very-long-port-name")
-            .unwrap()
-            .contains("longer than 15"));
+        assert!(port_name("a-very-long-port-name").unwrap().contains("longer than 15"));
         assert!(port_name("8080").is_some());
         assert!(port_name("a--b").is_some());
         assert!(port_name("HTTP").is_some());

@@ -27,11 +27,7 @@ impl Syntax {
 }
 
 /// Parses `text` as a `T`. `source_name` names the input in errors.
-pub fn parse_document<T: DeserializeOwned>(
-    text: &str,
-    syntax: Syntax,
-    source_name: &str,
-) -> Result<T, ParseError> {
+pub fn parse_document<T: DeserializeOwned>(text: &str, syntax: Syntax, source_name: &str) -> Result<T, ParseError> {
     match syntax {
         Syntax::Json => {
             let mut de = serde_json::Deserializer::from_str(text);
@@ -42,15 +38,7 @@ pub fn parse_document<T: DeserializeOwned>(
                 let (line, column) = (inner.line(), inner.column());
                 error(source_name, path, line, column, &inner.to_string())
             })?;
-            de.end().map_err(|e| {
-                error(
-                    source_name,
-                    String::new(),
-                    e.line(),
-                    e.column(),
-                    &e.to_string(),
-                )
-            })?;
+            de.end().map_err(|e| error(source_name, String::new(), e.line(), e.column(), &e.to_string()))?;
             Ok(value)
         }
         Syntax::Yaml => {
@@ -58,11 +46,16 @@ pub fn parse_document<T: DeserializeOwned>(
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let path = render_path(e.path());
                 let inner = e.into_inner();
-                let (line, column) = inner
-                    .location()
-                    .map(|l| (l.line(), l.column()))
-                    .unwrap_or((0, 0));
-                error(source_name, path, line, column, &inner.to_string())
+                let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+                // serde_yaml prefixes its own rendering of the path; the path is reported apart.
+                let message = inner.to_string();
+                let message = match message.split_once(": ") {
+                    Some((prefix, rest)) if !prefix.contains(' ') && !path.is_empty() && path.starts_with(prefix) => {
+                        rest.to_string()
+                    }
+                    _ => message,
+                };
+                error(source_name, path, line, column, &message)
             })
         }
     }
@@ -70,20 +63,14 @@ pub fn parse_document<T: DeserializeOwned>(
 
 /// Reads and parses the file at `path`; the syntax follows the file extension.
 pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(parse_document(
-        &text,
-        Syntax::for_path(path),
-        &path.display().to_string(),
-    )?)
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    Ok(parse_document(&text, Syntax::for_path(path), &path.display().to_string())?)
 }
 
 fn render_path(path: &serde_path_to_error::Path) -> String {
     let rendered = path.to_string();
-    if rendered == "." {
+    // "." is the document root; "?" is an error outside any value (a syntax error).
+    if rendered == "." || rendered == "?" {
         String::new()
     } else {
         rendered
@@ -91,13 +78,7 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
 }
 
 fn error(source_name: &str, path: String, line: usize, column: usize, raw: &str) -> ParseError {
-    ParseError {
-        source_name: source_name.to_string(),
-        path,
-        line,
-        column,
-        message: explain(strip_position(raw)),
-    }
+    ParseError { source_name: source_name.to_string(), path, line, column, message: explain(strip_position(raw)) }
 }
 
 /// serde_json and serde_yaml append " at line L column C"; the position is reported apart.
@@ -133,12 +114,7 @@ pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -
     let given_lower = given.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| {
-            (
-                strsim::normalized_damerau_levenshtein(&given_lower, &c.to_lowercase()),
-                c,
-            )
-        })
+        .map(|c| (strsim::normalized_damerau_levenshtein(&given_lower, &c.to_lowercase()), c))
         .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
@@ -160,10 +136,7 @@ mod tests {
 "components":[{"name":"a","image":"i","volume_mounts":[{"volume_name":"d","mountpath":"/d"}]}]}"#,
         );
         assert_eq!(err.path, "components[0].volume_mounts[0].mountpath");
-        assert_eq!(
-            err.message,
-            "unknown field `mountpath` (did you mean `mountpoint`?)"
-        );
+        assert_eq!(err.message, "unknown field `mountpath` (did you mean `mountpoint`?)");
         assert_eq!((err.line, err.column), (2, 85));
     }
 
@@ -173,12 +146,7 @@ mod tests {
             r#"{"name":"x","sdl_version":"1","product_version":"1","vendor":"v","components":[{"name":"a","min_RAM_mb":"lots"}]}"#,
         );
         assert_eq!(err.path, "components[0].min_RAM_mb");
-        assert!(
-            err.message
-                .starts_with("invalid type: string \"lots\", expected u32"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("invalid type: string \"lots\", expected u32"), "{}", err.message);
     }
 
     #[test]
@@ -191,12 +159,9 @@ mod tests {
 
     #[test]
     fn yaml_is_accepted_with_positions() {
-        let sdl: Sdl = parse_document(
-            "name: x\nsdl_version: '1'\nproduct_version: '1'\nvendor: v\n",
-            Syntax::Yaml,
-            "s.yaml",
-        )
-        .unwrap();
+        let sdl: Sdl =
+            parse_document("name: x\nsdl_version: '1'\nproduct_version: '1'\nvendor: v\n", Syntax::Yaml, "s.yaml")
+                .unwrap();
         assert_eq!(sdl.name, "x");
         let err = parse_document::<Sdl>(
             "name: x\nsdl_version: '1'\nproduct_version: '1'\nvendr: v\n",
@@ -205,10 +170,26 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.line, 4);
-        assert_eq!(
-            err.message,
-            "unknown field `vendr` (did you mean `vendor`?)"
-        );
+        assert_eq!(err.message, "unknown field `vendr` (did you mean `vendor`?)");
+    }
+
+    #[test]
+    fn nested_yaml_errors_name_the_path_once() {
+        let err = parse_document::<Sdl>(
+            "name: x\nsdl_version: '1'\nproduct_version: '1'\nvendor: v\ncomponents:\n  - name: a\n    imag: b\n",
+            Syntax::Yaml,
+            "s.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "components[0].imag");
+        assert_eq!(err.message, "unknown field `imag` (did you mean `image`?)");
+        assert_eq!(err.to_string(), "s.yaml:7:5: components[0].imag: unknown field `imag` (did you mean `image`?)");
+    }
+
+    #[test]
+    fn syntax_errors_have_no_path() {
+        let err = parse("{\"name\": \"x\",\n}");
+        assert_eq!(err.to_string(), "sdl.json:2:1: trailing comma");
     }
 
     #[test]

@@ -83,11 +83,7 @@ impl Resolved {
     /// What to store for the next resolution.
     pub fn to_stored(&self) -> Stored {
         Stored {
-            parameters: self
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), v.value.clone()))
-                .collect(),
+            parameters: self.values.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
             generated: self.generated.clone(),
         }
     }
@@ -158,14 +154,7 @@ pub fn resolve(
             .or_else(|| p.default.clone().map(|v| (v, Source::Default)));
         match found {
             Some((value, source)) => {
-                resolved.values.insert(
-                    p.name.clone(),
-                    ResolvedValue {
-                        value,
-                        source,
-                        secret: p.secret,
-                    },
-                );
+                resolved.values.insert(p.name.clone(), ResolvedValue { value, source, secret: p.secret });
             }
             None if p.generator.is_some() => pending_generators.push(p),
             None if p.required => missing.push(p.name.clone()),
@@ -185,29 +174,19 @@ pub fn resolve(
         _ => 1,
     });
     for p in pending_generators {
-        let generator = p
-            .generator
-            .as_ref()
-            .expect("only generated parameters are pending");
+        let generator = p.generator.as_ref().expect("only generated parameters are pending");
         if !resolved.generated.contains_key(&generator.id) {
             let object = generate_object(sdl, &p.name, generator, &resolved, context, rng)?;
             resolved.generated.insert(generator.id.clone(), object);
         }
         let object = &resolved.generated[&generator.id];
-        let value =
-            object
-                .value(generator.generate.value_type)
-                .ok_or_else(|| ResolveError::Generate {
-                    parameter: p.name.clone(),
-                    source: GenerateError::WrongKind(generator.id.clone()),
-                })?;
+        let value = object.value(generator.generate.value_type).ok_or_else(|| ResolveError::Generate {
+            parameter: p.name.clone(),
+            source: GenerateError::WrongKind(generator.id.clone()),
+        })?;
         resolved.values.insert(
             p.name.clone(),
-            ResolvedValue {
-                value: value.to_string(),
-                source: Source::Generated,
-                secret: p.secret,
-            },
+            ResolvedValue { value: value.to_string(), source: Source::Generated, secret: p.secret },
         );
     }
     Ok(resolved)
@@ -225,34 +204,23 @@ fn generate_object(
 ) -> Result<GeneratedObject, ResolveError> {
     let g = &generator.generate;
     let valid_days = g.valid_days.unwrap_or(generate::DEFAULT_VALID_DAYS);
-    let fail = |source| ResolveError::Generate {
-        parameter: parameter.to_string(),
-        source,
-    };
+    let fail = |source| ResolveError::Generate { parameter: parameter.to_string(), source };
     Ok(match g.kind {
         GeneratorType::Password => GeneratedObject::Password {
             value: generate::password(
                 rng,
                 g.length.unwrap_or(generate::DEFAULT_PASSWORD_LENGTH),
-                g.characters
-                    .as_deref()
-                    .unwrap_or(generate::DEFAULT_PASSWORD_CHARACTERS),
+                g.characters.as_deref().unwrap_or(generate::DEFAULT_PASSWORD_CHARACTERS),
             ),
         },
-        GeneratorType::SSH => {
-            generate::ssh_key(rng, &format!("{}@{}", generator.id, context.instance_id))
+        GeneratorType::SSH => generate::ssh_key(rng, &format!("{}@{}", generator.id, context.instance_id)),
+        GeneratorType::CACertificate => {
+            generate::certificate_authority(&format!("{} CA for {}", generator.id, context.instance_id), valid_days)
+                .map_err(fail)?
         }
-        GeneratorType::CACertificate => generate::certificate_authority(
-            &format!("{} CA for {}", generator.id, context.instance_id),
-            valid_days,
-        )
-        .map_err(fail)?,
         GeneratorType::Certificate => {
             let ca_id = g.ca.clone().unwrap_or_else(|| only_ca_id(sdl));
-            let ca = resolved
-                .generated
-                .get(&ca_id)
-                .ok_or_else(|| fail(GenerateError::NotACa(ca_id.clone())))?;
+            let ca = resolved.generated.get(&ca_id).ok_or_else(|| fail(GenerateError::NotACa(ca_id.clone())))?;
             let suffix = context.service_domain_suffix();
             let lookup = |name: &str| match name {
                 "HCP_INSTANCE_ID" => Some(context.instance_id),
@@ -261,12 +229,10 @@ fn generate_object(
             };
             let mut sans = Vec::new();
             for san in &g.subject_alt_names {
-                let value = template::substitute(san, lookup).map_err(|missing| {
-                    ResolveError::SanValue {
-                        parameter: parameter.to_string(),
-                        san: san.clone(),
-                        missing,
-                    }
+                let value = template::substitute(san, lookup).map_err(|missing| ResolveError::SanValue {
+                    parameter: parameter.to_string(),
+                    san: san.clone(),
+                    missing,
                 })?;
                 sans.push(value);
             }

@@ -11,9 +11,7 @@ pub fn references(text: &str) -> Result<Vec<&str>, String> {
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("\"{text}\" has a \"${{\" without a closing \"}}\""))?;
+        let end = after.find('}').ok_or_else(|| format!("\"{text}\" has a \"${{\" without a closing \"}}\""))?;
         names.push(&after[..end]);
         rest = &after[end + 1..];
     }
@@ -22,10 +20,7 @@ pub fn references(text: &str) -> Result<Vec<&str>, String> {
 
 /// Replaces every `${NAME}` in `text` with `lookup(NAME)`; `Err(NAME)` for the first name
 /// without a value.
-pub fn substitute<'a>(
-    text: &'a str,
-    lookup: impl Fn(&str) -> Option<&'a str>,
-) -> Result<String, String> {
+pub fn substitute<'a>(text: &'a str, lookup: impl Fn(&str) -> Option<&'a str>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Problem;
 use crate::idl::Idl;
-use crate::model::{
-    Component, DataType, GeneratorType, PortRef, Probe, Sdl, ValueType, WorkloadType,
-};
+use crate::model::{Component, DataType, GeneratorType, PortRef, Probe, Sdl, ValueType, WorkloadType};
 use crate::names;
 use crate::parse::closest;
 use crate::template::{self, PLATFORM_VARIABLES};
@@ -22,8 +20,7 @@ pub const PORT_LIMIT: u32 = 30000;
 /// Platforms a component may name.
 pub const PLATFORMS: [&str; 2] = ["linux-x86_64", "linux-aarch64"];
 /// Namespaces an instance may not take.
-pub const RESERVED_NAMESPACES: [&str; 4] =
-    ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const RESERVED_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 const CAPABILITIES: [&str; 41] = [
     "AUDIT_CONTROL",
@@ -71,9 +68,7 @@ const CAPABILITIES: [&str; 41] = [
 
 /// Every problem in `sdl`, in document order; empty when it is valid.
 pub fn validate_sdl(sdl: &Sdl) -> Vec<Problem> {
-    let mut v = Validator {
-        problems: Vec::new(),
-    };
+    let mut v = Validator { problems: Vec::new() };
     v.check_header(sdl);
     v.check_workloads(sdl);
     v.check_volumes(sdl);
@@ -85,63 +80,36 @@ pub fn validate_sdl(sdl: &Sdl) -> Vec<Problem> {
 
 /// Every problem in `idl` as an instance of `sdl` (whose id is `service_id`).
 pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
-    let mut v = Validator {
-        problems: Vec::new(),
-    };
+    let mut v = Validator { problems: Vec::new() };
     if let Some(id) = &idl.instance_id {
         if let Some(problem) = names::dns_label(id) {
             v.push("instance_id", problem);
         } else if RESERVED_NAMESPACES.contains(&id.as_str()) {
-            v.push(
-                "instance_id",
-                format!("\"{id}\" is a reserved namespace; choose another instance id"),
-            );
+            v.push("instance_id", format!("\"{id}\" is a reserved namespace; choose another instance id"));
         }
     }
     if let Some(id) = &idl.service_id {
         if id != service_id {
-            v.push(
-                "service_id",
-                format!("\"{id}\" does not match the service being created, \"{service_id}\""),
-            );
+            v.push("service_id", format!("\"{id}\" does not match the service being created, \"{service_id}\""));
         }
     }
     if let Some(name) = &idl.name {
         if name != &sdl.name {
-            v.push(
-                "name",
-                format!(
-                    "\"{name}\" does not match the service being created, \"{}\"",
-                    sdl.name
-                ),
-            );
+            v.push("name", format!("\"{name}\" does not match the service being created, \"{}\"", sdl.name));
         }
     }
     if let Some(vendor) = &idl.vendor {
         if vendor != &sdl.vendor {
-            v.push(
-                "vendor",
-                format!(
-                    "\"{vendor}\" does not match the service's vendor, \"{}\"",
-                    sdl.vendor
-                ),
-            );
+            v.push("vendor", format!("\"{vendor}\" does not match the service's vendor, \"{}\"", sdl.vendor));
         }
     }
     for (field, given, actual) in [
-        (
-            "product_version",
-            &idl.product_version,
-            &sdl.product_version,
-        ),
+        ("product_version", &idl.product_version, &sdl.product_version),
         ("sdl_version", &idl.sdl_version, &sdl.sdl_version),
     ] {
         if let Some(given) = given {
             if given != actual {
-                v.push(
-                    field,
-                    format!("\"{given}\" does not match the version being created, \"{actual}\""),
-                );
+                v.push(field, format!("\"{given}\" does not match the version being created, \"{actual}\""));
             }
         }
     }
@@ -154,19 +122,12 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     for (i, param) in idl.parameters.iter().enumerate() {
         let path = format!("parameters[{i}]");
         if !seen.insert(param.name.as_str()) {
-            v.push(
-                format!("{path}.name"),
-                format!("parameter \"{}\" is given twice", param.name),
-            );
+            v.push(format!("{path}.name"), format!("parameter \"{}\" is given twice", param.name));
         }
         match sdl.parameter(&param.name) {
             None => v.push(
                 format!("{path}.name"),
-                unknown(
-                    "parameter",
-                    &param.name,
-                    sdl.parameters.iter().map(|p| p.name.as_str()),
-                ),
+                unknown("parameter", &param.name, sdl.parameters.iter().map(|p| p.name.as_str())),
             ),
             Some(def) => {
                 if let Some(problem) = check_data_type(def.data_type, &param.value) {
@@ -179,47 +140,31 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     for (i, scaling) in idl.scaling.iter().enumerate() {
         let path = format!("scaling[{i}]");
         if !seen.insert(scaling.component.as_str()) {
-            v.push(
-                format!("{path}.component"),
-                format!("component \"{}\" is scaled twice", scaling.component),
-            );
+            v.push(format!("{path}.component"), format!("component \"{}\" is scaled twice", scaling.component));
         }
         let Some(component) = sdl.component(&scaling.component) else {
             v.push(
                 format!("{path}.component"),
-                unknown(
-                    "component",
-                    &scaling.component,
-                    sdl.components.iter().map(|c| c.name.as_str()),
-                ),
+                unknown("component", &scaling.component, sdl.components.iter().map(|c| c.name.as_str())),
             );
             continue;
         };
         if scaling.min_instances > scaling.max_instances {
             v.push(
                 format!("{path}.min_instances"),
-                format!(
-                    "{} is more than max_instances ({})",
-                    scaling.min_instances, scaling.max_instances
-                ),
+                format!("{} is more than max_instances ({})", scaling.min_instances, scaling.max_instances),
             );
         }
         if scaling.min_instances < component.min_instances {
             v.push(
                 format!("{path}.min_instances"),
-                format!(
-                    "{} is below the component's minimum of {}",
-                    scaling.min_instances, component.min_instances
-                ),
+                format!("{} is below the component's minimum of {}", scaling.min_instances, component.min_instances),
             );
         }
         if scaling.max_instances > component.max_instances {
             v.push(
                 format!("{path}.max_instances"),
-                format!(
-                    "{} is above the component's maximum of {}",
-                    scaling.max_instances, component.max_instances
-                ),
+                format!("{} is above the component's maximum of {}", scaling.max_instances, component.max_instances),
             );
         }
     }
@@ -286,10 +231,7 @@ impl Validator {
         for (list, i, workload) in sdl.all_workloads() {
             let path = format!("{list}[{i}]");
             if let Some(previous) = first_seen.get(workload.name.as_str()) {
-                self.push(
-                    format!("{path}.name"),
-                    format!("name \"{}\" is already used by {previous}", workload.name),
-                );
+                self.push(format!("{path}.name"), format!("name \"{}\" is already used by {previous}", workload.name));
             } else {
                 first_seen.insert(&workload.name, path.clone());
             }
@@ -303,11 +245,7 @@ impl Validator {
         } else if c.name.len() > COMPONENT_NAME_MAX {
             self.push(
                 format!("{path}.name"),
-                format!(
-                    "\"{}\" is {} characters long; at most {COMPONENT_NAME_MAX} are allowed",
-                    c.name,
-                    c.name.len()
-                ),
+                format!("\"{}\" is {} characters long; at most {COMPONENT_NAME_MAX} are allowed", c.name, c.name.len()),
             );
         }
         if c.workload_type == WorkloadType::Vm {
@@ -320,10 +258,7 @@ impl Validator {
             if !PLATFORMS.contains(&platform.as_str()) {
                 self.push(
                     format!("{path}.platform"),
-                    format!(
-                        "\"{platform}\" is not a supported platform (expected one of {})",
-                        PLATFORMS.join(", ")
-                    ),
+                    format!("\"{platform}\" is not a supported platform (expected one of {})", PLATFORMS.join(", ")),
                 );
             }
         }
@@ -339,24 +274,17 @@ impl Validator {
             let label_path = format!("{path}.labels[{j}]");
             match label.split_once('=') {
                 Some((key, value)) => {
-                    if let Some(problem) =
-                        names::label_key(key).or_else(|| names::label_value(value))
-                    {
+                    if let Some(problem) = names::label_key(key).or_else(|| names::label_value(value)) {
                         self.push(label_path, problem);
                     }
                 }
-                None => self.push(
-                    label_path,
-                    format!("\"{label}\" is not of the form key=value"),
-                ),
+                None => self.push(label_path, format!("\"{label}\" is not of the form key=value")),
             }
         }
         if let Some(probes) = &c.probes {
-            for (kind, probe) in [
-                ("readiness", &probes.readiness),
-                ("liveness", &probes.liveness),
-                ("startup", &probes.startup),
-            ] {
+            for (kind, probe) in
+                [("readiness", &probes.readiness), ("liveness", &probes.liveness), ("startup", &probes.startup)]
+            {
                 if let Some(probe) = probe {
                     self.check_probe(&format!("{path}.probes.{kind}"), c, probe);
                 }
@@ -371,16 +299,10 @@ impl Validator {
         }
         if !is_job {
             if c.retry_count.is_some() {
-                self.push(
-                    format!("{path}.retry_count"),
-                    "only preflight and postflight jobs have a retry_count",
-                );
+                self.push(format!("{path}.retry_count"), "only preflight and postflight jobs have a retry_count");
             }
             if c.timeout.is_some() {
-                self.push(
-                    format!("{path}.timeout"),
-                    "only preflight and postflight jobs have a timeout",
-                );
+                self.push(format!("{path}.timeout"), "only preflight and postflight jobs have a timeout");
             }
         } else if c.timeout == Some(0) {
             self.push(format!("{path}.timeout"), "must be at least 1 second");
@@ -390,10 +312,7 @@ impl Validator {
     fn check_image_and_external(&mut self, sdl: &Sdl, path: &str, is_job: bool, c: &Component) {
         if let Some(external) = &c.external_name {
             if is_job {
-                self.push(
-                    format!("{path}.external_name"),
-                    "jobs cannot have an external_name",
-                );
+                self.push(format!("{path}.external_name"), "jobs cannot have an external_name");
             }
             if c.image.is_some() {
                 self.push(
@@ -407,20 +326,14 @@ impl Validator {
                 ("probes", c.probes.is_some()),
             ] {
                 if present {
-                    self.push(
-                        format!("{path}.{field}"),
-                        "not allowed on a component with an external_name",
-                    );
+                    self.push(format!("{path}.{field}"), "not allowed on a component with an external_name");
                 }
             }
             self.check_references(sdl, &format!("{path}.external_name"), external);
             return;
         }
         let Some(image) = &c.image else {
-            self.push(
-                format!("{path}.image"),
-                "an image is required (or an external_name for a connector)",
-            );
+            self.push(format!("{path}.image"), "an image is required (or an external_name for a connector)");
             return;
         };
         let structured = c.repository.is_some() || c.organization.is_some() || c.tag.is_some();
@@ -441,14 +354,10 @@ impl Validator {
             }
         };
         match tag.as_deref() {
-            None => self.push(
-                format!("{path}.image"),
-                format!("image \"{image}\" has no tag; pin a version"),
-            ),
-            Some("latest") => self.push(
-                format!("{path}.tag"),
-                "\"latest\" is not a pinned version; name a specific tag",
-            ),
+            None => self.push(format!("{path}.image"), format!("image \"{image}\" has no tag; pin a version")),
+            Some("latest") => {
+                self.push(format!("{path}.tag"), "\"latest\" is not a pinned version; name a specific tag")
+            }
             Some("") => self.push(format!("{path}.tag"), "must not be empty"),
             _ => {}
         }
@@ -466,20 +375,14 @@ impl Validator {
         }
         if let Some(max) = c.max_ram_mb {
             if max < c.min_ram_mb {
-                self.push(
-                    format!("{path}.max_RAM_mb"),
-                    format!("{max} is below min_RAM_mb ({})", c.min_ram_mb),
-                );
+                self.push(format!("{path}.max_RAM_mb"), format!("{max} is below min_RAM_mb ({})", c.min_ram_mb));
             }
         }
         if let Some(max) = c.max_vcpu {
             if !max.is_finite() || max <= 0.0 || max < c.min_vcpu {
                 self.push(
                     format!("{path}.max_VCPU"),
-                    format!(
-                        "{max} must be positive and at least min_VCPU ({})",
-                        c.min_vcpu
-                    ),
+                    format!("{max} must be positive and at least min_VCPU ({})", c.min_vcpu),
                 );
             }
         }
@@ -488,10 +391,7 @@ impl Validator {
     fn check_instances(&mut self, path: &str, is_job: bool, c: &Component) {
         if is_job {
             if c.min_instances != 1 || c.max_instances != 1 {
-                self.push(
-                    format!("{path}.min_instances"),
-                    "jobs run once: min_instances and max_instances must be 1",
-                );
+                self.push(format!("{path}.min_instances"), "jobs run once: min_instances and max_instances must be 1");
             }
             return;
         }
@@ -501,10 +401,7 @@ impl Validator {
         if c.min_instances > c.max_instances {
             self.push(
                 format!("{path}.min_instances"),
-                format!(
-                    "{} is more than max_instances ({})",
-                    c.min_instances, c.max_instances
-                ),
+                format!("{} is more than max_instances ({})", c.min_instances, c.max_instances),
             );
         }
     }
@@ -520,10 +417,7 @@ impl Validator {
                     );
                 }
             } else if !CAPABILITIES.contains(&bare) {
-                self.push(
-                    format!("{path}.capabilities[{j}]"),
-                    unknown("Linux capability", cap, CAPABILITIES),
-                );
+                self.push(format!("{path}.capabilities[{j}]"), unknown("Linux capability", cap, CAPABILITIES));
             }
         }
     }
@@ -536,10 +430,7 @@ impl Validator {
         if c.service_ports.len() > MAX_PORTS {
             self.push(
                 format!("{path}.service_ports"),
-                format!(
-                    "{} ports declared; at most {MAX_PORTS} are allowed per component",
-                    c.service_ports.len()
-                ),
+                format!("{} ports declared; at most {MAX_PORTS} are allowed per component", c.service_ports.len()),
             );
         }
         let mut names = BTreeSet::new();
@@ -550,30 +441,23 @@ impl Validator {
                 self.push(format!("{port_path}.name"), problem);
             }
             if !names.insert(port.name.as_str()) {
-                self.push(
-                    format!("{port_path}.name"),
-                    format!("port name \"{}\" is used twice", port.name),
-                );
+                self.push(format!("{port_path}.name"), format!("port name \"{}\" is used twice", port.name));
             }
-            for (field, number) in [
-                ("source_port", port.source_port),
-                ("target_port", port.target_port),
-            ] {
+            for (field, number) in [("source_port", port.source_port), ("target_port", port.target_port)] {
                 if number == 0 || number >= PORT_LIMIT {
                     self.push(
                         format!("{port_path}.{field}"),
-                        format!("{number} is out of range: ports are 1 to {} (ranges must be listed port by port)", PORT_LIMIT - 1),
+                        format!(
+                            "{number} is out of range: ports are 1 to {} (ranges must be listed port by port)",
+                            PORT_LIMIT - 1
+                        ),
                     );
                 }
             }
             if !sources.insert((port.source_port, port.protocol)) {
                 self.push(
                     format!("{port_path}.source_port"),
-                    format!(
-                        "{}/{} is declared twice",
-                        port.source_port,
-                        port.protocol.as_str()
-                    ),
+                    format!("{}/{} is declared twice", port.source_port, port.protocol.as_str()),
                 );
             }
         }
@@ -586,18 +470,11 @@ impl Validator {
             match sdl.volume(&mount.volume_name) {
                 None => self.push(
                     format!("{mount_path}.volume_name"),
-                    unknown(
-                        "volume",
-                        &mount.volume_name,
-                        sdl.volumes.iter().map(|v| v.name.as_str()),
-                    ),
+                    unknown("volume", &mount.volume_name, sdl.volumes.iter().map(|v| v.name.as_str())),
                 ),
                 Some(volume) if is_job && !volume.shared => self.push(
                     format!("{mount_path}.volume_name"),
-                    format!(
-                        "jobs can only mount shared volumes; \"{}\" is not shared",
-                        volume.name
-                    ),
+                    format!("jobs can only mount shared volumes; \"{}\" is not shared", volume.name),
                 ),
                 Some(_) => {}
             }
@@ -607,16 +484,10 @@ impl Validator {
                     format!("\"{}\" must be an absolute path", mount.mountpoint),
                 );
             } else if mount.mountpoint.starts_with("/etc/secrets") {
-                self.push(
-                    format!("{mount_path}.mountpoint"),
-                    "/etc/secrets is where secret parameters are mounted",
-                );
+                self.push(format!("{mount_path}.mountpoint"), "/etc/secrets is where secret parameters are mounted");
             }
             if !mountpoints.insert(mount.mountpoint.as_str()) {
-                self.push(
-                    format!("{mount_path}.mountpoint"),
-                    format!("\"{}\" is mounted twice", mount.mountpoint),
-                );
+                self.push(format!("{mount_path}.mountpoint"), format!("\"{}\" is mounted twice", mount.mountpoint));
             }
         }
     }
@@ -627,18 +498,11 @@ impl Validator {
             if sdl.parameter(name).is_none() {
                 self.push(
                     format!("{path}.parameters[{j}]"),
-                    unknown(
-                        "parameter",
-                        name,
-                        sdl.parameters.iter().map(|p| p.name.as_str()),
-                    ),
+                    unknown("parameter", name, sdl.parameters.iter().map(|p| p.name.as_str())),
                 );
             }
             if !seen.insert(name.as_str()) {
-                self.push(
-                    format!("{path}.parameters[{j}]"),
-                    format!("parameter \"{name}\" is listed twice"),
-                );
+                self.push(format!("{path}.parameters[{j}]"), format!("parameter \"{name}\" is listed twice"));
             }
         }
     }
@@ -653,67 +517,40 @@ impl Validator {
         }
         for (j, dep) in c.depends_on.iter().enumerate() {
             if dep == &c.name {
-                self.push(
-                    format!("{path}.depends_on[{j}]"),
-                    "a component cannot depend on itself",
-                );
+                self.push(format!("{path}.depends_on[{j}]"), "a component cannot depend on itself");
             } else if sdl.component(dep).is_none() {
                 self.push(
                     format!("{path}.depends_on[{j}]"),
-                    unknown(
-                        "component",
-                        dep,
-                        sdl.components.iter().map(|c| c.name.as_str()),
-                    ),
+                    unknown("component", dep, sdl.components.iter().map(|c| c.name.as_str())),
                 );
             }
         }
     }
 
     fn check_probe(&mut self, path: &str, c: &Component, probe: &Probe) {
-        let kinds = [
-            probe.http.is_some(),
-            probe.tcp.is_some(),
-            probe.exec.is_some(),
-        ];
+        let kinds = [probe.http.is_some(), probe.tcp.is_some(), probe.exec.is_some()];
         if kinds.iter().filter(|k| **k).count() != 1 {
             self.push(path.to_string(), "give exactly one of http, tcp or exec");
         }
-        let port_ref = probe
-            .http
-            .as_ref()
-            .map(|h| &h.port)
-            .or(probe.tcp.as_ref().map(|t| &t.port));
+        let port_ref = probe.http.as_ref().map(|h| &h.port).or(probe.tcp.as_ref().map(|t| &t.port));
         let kind = if probe.http.is_some() { "http" } else { "tcp" };
         match port_ref {
-            Some(PortRef::Name(name)) if !c.service_ports.iter().any(|p| &p.name == name) => self
-                .push(
-                    format!("{path}.{kind}.port"),
-                    unknown(
-                        "port",
-                        name,
-                        c.service_ports.iter().map(|p| p.name.as_str()),
-                    ),
-                ),
-            Some(PortRef::Number(n)) if *n == 0 || *n > 65535 => self.push(
+            Some(PortRef::Name(name)) if !c.service_ports.iter().any(|p| &p.name == name) => self.push(
                 format!("{path}.{kind}.port"),
-                format!("{n} is not a port number"),
+                unknown("port", name, c.service_ports.iter().map(|p| p.name.as_str())),
             ),
+            Some(PortRef::Number(n)) if *n == 0 || *n > 65535 => {
+                self.push(format!("{path}.{kind}.port"), format!("{n} is not a port number"))
+            }
             _ => {}
         }
         if let Some(http) = &probe.http {
             if !http.path.starts_with('/') {
-                self.push(
-                    format!("{path}.http.path"),
-                    format!("\"{}\" must start with '/'", http.path),
-                );
+                self.push(format!("{path}.http.path"), format!("\"{}\" must start with '/'", http.path));
             }
             if let Some(scheme) = &http.scheme {
                 if scheme != "HTTP" && scheme != "HTTPS" {
-                    self.push(
-                        format!("{path}.http.scheme"),
-                        format!("\"{scheme}\" must be HTTP or HTTPS"),
-                    );
+                    self.push(format!("{path}.http.scheme"), format!("\"{scheme}\" must be HTTP or HTTPS"));
                 }
             }
         }
@@ -745,10 +582,7 @@ impl Validator {
                 } else if volume != other {
                     self.push(
                         format!("{path}.name"),
-                        format!(
-                            "volume \"{}\" is already declared by volumes[{j}]",
-                            volume.name
-                        ),
+                        format!("volume \"{}\" is already declared by volumes[{j}]", volume.name),
                     );
                 }
                 continue;
@@ -760,10 +594,7 @@ impl Validator {
                 .map(|(_, _, c)| c.name.as_str())
                 .collect();
             if mounted_by.is_empty() {
-                self.push(
-                    path,
-                    format!("volume \"{}\" is not mounted by any component", volume.name),
-                );
+                self.push(path, format!("volume \"{}\" is not mounted by any component", volume.name));
             } else if !volume.shared && mounted_by.len() > 1 {
                 self.push(
                     format!("{path}.shared"),
@@ -793,32 +624,19 @@ impl Validator {
             if let Some(&j) = first.get(p.name.as_str()) {
                 self.push(
                     format!("{path}.name"),
-                    format!(
-                        "parameter \"{}\" is already declared by parameters[{j}]",
-                        p.name
-                    ),
+                    format!("parameter \"{}\" is already declared by parameters[{j}]", p.name),
                 );
                 continue;
             }
             first.insert(&p.name, i);
-            let name_problem = if p.secret {
-                names::secret_key(&p.name)
-            } else {
-                names::env_name(&p.name)
-            };
+            let name_problem = if p.secret { names::secret_key(&p.name) } else { names::env_name(&p.name) };
             if let Some(problem) = name_problem {
                 self.push(format!("{path}.name"), problem);
             } else if p.name.starts_with("HCP_") {
-                self.push(
-                    format!("{path}.name"),
-                    "names starting with HCP_ are reserved for platform variables",
-                );
+                self.push(format!("{path}.name"), "names starting with HCP_ are reserved for platform variables");
             }
             if !used.contains(p.name.as_str()) {
-                self.push(
-                    path.clone(),
-                    format!("parameter \"{}\" is not used by any component", p.name),
-                );
+                self.push(path.clone(), format!("parameter \"{}\" is not used by any component", p.name));
             }
             if let Some(default) = &p.default {
                 if let Some(problem) = check_data_type(p.data_type, default) {
@@ -831,10 +649,7 @@ impl Validator {
             let g = &generator.generate;
             let gen_path = format!("{path}.generator");
             if !p.secret {
-                self.push(
-                    format!("{path}.secret"),
-                    "a generated parameter must be secret",
-                );
+                self.push(format!("{path}.secret"), "a generated parameter must be secret");
             }
             if generator.id.is_empty() {
                 self.push(format!("{gen_path}.id"), "must not be empty");
@@ -844,32 +659,17 @@ impl Validator {
                 GeneratorType::CACertificate | GeneratorType::Certificate => {
                     &[ValueType::Certificate, ValueType::PrivateKey]
                 }
-                GeneratorType::SSH => &[
-                    ValueType::PrivateKey,
-                    ValueType::PublicKey,
-                    ValueType::Fingerprint,
-                ],
+                GeneratorType::SSH => &[ValueType::PrivateKey, ValueType::PublicKey, ValueType::Fingerprint],
             };
             match (g.value_type, allowed.is_empty()) {
-                (Some(_), true) => self.push(
-                    format!("{gen_path}.generate.value_type"),
-                    "a Password has no value_type",
-                ),
+                (Some(_), true) => self.push(format!("{gen_path}.generate.value_type"), "a Password has no value_type"),
                 (None, false) => self.push(
                     format!("{gen_path}.generate.value_type"),
-                    format!(
-                        "required for {:?}: one of {}",
-                        g.kind,
-                        value_type_list(allowed)
-                    ),
+                    format!("required for {:?}: one of {}", g.kind, value_type_list(allowed)),
                 ),
                 (Some(vt), false) if !allowed.contains(&vt) => self.push(
                     format!("{gen_path}.generate.value_type"),
-                    format!(
-                        "{vt:?} is not produced by {:?}: expected one of {}",
-                        g.kind,
-                        value_type_list(allowed)
-                    ),
+                    format!("{vt:?} is not produced by {:?}: expected one of {}", g.kind, value_type_list(allowed)),
                 ),
                 _ => {}
             }
@@ -891,10 +691,7 @@ impl Validator {
                     }
                 }
             } else if g.length.is_some() || g.characters.is_some() {
-                self.push(
-                    format!("{gen_path}.generate"),
-                    "length and characters apply only to a Password",
-                );
+                self.push(format!("{gen_path}.generate"), "length and characters apply only to a Password");
             }
             if let Some(bits) = g.key_length {
                 if g.kind == GeneratorType::Password || bits != 256 {
@@ -917,11 +714,7 @@ impl Validator {
                     _ => {}
                 }
                 for (j, san) in g.subject_alt_names.iter().enumerate() {
-                    self.check_references(
-                        sdl,
-                        &format!("{gen_path}.generate.subject_alt_names[{j}]"),
-                        san,
-                    );
+                    self.check_references(sdl, &format!("{gen_path}.generate.subject_alt_names[{j}]"), san);
                 }
             } else {
                 if !g.subject_alt_names.is_empty() {
@@ -931,10 +724,7 @@ impl Validator {
                     );
                 }
                 if g.ca.is_some() {
-                    self.push(
-                        format!("{gen_path}.generate.ca"),
-                        "only a Certificate is signed by a CA",
-                    );
+                    self.push(format!("{gen_path}.generate.ca"), "only a Certificate is signed by a CA");
                 }
             }
             match generators.get_mut(generator.id.as_str()) {
@@ -942,34 +732,28 @@ impl Validator {
                     generators.insert(&generator.id, (i, g.value_type.into_iter().collect()));
                 }
                 Some((j, value_types)) => {
-                    let mut other = sdl.parameters[*j]
-                        .generator
-                        .as_ref()
-                        .map(|o| o.generate.clone())
-                        .unwrap_or_default();
+                    let mut other =
+                        sdl.parameters[*j].generator.as_ref().map(|o| o.generate.clone()).unwrap_or_default();
                     other.value_type = g.value_type;
                     if &other != g {
                         self.push(
                             format!("{gen_path}.generate"),
-                            format!(
-                                "generator \"{}\" is declared differently by parameters[{j}]",
-                                generator.id
-                            ),
+                            format!("generator \"{}\" is declared differently by parameters[{j}]", generator.id),
                         );
                     } else if let Some(vt) = g.value_type {
                         if !value_types.insert(vt) {
                             self.push(
                                 format!("{gen_path}.generate.value_type"),
-                                format!("another parameter already receives the {vt:?} of generator \"{}\"", generator.id),
+                                format!(
+                                    "another parameter already receives the {vt:?} of generator \"{}\"",
+                                    generator.id
+                                ),
                             );
                         }
                     } else {
                         self.push(
                             format!("{gen_path}.id"),
-                            format!(
-                                "two parameters receive the same password of generator \"{}\"",
-                                generator.id
-                            ),
+                            format!("two parameters receive the same password of generator \"{}\"", generator.id),
                         );
                     }
                 }
@@ -984,10 +768,9 @@ impl Validator {
             Ok(names) => {
                 for name in names {
                     match sdl.parameter(name) {
-                        Some(p) if p.secret => self.push(
-                            path.to_string(),
-                            format!("\"${{{name}}}\" refers to a secret parameter"),
-                        ),
+                        Some(p) if p.secret => {
+                            self.push(path.to_string(), format!("\"${{{name}}}\" refers to a secret parameter"))
+                        }
                         Some(_) => {}
                         None if PLATFORM_VARIABLES.contains(&name) => {}
                         None => self.push(
@@ -995,10 +778,7 @@ impl Validator {
                             unknown(
                                 "parameter",
                                 name,
-                                sdl.parameters
-                                    .iter()
-                                    .map(|p| p.name.as_str())
-                                    .chain(PLATFORM_VARIABLES),
+                                sdl.parameters.iter().map(|p| p.name.as_str()).chain(PLATFORM_VARIABLES),
                             ),
                         ),
                     }
@@ -1022,26 +802,17 @@ impl Validator {
                 if client.id.is_empty() {
                     self.push(format!("{client_path}.id"), "must not be empty");
                 } else if !ids.insert(client.id.as_str()) {
-                    self.push(
-                        format!("{client_path}.id"),
-                        format!("client \"{}\" is declared twice", client.id),
-                    );
+                    self.push(format!("{client_path}.id"), format!("client \"{}\" is declared twice", client.id));
                 }
                 if let Some(name) = &client.secret_parameter {
                     match sdl.parameter(name) {
                         None => self.push(
                             format!("{client_path}.secret_parameter"),
-                            unknown(
-                                "parameter",
-                                name,
-                                sdl.parameters.iter().map(|p| p.name.as_str()),
-                            ),
+                            unknown("parameter", name, sdl.parameters.iter().map(|p| p.name.as_str())),
                         ),
                         Some(p) if !p.secret => self.push(
                             format!("{client_path}.secret_parameter"),
-                            format!(
-                                "parameter \"{name}\" holds a client secret, so it must be secret"
-                            ),
+                            format!("parameter \"{name}\" holds a client secret, so it must be secret"),
                         ),
                         Some(_) => {}
                     }
@@ -1052,15 +823,8 @@ impl Validator {
 
     fn check_dependency_cycles(&mut self, sdl: &Sdl) {
         if let Some(cycle) = dependency_cycle(sdl) {
-            let start = sdl
-                .components
-                .iter()
-                .position(|c| c.name == cycle[0])
-                .unwrap_or(0);
-            self.push(
-                format!("components[{start}].depends_on"),
-                format!("dependency cycle: {}", cycle.join(" -> ")),
-            );
+            let start = sdl.components.iter().position(|c| c.name == cycle[0]).unwrap_or(0);
+            self.push(format!("components[{start}].depends_on"), format!("dependency cycle: {}", cycle.join(" -> ")));
         }
     }
 }
@@ -1068,12 +832,7 @@ impl Validator {
 fn value_type_list(types: &[ValueType]) -> String {
     let names: Vec<String> = types
         .iter()
-        .map(|t| {
-            serde_json::to_value(t)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        })
+        .map(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
         .collect();
     names.join(", ")
 }
@@ -1096,11 +855,7 @@ fn used_parameters(sdl: &Sdl) -> BTreeSet<&str> {
     }
     if let Some(features) = &sdl.features {
         for zone in &features.auth {
-            used.extend(
-                zone.clients
-                    .iter()
-                    .filter_map(|c| c.secret_parameter.as_deref()),
-            );
+            used.extend(zone.clients.iter().filter_map(|c| c.secret_parameter.as_deref()));
         }
     }
     used

@@ -47,21 +47,12 @@ fn sdl() -> Sdl {
 
 fn idl(params: &[(&str, &str)]) -> Idl {
     Idl {
-        parameters: params
-            .iter()
-            .map(|(n, v)| IdlParameter {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
+        parameters: params.iter().map(|(n, v)| IdlParameter { name: n.to_string(), value: v.to_string() }).collect(),
         ..Idl::default()
     }
 }
 
-const CONTEXT: ResolveContext<'static> = ResolveContext {
-    instance_id: "shop",
-    cluster_domain: "cluster.local",
-};
+const CONTEXT: ResolveContext<'static> = ResolveContext { instance_id: "shop", cluster_domain: "cluster.local" };
 
 fn pem_der(pem: &str) -> Vec<u8> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
@@ -72,18 +63,8 @@ fn pem_der(pem: &str) -> Vec<u8> {
 fn values_come_from_idl_then_stored_then_default_then_generator() {
     let sdl = sdl();
     let mut rng = StdRng::seed_from_u64(1);
-    let stored = Stored {
-        parameters: [("GREETING".to_string(), "stored".to_string())].into(),
-        ..Stored::default()
-    };
-    let resolved = resolve(
-        &sdl,
-        &idl(&[("DOMAIN", "example.com")]),
-        &stored,
-        &CONTEXT,
-        &mut rng,
-    )
-    .unwrap();
+    let stored = Stored { parameters: [("GREETING".to_string(), "stored".to_string())].into(), ..Stored::default() };
+    let resolved = resolve(&sdl, &idl(&[("DOMAIN", "example.com")]), &stored, &CONTEXT, &mut rng).unwrap();
     assert_eq!(resolved.values["DOMAIN"].source, Source::Idl);
     assert_eq!(resolved.get("GREETING"), Some("stored"));
     assert_eq!(resolved.values["GREETING"].source, Source::Stored);
@@ -91,24 +72,14 @@ fn values_come_from_idl_then_stored_then_default_then_generator() {
     assert_eq!(resolved.values["admin-password"].source, Source::Generated);
     assert!(resolved.values["admin-password"].secret);
     assert!(!resolved.values["DOMAIN"].secret);
-    assert_eq!(
-        resolved.get("OPTIONAL"),
-        None,
-        "optional parameters without a value stay absent"
-    );
+    assert_eq!(resolved.get("OPTIONAL"), None, "optional parameters without a value stay absent");
 
     let password = resolved.get("admin-password").unwrap();
     assert_eq!(password.len(), 20);
     assert!(password.chars().all(|c| "xyz".contains(c)));
 
-    let given = resolve(
-        &sdl,
-        &idl(&[("DOMAIN", "example.com"), ("GREETING", "hi")]),
-        &stored,
-        &CONTEXT,
-        &mut rng,
-    )
-    .unwrap();
+    let given =
+        resolve(&sdl, &idl(&[("DOMAIN", "example.com"), ("GREETING", "hi")]), &stored, &CONTEXT, &mut rng).unwrap();
     assert_eq!(given.get("GREETING"), Some("hi"));
 }
 
@@ -117,18 +88,8 @@ fn every_missing_required_parameter_is_listed() {
     let mut sdl = sdl();
     sdl.parameters[1].required = true;
     sdl.parameters[1].default = None;
-    let err = resolve(
-        &sdl,
-        &Idl::default(),
-        &Stored::default(),
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(1),
-    )
-    .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "missing required parameters: DOMAIN, GREETING"
-    );
+    let err = resolve(&sdl, &Idl::default(), &Stored::default(), &CONTEXT, &mut StdRng::seed_from_u64(1)).unwrap_err();
+    assert_eq!(err.to_string(), "missing required parameters: DOMAIN, GREETING");
 }
 
 #[test]
@@ -149,15 +110,10 @@ fn certificate_verifies_against_its_ca_and_carries_the_sans() {
     let cert_der = pem_der(resolved.get("tls-cert").unwrap());
     let (_, cert) = X509Certificate::from_der(&cert_der).unwrap();
     assert!(!cert.is_ca());
-    cert.verify_signature(Some(ca.public_key()))
-        .expect("the certificate is signed by the CA");
+    cert.verify_signature(Some(ca.public_key())).expect("the certificate is signed by the CA");
     assert_eq!(cert.issuer(), ca.subject());
 
-    let sans = cert
-        .subject_alternative_name()
-        .unwrap()
-        .expect("has SANs")
-        .value;
+    let sans = cert.subject_alternative_name().unwrap().expect("has SANs").value;
     let names: Vec<String> = sans
         .general_names
         .iter()
@@ -167,15 +123,7 @@ fn certificate_verifies_against_its_ca_and_carries_the_sans() {
             other => format!("{other:?}"),
         })
         .collect();
-    assert_eq!(
-        names,
-        vec![
-            "example.com",
-            "*.example.com",
-            "web.shop.svc.cluster.local",
-            "ip:[10, 0, 0, 7]"
-        ]
-    );
+    assert_eq!(names, vec!["example.com", "*.example.com", "web.shop.svc.cluster.local", "ip:[10, 0, 0, 7]"]);
 
     // A CA from another resolution does not verify it.
     let other = resolve(
@@ -212,19 +160,8 @@ fn parameters_sharing_a_generator_id_share_one_object() {
             "{cert} and its key differ"
         );
     }
-    assert_eq!(
-        resolved.generated.len(),
-        4,
-        "admin, ca, tls and ssh: one object each"
-    );
-    let GeneratedObject::SshKey {
-        public_key,
-        fingerprint,
-        ..
-    } = &resolved.generated["ssh"]
-    else {
-        panic!("not SSH")
-    };
+    assert_eq!(resolved.generated.len(), 4, "admin, ca, tls and ssh: one object each");
+    let GeneratedObject::SshKey { public_key, fingerprint, .. } = &resolved.generated["ssh"] else { panic!("not SSH") };
     assert_eq!(resolved.get("ssh-pub"), Some(public_key.as_str()));
     assert_eq!(resolved.get("ssh-fp"), Some(fingerprint.as_str()));
 }
@@ -247,17 +184,8 @@ fn ssh_keys_are_accepted_by_ssh_keygen() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let derived = Command::new("ssh-keygen")
-        .arg("-y")
-        .arg("-f")
-        .arg(&key_path)
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(
-        derived.status.success(),
-        "{}",
-        String::from_utf8_lossy(&derived.stderr)
-    );
+    let derived = Command::new("ssh-keygen").arg("-y").arg("-f").arg(&key_path).output().expect("ssh-keygen runs");
+    assert!(derived.status.success(), "{}", String::from_utf8_lossy(&derived.stderr));
     let derived = String::from_utf8(derived.stdout).unwrap();
     let public = resolved.get("ssh-pub").unwrap();
     let key_part = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
@@ -265,12 +193,7 @@ fn ssh_keys_are_accepted_by_ssh_keygen() {
 
     let pub_path = dir.path().join("id.pub");
     std::fs::write(&pub_path, public).unwrap();
-    let listed = Command::new("ssh-keygen")
-        .arg("-l")
-        .arg("-f")
-        .arg(&pub_path)
-        .output()
-        .unwrap();
+    let listed = Command::new("ssh-keygen").arg("-l").arg("-f").arg(&pub_path).output().unwrap();
     let listed = String::from_utf8(listed.stdout).unwrap();
     assert_eq!(listed.split_whitespace().nth(1), resolved.get("ssh-fp"));
     assert!(listed.trim_end().ends_with("(ED25519)"), "{listed}");
@@ -279,60 +202,28 @@ fn ssh_keys_are_accepted_by_ssh_keygen() {
 #[test]
 fn stored_values_are_kept_across_resolutions() {
     let sdl = sdl();
-    let first = resolve(
-        &sdl,
-        &idl(&[("DOMAIN", "example.com")]),
-        &Stored::default(),
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(6),
-    )
-    .unwrap();
+    let first =
+        resolve(&sdl, &idl(&[("DOMAIN", "example.com")]), &Stored::default(), &CONTEXT, &mut StdRng::seed_from_u64(6))
+            .unwrap();
     let stored = first.to_stored();
     // An upgrade: no IDL values, a different random source.
-    let second = resolve(
-        &sdl,
-        &Idl::default(),
-        &stored,
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(99),
-    )
-    .unwrap();
+    let second = resolve(&sdl, &Idl::default(), &stored, &CONTEXT, &mut StdRng::seed_from_u64(99)).unwrap();
     assert_eq!(
-        first
-            .values
-            .iter()
-            .map(|(k, v)| (k, &v.value))
-            .collect::<Vec<_>>(),
-        second
-            .values
-            .iter()
-            .map(|(k, v)| (k, &v.value))
-            .collect::<Vec<_>>()
+        first.values.iter().map(|(k, v)| (k, &v.value)).collect::<Vec<_>>(),
+        second.values.iter().map(|(k, v)| (k, &v.value)).collect::<Vec<_>>()
     );
     assert_eq!(first.generated, second.generated);
 
     // A parameter added in a newer SDL that shares a stored generator id gets the stored object.
     let mut newer = sdl.clone();
-    let mut extra = newer
-        .parameters
-        .iter()
-        .find(|p| p.name == "ssh-pub")
-        .unwrap()
-        .clone();
+    let mut extra = newer.parameters.iter().find(|p| p.name == "ssh-pub").unwrap().clone();
     extra.name = "ssh-pub-copy".into();
     extra.generator.as_mut().unwrap().id = "ssh".into();
     newer.parameters.push(extra);
     newer.components[0].parameters.push("ssh-pub-copy".into());
     let mut only_objects = stored.clone();
     only_objects.parameters.retain(|k, _| !k.starts_with("ssh"));
-    let third = resolve(
-        &newer,
-        &Idl::default(),
-        &only_objects,
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(100),
-    )
-    .unwrap();
+    let third = resolve(&newer, &Idl::default(), &only_objects, &CONTEXT, &mut StdRng::seed_from_u64(100)).unwrap();
     assert_eq!(third.get("ssh-pub-copy"), first.get("ssh-pub"));
     assert_eq!(third.get("ssh-key"), first.get("ssh-key"));
 }
@@ -340,31 +231,13 @@ fn stored_values_are_kept_across_resolutions() {
 #[test]
 fn immutable_parameters_cannot_change() {
     let sdl = sdl();
-    let first = resolve(
-        &sdl,
-        &idl(&[("DOMAIN", "example.com")]),
-        &Stored::default(),
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(7),
-    )
-    .unwrap();
+    let first =
+        resolve(&sdl, &idl(&[("DOMAIN", "example.com")]), &Stored::default(), &CONTEXT, &mut StdRng::seed_from_u64(7))
+            .unwrap();
     let stored = first.to_stored();
-    let same = resolve(
-        &sdl,
-        &idl(&[("LOCKED", "a")]),
-        &stored,
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(7),
-    );
+    let same = resolve(&sdl, &idl(&[("LOCKED", "a")]), &stored, &CONTEXT, &mut StdRng::seed_from_u64(7));
     assert!(same.is_ok());
-    let err = resolve(
-        &sdl,
-        &idl(&[("LOCKED", "b")]),
-        &stored,
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(7),
-    )
-    .unwrap_err();
+    let err = resolve(&sdl, &idl(&[("LOCKED", "b")]), &stored, &CONTEXT, &mut StdRng::seed_from_u64(7)).unwrap_err();
     assert!(matches!(err, ResolveError::Immutable(ref names) if names == &["LOCKED".to_string()]));
     assert_eq!(err.to_string(), "immutable parameter cannot change: LOCKED");
 }
@@ -372,22 +245,11 @@ fn immutable_parameters_cannot_change() {
 #[test]
 fn san_needing_an_absent_optional_parameter_is_an_error() {
     let mut sdl = sdl();
-    for p in sdl
-        .parameters
-        .iter_mut()
-        .filter(|p| p.name.starts_with("tls-"))
-    {
-        p.generator.as_mut().unwrap().generate.subject_alt_names =
-            vec!["${OPTIONAL}.example.com".into()];
+    for p in sdl.parameters.iter_mut().filter(|p| p.name.starts_with("tls-")) {
+        p.generator.as_mut().unwrap().generate.subject_alt_names = vec!["${OPTIONAL}.example.com".into()];
     }
-    let err = resolve(
-        &sdl,
-        &idl(&[("DOMAIN", "d")]),
-        &Stored::default(),
-        &CONTEXT,
-        &mut StdRng::seed_from_u64(8),
-    )
-    .unwrap_err();
+    let err = resolve(&sdl, &idl(&[("DOMAIN", "d")]), &Stored::default(), &CONTEXT, &mut StdRng::seed_from_u64(8))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "parameter \"tls-cert\": subject alternative name \"${OPTIONAL}.example.com\" needs a value for \"OPTIONAL\""

@@ -7,13 +7,7 @@ use sdl::validate::{validate_idl, validate_sdl};
 use sdl::Idl;
 
 fn port(name: &str, port: u32) -> ServicePort {
-    ServicePort {
-        name: name.into(),
-        protocol: Protocol::TCP,
-        source_port: port,
-        target_port: port,
-        public: false,
-    }
+    ServicePort { name: name.into(), protocol: Protocol::TCP, source_port: port, target_port: port, public: false }
 }
 
 fn secret_password(name: &str) -> Parameter {
@@ -22,10 +16,7 @@ fn secret_password(name: &str) -> Parameter {
         secret: true,
         generator: Some(Generator {
             id: name.into(),
-            generate: Generate {
-                kind: GeneratorType::Password,
-                ..Generate::default()
-            },
+            generate: Generate { kind: GeneratorType::Password, ..Generate::default() },
         }),
         ..Parameter::default()
     }
@@ -48,10 +39,7 @@ fn base() -> Sdl {
                 min_instances: 1,
                 max_instances: 1,
                 service_ports: vec![port("postgres", 5432)],
-                volume_mounts: vec![VolumeMount {
-                    volume_name: "data".into(),
-                    mountpoint: "/data".into(),
-                }],
+                volume_mounts: vec![VolumeMount { volume_name: "data".into(), mountpoint: "/data".into() }],
                 parameters: vec!["db-password".into()],
                 ..Component::default()
             },
@@ -64,10 +52,7 @@ fn base() -> Sdl {
                 min_ram_mb: 128,
                 max_instances: 3,
                 min_instances: 1,
-                service_ports: vec![ServicePort {
-                    public: true,
-                    ..port("http", 8080)
-                }],
+                service_ports: vec![ServicePort { public: true, ..port("http", 8080) }],
                 parameters: vec!["db-password".into(), "GREETING".into()],
                 depends_on: vec!["db".into()],
                 probes: Some(Probes {
@@ -96,19 +81,10 @@ fn base() -> Sdl {
             max_instances: 1,
             ..Component::default()
         }],
-        volumes: vec![Volume {
-            name: "data".into(),
-            size_gb: 5,
-            filesystem: Filesystem::Ext4,
-            shared: false,
-        }],
+        volumes: vec![Volume { name: "data".into(), size_gb: 5, filesystem: Filesystem::Ext4, shared: false }],
         parameters: vec![
             secret_password("db-password"),
-            Parameter {
-                name: "GREETING".into(),
-                default: Some("hello".into()),
-                ..Parameter::default()
-            },
+            Parameter { name: "GREETING".into(), default: Some("hello".into()), ..Parameter::default() },
         ],
         features: None,
     }
@@ -130,11 +106,7 @@ fn expect_one(change: impl FnOnce(&mut Sdl), path: &str, fragment: &str) {
     let problems = validate_sdl(&sdl);
     assert_eq!(problems.len(), 1, "expected one problem, got {problems:#?}");
     assert_eq!(problems[0].path, path, "{problems:#?}");
-    assert!(
-        problems[0].message.contains(fragment),
-        "{:?} does not contain {fragment:?}",
-        problems[0].message
-    );
+    assert!(problems[0].message.contains(fragment), "{:?} does not contain {fragment:?}", problems[0].message);
 }
 
 /// Like [`expect_one`], for changes whose consequences are further problems: the problem at
@@ -144,9 +116,7 @@ fn expect_among(change: impl FnOnce(&mut Sdl), path: &str, fragment: &str) {
     change(&mut sdl);
     let problems = validate_sdl(&sdl);
     assert!(
-        problems
-            .iter()
-            .any(|p| p.path == path && p.message.contains(fragment)),
+        problems.iter().any(|p| p.path == path && p.message.contains(fragment)),
         "no problem at {path} containing {fragment:?} in {problems:#?}"
     );
 }
@@ -163,20 +133,12 @@ fn service_name_must_be_dns_label() {
 
 #[test]
 fn sdl_version_must_be_label_safe() {
-    expect_one(
-        |s| s.sdl_version = "1.0.0+build.5".into(),
-        "sdl_version",
-        "not usable as a label value",
-    );
+    expect_one(|s| s.sdl_version = "1.0.0+build.5".into(), "sdl_version", "not usable as a label value");
 }
 
 #[test]
 fn product_version_must_be_label_safe() {
-    expect_one(
-        |s| s.product_version = "2 beta".into(),
-        "product_version",
-        "not usable as a label value",
-    );
+    expect_one(|s| s.product_version = "2 beta".into(), "product_version", "not usable as a label value");
 }
 
 #[test]
@@ -188,10 +150,7 @@ fn at_least_one_component() {
     sdl.parameters.clear();
     let problems = validate_sdl(&sdl);
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert_eq!(
-        problems[0].message,
-        "a service needs at least one component"
-    );
+    assert_eq!(problems[0].message, "a service needs at least one component");
 }
 
 #[test]
@@ -209,19 +168,12 @@ fn component_names_leave_room_for_derived_names() {
     let mut sdl = base();
     web(&mut sdl).name = long.clone();
     let problems = validate_sdl(&sdl);
-    assert_eq!(
-        problems[0].message,
-        format!("\"{long}\" is 53 characters long; at most 52 are allowed")
-    );
+    assert_eq!(problems[0].message, format!("\"{long}\" is 53 characters long; at most 52 are allowed"));
 }
 
 #[test]
 fn names_are_unique_across_components_and_jobs() {
-    expect_one(
-        |s| s.postflight[0].name = "web".into(),
-        "postflight[0].name",
-        "already used by components[1]",
-    );
+    expect_one(|s| s.postflight[0].name = "web".into(), "postflight[0].name", "already used by components[1]");
 }
 
 #[test]
@@ -231,11 +183,7 @@ fn port_names_follow_kubernetes_rules() {
         "components[0].service_ports[0].name",
         "longer than 15",
     );
-    expect_one(
-        |s| db(s).service_ports[0].name = "PG".into(),
-        "components[0].service_ports[0].name",
-        "not a port name",
-    );
+    expect_one(|s| db(s).service_ports[0].name = "PG".into(), "components[0].service_ports[0].name", "not a port name");
 }
 
 #[test]
@@ -278,10 +226,7 @@ fn port_names_and_numbers_are_unique() {
 #[test]
 fn same_port_number_on_two_protocols_is_fine() {
     let mut sdl = base();
-    db(&mut sdl).service_ports.push(ServicePort {
-        protocol: Protocol::UDP,
-        ..port("postgres-udp", 5432)
-    });
+    db(&mut sdl).service_ports.push(ServicePort { protocol: Protocol::UDP, ..port("postgres-udp", 5432) });
     assert_eq!(validate_sdl(&sdl), vec![]);
 }
 
@@ -297,12 +242,7 @@ fn referenced_parameters_exist() {
 #[test]
 fn every_parameter_is_used() {
     expect_one(
-        |s| {
-            s.parameters.push(Parameter {
-                name: "UNUSED".into(),
-                ..Parameter::default()
-            })
-        },
+        |s| s.parameters.push(Parameter { name: "UNUSED".into(), ..Parameter::default() }),
         "parameters[2]",
         "not used by any component",
     );
@@ -329,14 +269,7 @@ fn mountpoints_are_absolute() {
 #[test]
 fn volumes_are_mounted() {
     expect_one(
-        |s| {
-            s.volumes.push(Volume {
-                name: "spare".into(),
-                size_gb: 1,
-                filesystem: Filesystem::Xfs,
-                shared: true,
-            })
-        },
+        |s| s.volumes.push(Volume { name: "spare".into(), size_gb: 1, filesystem: Filesystem::Xfs, shared: true }),
         "volumes[1]",
         "not mounted by any component",
     );
@@ -345,12 +278,7 @@ fn volumes_are_mounted() {
 #[test]
 fn a_volume_used_by_two_components_must_be_shared() {
     expect_one(
-        |s| {
-            web(s).volume_mounts.push(VolumeMount {
-                volume_name: "data".into(),
-                mountpoint: "/data".into(),
-            })
-        },
+        |s| web(s).volume_mounts.push(VolumeMount { volume_name: "data".into(), mountpoint: "/data".into() }),
         "volumes[0].shared",
         "mounted by db, web",
     );
@@ -361,12 +289,7 @@ fn shared_volume_sizes_agree() {
     expect_one(
         |s| {
             s.volumes[0].shared = true;
-            s.volumes.push(Volume {
-                name: "data".into(),
-                size_gb: 7,
-                filesystem: Filesystem::Ext4,
-                shared: true,
-            });
+            s.volumes.push(Volume { name: "data".into(), size_gb: 7, filesystem: Filesystem::Ext4, shared: true });
         },
         "volumes[1].size_gb",
         "declared again with 7 GiB; volumes[0] says 5 GiB",
@@ -376,12 +299,7 @@ fn shared_volume_sizes_agree() {
 #[test]
 fn jobs_mount_only_shared_volumes() {
     expect_among(
-        |s| {
-            s.postflight[0].volume_mounts.push(VolumeMount {
-                volume_name: "data".into(),
-                mountpoint: "/d".into(),
-            })
-        },
+        |s| s.postflight[0].volume_mounts.push(VolumeMount { volume_name: "data".into(), mountpoint: "/d".into() }),
         "postflight[0].volume_mounts[0].volume_name",
         "jobs can only mount shared volumes",
     );
@@ -389,78 +307,34 @@ fn jobs_mount_only_shared_volumes() {
 
 #[test]
 fn depends_on_names_components_without_cycles() {
-    expect_one(
-        |s| web(s).depends_on = vec!["dbb".into()],
-        "components[1].depends_on[0]",
-        "did you mean \"db\"",
-    );
+    expect_one(|s| web(s).depends_on = vec!["dbb".into()], "components[1].depends_on[0]", "did you mean \"db\"");
     expect_one(
         |s| db(s).depends_on = vec!["web".into()],
         "components[0].depends_on",
         "dependency cycle: db -> web -> db",
     );
-    expect_one(
-        |s| db(s).depends_on = vec!["db".into()],
-        "components[0].depends_on[0]",
-        "cannot depend on itself",
-    );
+    expect_one(|s| db(s).depends_on = vec!["db".into()], "components[0].depends_on[0]", "cannot depend on itself");
 }
 
 #[test]
 fn images_are_present_and_pinned() {
-    expect_one(
-        |s| db(s).image = None,
-        "components[0].image",
-        "an image is required",
-    );
-    expect_one(
-        |s| db(s).image = Some("postgres".into()),
-        "components[0].image",
-        "has no tag; pin a version",
-    );
-    expect_one(
-        |s| web(s).tag = Some("latest".into()),
-        "components[1].tag",
-        "not a pinned version",
-    );
-    expect_one(
-        |s| web(s).image = Some("acme/shop".into()),
-        "components[1].image",
-        "bare image name",
-    );
+    expect_one(|s| db(s).image = None, "components[0].image", "an image is required");
+    expect_one(|s| db(s).image = Some("postgres".into()), "components[0].image", "has no tag; pin a version");
+    expect_one(|s| web(s).tag = Some("latest".into()), "components[1].tag", "not a pinned version");
+    expect_one(|s| web(s).image = Some("acme/shop".into()), "components[1].image", "bare image name");
 }
 
 #[test]
 fn resources_are_sane() {
-    expect_one(
-        |s| db(s).min_ram_mb = 0,
-        "components[0].min_RAM_mb",
-        "at least 1",
-    );
-    expect_one(
-        |s| db(s).max_ram_mb = Some(100),
-        "components[0].max_RAM_mb",
-        "below min_RAM_mb (256)",
-    );
-    expect_one(
-        |s| db(s).min_vcpu = -1.0,
-        "components[0].min_VCPU",
-        "zero or more",
-    );
+    expect_one(|s| db(s).min_ram_mb = 0, "components[0].min_RAM_mb", "at least 1");
+    expect_one(|s| db(s).max_ram_mb = Some(100), "components[0].max_RAM_mb", "below min_RAM_mb (256)");
+    expect_one(|s| db(s).min_vcpu = -1.0, "components[0].min_VCPU", "zero or more");
 }
 
 #[test]
 fn instance_bounds_are_ordered() {
-    expect_one(
-        |s| web(s).min_instances = 4,
-        "components[1].min_instances",
-        "more than max_instances (3)",
-    );
-    expect_one(
-        |s| s.postflight[0].max_instances = 2,
-        "postflight[0].min_instances",
-        "jobs run once",
-    );
+    expect_one(|s| web(s).min_instances = 4, "components[1].min_instances", "more than max_instances (3)");
+    expect_one(|s| s.postflight[0].max_instances = 2, "postflight[0].min_instances", "jobs run once");
 }
 
 #[test]
@@ -484,11 +358,7 @@ fn platform_and_workload_type() {
         "components[0].platform",
         "not a supported platform",
     );
-    expect_one(
-        |s| db(s).workload_type = WorkloadType::Vm,
-        "components[0].workload_type",
-        "not supported",
-    );
+    expect_one(|s| db(s).workload_type = WorkloadType::Vm, "components[0].workload_type", "not supported");
 }
 
 #[test]
@@ -496,9 +366,7 @@ fn probes_have_one_kind_and_known_ports() {
     expect_one(
         |s| {
             let probe = web(s).probes.as_mut().unwrap().readiness.as_mut().unwrap();
-            probe.tcp = Some(TcpProbe {
-                port: PortRef::Number(8080),
-            });
+            probe.tcp = Some(TcpProbe { port: PortRef::Number(8080) });
         },
         "components[1].probes.readiness",
         "exactly one of http, tcp or exec",
@@ -512,19 +380,7 @@ fn probes_have_one_kind_and_known_ports() {
         "unknown port \"htp\" (did you mean \"http\"?)",
     );
     expect_one(
-        |s| {
-            web(s)
-                .probes
-                .as_mut()
-                .unwrap()
-                .readiness
-                .as_mut()
-                .unwrap()
-                .http
-                .as_mut()
-                .unwrap()
-                .path = "health".into()
-        },
+        |s| web(s).probes.as_mut().unwrap().readiness.as_mut().unwrap().http.as_mut().unwrap().path = "health".into(),
         "components[1].probes.readiness.http.path",
         "must start with '/'",
     );
@@ -532,16 +388,8 @@ fn probes_have_one_kind_and_known_ports() {
 
 #[test]
 fn job_only_fields() {
-    expect_one(
-        |s| db(s).retry_count = Some(1),
-        "components[0].retry_count",
-        "only preflight and postflight jobs",
-    );
-    expect_one(
-        |s| s.postflight[0].timeout = Some(0),
-        "postflight[0].timeout",
-        "at least 1 second",
-    );
+    expect_one(|s| db(s).retry_count = Some(1), "components[0].retry_count", "only preflight and postflight jobs");
+    expect_one(|s| s.postflight[0].timeout = Some(0), "postflight[0].timeout", "at least 1 second");
     expect_one(
         |s| s.postflight[0].service_ports = vec![port("x", 1)],
         "postflight[0].service_ports",
@@ -551,11 +399,7 @@ fn job_only_fields() {
 
 #[test]
 fn parameter_names_fit_their_use() {
-    expect_among(
-        |s| s.parameters[0].name = "DB_PASSWORD".into(),
-        "parameters[0].name",
-        "lowercase-with-dashes",
-    );
+    expect_among(|s| s.parameters[0].name = "DB_PASSWORD".into(), "parameters[0].name", "lowercase-with-dashes");
     expect_one(
         |s| {
             s.parameters[1].name = "greet-ing".into();
@@ -573,12 +417,7 @@ fn parameter_names_fit_their_use() {
         "reserved for platform variables",
     );
     expect_one(
-        |s| {
-            s.parameters.push(Parameter {
-                name: "GREETING".into(),
-                ..Parameter::default()
-            })
-        },
+        |s| s.parameters.push(Parameter { name: "GREETING".into(), ..Parameter::default() }),
         "parameters[2].name",
         "already declared",
     );
@@ -595,20 +434,9 @@ fn defaults_match_data_types() {
 
 #[test]
 fn generators_are_consistent() {
-    expect_among(
-        |s| s.parameters[0].secret = false,
-        "parameters[0].secret",
-        "a generated parameter must be secret",
-    );
+    expect_among(|s| s.parameters[0].secret = false, "parameters[0].secret", "a generated parameter must be secret");
     expect_one(
-        |s| {
-            s.parameters[0]
-                .generator
-                .as_mut()
-                .unwrap()
-                .generate
-                .value_type = Some(ValueType::Certificate)
-        },
+        |s| s.parameters[0].generator.as_mut().unwrap().generate.value_type = Some(ValueType::Certificate),
         "parameters[0].generator.generate.value_type",
         "a Password has no value_type",
     );
@@ -618,14 +446,7 @@ fn generators_are_consistent() {
         "4 is out of range",
     );
     expect_one(
-        |s| {
-            s.parameters[0]
-                .generator
-                .as_mut()
-                .unwrap()
-                .generate
-                .key_length = Some(2048)
-        },
+        |s| s.parameters[0].generator.as_mut().unwrap().generate.key_length = Some(2048),
         "parameters[0].generator.generate.key_length",
         "2048 is not supported",
     );
@@ -648,14 +469,7 @@ fn generators_are_consistent() {
 #[test]
 fn certificates_name_an_existing_ca_and_known_san_parameters() {
     let cert = |vt: ValueType, sans: Vec<String>, ca: Option<&str>| Parameter {
-        name: format!(
-            "tls-{}",
-            if vt == ValueType::Certificate {
-                "cert"
-            } else {
-                "key"
-            }
-        ),
+        name: format!("tls-{}", if vt == ValueType::Certificate { "cert" } else { "key" }),
         secret: true,
         generator: Some(Generator {
             id: "tls".into(),
@@ -690,10 +504,7 @@ fn certificates_name_an_existing_ca_and_known_san_parameters() {
             }
         }
     };
-    let sans = vec![
-        "web.${HCP_SERVICE_DOMAIN_SUFFIX}".to_string(),
-        "*.${GREETING}".to_string(),
-    ];
+    let sans = vec!["web.${HCP_SERVICE_DOMAIN_SUFFIX}".to_string(), "*.${GREETING}".to_string()];
     let mut sdl = base();
     with(vec![
         ca.clone(),
@@ -703,26 +514,17 @@ fn certificates_name_an_existing_ca_and_known_san_parameters() {
     assert_eq!(validate_sdl(&sdl), vec![]);
 
     expect_one(
-        with(vec![
-            ca.clone(),
-            cert(ValueType::Certificate, sans.clone(), Some("cq")),
-        ]),
+        with(vec![ca.clone(), cert(ValueType::Certificate, sans.clone(), Some("cq"))]),
         "parameters[3].generator.generate.ca",
         "unknown CA generator id \"cq\"",
     );
     expect_one(
-        with(vec![
-            ca.clone(),
-            cert(ValueType::Certificate, vec!["${DOMAN}".into()], None),
-        ]),
+        with(vec![ca.clone(), cert(ValueType::Certificate, vec!["${DOMAN}".into()], None)]),
         "parameters[3].generator.generate.subject_alt_names[0]",
         "unknown parameter \"DOMAN\"",
     );
     expect_one(
-        with(vec![
-            ca.clone(),
-            cert(ValueType::Certificate, vec!["${db-password}".into()], None),
-        ]),
+        with(vec![ca.clone(), cert(ValueType::Certificate, vec!["${db-password}".into()], None)]),
         "parameters[3].generator.generate.subject_alt_names[0]",
         "refers to a secret parameter",
     );
@@ -795,11 +597,7 @@ fn auth_clients_use_secret_parameters() {
 
 #[test]
 fn labels_are_key_value() {
-    expect_one(
-        |s| db(s).labels = vec!["tier".into()],
-        "components[0].labels[0]",
-        "not of the form key=value",
-    );
+    expect_one(|s| db(s).labels = vec!["tier".into()], "components[0].labels[0]", "not of the form key=value");
     expect_one(
         |s| db(s).labels = vec!["tier=back end".into()],
         "components[0].labels[0]",
@@ -816,58 +614,28 @@ fn all_problems_are_reported_together() {
     let paths: Vec<String> = validate_sdl(&sdl).into_iter().map(|p| p.path).collect();
     assert_eq!(
         paths,
-        vec![
-            "components[0].service_ports[0].name",
-            "components[1].tag",
-            "parameters[0].name",
-            "parameters[0].secret"
-        ]
+        vec!["components[0].service_ports[0].name", "components[1].tag", "parameters[0].name", "parameters[0].secret"]
     );
 }
 
 fn idl_problems(idl: Idl) -> Vec<(String, String)> {
-    validate_idl(&base(), "acme.acme.shop", &idl)
-        .into_iter()
-        .map(|p| (p.path, p.message))
-        .collect()
+    validate_idl(&base(), "acme.acme.shop", &idl).into_iter().map(|p| (p.path, p.message)).collect()
 }
 
 #[test]
 fn idl_instance_id_is_a_free_dns_label() {
-    assert_eq!(
-        idl_problems(Idl {
-            instance_id: Some("shop-1".into()),
-            ..Idl::default()
-        }),
-        vec![]
-    );
-    let problems = idl_problems(Idl {
-        instance_id: Some("Shop_1".into()),
-        ..Idl::default()
-    });
+    assert_eq!(idl_problems(Idl { instance_id: Some("shop-1".into()), ..Idl::default() }), vec![]);
+    let problems = idl_problems(Idl { instance_id: Some("Shop_1".into()), ..Idl::default() });
     assert_eq!(problems[0].0, "instance_id");
-    let problems = idl_problems(Idl {
-        instance_id: Some("kube-system".into()),
-        ..Idl::default()
-    });
-    assert_eq!(
-        problems[0].1,
-        "\"kube-system\" is a reserved namespace; choose another instance id"
-    );
+    let problems = idl_problems(Idl { instance_id: Some("kube-system".into()), ..Idl::default() });
+    assert_eq!(problems[0].1, "\"kube-system\" is a reserved namespace; choose another instance id");
 }
 
 #[test]
 fn idl_parameters_exist_once_and_fit_their_type() {
-    let param = |name: &str, value: &str| IdlParameter {
-        name: name.into(),
-        value: value.into(),
-    };
+    let param = |name: &str, value: &str| IdlParameter { name: name.into(), value: value.into() };
     let problems = idl_problems(Idl {
-        parameters: vec![
-            param("GRETING", "x"),
-            param("GREETING", "a"),
-            param("GREETING", "b"),
-        ],
+        parameters: vec![param("GRETING", "x"), param("GREETING", "a"), param("GREETING", "b")],
         ..Idl::default()
     });
     assert_eq!(
@@ -877,28 +645,15 @@ fn idl_parameters_exist_once_and_fit_their_type() {
                 "parameters[0].name".to_string(),
                 "unknown parameter \"GRETING\" (did you mean \"GREETING\"?)".to_string()
             ),
-            (
-                "parameters[2].name".to_string(),
-                "parameter \"GREETING\" is given twice".to_string()
-            ),
+            ("parameters[2].name".to_string(), "parameter \"GREETING\" is given twice".to_string()),
         ]
     );
 }
 
 #[test]
 fn idl_scaling_stays_within_sdl_bounds() {
-    let scale = |c: &str, min, max| Scaling {
-        component: c.into(),
-        min_instances: min,
-        max_instances: max,
-    };
-    assert_eq!(
-        idl_problems(Idl {
-            scaling: vec![scale("web", 3, 3)],
-            ..Idl::default()
-        }),
-        vec![]
-    );
+    let scale = |c: &str, min, max| Scaling { component: c.into(), min_instances: min, max_instances: max };
+    assert_eq!(idl_problems(Idl { scaling: vec![scale("web", 3, 3)], ..Idl::default() }), vec![]);
     let problems = idl_problems(Idl {
         scaling: vec![scale("web", 2, 5), scale("wbe", 1, 1), scale("db", 1, 0)],
         ..Idl::default()
@@ -906,18 +661,9 @@ fn idl_scaling_stays_within_sdl_bounds() {
     assert_eq!(
         problems,
         vec![
-            (
-                "scaling[0].max_instances".to_string(),
-                "5 is above the component's maximum of 3".to_string()
-            ),
-            (
-                "scaling[1].component".to_string(),
-                "unknown component \"wbe\" (did you mean \"web\"?)".to_string()
-            ),
-            (
-                "scaling[2].min_instances".to_string(),
-                "1 is more than max_instances (0)".to_string()
-            ),
+            ("scaling[0].max_instances".to_string(), "5 is above the component's maximum of 3".to_string()),
+            ("scaling[1].component".to_string(), "unknown component \"wbe\" (did you mean \"web\"?)".to_string()),
+            ("scaling[2].min_instances".to_string(), "1 is more than max_instances (0)".to_string()),
         ]
     );
 }
@@ -931,8 +677,5 @@ fn idl_must_match_the_service() {
     });
     assert_eq!(problems.len(), 2);
     assert_eq!(problems[0].0, "service_id");
-    assert_eq!(
-        problems[1].1,
-        "\"9\" does not match the version being created, \"2.1\""
-    );
+    assert_eq!(problems[1].1, "\"9\" does not match the version being created, \"2.1\"");
 }

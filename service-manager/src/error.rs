@@ -17,7 +17,7 @@ pub enum HsmError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// Parameters could not be resolved.
-    #[error("{0}")]
+    #[error("{error}{hint}", error = .0, hint = resolve_hint(.0))]
     Resolve(#[from] ResolveError),
     /// The instance could not be planned.
     #[error(transparent)]
@@ -25,4 +25,11 @@ pub enum HsmError {
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),
+}
+
+fn resolve_hint(error: &ResolveError) -> &'static str {
+    match error {
+        ResolveError::Missing(_) => " (give values with --set NAME=VALUE or in the instance definition's parameters)",
+        _ => "",
+    }
 }

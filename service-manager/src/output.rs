@@ -38,36 +38,19 @@ pub fn redact(plan: &Plan) -> Plan {
 }
 
 fn redact_secret(secret: &Secret) -> Secret {
-    let keys = secret
-        .data
-        .iter()
-        .flat_map(|d| d.keys())
-        .chain(secret.string_data.iter().flat_map(|d| d.keys()));
-    let string_data: BTreeMap<String, String> =
-        keys.map(|k| (k.clone(), REDACTED.to_string())).collect();
-    Secret {
-        data: None,
-        string_data: Some(string_data),
-        ..secret.clone()
-    }
+    let keys = secret.data.iter().flat_map(|d| d.keys()).chain(secret.string_data.iter().flat_map(|d| d.keys()));
+    let string_data: BTreeMap<String, String> = keys.map(|k| (k.clone(), REDACTED.to_string())).collect();
+    Secret { data: None, string_data: Some(string_data), ..secret.clone() }
 }
 
 /// The plan as multi-document YAML, each step introduced by a comment. Redacts secrets.
 pub fn plan_yaml(plan: &Plan) -> String {
     let plan = redact(plan);
-    let mut out = format!(
-        "# instance {} of {} ({} objects)\n",
-        plan.instance_id,
-        plan.service_id,
-        plan.objects().count()
-    );
+    let mut out =
+        format!("# instance {} of {} ({} objects)\n", plan.instance_id, plan.service_id, plan.objects().count());
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
-        out.push_str(&format!(
-            "# step {}/{total}: {}\n",
-            i + 1,
-            step.phase.title()
-        ));
+        out.push_str(&format!("# step {}/{total}: {}\n", i + 1, step.phase.title()));
         for object in &step.objects {
             out.push_str("---\n");
             out.push_str(&serde_yaml::to_string(object).expect("Kubernetes objects serialise"));
@@ -171,10 +154,7 @@ pub fn list_services(catalog: &Catalog, format: Format) -> String {
                     ]
                 })
                 .collect();
-            table(
-                &["ID", "NAME", "PRODUCT VERSIONS", "CATEGORIES", "LABELS"],
-                &rows,
-            )
+            table(&["ID", "NAME", "PRODUCT VERSIONS", "CATEGORIES", "LABELS"], &rows)
         }
         _ => structured(&summaries, format),
     }
@@ -194,30 +174,18 @@ pub fn list_categories(catalog: &Catalog, format: Format) -> String {
     let mut by_category: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for service in &catalog.services {
         for category in &service.config.categories {
-            by_category
-                .entry(category)
-                .or_default()
-                .push(service.id.clone());
+            by_category.entry(category).or_default().push(service.id.clone());
         }
     }
     let categories: Vec<CategorySummary> = by_category
         .into_iter()
-        .map(|(category, services)| CategorySummary {
-            category: category.to_string(),
-            services,
-        })
+        .map(|(category, services)| CategorySummary { category: category.to_string(), services })
         .collect();
     match format {
         Format::Table => {
             let rows: Vec<Vec<String>> = categories
                 .iter()
-                .map(|c| {
-                    vec![
-                        c.category.clone(),
-                        c.services.len().to_string(),
-                        c.services.join(", "),
-                    ]
-                })
+                .map(|c| vec![c.category.clone(), c.services.len().to_string(), c.services.join(", ")])
                 .collect();
             table(&["CATEGORY", "SERVICES", "IDS"], &rows)
         }
@@ -305,13 +273,7 @@ impl ServiceDetail {
                 secret: p.secret,
                 immutable: p.immutable,
                 generated: p.generator.is_some(),
-                default: p.default.as_ref().map(|d| {
-                    if p.secret {
-                        REDACTED.to_string()
-                    } else {
-                        d.clone()
-                    }
-                }),
+                default: p.default.as_ref().map(|d| if p.secret { REDACTED.to_string() } else { d.clone() }),
                 description: p.description.clone(),
             })
             .collect();
@@ -343,18 +305,9 @@ impl ServiceDetail {
         let rows: Vec<Vec<String>> = self
             .versions
             .iter()
-            .map(|v| {
-                vec![
-                    v.product_version.clone(),
-                    v.sdl_version.clone(),
-                    v.upgrade_from.join(", "),
-                ]
-            })
+            .map(|v| vec![v.product_version.clone(), v.sdl_version.clone(), v.upgrade_from.join(", ")])
             .collect();
-        out.push_str(&table(
-            &["PRODUCT VERSION", "SDL VERSION", "UPGRADES FROM"],
-            &rows,
-        ));
+        out.push_str(&table(&["PRODUCT VERSION", "SDL VERSION", "UPGRADES FROM"], &rows));
         out.push_str(&format!("\nPARAMETERS ({})\n", self.parameters_of));
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
         let rows: Vec<Vec<String>> = self
@@ -376,17 +329,7 @@ impl ServiceDetail {
                 ]
             })
             .collect();
-        out.push_str(&table(
-            &[
-                "NAME",
-                "REQUIRED",
-                "SECRET",
-                "IMMUTABLE",
-                "DEFAULT",
-                "DESCRIPTION",
-            ],
-            &rows,
-        ));
+        out.push_str(&table(&["NAME", "REQUIRED", "SECRET", "IMMUTABLE", "DEFAULT", "DESCRIPTION"], &rows));
         out
     }
 }

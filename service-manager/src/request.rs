@@ -79,14 +79,8 @@ pub fn prepare(
     rng: &mut (impl Rng + CryptoRng),
 ) -> Result<Prepared, HsmError> {
     let service = catalog.service(&request.service_id)?;
-    let product_version = request
-        .product_version
-        .as_deref()
-        .or(request.idl.product_version.as_deref());
-    let sdl_version = request
-        .sdl_version
-        .as_deref()
-        .or(request.idl.sdl_version.as_deref());
+    let product_version = request.product_version.as_deref().or(request.idl.product_version.as_deref());
+    let sdl_version = request.sdl_version.as_deref().or(request.idl.sdl_version.as_deref());
     let version = service.version(product_version, sdl_version)?;
     let sdl = catalog.load_sdl(service, version)?;
 
@@ -94,14 +88,7 @@ pub fn prepare(
     let mut problems = validate_idl(&sdl, &service.id, &idl);
     if let Some(id) = &request.instance_id {
         idl.instance_id = Some(id.clone());
-        problems.extend(validate_idl(
-            &sdl,
-            &service.id,
-            &Idl {
-                instance_id: Some(id.clone()),
-                ..Idl::default()
-            },
-        ));
+        problems.extend(validate_idl(&sdl, &service.id, &Idl { instance_id: Some(id.clone()), ..Idl::default() }));
     }
     for (name, value) in &request.sets {
         let path = format!("--set {name}");
@@ -123,10 +110,7 @@ pub fn prepare(
         }
         match idl.parameters.iter_mut().find(|p| &p.name == name) {
             Some(existing) => existing.value = value.clone(),
-            None => idl.parameters.push(IdlParameter {
-                name: name.clone(),
-                value: value.clone(),
-            }),
+            None => idl.parameters.push(IdlParameter { name: name.clone(), value: value.clone() }),
         }
     }
     if !problems.is_empty() {
@@ -142,18 +126,9 @@ pub fn prepare(
     }
 
     let instance_id = idl.instance_id.clone().expect("set above");
-    let context = ResolveContext {
-        instance_id: &instance_id,
-        cluster_domain: &profile.cluster_domain,
-    };
+    let context = ResolveContext { instance_id: &instance_id, cluster_domain: &profile.cluster_domain };
     let resolved = resolve(&sdl, &idl, stored, &context, rng)?;
-    Ok(Prepared {
-        service: service.clone(),
-        version: version.clone(),
-        sdl,
-        idl,
-        resolved,
-    })
+    Ok(Prepared { service: service.clone(), version: version.clone(), sdl, idl, resolved })
 }
 
 /// `<service>-<6 random lowercase letters and digits>`, e.g. `mysql-k3x9q2`.

@@ -20,10 +20,7 @@ use service_manager::request::{prepare, InstanceRequest};
 use service_manager::{ClusterProfile, Plan};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn golden_dir() -> PathBuf {
@@ -39,11 +36,7 @@ fn plan_catalog() -> Vec<(String, Plan)> {
         for version in &service.versions {
             let stem = format!("{}-{}", service.name, version.product_version);
             let fixture = golden_dir().join(format!("{stem}.idl.json"));
-            let idl: Idl = if fixture.exists() {
-                read_document(&fixture).unwrap()
-            } else {
-                Idl::default()
-            };
+            let idl: Idl = if fixture.exists() { read_document(&fixture).unwrap() } else { Idl::default() };
             let request = InstanceRequest {
                 service_id: service.id.clone(),
                 product_version: Some(version.product_version.clone()),
@@ -53,14 +46,8 @@ fn plan_catalog() -> Vec<(String, Plan)> {
                 instance_id: Some(service.name.clone()),
                 ..InstanceRequest::default()
             };
-            let prepared = prepare(
-                &catalog,
-                &request,
-                &Stored::default(),
-                &profile,
-                &mut StdRng::seed_from_u64(42),
-            )
-            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+            let prepared = prepare(&catalog, &request, &Stored::default(), &profile, &mut StdRng::seed_from_u64(42))
+                .unwrap_or_else(|e| panic!("{stem}: {e}"));
             plans.push((stem, prepared.plan(&profile).unwrap()));
         }
     }
@@ -72,10 +59,7 @@ fn rendered_catalog_matches_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut mismatched = Vec::new();
     let plans = plan_catalog();
-    assert!(
-        plans.len() >= 13,
-        "every shipped service version is planned"
-    );
+    assert!(plans.len() >= 13, "every shipped service version is planned");
     for (stem, plan) in &plans {
         let rendered = plan_yaml(plan);
         let path = golden_dir().join(format!("{stem}.yaml"));
@@ -85,15 +69,8 @@ fn rendered_catalog_matches_golden_files() {
         }
         let expected = std::fs::read_to_string(&path).unwrap_or_default();
         if expected != rendered {
-            let line = expected
-                .lines()
-                .zip(rendered.lines())
-                .position(|(a, b)| a != b)
-                .map_or(0, |i| i + 1);
-            mismatched.push(format!(
-                "{} (first difference near line {line})",
-                path.display()
-            ));
+            let line = expected.lines().zip(rendered.lines()).position(|(a, b)| a != b).map_or(0, |i| i + 1);
+            mismatched.push(format!("{} (first difference near line {line})", path.display()));
         }
     }
     assert!(
@@ -119,11 +96,8 @@ fn kubernetes_validate() -> PathBuf {
     if venv.exists() {
         return venv;
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("kubernetes-validate"))
-            .find(|p| p.exists())
-    });
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("kubernetes-validate")).find(|p| p.exists()));
     on_path.unwrap_or_else(|| {
         panic!("kubernetes-validate not found: run scripts/test (it installs it into .venv) or set KUBERNETES_VALIDATE")
     })
@@ -136,11 +110,7 @@ fn every_rendered_object_passes_kubernetes_validate_strict() {
     for (stem, plan) in plan_catalog() {
         // The objects as applied: real Secret data, not the redacted printout.
         for (i, object) in plan.objects().enumerate() {
-            let path = dir.path().join(format!(
-                "{stem}-{i:03}-{}-{}.json",
-                object.kind(),
-                object.name()
-            ));
+            let path = dir.path().join(format!("{stem}-{i:03}-{}-{}.json", object.kind(), object.name()));
             std::fs::write(&path, serde_json::to_vec(object).unwrap()).unwrap();
             files.push(path);
         }
@@ -150,19 +120,9 @@ fn every_rendered_object_passes_kubernetes_validate_strict() {
         .args(&files)
         .output()
         .expect("kubernetes-validate runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let passed = report
-        .lines()
-        .filter(|l| l.starts_with("INFO") && l.contains(" passed "))
-        .count();
-    let complaints: Vec<&str> = report
-        .lines()
-        .filter(|l| !(l.starts_with("INFO") && l.contains(" passed ")))
-        .collect();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let passed = report.lines().filter(|l| l.starts_with("INFO") && l.contains(" passed ")).count();
+    let complaints: Vec<&str> = report.lines().filter(|l| !(l.starts_with("INFO") && l.contains(" passed "))).collect();
     assert!(
         output.status.success() && complaints.is_empty(),
         "kubernetes-validate complained:\n{}",

@@ -177,18 +177,9 @@ fn catalog_dir(cli: &Cli) -> PathBuf {
 fn run(cli: Cli) -> Result<String, HsmError> {
     let dir = catalog_dir(&cli);
     match cli.command {
-        Command::ListServices { output } => {
-            Ok(output::list_services(&Catalog::load(&dir)?, output))
-        }
-        Command::ListCategories { output } => {
-            Ok(output::list_categories(&Catalog::load(&dir)?, output))
-        }
-        Command::GetService {
-            service_id,
-            product_version,
-            sdl_version,
-            output,
-        } => {
+        Command::ListServices { output } => Ok(output::list_services(&Catalog::load(&dir)?, output)),
+        Command::ListCategories { output } => Ok(output::list_categories(&Catalog::load(&dir)?, output)),
+        Command::GetService { service_id, product_version, sdl_version, output } => {
             let catalog = Catalog::load(&dir)?;
             let service = catalog.service(&service_id)?;
             let version = service.version(product_version.as_deref(), sdl_version.as_deref())?;
@@ -205,7 +196,7 @@ fn create_instance(dir: &Path, args: CreateArgs) -> Result<String, HsmError> {
     let profile = args.profile.load()?;
     let (idl, idl_source) = match &args.idl {
         Some(path) => (read_document::<Idl>(path)?, path.display().to_string()),
-        None => (Idl::default(), "command line".to_string()),
+        None => (Idl::default(), "the command line".to_string()),
     };
     let request = InstanceRequest {
         service_id: args.service_id,
@@ -216,13 +207,7 @@ fn create_instance(dir: &Path, args: CreateArgs) -> Result<String, HsmError> {
         sets: args.sets,
         instance_id: args.instance_id,
     };
-    let prepared = prepare(
-        &catalog,
-        &request,
-        &Stored::default(),
-        &profile,
-        &mut rand::rng(),
-    )?;
+    let prepared = prepare(&catalog, &request, &Stored::default(), &profile, &mut rand::rng())?;
     let plan = prepared.plan(&profile)?;
     if !args.dry_run {
         return Err(HsmError::Usage(
@@ -247,9 +232,7 @@ fn create_instance(dir: &Path, args: CreateArgs) -> Result<String, HsmError> {
 fn lint(path: &Path, idl: Option<&Path>) -> Result<String, HsmError> {
     if path.is_dir() {
         if idl.is_some() {
-            return Err(HsmError::Usage(
-                "--idl needs an SDL file, not a catalog folder".into(),
-            ));
+            return Err(HsmError::Usage("--idl needs an SDL file, not a catalog folder".into()));
         }
         let catalog = Catalog::load(path)?;
         let errors = catalog.lint();
@@ -267,12 +250,7 @@ fn lint(path: &Path, idl: Option<&Path>) -> Result<String, HsmError> {
     let sdl: Sdl = read_document(path)?;
     let problems = validate_sdl(&sdl);
     if !problems.is_empty() {
-        return Err(LoadError::Invalid {
-            source_name: path.display().to_string(),
-            what: "SDL",
-            problems,
-        }
-        .into());
+        return Err(LoadError::Invalid { source_name: path.display().to_string(), what: "SDL", problems }.into());
     }
     if let Some(idl_path) = idl {
         let idl: Idl = read_document(idl_path)?;
@@ -286,11 +264,7 @@ fn lint(path: &Path, idl: Option<&Path>) -> Result<String, HsmError> {
             }
             .into());
         }
-        return Ok(format!(
-            "{}: valid SDL; {}: valid instance definition\n",
-            path.display(),
-            idl_path.display()
-        ));
+        return Ok(format!("{}: valid SDL; {}: valid instance definition\n", path.display(), idl_path.display()));
     }
     Ok(format!("{}: valid SDL\n", path.display()))
 }

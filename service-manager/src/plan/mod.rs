@@ -186,25 +186,14 @@ pub enum PlanError {
 
 /// Plans the Kubernetes objects of one instance.
 pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
-    let instance_id = input
-        .idl
-        .instance_id
-        .as_deref()
-        .ok_or(PlanError::NoInstanceId)?;
+    let instance_id = input.idl.instance_id.as_deref().ok_or(PlanError::NoInstanceId)?;
     let ctx = Context::new(input, instance_id);
     let sdl = input.sdl;
-    if let Some(c) = sdl
-        .all_workloads()
-        .map(|(_, _, c)| c)
-        .find(|c| c.workload_type == WorkloadType::Vm)
-    {
+    if let Some(c) = sdl.all_workloads().map(|(_, _, c)| c).find(|c| c.workload_type == WorkloadType::Vm) {
         return Err(PlanError::VirtualMachine(c.name.clone()));
     }
 
-    let mut steps = vec![Step {
-        phase: Phase::Namespace,
-        objects: vec![KubeObject::Namespace(ctx.namespace())],
-    }];
+    let mut steps = vec![Step { phase: Phase::Namespace, objects: vec![KubeObject::Namespace(ctx.namespace())] }];
 
     let mut configuration = Vec::new();
     if let Some(secret) = ctx.secret() {
@@ -212,10 +201,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
     }
     configuration.push(KubeObject::ConfigMap(ctx.config_map()));
     configuration.push(KubeObject::NetworkPolicy(network::network_policy(&ctx)));
-    steps.push(Step {
-        phase: Phase::Configuration,
-        objects: configuration,
-    });
+    steps.push(Step { phase: Phase::Configuration, objects: configuration });
 
     let mut storage_and_network: Vec<KubeObject> = sdl
         .volumes
@@ -228,20 +214,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
             storage_and_network.push(KubeObject::Service(service));
         }
     }
-    steps.push(Step {
-        phase: Phase::StorageAndNetwork,
-        objects: storage_and_network,
-    });
+    steps.push(Step { phase: Phase::StorageAndNetwork, objects: storage_and_network });
 
-    let jobs = |list: &[Component]| {
-        list.iter()
-            .map(|j| KubeObject::Job(pod::job(&ctx, j)))
-            .collect::<Vec<_>>()
-    };
-    steps.push(Step {
-        phase: Phase::Preflight,
-        objects: jobs(&sdl.preflight),
-    });
+    let jobs = |list: &[Component]| list.iter().map(|j| KubeObject::Job(pod::job(&ctx, j))).collect::<Vec<_>>();
+    steps.push(Step { phase: Phase::Preflight, objects: jobs(&sdl.preflight) });
     let workloads = dependency_order(sdl)
         .into_iter()
         .filter(|c| !c.is_external())
@@ -253,21 +229,11 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
             }
         })
         .collect();
-    steps.push(Step {
-        phase: Phase::Workloads,
-        objects: workloads,
-    });
-    steps.push(Step {
-        phase: Phase::Postflight,
-        objects: jobs(&sdl.postflight),
-    });
+    steps.push(Step { phase: Phase::Workloads, objects: workloads });
+    steps.push(Step { phase: Phase::Postflight, objects: jobs(&sdl.postflight) });
 
     steps.retain(|s| !s.objects.is_empty());
-    Ok(Plan {
-        instance_id: instance_id.to_string(),
-        service_id: input.service_id.to_string(),
-        steps,
-    })
+    Ok(Plan { instance_id: instance_id.to_string(), service_id: input.service_id.to_string(), steps })
 }
 
 /// Components ordered so that each comes after what it depends on; ties keep SDL order.
@@ -278,11 +244,7 @@ fn dependency_order(sdl: &Sdl) -> Vec<&Component> {
     while !remaining.is_empty() {
         let ready = remaining
             .iter()
-            .position(|c| {
-                c.depends_on
-                    .iter()
-                    .all(|d| placed.iter().any(|p| &p.name == d))
-            })
+            .position(|c| c.depends_on.iter().all(|d| placed.iter().any(|p| &p.name == d)))
             .unwrap_or(0);
         placed.push(remaining.remove(ready));
     }
@@ -299,11 +261,7 @@ pub(crate) struct Context<'a> {
 impl<'a> Context<'a> {
     fn new(input: PlanInput<'a>, namespace: &'a str) -> Self {
         let service_domain_suffix = format!("{namespace}.svc.{}", input.profile.cluster_domain);
-        Context {
-            input,
-            namespace,
-            service_domain_suffix,
-        }
+        Context { input, namespace, service_domain_suffix }
     }
 
     /// Labels every object of the instance carries.
@@ -314,10 +272,7 @@ impl<'a> Context<'a> {
             (labels::NAME.to_string(), sdl.name.clone()),
             (labels::INSTANCE.to_string(), self.namespace.to_string()),
             (labels::VERSION.to_string(), sdl.product_version.clone()),
-            (
-                labels::SERVICE_ID.to_string(),
-                self.input.service_id.to_string(),
-            ),
+            (labels::SERVICE_ID.to_string(), self.input.service_id.to_string()),
             (labels::SDL_VERSION.to_string(), sdl.sdl_version.clone()),
         ])
     }

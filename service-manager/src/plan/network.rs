@@ -7,8 +7,7 @@
 
 use k8s_openapi::api::core::v1::{Service, ServicePort as KubeServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-    NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -42,11 +41,7 @@ fn kube_ports<'a>(ports: impl Iterator<Item = &'a ServicePort>) -> Vec<KubeServi
 }
 
 /// The Services of one component.
-pub fn services(
-    ctx: &Context<'_>,
-    c: &Component,
-    stateful: bool,
-) -> Result<Vec<Service>, PlanError> {
+pub fn services(ctx: &Context<'_>, c: &Component, stateful: bool) -> Result<Vec<Service>, PlanError> {
     let labels = ctx.component_labels(&c.name);
     let service = |name: String, spec: ServiceSpec| Service {
         metadata: ctx.meta(&name, labels.clone()),
@@ -55,24 +50,12 @@ pub fn services(
     };
     if let Some(external) = &c.external_name {
         let resolved = ctx.input.resolved;
-        let platform = [
-            ("HCP_INSTANCE_ID", ctx.namespace),
-            (
-                "HCP_SERVICE_DOMAIN_SUFFIX",
-                ctx.service_domain_suffix.as_str(),
-            ),
-        ];
+        let platform =
+            [("HCP_INSTANCE_ID", ctx.namespace), ("HCP_SERVICE_DOMAIN_SUFFIX", ctx.service_domain_suffix.as_str())];
         let name = template::substitute(external, |n| {
-            platform
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| *v)
-                .or_else(|| resolved.get(n))
+            platform.iter().find(|(k, _)| *k == n).map(|(_, v)| *v).or_else(|| resolved.get(n))
         })
-        .map_err(|missing| PlanError::ExternalNameValue {
-            component: c.name.clone(),
-            missing,
-        })?;
+        .map_err(|missing| PlanError::ExternalNameValue { component: c.name.clone(), missing })?;
         let ports = kube_ports(c.service_ports.iter());
         return Ok(vec![service(
             c.name.clone(),
@@ -142,10 +125,7 @@ pub fn network_policy(ctx: &Context<'_>) -> NetworkPolicy {
         NetworkPolicyIngressRule {
             from: Some(vec![NetworkPolicyPeer {
                 namespace_selector: Some(LabelSelector {
-                    match_labels: Some(BTreeMap::from([(
-                        labels::TRUSTED.to_string(),
-                        "true".to_string(),
-                    )])),
+                    match_labels: Some(BTreeMap::from([(labels::TRUSTED.to_string(), "true".to_string())])),
                     ..LabelSelector::default()
                 }),
                 ..NetworkPolicyPeer::default()

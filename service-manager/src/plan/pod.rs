@@ -4,18 +4,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
-    StatefulSetSpec,
+    Deployment, DeploymentSpec, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, KeyToPath, LocalObjectReference, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity,
-    PodSpec, PodTemplateSpec, Probe as KubeProbe, ResourceRequirements, SecretVolumeSource,
-    SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume as KubeVolume,
-    VolumeMount as KubeVolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, KeyToPath,
+    LocalObjectReference, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinityTerm,
+    PodAntiAffinity, PodSpec, PodTemplateSpec, Probe as KubeProbe, ResourceRequirements, SecretVolumeSource,
+    SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume as KubeVolume, VolumeMount as KubeVolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -32,10 +30,7 @@ const SECRETS_VOLUME: &str = "secret-parameters";
 /// A component runs as a StatefulSet when it mounts a per-instance (non-shared) volume or asks
 /// for stable identity; otherwise as a Deployment.
 pub fn is_stateful(sdl: &Sdl, c: &Component) -> bool {
-    c.stable_identity
-        || c.volume_mounts
-            .iter()
-            .any(|m| sdl.volume(&m.volume_name).is_some_and(|v| !v.shared))
+    c.stable_identity || c.volume_mounts.iter().any(|m| sdl.volume(&m.volume_name).is_some_and(|v| !v.shared))
 }
 
 /// The ReadWriteMany claim for a shared volume.
@@ -44,35 +39,21 @@ pub fn shared_claim(ctx: &Context<'_>, volume: &Volume) -> PersistentVolumeClaim
     meta.annotations = Some(filesystem_annotation(volume));
     PersistentVolumeClaim {
         metadata: meta,
-        spec: Some(claim_spec(
-            volume,
-            "ReadWriteMany",
-            ctx.input.profile.shared_storage_class.clone(),
-        )),
+        spec: Some(claim_spec(volume, "ReadWriteMany", ctx.input.profile.shared_storage_class.clone())),
         ..PersistentVolumeClaim::default()
     }
 }
 
 fn filesystem_annotation(volume: &Volume) -> BTreeMap<String, String> {
-    BTreeMap::from([(
-        labels::FILESYSTEM.to_string(),
-        volume.filesystem.as_str().to_string(),
-    )])
+    BTreeMap::from([(labels::FILESYSTEM.to_string(), volume.filesystem.as_str().to_string())])
 }
 
-fn claim_spec(
-    volume: &Volume,
-    access_mode: &str,
-    storage_class: Option<String>,
-) -> PersistentVolumeClaimSpec {
+fn claim_spec(volume: &Volume, access_mode: &str, storage_class: Option<String>) -> PersistentVolumeClaimSpec {
     PersistentVolumeClaimSpec {
         access_modes: Some(vec![access_mode.to_string()]),
         storage_class_name: storage_class,
         resources: Some(VolumeResourceRequirements {
-            requests: Some(BTreeMap::from([(
-                "storage".to_string(),
-                Quantity(format!("{}Gi", volume.size_gb)),
-            )])),
+            requests: Some(BTreeMap::from([("storage".to_string(), Quantity(format!("{}Gi", volume.size_gb)))])),
             ..VolumeResourceRequirements::default()
         }),
         ..PersistentVolumeClaimSpec::default()
@@ -81,30 +62,20 @@ fn claim_spec(
 
 /// Instances to run: the IDL's scaling, else the SDL minimum.
 fn replicas(ctx: &Context<'_>, c: &Component) -> i32 {
-    let count = ctx
-        .input
-        .idl
-        .scaling_for(&c.name)
-        .map_or(c.min_instances, |s| s.min_instances);
+    let count = ctx.input.idl.scaling_for(&c.name).map_or(c.min_instances, |s| s.min_instances);
     i32::try_from(count).unwrap_or(i32::MAX)
 }
 
 fn workload_meta(ctx: &Context<'_>, c: &Component) -> ObjectMeta {
     let mut meta = ctx.meta(&c.name, ctx.component_labels(&c.name));
     if !c.depends_on.is_empty() {
-        meta.annotations = Some(BTreeMap::from([(
-            labels::DEPENDS_ON.to_string(),
-            c.depends_on.join(","),
-        )]));
+        meta.annotations = Some(BTreeMap::from([(labels::DEPENDS_ON.to_string(), c.depends_on.join(","))]));
     }
     meta
 }
 
 fn selector(ctx: &Context<'_>, c: &Component) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(ctx.selector_labels(&c.name)),
-        ..LabelSelector::default()
-    }
+    LabelSelector { match_labels: Some(ctx.selector_labels(&c.name)), ..LabelSelector::default() }
 }
 
 /// A Deployment for a component without per-instance state.
@@ -137,11 +108,7 @@ pub fn stateful_set(ctx: &Context<'_>, c: &Component) -> StatefulSet {
                 annotations: Some(filesystem_annotation(v)),
                 ..ObjectMeta::default()
             },
-            spec: Some(claim_spec(
-                v,
-                "ReadWriteOnce",
-                ctx.input.profile.block_storage_class.clone(),
-            )),
+            spec: Some(claim_spec(v, "ReadWriteOnce", ctx.input.profile.block_storage_class.clone())),
             ..PersistentVolumeClaim::default()
         })
         .collect();
@@ -154,12 +121,10 @@ pub fn stateful_set(ctx: &Context<'_>, c: &Component) -> StatefulSet {
             pod_management_policy: Some("Parallel".into()),
             template: pod_template(ctx, c, true, replicas(ctx, c)),
             volume_claim_templates: (!claim_templates.is_empty()).then_some(claim_templates),
-            persistent_volume_claim_retention_policy: Some(
-                StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some("Retain".into()),
-                    when_scaled: Some("Retain".into()),
-                },
-            ),
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Retain".into()),
+                when_scaled: Some("Retain".into()),
+            }),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -185,12 +150,7 @@ pub fn job(ctx: &Context<'_>, j: &Component) -> Job {
     }
 }
 
-fn pod_template(
-    ctx: &Context<'_>,
-    c: &Component,
-    stateful: bool,
-    replicas: i32,
-) -> PodTemplateSpec {
+fn pod_template(ctx: &Context<'_>, c: &Component, stateful: bool, replicas: i32) -> PodTemplateSpec {
     let sdl = ctx.input.sdl;
     let mut pod_labels = ctx.component_labels(&c.name);
     for label in &c.labels {
@@ -204,18 +164,8 @@ fn pod_template(
     let secret_items: Vec<KeyToPath> = c
         .parameters
         .iter()
-        .filter(|name| {
-            ctx.input
-                .resolved
-                .values
-                .get(*name)
-                .is_some_and(|v| v.secret)
-        })
-        .map(|name| KeyToPath {
-            key: name.clone(),
-            path: name.clone(),
-            mode: None,
-        })
+        .filter(|name| ctx.input.resolved.values.get(*name).is_some_and(|v| v.secret))
+        .map(|name| KeyToPath { key: name.clone(), path: name.clone(), mode: None })
         .collect();
     if !secret_items.is_empty() {
         volumes.push(KubeVolume {
@@ -257,11 +207,7 @@ fn pod_template(
     }
 
     let profile = ctx.input.profile;
-    let arch = if c.platform.as_deref() == Some("linux-aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
+    let arch = if c.platform.as_deref() == Some("linux-aarch64") { "arm64" } else { "amd64" };
     let mut node_selector = BTreeMap::from([
         ("kubernetes.io/os".to_string(), "linux".to_string()),
         ("kubernetes.io/arch".to_string(), arch.to_string()),
@@ -310,12 +256,10 @@ fn pod_template(
             ..PodAntiAffinity::default()
         }),
         Some(AntiAffinity::Preferred) => Some(PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![
-                WeightedPodAffinityTerm {
-                    weight: 100,
-                    pod_affinity_term: anti_term(),
-                },
-            ]),
+            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+                weight: 100,
+                pod_affinity_term: anti_term(),
+            }]),
             ..PodAntiAffinity::default()
         }),
         None => None,
@@ -327,10 +271,7 @@ fn pod_template(
     });
 
     PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(pod_labels),
-            ..ObjectMeta::default()
-        }),
+        metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
         spec: Some(PodSpec {
             containers: vec![container(ctx, c, stateful, mounts)],
             volumes: (!volumes.is_empty()).then_some(volumes),
@@ -339,55 +280,32 @@ fn pod_template(
             topology_spread_constraints,
             enable_service_links: Some(false),
             automount_service_account_token: Some(false),
-            image_pull_secrets: (!profile.image_pull_secrets.is_empty()).then(|| {
-                profile
-                    .image_pull_secrets
-                    .iter()
-                    .map(|n| LocalObjectReference { name: n.clone() })
-                    .collect()
-            }),
+            image_pull_secrets: (!profile.image_pull_secrets.is_empty())
+                .then(|| profile.image_pull_secrets.iter().map(|n| LocalObjectReference { name: n.clone() }).collect()),
             ..PodSpec::default()
         }),
     }
 }
 
-fn container(
-    ctx: &Context<'_>,
-    c: &Component,
-    stateful: bool,
-    mounts: Vec<KubeVolumeMount>,
-) -> Container {
+fn container(ctx: &Context<'_>, c: &Component, stateful: bool, mounts: Vec<KubeVolumeMount>) -> Container {
     let resolved = ctx.input.resolved;
-    let literal = |name: &str, value: String| EnvVar {
-        name: name.into(),
-        value: Some(value),
-        value_from: None,
-    };
+    let literal = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
     let field = |name: &str, path: &str| EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                api_version: None,
-            }),
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), api_version: None }),
             ..EnvVarSource::default()
         }),
     };
     let mut env = vec![
         literal("HCP_INSTANCE_ID", ctx.namespace.to_string()),
         literal("HCP_COMPONENT_NAME", c.name.clone()),
-        literal(
-            "HCP_SERVICE_DOMAIN_SUFFIX",
-            ctx.service_domain_suffix.clone(),
-        ),
+        literal("HCP_SERVICE_DOMAIN_SUFFIX", ctx.service_domain_suffix.clone()),
         field("HCP_NODE_IP", "status.hostIP"),
     ];
     if stateful {
-        env.push(field(
-            "HCP_COMPONENT_INDEX",
-            "metadata.labels['apps.kubernetes.io/pod-index']",
-        ));
+        env.push(field("HCP_COMPONENT_INDEX", "metadata.labels['apps.kubernetes.io/pod-index']"));
     }
     for name in &c.parameters {
         if let Some(value) = resolved.values.get(name).filter(|v| !v.secret) {
@@ -413,10 +331,7 @@ fn container(
         })
         .collect();
 
-    let mut requests = BTreeMap::from([(
-        "memory".to_string(),
-        Quantity(format!("{}Mi", c.min_ram_mb)),
-    )]);
+    let mut requests = BTreeMap::from([("memory".to_string(), Quantity(format!("{}Mi", c.min_ram_mb)))]);
     let millicores = (c.min_vcpu * 1000.0).round() as u64;
     if millicores > 0 {
         requests.insert("cpu".into(), Quantity(format!("{millicores}m")));
@@ -429,29 +344,17 @@ fn container(
         limits.insert("memory".to_string(), Quantity(format!("{max}Mi")));
     }
     if let Some(max) = c.max_vcpu {
-        limits.insert(
-            "cpu".to_string(),
-            Quantity(format!("{}m", (max * 1000.0).round() as u64)),
-        );
+        limits.insert("cpu".to_string(), Quantity(format!("{}m", (max * 1000.0).round() as u64)));
     }
 
-    let privileged = c
-        .capabilities
-        .iter()
-        .any(|cap| cap == "ALL" || cap == "CAP_ALL");
+    let privileged = c.capabilities.iter().any(|cap| cap == "ALL" || cap == "CAP_ALL");
     let security_context = if privileged {
-        Some(SecurityContext {
-            privileged: Some(true),
-            ..SecurityContext::default()
-        })
+        Some(SecurityContext { privileged: Some(true), ..SecurityContext::default() })
     } else if !c.capabilities.is_empty() {
         Some(SecurityContext {
             capabilities: Some(Capabilities {
                 add: Some(
-                    c.capabilities
-                        .iter()
-                        .map(|cap| cap.strip_prefix("CAP_").unwrap_or(cap).to_string())
-                        .collect(),
+                    c.capabilities.iter().map(|cap| cap.strip_prefix("CAP_").unwrap_or(cap).to_string()).collect(),
                 ),
                 drop: None,
             }),
@@ -499,13 +402,8 @@ fn probe(p: &Probe) -> KubeProbe {
             scheme: h.scheme.clone(),
             ..HTTPGetAction::default()
         }),
-        tcp_socket: p.tcp.as_ref().map(|t| TCPSocketAction {
-            port: port_ref(&t.port),
-            host: None,
-        }),
-        exec: p.exec.as_ref().map(|command| ExecAction {
-            command: Some(command.clone()),
-        }),
+        tcp_socket: p.tcp.as_ref().map(|t| TCPSocketAction { port: port_ref(&t.port), host: None }),
+        exec: p.exec.as_ref().map(|command| ExecAction { command: Some(command.clone()) }),
         initial_delay_seconds: int(p.initial_delay_seconds),
         period_seconds: int(p.period_seconds),
         timeout_seconds: int(p.timeout_seconds),
