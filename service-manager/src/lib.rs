@@ -2,13 +2,17 @@
 //!
 //! [`request`] turns a catalog service, an IDL and command-line values into a resolved
 //! instance; [`plan`] turns that into typed Kubernetes objects in apply order (pure);
-//! [`output`] prints plans and catalog listings. The `hsm` binary is a thin shell on top.
+//! [`output`] prints plans and catalog listings; [`cluster`] is the edge to Kubernetes and
+//! [`instance`] the create/list/get/delete flows on it. The `hsm` binary is a thin shell on top.
 
+pub mod cluster;
 pub mod error;
+pub mod instance;
 pub mod labels;
 pub mod output;
 pub mod plan;
 pub mod profile;
+pub mod progress;
 pub mod request;
 
 pub use error::HsmError;

@@ -333,3 +333,85 @@ impl ServiceDetail {
         out
     }
 }
+
+/// Age of an RFC 3339 timestamp as kubectl prints it (`42s`, `5m`, `3h`, `2d`).
+pub fn age(timestamp: &str) -> String {
+    let Ok(then) = time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339) else {
+        return "<unknown>".into();
+    };
+    let seconds = (time::OffsetDateTime::now_utc() - then).whole_seconds().max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// `hsm list-instances` output.
+pub fn list_instances(records: &[crate::instance::Record], format: Format) -> String {
+    match format {
+        Format::Table => {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.instance_id.clone(),
+                        r.service_id.clone(),
+                        r.product_version.clone(),
+                        r.sdl_version.clone(),
+                        r.state.clone(),
+                        age(&r.created),
+                    ]
+                })
+                .collect();
+            table(&["INSTANCE", "SERVICE", "VERSION", "SDL", "STATE", "AGE"], &rows)
+        }
+        _ => structured(&records, format),
+    }
+}
+
+/// `hsm get-instance` output.
+pub fn instance_detail(detail: &crate::instance::InstanceDetail, format: Format) -> String {
+    if format != Format::Table {
+        return structured(detail, format);
+    }
+    let r = &detail.record;
+    let mut out = format!(
+        "INSTANCE:   {}\nSERVICE:    {}\nVERSION:    {} (SDL {})\nSTATE:      {}\nCREATED:    {} ({} ago)\n",
+        r.instance_id,
+        r.service_id,
+        r.product_version,
+        r.sdl_version,
+        r.state,
+        r.created,
+        age(&r.created)
+    );
+    if let Some(message) = &r.message {
+        out.push_str(&format!("MESSAGE:    {message}\n"));
+    }
+    if let Some(op) = &r.operation {
+        out.push_str(&format!("OPERATION:  running, held by {}\n", op.holder));
+    }
+    out.push_str("\nCOMPONENTS\n");
+    let rows: Vec<Vec<String>> = detail
+        .components
+        .iter()
+        .map(|c| vec![c.name.clone(), c.kind.clone(), format!("{}/{}", c.ready, c.desired)])
+        .collect();
+    out.push_str(&table(&["NAME", "KIND", "READY"], &rows));
+    out.push_str("\nSERVICE LOCATIONS\n");
+    let rows: Vec<Vec<String>> = detail
+        .service_locations
+        .iter()
+        .map(|l| vec![l.service_name.clone(), l.port_name.clone(), format!("{}:{}", l.public_location, l.public_port)])
+        .collect();
+    out.push_str(&table(&["SERVICE", "PORT", "LOCATION"], &rows));
+    out.push_str("\nPARAMETERS\n");
+    let rows: Vec<Vec<String>> = detail.parameters.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+    out.push_str(&table(&["NAME", "VALUE"], &rows));
+    if !detail.volume_claims.is_empty() {
+        out.push_str(&format!("\nVOLUME CLAIMS: {}\n", detail.volume_claims.join(", ")));
+    }
+    out
+}

@@ -69,15 +69,23 @@ pub fn parse_set(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Checks the request against the catalog and resolves its parameters. `stored` holds what
-/// the instance had before (empty for a new instance).
-pub fn prepare(
-    catalog: &Catalog,
-    request: &InstanceRequest,
-    stored: &Stored,
-    profile: &ClusterProfile,
-    rng: &mut (impl Rng + CryptoRng),
-) -> Result<Prepared, HsmError> {
+/// A request checked against the catalog: the service, version, SDL and the IDL with
+/// `--instance-id` and `--set` values merged in. No parameter is resolved yet.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The service.
+    pub service: Service,
+    /// The chosen version.
+    pub version: ServiceVersion,
+    /// Its SDL (valid).
+    pub sdl: Sdl,
+    /// The IDL (valid), `instance_id` possibly still unset.
+    pub idl: Idl,
+}
+
+/// Checks the request against the catalog: service, versions, IDL and `--set` values. Every
+/// problem of the IDL and the command line is reported together.
+pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, HsmError> {
     let service = catalog.service(&request.service_id)?;
     let product_version = request.product_version.as_deref().or(request.idl.product_version.as_deref());
     let sdl_version = request.sdl_version.as_deref().or(request.idl.sdl_version.as_deref());
@@ -95,9 +103,7 @@ pub fn prepare(
         match sdl.parameter(name) {
             None => {
                 let message = match closest(name, sdl.parameters.iter().map(|p| p.name.as_str())) {
-                    Some(best) => {
-                        format!("unknown parameter \"{name}\" (did you mean \"{best}\"?)")
-                    }
+                    Some(best) => format!("unknown parameter \"{name}\" (did you mean \"{best}\"?)"),
                     None => format!("unknown parameter \"{name}\""),
                 };
                 problems.push(Problem::new(path, message));
@@ -121,14 +127,26 @@ pub fn prepare(
         }
         .into());
     }
+    Ok(Checked { service: service.clone(), version: version.clone(), sdl, idl })
+}
+
+/// Checks the request against the catalog and resolves its parameters. `stored` holds what
+/// the instance had before (empty for a new instance).
+pub fn prepare(
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    stored: &Stored,
+    profile: &ClusterProfile,
+    rng: &mut (impl Rng + CryptoRng),
+) -> Result<Prepared, HsmError> {
+    let Checked { service, version, sdl, mut idl } = check(catalog, request)?;
     if idl.instance_id.is_none() {
         idl.instance_id = Some(generated_instance_id(&sdl.name, rng));
     }
-
     let instance_id = idl.instance_id.clone().expect("set above");
     let context = ResolveContext { instance_id: &instance_id, cluster_domain: &profile.cluster_domain };
     let resolved = resolve(&sdl, &idl, stored, &context, rng)?;
-    Ok(Prepared { service: service.clone(), version: version.clone(), sdl, idl, resolved })
+    Ok(Prepared { service, version, sdl, idl, resolved })
 }
 
 /// `<service>-<6 random lowercase letters and digits>`, e.g. `mysql-k3x9q2`.

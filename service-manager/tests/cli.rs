@@ -206,13 +206,15 @@ fn idl_files_in_json_and_yaml() {
 }
 
 #[test]
-fn applying_without_a_cluster_is_refused_clearly() {
-    let output = run(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+fn bad_input_is_reported_before_any_cluster_is_contacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = hsm()
+        .args(["create-instance", "stackato.hpe.mysql", "--instance-id", "db", "--set", "NOPE=1", "--kubeconfig"])
+        .arg(dir.path().join("missing"))
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(
-        stderr(&output),
-        "error: applying to a cluster is not implemented yet; add --dry-run to print the planned objects\n"
-    );
+    assert!(stderr(&output).contains("--set NOPE: unknown parameter \"NOPE\""), "{}", stderr(&output));
 }
 
 #[test]

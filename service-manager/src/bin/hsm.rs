@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sdl::catalog::Catalog;
@@ -13,7 +14,10 @@ use sdl::parse::read_document;
 use sdl::resolve::Stored;
 use sdl::validate::{validate_idl, validate_sdl};
 use sdl::{Idl, LoadError, Sdl};
+use service_manager::cluster::{ClientOptions, Cluster};
+use service_manager::instance::{self, CreateOptions, DeleteReport, InstanceError};
 use service_manager::output::{self, Format, ServiceDetail};
+use service_manager::progress::Stderr;
 use service_manager::request::{parse_set, prepare, InstanceRequest};
 use service_manager::{ClusterProfile, HsmError};
 
@@ -30,6 +34,15 @@ struct Cli {
     /// Catalog folder.
     #[arg(long, global = true, env = "HSM_CATALOG", value_name = "DIR")]
     catalog: Option<PathBuf>,
+    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, global = true, value_name = "NAME")]
+    context: Option<String>,
+    /// Objects applied at once.
+    #[arg(long, global = true, default_value_t = 32, value_name = "N")]
+    concurrency: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,8 +73,37 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Format,
     },
-    /// Create an instance of a service (only --dry-run for now: print the planned objects).
+    /// Create an instance of a service (or print its objects with --dry-run). Re-running it
+    /// on an existing instance converges.
     CreateInstance(CreateArgs),
+    /// List the instances on the cluster.
+    ListInstances {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Show an instance: versions, state, parameters (secrets masked), components, public locations.
+    GetInstance {
+        /// Instance id.
+        instance_id: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Delete an instance and wait until it is gone.
+    DeleteInstance {
+        /// Instance id.
+        instance_id: String,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Keep the volume claims (and the namespace holding them).
+        #[arg(long)]
+        keep_volumes: bool,
+        /// How long to wait for the deletion (e.g. 30s, 10m).
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
     /// Check SDL files, a whole catalog, or an IDL against an SDL.
     Lint {
         /// A catalog folder or an SDL file (default: the catalog).
@@ -92,6 +134,12 @@ struct CreateArgs {
     /// Print the objects that would be created, create nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Apply and return without waiting for readiness (pre-flight jobs are still awaited).
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait in all (e.g. 30s, 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
     /// Plan output format.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     output: PlanFormat,
@@ -147,24 +195,80 @@ impl ProfileArgs {
     }
 }
 
+/// Parses `30s`, `10m`, `1h30m`, `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("expected a duration such as 30s, 10m or 1h".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let number: u64 =
+            rest[..digits].parse().map_err(|_| format!("\"{text}\" is not a duration such as 30s, 10m or 1h"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number * 60),
+            "h" => Duration::from_secs(number * 3600),
+            _ => return Err(format!("\"{text}\" is not a duration such as 30s, 10m or 1h")),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// A failure and the exit code it deserves: 2 for bad input, 1 for everything else.
+struct Failure(String, u8);
+
+impl From<HsmError> for Failure {
+    fn from(error: HsmError) -> Self {
+        Failure(error.to_string(), 2)
+    }
+}
+
+impl From<InstanceError> for Failure {
+    fn from(error: InstanceError) -> Self {
+        match error {
+            InstanceError::Hsm(e) => e.into(),
+            other => Failure(other.to_string(), 1),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("HSM_LOG"))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run(cli) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    match runtime.block_on(run(cli)) {
         Ok(stdout) => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`hsm ... | head`) is not an error worth reporting.
             let _ = out.write_all(stdout.as_bytes());
             ExitCode::SUCCESS
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(2)
+        Err(Failure(message, code)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
     }
+}
+
+async fn connect(cli: &Cli) -> Result<Cluster, Failure> {
+    let options = ClientOptions { concurrency: cli.concurrency, ..ClientOptions::default() };
+    Cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref(), options)
+        .await
+        .map_err(|e| Failure(e.to_string(), 1))
 }
 
 fn catalog_dir(cli: &Cli) -> PathBuf {
@@ -174,46 +278,102 @@ fn catalog_dir(cli: &Cli) -> PathBuf {
     })
 }
 
-fn run(cli: Cli) -> Result<String, HsmError> {
+async fn run(cli: Cli) -> Result<String, Failure> {
     let dir = catalog_dir(&cli);
-    match cli.command {
-        Command::ListServices { output } => Ok(output::list_services(&Catalog::load(&dir)?, output)),
-        Command::ListCategories { output } => Ok(output::list_categories(&Catalog::load(&dir)?, output)),
-        Command::GetService { service_id, product_version, sdl_version, output } => {
-            let catalog = Catalog::load(&dir)?;
-            let service = catalog.service(&service_id)?;
-            let version = service.version(product_version.as_deref(), sdl_version.as_deref())?;
-            let sdl = catalog.load_sdl(service, version)?;
-            Ok(ServiceDetail::of(service, &sdl).render(output))
+    match &cli.command {
+        Command::ListServices { output } => {
+            Ok(output::list_services(&Catalog::load(&dir).map_err(HsmError::from)?, *output))
         }
-        Command::CreateInstance(args) => create_instance(&dir, args),
-        Command::Lint { path, idl } => lint(path.as_deref().unwrap_or(&dir), idl.as_deref()),
+        Command::ListCategories { output } => {
+            Ok(output::list_categories(&Catalog::load(&dir).map_err(HsmError::from)?, *output))
+        }
+        Command::GetService { service_id, product_version, sdl_version, output } => {
+            let catalog = Catalog::load(&dir).map_err(HsmError::from)?;
+            let service = catalog.service(service_id).map_err(HsmError::from)?;
+            let version =
+                service.version(product_version.as_deref(), sdl_version.as_deref()).map_err(HsmError::from)?;
+            let sdl = catalog.load_sdl(service, version).map_err(HsmError::from)?;
+            Ok(ServiceDetail::of(service, &sdl).render(*output))
+        }
+        Command::CreateInstance(args) => create_instance(&cli, &dir, args).await,
+        Command::ListInstances { output } => {
+            let records = instance::list(&connect(&cli).await?).await?;
+            Ok(output::list_instances(&records, *output))
+        }
+        Command::GetInstance { instance_id, output } => {
+            let detail = instance::get(&connect(&cli).await?, instance_id).await?;
+            Ok(output::instance_detail(&detail, *output))
+        }
+        Command::DeleteInstance { instance_id, yes, keep_volumes, timeout } => {
+            let cluster = connect(&cli).await?;
+            let confirm = |question: &str| *yes || ask(question);
+            match instance::delete(&cluster, instance_id, *keep_volumes, *timeout, confirm).await? {
+                DeleteReport::AlreadyGone => Ok(format!("instance {instance_id} does not exist; nothing to delete\n")),
+                DeleteReport::Deleted => Ok(format!("instance {instance_id} deleted\n")),
+                DeleteReport::VolumesKept(claims) => Ok(format!(
+                    "instance {instance_id} deleted; kept in namespace {instance_id}: volume claims {} and the instance's parameters (create the instance again with --instance-id {instance_id} to reattach them)\n",
+                    if claims.is_empty() { "(none)".to_string() } else { claims.join(", ") }
+                )),
+            }
+        }
+        Command::Lint { path, idl } => Ok(lint(path.as_deref().unwrap_or(&dir), idl.as_deref())?),
     }
 }
 
-fn create_instance(dir: &Path, args: CreateArgs) -> Result<String, HsmError> {
-    let catalog = Catalog::load(dir)?;
-    let profile = args.profile.load()?;
+/// Asks a yes/no question on the terminal; without one, the answer is no.
+fn ask(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        eprintln!("{question}\nrefusing without a terminal to confirm on; pass -y to confirm");
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+async fn create_instance(cli: &Cli, dir: &Path, args: &CreateArgs) -> Result<String, Failure> {
+    if !args.dry_run {
+        let catalog = Catalog::load(dir).map_err(HsmError::from)?;
+        let profile = args.profile.load()?;
+        let request = instance_request(args)?;
+        // Bad input is reported before any cluster is contacted.
+        service_manager::request::check(&catalog, &request)?;
+        let cluster = connect(cli).await?;
+        let options = CreateOptions { wait: !args.no_wait, timeout: args.timeout };
+        let report = instance::create(&cluster, &catalog, &request, &profile, options, &Stderr::new()).await?;
+        let verb = if report.existed { "converged" } else { "created" };
+        return Ok(format!(
+            "instance {} {verb}: {} objects applied, state {}\n",
+            report.instance_id, report.objects, report.state
+        ));
+    }
+    Ok(plan_instance(dir, args)?)
+}
+
+fn instance_request(args: &CreateArgs) -> Result<InstanceRequest, HsmError> {
     let (idl, idl_source) = match &args.idl {
         Some(path) => (read_document::<Idl>(path)?, path.display().to_string()),
         None => (Idl::default(), "the command line".to_string()),
     };
-    let request = InstanceRequest {
-        service_id: args.service_id,
-        product_version: args.product_version,
-        sdl_version: args.sdl_version,
+    Ok(InstanceRequest {
+        service_id: args.service_id.clone(),
+        product_version: args.product_version.clone(),
+        sdl_version: args.sdl_version.clone(),
         idl,
         idl_source,
-        sets: args.sets,
-        instance_id: args.instance_id,
-    };
+        sets: args.sets.clone(),
+        instance_id: args.instance_id.clone(),
+    })
+}
+
+fn plan_instance(dir: &Path, args: &CreateArgs) -> Result<String, HsmError> {
+    let catalog = Catalog::load(dir)?;
+    let profile = args.profile.load()?;
+    let request = instance_request(args)?;
     let prepared = prepare(&catalog, &request, &Stored::default(), &profile, &mut rand::rng())?;
     let plan = prepared.plan(&profile)?;
-    if !args.dry_run {
-        return Err(HsmError::Usage(
-            "applying to a cluster is not implemented yet; add --dry-run to print the planned objects".into(),
-        ));
-    }
     eprintln!(
         "Planned instance {} of {} {}/{}: {} objects in {} steps (dry run: nothing was created).",
         plan.instance_id,

@@ -25,6 +25,8 @@ use crate::profile::ClusterProfile;
 pub const SECRET_NAME: &str = "secret-parameters";
 /// Name of the ConfigMap holding the instance's non-secret parameter values.
 pub const CONFIG_MAP_NAME: &str = "parameters";
+/// Key in the Secret holding the instance's generated objects (JSON), so upgrades keep them.
+pub const GENERATED_KEY: &str = "hsm-generated.json";
 /// Name of the NetworkPolicy isolating the instance.
 pub const NETWORK_POLICY_NAME: &str = "instance-isolation";
 /// Where secret parameters are mounted, one file per parameter.
@@ -344,7 +346,7 @@ impl<'a> Context<'a> {
     }
 
     fn secret(&self) -> Option<Secret> {
-        let data: BTreeMap<String, ByteString> = self
+        let mut data: BTreeMap<String, ByteString> = self
             .input
             .resolved
             .values
@@ -352,6 +354,11 @@ impl<'a> Context<'a> {
             .filter(|(_, v)| v.secret)
             .map(|(name, v)| (name.clone(), ByteString(v.value.clone().into_bytes())))
             .collect();
+        let generated = &self.input.resolved.generated;
+        if !generated.is_empty() {
+            let json = serde_json::to_vec(generated).expect("generated objects serialise");
+            data.insert(GENERATED_KEY.to_string(), ByteString(json));
+        }
         if data.is_empty() {
             return None;
         }

@@ -778,11 +778,40 @@ impl Store {
                 }
                 _ => continue,
             };
+            if rt.kind == "StatefulSet" {
+                self.create_claims(&key, &object);
+            }
             let mut next = object.clone();
             next["status"] = status;
             self.commit(rt, &key, next, false);
             // A status update is not a spec change.
             self.changed.remove(&key);
+        }
+    }
+}
+
+impl Store {
+    /// What the StatefulSet controller does: a claim `<template>-<set>-<ordinal>` per
+    /// instance and claim template, kept when the set goes away.
+    fn create_claims(&mut self, key: &Key, set: &Value) {
+        let pvc = RESOURCES.iter().find(|r| r.kind == "PersistentVolumeClaim").expect("claims are served");
+        let replicas = set["spec"]["replicas"].as_i64().unwrap_or(1);
+        for template in set["spec"]["volumeClaimTemplates"].as_array().cloned().unwrap_or_default() {
+            let template_name = template["metadata"]["name"].as_str().unwrap_or_default();
+            for ordinal in 0..replicas {
+                let name = format!("{template_name}-{}-{ordinal}", key.name);
+                let claim_key = Key::new(pvc, &key.namespace, &name);
+                if self.objects.contains_key(&claim_key) {
+                    continue;
+                }
+                let claim = json!({
+                    "metadata": {"name": name, "labels": template["metadata"]["labels"].clone()},
+                    "spec": template["spec"].clone(),
+                    "status": {"phase": "Bound"},
+                });
+                self.commit(pvc, &claim_key, claim, false);
+                self.changed.remove(&claim_key);
+            }
         }
     }
 }

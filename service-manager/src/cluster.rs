@@ -1,0 +1,353 @@
+//! The edge to a Kubernetes cluster (kube-rs): server-side apply of planned objects with
+//! retries, reads of instance namespaces and their objects, namespace creation and metadata
+//! patches with optimistic concurrency, watches for readiness, and deletion. Everything that
+//! decides *what* to do lives in [`crate::instance`]; this module only does it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::ApiResource;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::labels;
+use crate::plan::KubeObject;
+
+/// A failed cluster call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No usable kubeconfig.
+    #[error("cannot configure a Kubernetes client: {0}")]
+    Config(String),
+    /// The API server answered with an error status.
+    #[error("{action}: {message} ({code} {reason})")]
+    Api {
+        /// What was being done, e.g. `apply Deployment hcf/api`.
+        action: String,
+        /// HTTP status.
+        code: u16,
+        /// Kubernetes reason.
+        reason: String,
+        /// Server message.
+        message: String,
+    },
+    /// The server could not be reached (after retries).
+    #[error("{action}: {message}")]
+    Transport {
+        /// What was being done.
+        action: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl ClusterError {
+    /// The HTTP status of an API error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Tuning of cluster calls.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// Objects applied at once within one step.
+    pub concurrency: usize,
+    /// Attempts for a call failing with 429, 5xx, a conflict or a transport error.
+    pub attempts: u32,
+    /// First retry delay (doubles each time, honours `Retry-After` up to 5 s).
+    pub backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { concurrency: 32, attempts: 8, backoff: Duration::from_millis(50) }
+    }
+}
+
+/// A connected cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    options: ClientOptions,
+}
+
+fn retryable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+fn convert(action: &str, error: kube::Error) -> ClusterError {
+    match error {
+        kube::Error::Api(status) => ClusterError::Api {
+            action: action.to_string(),
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        },
+        other => ClusterError::Transport { action: action.to_string(), message: other.to_string() },
+    }
+}
+
+fn api_resource(object: &KubeObject) -> ApiResource {
+    match object {
+        KubeObject::Namespace(_) => ApiResource::erase::<Namespace>(&()),
+        KubeObject::Secret(_) => ApiResource::erase::<Secret>(&()),
+        KubeObject::ConfigMap(_) => ApiResource::erase::<ConfigMap>(&()),
+        KubeObject::NetworkPolicy(_) => ApiResource::erase::<NetworkPolicy>(&()),
+        KubeObject::PersistentVolumeClaim(_) => ApiResource::erase::<PersistentVolumeClaim>(&()),
+        KubeObject::Service(_) => ApiResource::erase::<Service>(&()),
+        KubeObject::Job(_) => ApiResource::erase::<Job>(&()),
+        KubeObject::Deployment(_) => ApiResource::erase::<Deployment>(&()),
+        KubeObject::StatefulSet(_) => ApiResource::erase::<StatefulSet>(&()),
+    }
+}
+
+impl Cluster {
+    /// Connects with `kubeconfig` (else `KUBECONFIG`, `~/.kube/config` or in-cluster
+    /// configuration) and `context`.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+        options: ClientOptions,
+    ) -> Result<Cluster, ClusterError> {
+        let kube_options = KubeConfigOptions { context: context.map(str::to_string), ..KubeConfigOptions::default() };
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = Kubeconfig::read_from(path)
+                    .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
+                kube::Config::from_custom_kubeconfig(file, &kube_options)
+                    .await
+                    .map_err(|e| ClusterError::Config(e.to_string()))?
+            }
+            None if context.is_some() => {
+                kube::Config::from_kubeconfig(&kube_options).await.map_err(|e| ClusterError::Config(e.to_string()))?
+            }
+            None => kube::Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
+        };
+        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Cluster { client, options })
+    }
+
+    /// Runs `call` with retries on transient failures.
+    async fn retry<T, F, Fut>(&self, action: &str, mut call: F) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        let mut delay = self.options.backoff;
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(error) if attempt < self.options.attempts && retryable(&error) => {
+                    tracing::debug!(action, attempt, %error, "retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+                Err(error) => return Err(convert(action, error)),
+            }
+        }
+    }
+
+    /// Server-side applies `object` with field manager `hsm` (forcing ownership), returning the
+    /// stored object.
+    pub async fn apply(&self, object: &KubeObject) -> Result<Value, ClusterError> {
+        let resource = api_resource(object);
+        let meta = object.metadata();
+        let name = meta.name.clone().unwrap_or_default();
+        let api: Api<DynamicObject> = match &meta.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        let body = serde_json::to_value(object).expect("Kubernetes objects serialise");
+        let params = PatchParams::apply(labels::MANAGER).force();
+        let action = format!("apply {} {}/{}", object.kind(), meta.namespace.as_deref().unwrap_or(""), name);
+        let patch = Patch::Apply(&body);
+        let applied = self.retry(&action, || api.patch(&name, &params, &patch)).await?;
+        Ok(serde_json::to_value(applied).expect("objects serialise"))
+    }
+
+    /// Applies `objects` with bounded concurrency; the first failure is returned after the
+    /// others finish.
+    pub async fn apply_all(&self, objects: &[KubeObject]) -> Result<Vec<Value>, ClusterError> {
+        futures::stream::iter(objects.iter().map(|o| self.apply(o)))
+            .buffered(self.options.concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
+    /// The namespace `name`, if it exists.
+    pub async fn namespace(&self, name: &str) -> Result<Option<Namespace>, ClusterError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        self.retry(&format!("get namespace {name}"), || api.get_opt(name)).await
+    }
+
+    /// Creates `namespace`; `Ok(None)` when it already exists (someone else created it).
+    pub async fn create_namespace(&self, namespace: &Namespace) -> Result<Option<Namespace>, ClusterError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let name = namespace.metadata.name.clone().unwrap_or_default();
+        let params = PostParams::default();
+        match self.retry(&format!("create namespace {name}"), || api.create(&params, namespace)).await {
+            Ok(created) => Ok(Some(created)),
+            Err(ClusterError::Api { code: 409, .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Merge-patches the namespace's annotations (`None` removes one). With
+    /// `resource_version`, the patch only applies if the namespace is unchanged since
+    /// (409 Conflict otherwise).
+    pub async fn annotate_namespace(
+        &self,
+        name: &str,
+        annotations: &BTreeMap<String, Option<String>>,
+        resource_version: Option<&str>,
+    ) -> Result<Namespace, ClusterError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let mut metadata = serde_json::json!({"annotations": annotations});
+        if let Some(rv) = resource_version {
+            metadata["resourceVersion"] = Value::String(rv.to_string());
+        }
+        let patch = serde_json::json!({"metadata": metadata});
+        let action = format!("update namespace {name}");
+        let params = PatchParams::default();
+        let merge = Patch::Merge(&patch);
+        if resource_version.is_some() {
+            // A conditional patch is not retried: a conflict is the answer.
+            return api.patch(name, &params, &merge).await.map_err(|e| convert(&action, e));
+        }
+        self.retry(&action, || api.patch(name, &params, &merge)).await
+    }
+
+    /// Namespaces carrying `label_selector`.
+    pub async fn namespaces(&self, label_selector: &str) -> Result<Vec<Namespace>, ClusterError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let params = ListParams::default().labels(label_selector);
+        Ok(self.retry("list namespaces", || api.list(&params)).await?.items)
+    }
+
+    /// Objects of type `K` in `namespace` (all of them, or those matching `label_selector`).
+    pub async fn list<K>(&self, namespace: &str, label_selector: Option<&str>) -> Result<Vec<K>, ClusterError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let mut params = ListParams::default();
+        if let Some(selector) = label_selector {
+            params = params.labels(selector);
+        }
+        let action = format!("list {} in {namespace}", K::kind(&()));
+        Ok(self.retry(&action, || api.list(&params)).await?.items)
+    }
+
+    /// The object of type `K` named `name` in `namespace`, if any.
+    pub async fn get<K>(&self, namespace: &str, name: &str) -> Result<Option<K>, ClusterError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        self.retry(&format!("get {} {namespace}/{name}", K::kind(&())), || api.get_opt(name)).await
+    }
+
+    /// Deletes the object of type `K`; a missing object is not an error.
+    pub async fn delete<K>(&self, namespace: &str, name: &str) -> Result<(), ClusterError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let params = DeleteParams::background();
+        match self.retry(&format!("delete {} {namespace}/{name}", K::kind(&())), || api.delete(name, &params)).await {
+            Ok(_) | Err(ClusterError::Api { code: 404, .. }) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Deletes the namespace `name`; a missing one is not an error.
+    pub async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let params = DeleteParams::background();
+        match self.retry(&format!("delete namespace {name}"), || api.delete(name, &params)).await {
+            Ok(_) | Err(ClusterError::Api { code: 404, .. }) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Streams changes of type `K` in `namespace` (current objects first, as ADDED), restarting
+    /// the watch when the server ends it. Each item is the object after the change.
+    pub fn watch<K>(&self, namespace: &str) -> impl futures::Stream<Item = Result<K, ClusterError>> + Send + 'static
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let attempts = self.options.attempts;
+        futures::stream::unfold(
+            (api, "0".to_string(), None, 0u32),
+            move |(api, mut rv, mut current, mut failures)| async move {
+                loop {
+                    if current.is_none() {
+                        let params = WatchParams::default().timeout(290);
+                        match api.watch(&params, &rv).await {
+                            Ok(stream) => current = Some(stream.boxed()),
+                            Err(error) if failures + 1 < attempts && retryable(&error) => {
+                                failures += 1;
+                                tokio::time::sleep(Duration::from_millis(100 << failures.min(5))).await;
+                                continue;
+                            }
+                            Err(error) => return Some((Err(convert("watch", error)), (api, rv, None, attempts))),
+                        }
+                    }
+                    let stream = current.as_mut().expect("set above");
+                    match stream.next().await {
+                        Some(Ok(WatchEvent::Added(o))) | Some(Ok(WatchEvent::Modified(o))) => {
+                            let next_rv = o.meta().resource_version.clone().unwrap_or(rv.clone());
+                            return Some((Ok(o), (api, next_rv, current, 0)));
+                        }
+                        Some(Ok(WatchEvent::Deleted(_))) | Some(Ok(WatchEvent::Bookmark(_))) => continue,
+                        Some(Ok(WatchEvent::Error(_))) => {
+                            // An expired resource version: start over from the current state.
+                            rv = "0".into();
+                            current = None;
+                        }
+                        Some(Err(_)) | None => {
+                            current = None;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            },
+        )
+    }
+}

@@ -1,0 +1,345 @@
+//! `hsm` against a cluster: the test API server (`stratus-tests`) runs in-process and the real
+//! `hsm` binary talks to it through a kubeconfig, as an operator's would.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stratus_tests::apiserver::store::ControllerConfig;
+use stratus_tests::apiserver::{Config, FakeApiServer, Faults};
+
+struct Env {
+    server: FakeApiServer,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(ready_after: Duration) -> Env {
+        let config =
+            Config { controller: ControllerConfig { ready_after, ..ControllerConfig::default() }, ..Config::default() };
+        let server = FakeApiServer::spawn(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        server.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
+        Env { server, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hsm"));
+        command
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .env_remove("HSM_CATALOG")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn hsm(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.hsm(args);
+        assert!(output.status.success(), "hsm {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    /// Namespaced objects of `namespace`, as (kind/name, resourceVersion).
+    fn versions(&self, namespace: &str) -> Vec<(String, String)> {
+        self.server
+            .objects()
+            .into_iter()
+            .filter(|o| {
+                o["metadata"]["namespace"] == namespace
+                    || (o["kind"] == "Namespace" && o["metadata"]["name"] == namespace)
+            })
+            .map(|o| {
+                (
+                    format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()),
+                    o["metadata"]["resourceVersion"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn secret_value(&self, namespace: &str, key: &str) -> String {
+        let secret = self.server.object("Secret", namespace, "secret-parameters").expect("the instance has a Secret");
+        let encoded = secret["data"][key].as_str().unwrap_or_else(|| panic!("no {key} in the Secret"));
+        String::from_utf8(decode_base64(encoded)).unwrap()
+    }
+
+    fn state(&self, namespace: &str) -> Option<String> {
+        self.server
+            .object("Namespace", "", namespace)
+            .and_then(|n| n["metadata"]["annotations"]["hsm.stratus.io/state"].as_str().map(str::to_string))
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        bits = (bits << 6) | ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn create_converges_and_a_rerun_changes_nothing() {
+    let env = Env::new(Duration::from_millis(100));
+    let out = env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+    assert_eq!(out, "instance db created: 7 objects applied, state running\n");
+    assert_eq!(env.state("db").as_deref(), Some("running"));
+    let sts = env.server.object("StatefulSet", "db", "mysql").unwrap();
+    assert_eq!(sts["metadata"]["managedFields"][0]["manager"], "hsm");
+    assert_eq!(sts["status"]["readyReplicas"], 1);
+    let password = env.secret_value("db", "root-password");
+    assert_eq!(password.len(), 32);
+
+    let before = env.versions("db");
+    let out = env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+    assert_eq!(out, "instance db converged: 7 objects applied, state running\n");
+    let after = env.versions("db");
+    // Only the namespace's record annotations move (operation taken and released).
+    let moved: Vec<&String> = before.iter().zip(&after).filter(|(b, a)| b != a).map(|(b, _)| &b.0).collect();
+    assert_eq!(moved, vec!["Namespace/db"], "a re-run with nothing changed changes no object");
+    assert_eq!(before.len(), after.len());
+    assert_eq!(env.secret_value("db", "root-password"), password);
+}
+
+#[test]
+fn hcf_is_created_with_jobs_and_load_balancers() {
+    let env = Env::new(Duration::from_millis(50));
+    let output =
+        env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let progress = stderr(&output);
+    for line in [
+        "[1/5] namespace: 1 object",
+        "[4/5] workloads: 22 objects",
+        "[5/5] post-flight jobs: 2 objects",
+        "Job post-deployment-setup complete",
+        "StatefulSet diego-cell ready 1/1",
+    ] {
+        assert!(progress.contains(line), "progress lacks {line:?}:\n{progress}");
+    }
+    let detail: Value = serde_json::from_str(&env.ok(&["get-instance", "cf", "-o", "json"])).unwrap();
+    assert_eq!(detail["state"], "running");
+    assert_eq!(detail["parameters"]["DOMAIN"], "cf.example.com");
+    assert_eq!(detail["parameters"]["cluster-admin-password"], "********");
+    let locations = detail["service_locations"].as_array().unwrap();
+    let router: Vec<&Value> = locations.iter().filter(|l| l["service_name"] == "router").collect();
+    assert_eq!(router.len(), 3);
+    assert!(router[0]["public_location"].as_str().unwrap().starts_with("192.0.2."));
+    assert!(detail["components"].as_array().unwrap().iter().all(|c| c["done"] == true));
+
+    let list = env.ok(&["list-instances"]);
+    let row = list.lines().nth(1).unwrap();
+    assert!(row.split_whitespace().take(5).eq(["cf", "stackato.hpe.hcf", "4.0.1", "1.0.0", "running"]), "{row}");
+    // Secrets never reach stdout or stderr.
+    let password = env.secret_value("cf", "cluster-admin-password");
+    assert!(!list.contains(&password) && !progress.contains(&password));
+}
+
+#[test]
+fn a_killed_create_finishes_on_the_next_run_with_the_same_secrets() {
+    let env = Env::new(Duration::from_secs(600));
+    let mut child = env.spawn(&["create-instance", "stackato.hpe.postgres", "--instance-id", "pg"]);
+    let started = Instant::now();
+    while env.server.object("StatefulSet", "pg", "postgres").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(20), "hsm never applied the workload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(env.state("pg").as_deref(), Some("creating"));
+    let password = env.secret_value("pg", "postgres-password");
+
+    env.server
+        .set_controller(ControllerConfig { ready_after: Duration::from_millis(50), ..ControllerConfig::default() });
+    let out = env.ok(&["create-instance", "stackato.hpe.postgres", "--instance-id", "pg"]);
+    assert_eq!(out, "instance pg converged: 7 objects applied, state running\n");
+    assert_eq!(env.secret_value("pg", "postgres-password"), password, "the generated password survived the kill");
+}
+
+#[test]
+fn concurrent_creates_of_one_instance_let_exactly_one_win() {
+    let env = Env::new(Duration::from_millis(800));
+    let first = env.spawn(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
+    let second = env.spawn(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
+    let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+    let winners = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "{:?}", outputs.iter().map(stderr).collect::<Vec<_>>());
+    let loser = outputs.iter().find(|o| !o.status.success()).unwrap();
+    let message = stderr(loser);
+    assert!(
+        message.contains("error: instance \"cache\" already exists")
+            || message.contains("error: instance \"cache\" exists and is being changed by another hsm"),
+        "{message}"
+    );
+    assert_eq!(env.state("cache").as_deref(), Some("running"));
+}
+
+#[test]
+fn namespaces_hsm_does_not_own_are_refused() {
+    let env = Env::new(Duration::from_millis(50));
+    let kubectl = Command::new("kubectl")
+        .args(["create", "namespace", "taken", "--validate=false", "--dry-run=client", "-o", "json"])
+        .output()
+        .unwrap();
+    std::fs::write(env.dir.path().join("ns.json"), &kubectl.stdout).unwrap();
+    let applied = Command::new("kubectl")
+        .args(["apply", "--server-side", "--validate=false", "-f"])
+        .arg(env.dir.path().join("ns.json"))
+        .env("KUBECONFIG", env.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let output = env.hsm(&["create-instance", "stackato.hpe.redis", "--instance-id", "taken"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: namespace \"taken\" exists and is not managed by hsm; choose another instance id\n"
+    );
+    assert_eq!(env.versions("taken").len(), 1, "nothing was created in it");
+
+    let other = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "r1"]);
+    assert!(other.starts_with("instance r1 created"));
+    let output = env.hsm(&["create-instance", "stackato.hpe.mysql", "--instance-id", "r1"]);
+    assert_eq!(
+        stderr(&output),
+        "error: instance \"r1\" already exists as stackato.hpe.redis 7.4/1.0.0; use upgrade-instance to change its version, or choose another instance id\n"
+    );
+}
+
+#[test]
+fn delete_with_and_without_keeping_volumes() {
+    let env = Env::new(Duration::from_millis(50));
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "keep"]);
+    let password = env.secret_value("keep", "root-password");
+    assert!(env.server.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_some());
+
+    let refused = env.hsm(&["delete-instance", "keep"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains(
+        "Delete instance keep (stackato.hpe.mysql) and its volume claims mysql-data-mysql-0 (their data is lost)?"
+    ));
+    assert!(env.server.object("StatefulSet", "keep", "mysql").is_some(), "nothing deleted without confirmation");
+
+    let out = env.ok(&["delete-instance", "keep", "-y", "--keep-volumes"]);
+    assert!(
+        out.starts_with("instance keep deleted; kept in namespace keep: volume claims mysql-data-mysql-0"),
+        "{out}"
+    );
+    assert!(env.server.object("StatefulSet", "keep", "mysql").is_none());
+    assert!(env.server.object("Service", "keep", "mysql-int").is_none());
+    assert!(env.server.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_some());
+    assert_eq!(env.state("keep").as_deref(), Some("deleted"));
+
+    // Creating it again reattaches the volume with the same password.
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "keep"]);
+    assert_eq!(env.secret_value("keep", "root-password"), password);
+
+    let out = env.ok(&["delete-instance", "keep", "-y"]);
+    assert_eq!(out, "instance keep deleted\n");
+    assert!(env.server.object("Namespace", "", "keep").is_none());
+    assert!(env.server.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_none());
+    assert_eq!(env.ok(&["delete-instance", "keep", "-y"]), "instance keep does not exist; nothing to delete\n");
+}
+
+#[test]
+fn timeouts_name_what_is_not_ready() {
+    let env = Env::new(Duration::from_secs(600));
+    let output = env.hsm(&["create-instance", "stackato.hpe.mysql", "--instance-id", "slow", "--timeout", "1s"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.ends_with("error: timed out after 1s waiting for workloads:\n  StatefulSet mysql: 0/0 ready; no status reported yet\n")
+            || message.ends_with("error: timed out after 1s waiting for workloads:\n  StatefulSet mysql: 0/1 ready; no status reported yet\n"),
+        "{message}"
+    );
+    assert_eq!(env.state("slow").as_deref(), Some("failed"));
+    let detail: Value = serde_json::from_str(&env.ok(&["get-instance", "slow", "-o", "json"])).unwrap();
+    assert!(detail["message"].as_str().unwrap().starts_with("timed out after 1s"));
+    assert!(detail.get("operation").is_none(), "a failed operation releases the instance");
+}
+
+#[test]
+fn failed_jobs_are_reported() {
+    let env = Env::new(Duration::from_millis(50));
+    env.server.fail_job("sso-create-service");
+    let output =
+        env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .ends_with("error: job \"sso-create-service\" failed: Job has reached the specified backoff limit\n"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(env.state("cf").as_deref(), Some("failed"));
+}
+
+#[test]
+fn faults_are_survived() {
+    let env = Env::new(Duration::from_millis(50));
+    env.server.set_faults(Faults { error_every: 5, throttle_every: 7, drop_every: 11 });
+    let output =
+        env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    env.server.set_faults(Faults::default());
+    assert_eq!(env.state("cf").as_deref(), Some("running"));
+    assert_eq!(
+        env.versions("cf").len(),
+        54 + 6,
+        "every planned object plus one claim for each of the six stateful roles"
+    );
+}
+
+#[test]
+fn no_wait_applies_and_returns() {
+    let env = Env::new(Duration::from_secs(600));
+    let out = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "quick", "--no-wait"]);
+    assert_eq!(out, "instance quick created: 7 objects applied, state creating\n");
+    let list: Value = serde_json::from_str(&env.ok(&["list-instances", "-o", "json"])).unwrap();
+    assert_eq!(list[0]["state"], "creating");
+    assert_eq!(list[0]["message"], "applied without waiting (--no-wait)");
+}
+
+#[test]
+fn no_cluster_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let output = Command::new(env!("CARGO_BIN_EXE_hsm"))
+        .args(["list-instances", "--kubeconfig"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with(&format!("error: cannot configure a Kubernetes client: {}", missing.display())),
+        "{}",
+        stderr(&output)
+    );
+}
