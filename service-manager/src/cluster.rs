@@ -290,6 +290,55 @@ impl Cluster {
         }
     }
 
+    /// Creates `object` in `namespace`; `Ok(None)` when the name is taken.
+    pub async fn create<K>(&self, namespace: &str, object: &K) -> Result<Option<K>, ClusterError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let params = PostParams::default();
+        let action = format!("create {} {namespace}/{}", K::kind(&()), object.meta().name.clone().unwrap_or_default());
+        match self.retry(&action, || api.create(&params, object)).await {
+            Ok(created) => Ok(Some(created)),
+            Err(ClusterError::Api { code: 409, .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Replaces `object` (which carries the resourceVersion it was read at); 409 when it
+    /// changed since. Not retried: a conflict is the answer.
+    pub async fn replace<K>(&self, namespace: &str, object: &K) -> Result<K, ClusterError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let name = object.meta().name.clone().unwrap_or_default();
+        let action = format!("replace {} {namespace}/{name}", K::kind(&()));
+        api.replace(&name, &PostParams::default(), object).await.map_err(|e| convert(&action, e))
+    }
+
+    /// Merge-patches the object of type `K`.
+    pub async fn merge_patch<K>(&self, namespace: &str, name: &str, patch: &Value) -> Result<K, ClusterError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let params = PatchParams::default();
+        let merge = Patch::Merge(patch);
+        self.retry(&format!("patch {} {namespace}/{name}", K::kind(&())), || api.patch(name, &params, &merge)).await
+    }
+
     /// Deletes the namespace `name`; a missing one is not an error.
     pub async fn delete_namespace(&self, name: &str) -> Result<(), ClusterError> {
         let api: Api<Namespace> = Api::all(self.client.clone());

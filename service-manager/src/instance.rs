@@ -2,6 +2,9 @@
 //! lock that keeps two `hsm` processes from changing one instance at once (and that a killed
 //! process never wedges), and the create, list, get and delete flows.
 //!
+//! An operation on an existing instance holds a Lease (`hsm-operation`) in its namespace; the
+//! first creation holds the namespace's operation annotation, set atomically as it is created.
+//!
 //! The record is the namespace itself: labels (service id, versions, managed-by) from the plan
 //! and annotations for state, timestamps, the IDL (secret values removed) and the running
 //! operation. Secret values and generated objects live in the plan's Secret, non-secret values
@@ -13,8 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sdl::catalog::Catalog;
 use sdl::generate::GeneratedObject;
@@ -312,34 +317,89 @@ pub struct CreateReport {
     pub state: String,
 }
 
-/// Takes the operation lock on an existing instance, or explains who holds it.
-async fn take_lock(cluster: &Cluster, record: &Record, me: &str, state: &str) -> Result<Namespace, InstanceError> {
-    match lock_state(record.operation.as_ref(), me, unix_now(), process_alive) {
-        Lock::HeldBy(holder, age) => return Err(InstanceError::Busy { id: record.instance_id.clone(), holder, age }),
+/// Name of the Lease that marks an operation on an existing instance.
+pub const LEASE_NAME: &str = "hsm-operation";
+
+fn lease(namespace: &str, me: &str) -> Lease {
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(LEASE_NAME.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(labels::MANAGED_BY.to_string(), labels::MANAGER.to_string())])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(me.into()),
+            lease_duration_seconds: Some(LOCK_TTL_SECONDS as i32),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+/// Takes the operation on an existing instance: its Lease, unless another live hsm holds it
+/// (or is still creating the instance for the first time).
+async fn take_lease(cluster: &Cluster, record: &Record, me: &str) -> Result<(), InstanceError> {
+    let id = &record.instance_id;
+    let busy = |holder: String, age: u64| InstanceError::Busy { id: id.clone(), holder, age };
+    if let Lock::HeldBy(holder, age) = lock_state(record.operation.as_ref(), me, unix_now(), process_alive) {
+        return Err(busy(holder, age));
+    }
+    let wanted = lease(id, me);
+    if cluster.create(id, &wanted).await?.is_some() {
+        return Ok(());
+    }
+    let Some(current) = cluster.get::<Lease>(id, LEASE_NAME).await? else {
+        // Released in between: one more try.
+        return match cluster.create(id, &wanted).await? {
+            Some(_) => Ok(()),
+            None => Err(busy("unknown".into(), 0)),
+        };
+    };
+    let spec = current.spec.clone().unwrap_or_default();
+    let held = Operation {
+        holder: spec.holder_identity.clone().unwrap_or_default(),
+        since: spec.renew_time.as_ref().map(|t| t.0.as_second().max(0) as u64).unwrap_or(0),
+    };
+    match lock_state(Some(&held), me, unix_now(), process_alive) {
+        Lock::HeldBy(holder, age) => Err(busy(holder, age)),
         Lock::Abandoned(holder) => {
-            tracing::info!(instance = %record.instance_id, %holder, "taking over an abandoned operation")
+            tracing::info!(instance = %id, %holder, "taking over an abandoned operation");
+            let mut taken = current;
+            taken.spec = wanted.spec;
+            match cluster.replace(id, &taken).await {
+                Ok(_) => Ok(()),
+                Err(ClusterError::Api { code: 409, .. }) => Err(busy("unknown".into(), 0)),
+                Err(other) => Err(other.into()),
+            }
         }
-        Lock::Free | Lock::Mine => {}
+        Lock::Free | Lock::Mine => Ok(()),
     }
-    let annotations = BTreeMap::from([
-        (OPERATION.to_string(), Some(format!("{me} {}", unix_now()))),
-        (STATE.to_string(), Some(state.to_string())),
-    ]);
-    match cluster.annotate_namespace(&record.instance_id, &annotations, Some(&record.resource_version)).await {
-        Ok(ns) => Ok(ns),
-        Err(ClusterError::Api { code: 409, .. }) => {
-            let holder = cluster
-                .namespace(&record.instance_id)
-                .await?
-                .as_ref()
-                .and_then(Record::from_namespace)
-                .and_then(|r| r.operation)
-                .map(|o| o.holder)
-                .unwrap_or_else(|| "unknown".into());
-            Err(InstanceError::Busy { id: record.instance_id.clone(), holder, age: 0 })
+}
+
+/// Keeps an operation alive while it runs: renews the Lease (or, during a first creation,
+/// the namespace's operation annotation) every 20 seconds.
+fn spawn_renewer(cluster: &Cluster, namespace: &str, me: &str, with_lease: bool) -> tokio::task::JoinHandle<()> {
+    let (cluster, namespace, me) = (cluster.clone(), namespace.to_string(), me.to_string());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let renewed = if with_lease {
+                let now =
+                    serde_json::to_value(MicroTime(k8s_openapi::jiff::Timestamp::now())).expect("times serialise");
+                let patch = serde_json::json!({"spec": {"renewTime": now}});
+                cluster.merge_patch::<Lease>(&namespace, LEASE_NAME, &patch).await.map(|_| ())
+            } else {
+                let annotations = BTreeMap::from([(OPERATION.to_string(), Some(format!("{me} {}", unix_now())))]);
+                cluster.annotate_namespace(&namespace, &annotations, None).await.map(|_| ())
+            };
+            if let Err(error) = renewed {
+                tracing::warn!(%error, "could not renew the operation");
+            }
         }
-        Err(other) => Err(other.into()),
-    }
+    })
 }
 
 /// Creates (or converges) an instance: plans it, applies the plan in order, waits for jobs
@@ -396,9 +456,7 @@ pub async fn create(
     let idl_annotation = recorded_idl(&prepared.idl, &prepared.sdl);
 
     match &existing {
-        Some(record) => {
-            take_lock(cluster, record, &me, state::CREATING).await?;
-        }
+        Some(record) => take_lease(cluster, record, &me).await?,
         None => {
             let KubeObject::Namespace(planned) = &plan.steps[0].objects[0] else {
                 unreachable!("a plan starts with its namespace")
@@ -422,20 +480,15 @@ pub async fn create(
         }
     }
 
-    let result = apply_plan(cluster, &plan, existing.is_none(), options, deadline, progress, &me).await;
+    let renewer = spawn_renewer(cluster, &id, &me, existing.is_some());
+    let result = apply_plan(cluster, &plan, existing.is_none(), &[], options, deadline, progress).await;
+    renewer.abort();
     let (final_state, message) = match &result {
         Ok(_) if options.wait => (state::RUNNING, None),
         Ok(_) => (state::CREATING, Some("applied without waiting (--no-wait)".to_string())),
         Err(error) => (state::FAILED, Some(error.to_string())),
     };
-    let annotations = BTreeMap::from([
-        (STATE.to_string(), Some(final_state.to_string())),
-        (OPERATION.to_string(), None),
-        (IDL.to_string(), Some(idl_annotation)),
-        (UPDATED.to_string(), Some(rfc3339_now())),
-        (MESSAGE.to_string(), message),
-    ]);
-    cluster.annotate_namespace(&id, &annotations, None).await?;
+    finish(cluster, &id, existing.as_ref(), final_state, message, &idl_annotation).await?;
     result?;
     Ok(CreateReport {
         instance_id: id,
@@ -445,14 +498,48 @@ pub async fn create(
     })
 }
 
+/// Records the outcome of an operation on the namespace (only what changed, so a re-run that
+/// changes nothing moves no resourceVersion) and releases the operation.
+async fn finish(
+    cluster: &Cluster,
+    id: &str,
+    existing: Option<&Record>,
+    final_state: &str,
+    message: Option<String>,
+    idl_annotation: &str,
+) -> Result<(), InstanceError> {
+    let unchanged = existing.is_some_and(|r| {
+        r.state == final_state
+            && r.message == message
+            && r.operation.is_none()
+            && serde_json::to_string(&r.idl).is_ok_and(|idl| idl == idl_annotation)
+    });
+    if !unchanged {
+        let annotations = BTreeMap::from([
+            (STATE.to_string(), Some(final_state.to_string())),
+            (OPERATION.to_string(), None),
+            (IDL.to_string(), Some(idl_annotation.to_string())),
+            (UPDATED.to_string(), Some(rfc3339_now())),
+            (MESSAGE.to_string(), message),
+        ]);
+        cluster.annotate_namespace(id, &annotations, None).await?;
+    }
+    if existing.is_some() {
+        cluster.delete::<Lease>(id, LEASE_NAME).await?;
+    }
+    Ok(())
+}
+
+/// Applies `plan` step by step, waiting where the step needs it. Jobs named in `rerun_jobs`
+/// are deleted first (a Job's template cannot change, and an upgrade runs its jobs again).
 async fn apply_plan(
     cluster: &Cluster,
     plan: &Plan,
     namespace_created: bool,
+    rerun_jobs: &[String],
     options: CreateOptions,
     deadline: tokio::time::Instant,
     progress: &dyn Progress,
-    me: &str,
 ) -> Result<(), InstanceError> {
     let total = plan.steps.len();
     let namespace = plan.instance_id.clone();
@@ -461,6 +548,9 @@ async fn apply_plan(
         if step.phase == Phase::Namespace && namespace_created {
             continue;
         }
+        for job in step.objects.iter().filter(|o| o.kind() == "Job" && rerun_jobs.iter().any(|j| j == o.name())) {
+            cluster.delete::<Job>(&namespace, job.name()).await?;
+        }
         cluster.apply_all(&step.objects).await?;
         let waiting = match step.phase {
             Phase::Preflight | Phase::Postflight => true,
@@ -468,17 +558,11 @@ async fn apply_plan(
             _ => false,
         };
         if waiting {
-            renew(cluster, &namespace, me).await?;
             wait_for(cluster, &namespace, step, options.timeout, deadline, progress).await?;
         }
     }
     progress.finish();
     Ok(())
-}
-
-async fn renew(cluster: &Cluster, namespace: &str, me: &str) -> Result<(), ClusterError> {
-    let annotations = BTreeMap::from([(OPERATION.to_string(), Some(format!("{me} {}", unix_now())))]);
-    cluster.annotate_namespace(namespace, &annotations, None).await.map(|_| ())
 }
 
 /// Readiness of one workload or job.
@@ -782,7 +866,9 @@ pub async fn delete(
         return Err(InstanceError::Cancelled);
     }
     let me = holder_identity();
-    take_lock(cluster, &record, &me, state::DELETING).await?;
+    take_lease(cluster, &record, &me).await?;
+    let deleting = BTreeMap::from([(STATE.to_string(), Some(state::DELETING.to_string()))]);
+    cluster.annotate_namespace(id, &deleting, None).await?;
     if !keep_volumes {
         cluster.delete_namespace(id).await?;
         wait_gone(cluster, id, timeout).await?;
@@ -812,6 +898,7 @@ pub async fn delete(
         (MESSAGE.to_string(), Some(format!("volume claims kept: {}", claims.join(", ")))),
     ]);
     cluster.annotate_namespace(id, &annotations, None).await?;
+    cluster.delete::<Lease>(id, LEASE_NAME).await?;
     Ok(DeleteReport::VolumesKept(claims))
 }
 
