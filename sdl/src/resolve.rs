@@ -38,6 +38,10 @@ pub struct Stored {
     /// Generated objects by generator id.
     #[serde(default)]
     pub generated: BTreeMap<String, GeneratedObject>,
+    /// Every value the instance had, defaults included: immutable parameters keep them, and a
+    /// different value for one is refused.
+    #[serde(default)]
+    pub previous: BTreeMap<String, String>,
 }
 
 /// Where a resolved value came from.
@@ -82,10 +86,8 @@ impl Resolved {
 
     /// What to store for the next resolution.
     pub fn to_stored(&self) -> Stored {
-        Stored {
-            parameters: self.values.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
-            generated: self.generated.clone(),
-        }
+        let all: BTreeMap<String, String> = self.values.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+        Stored { parameters: all.clone(), generated: self.generated.clone(), previous: all }
     }
 }
 
@@ -142,16 +144,18 @@ pub fn resolve(
 
     for p in &sdl.parameters {
         let given = idl.parameter(&p.name);
-        let previous = stored.parameters.get(&p.name);
-        if let (true, Some(given), Some(previous)) = (p.immutable, given, previous) {
-            if given != previous {
+        let stored_value = stored.parameters.get(&p.name);
+        let previous = stored.previous.get(&p.name).or(stored_value);
+        let found = given
+            .map(|v| (v.to_string(), Source::Idl))
+            .or_else(|| stored_value.map(|v| (v.clone(), Source::Stored)))
+            .or_else(|| previous.filter(|_| p.immutable).map(|v| (v.clone(), Source::Stored)))
+            .or_else(|| p.default.clone().map(|v| (v, Source::Default)));
+        if let (true, Some((value, _)), Some(previous)) = (p.immutable, &found, previous) {
+            if value != previous {
                 immutable.push(p.name.clone());
             }
         }
-        let found = given
-            .map(|v| (v.to_string(), Source::Idl))
-            .or_else(|| previous.map(|v| (v.clone(), Source::Stored)))
-            .or_else(|| p.default.clone().map(|v| (v, Source::Default)));
         match found {
             Some((value, source)) => {
                 resolved.values.insert(p.name.clone(), ResolvedValue { value, source, secret: p.secret });

@@ -255,3 +255,31 @@ fn san_needing_an_absent_optional_parameter_is_an_error() {
         "parameter \"tls-cert\": subject alternative name \"${OPTIONAL}.example.com\" needs a value for \"OPTIONAL\""
     );
 }
+
+#[test]
+fn upgrades_pick_up_new_defaults_but_immutable_values_stay() {
+    let sdl = sdl();
+    let first =
+        resolve(&sdl, &idl(&[("DOMAIN", "example.com")]), &Stored::default(), &CONTEXT, &mut StdRng::seed_from_u64(9))
+            .unwrap();
+    // What an instance record keeps: the values the operator gave, and every value it had.
+    let stored = Stored {
+        parameters: [("DOMAIN".to_string(), "example.com".to_string())].into(),
+        generated: first.generated.clone(),
+        previous: first.to_stored().previous,
+    };
+    let mut newer = sdl.clone();
+    for p in &mut newer.parameters {
+        match p.name.as_str() {
+            "LOCKED" => p.default = Some("b".into()),
+            "GREETING" => p.default = Some("hi there".into()),
+            _ => {}
+        }
+    }
+    let upgraded = resolve(&newer, &Idl::default(), &stored, &CONTEXT, &mut StdRng::seed_from_u64(10)).unwrap();
+    assert_eq!(upgraded.get("GREETING"), Some("hi there"), "a changed default reaches upgraded instances");
+    assert_eq!(upgraded.get("LOCKED"), Some("a"), "an immutable value never changes");
+    assert_eq!(upgraded.get("admin-password"), first.get("admin-password"));
+    let err = resolve(&newer, &idl(&[("LOCKED", "c")]), &stored, &CONTEXT, &mut StdRng::seed_from_u64(11)).unwrap_err();
+    assert_eq!(err.to_string(), "immutable parameter cannot change: LOCKED");
+}

@@ -58,6 +58,8 @@ pub mod state {
     pub const RUNNING: &str = "running";
     /// The last operation failed (see the message).
     pub const FAILED: &str = "failed";
+    /// Being upgraded or reconfigured.
+    pub const UPGRADING: &str = "upgrading";
     /// Being deleted.
     pub const DELETING: &str = "deleting";
     /// Deleted except for its volume claims (`--keep-volumes`).
@@ -282,12 +284,16 @@ pub async fn stored_values(cluster: &Cluster, record: &Record) -> Result<Stored,
     for p in &record.idl.parameters {
         stored.parameters.insert(p.name.clone(), p.value.clone());
     }
+    if let Some(config) = cluster.get::<ConfigMap>(&record.instance_id, CONFIG_MAP_NAME).await? {
+        stored.previous.extend(config.data.unwrap_or_default());
+    }
     if let Some(secret) = cluster.get::<Secret>(&record.instance_id, SECRET_NAME).await? {
         for (key, value) in secret.data.unwrap_or_default() {
             let text = String::from_utf8_lossy(&value.0).into_owned();
             if key == GENERATED_KEY {
                 stored.generated = serde_json::from_str::<BTreeMap<String, GeneratedObject>>(&text).unwrap_or_default();
             } else {
+                stored.previous.insert(key.clone(), text.clone());
                 stored.parameters.insert(key, text);
             }
         }
@@ -738,6 +744,173 @@ async fn wait_for(
             let statuses: Vec<Readiness> = pending.values().cloned().collect();
             progress.waiting(&statuses);
         }
+    }
+}
+
+/// What an upgrade or reconfiguration did.
+#[derive(Debug, Clone)]
+pub struct ChangeReport {
+    /// The instance id.
+    pub instance_id: String,
+    /// Version before, `<pv>/<sv>`.
+    pub from: String,
+    /// Version after.
+    pub to: String,
+    /// Objects applied.
+    pub applied: usize,
+    /// Objects the old version had and the new one does not (deleted; volume claims are kept).
+    pub removed: Vec<String>,
+    /// The final state.
+    pub state: String,
+}
+
+/// Upgrades instance `id` to `target` (`(product version, SDL version)`; `None` keeps its
+/// version) and applies `sets`. The catalog's `upgrade_from` rules decide which upgrades are
+/// allowed; generated secrets are kept; immutable parameters may not change; objects of the old
+/// version that the new one lacks are removed (volume claims are kept); jobs run again.
+#[allow(clippy::too_many_arguments)]
+pub async fn change(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    id: &str,
+    target: Option<(String, Option<String>)>,
+    sets: &[(String, String)],
+    profile: &ClusterProfile,
+    options: CreateOptions,
+    progress: &dyn Progress,
+) -> Result<ChangeReport, InstanceError> {
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let namespace = cluster.namespace(id).await?.ok_or_else(|| InstanceError::NotFound(id.to_string()))?;
+    let record = Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotOurs(id.to_string()))?;
+    if record.terminating {
+        return Err(InstanceError::Terminating(id.to_string()));
+    }
+    if record.state == state::DELETED {
+        return Err(HsmError::Usage(format!(
+            "instance \"{id}\" was deleted (its volume claims were kept); create it again with --instance-id {id} first"
+        ))
+        .into());
+    }
+    let service = catalog.service(&record.service_id).map_err(HsmError::from)?;
+    let from = format!("{}/{}", record.product_version, record.sdl_version);
+    let version = match &target {
+        None => service.version(Some(&record.product_version), Some(&record.sdl_version)),
+        Some((pv, sv)) => service.version(Some(pv), sv.as_deref()),
+    }
+    .map_err(HsmError::from)?;
+    let to = format!("{}/{}", version.product_version, version.sdl_version);
+    if from != to && !version.upgrades_from(&record.product_version, &record.sdl_version) {
+        let allowed: Vec<String> = version
+            .config
+            .upgrade_from
+            .iter()
+            .map(|r| {
+                if r.sdl_versions.is_empty() {
+                    r.product_version.clone()
+                } else {
+                    format!("{}/{}", r.product_version, r.sdl_versions.join("|"))
+                }
+            })
+            .collect();
+        return Err(HsmError::Usage(format!(
+            "{} {to} cannot be reached from {from}: it upgrades from {}",
+            service.id,
+            if allowed.is_empty() { "no earlier version".to_string() } else { allowed.join(", ") }
+        ))
+        .into());
+    }
+    if from == to && sets.is_empty() {
+        return Err(HsmError::Usage(format!(
+            "instance \"{id}\" is already at {to} and no --set was given: nothing to change"
+        ))
+        .into());
+    }
+
+    let stored = stored_values(cluster, &record).await?;
+    let mut rng = rand::rng();
+    let mut idl = record.idl.clone();
+    idl.product_version = None;
+    idl.sdl_version = None;
+    let request = |product_version: &str, sdl_version: &str, sets: Vec<(String, String)>| InstanceRequest {
+        service_id: record.service_id.clone(),
+        product_version: Some(product_version.to_string()),
+        sdl_version: Some(sdl_version.to_string()),
+        idl: idl.clone(),
+        idl_source: format!("the record of instance {id}"),
+        sets,
+        instance_id: Some(id.to_string()),
+    };
+    let old_plan = prepare(
+        catalog,
+        &request(&record.product_version, &record.sdl_version, Vec::new()),
+        &stored,
+        profile,
+        &mut rng,
+    )
+    .and_then(|p| p.plan(profile))
+    .ok();
+    let prepared = prepare(
+        catalog,
+        &request(&version.product_version, &version.sdl_version, sets.to_vec()),
+        &stored,
+        profile,
+        &mut rng,
+    )?;
+    let plan = prepared.plan(profile)?;
+    let idl_annotation = recorded_idl(&prepared.idl, &prepared.sdl);
+
+    let me = holder_identity();
+    take_lease(cluster, &record, &me).await?;
+    let upgrading = BTreeMap::from([(STATE.to_string(), Some(state::UPGRADING.to_string()))]);
+    cluster.annotate_namespace(id, &upgrading, None).await?;
+    let renewer = spawn_renewer(cluster, id, &me, true);
+    let mut removed = Vec::new();
+    let result = async {
+        let keep: BTreeSet<(String, String)> =
+            plan.objects().map(|o| (o.kind().to_string(), o.name().to_string())).collect();
+        for old in old_plan.iter().flat_map(|p| p.objects()) {
+            let key = (old.kind().to_string(), old.name().to_string());
+            if keep.contains(&key) || matches!(old.kind(), "Namespace" | "PersistentVolumeClaim") {
+                continue;
+            }
+            delete_object(cluster, id, old).await?;
+            removed.push(format!("{}/{}", key.0, key.1));
+        }
+        let jobs: Vec<String> = plan.objects().filter(|o| o.kind() == "Job").map(|o| o.name().to_string()).collect();
+        apply_plan(cluster, &plan, false, &jobs, options, deadline, progress).await
+    }
+    .await;
+    renewer.abort();
+    let (final_state, message) = match &result {
+        Ok(_) if options.wait => (state::RUNNING, None),
+        Ok(_) => (state::UPGRADING, Some("applied without waiting (--no-wait)".to_string())),
+        Err(error) => (state::FAILED, Some(error.to_string())),
+    };
+    let mut before = record.clone();
+    before.state = state::UPGRADING.into();
+    finish(cluster, id, Some(&before), final_state, message, &idl_annotation).await?;
+    result?;
+    Ok(ChangeReport {
+        instance_id: id.to_string(),
+        from,
+        to,
+        applied: plan.objects().count(),
+        removed,
+        state: final_state.into(),
+    })
+}
+
+async fn delete_object(cluster: &Cluster, namespace: &str, object: &KubeObject) -> Result<(), ClusterError> {
+    let name = object.name();
+    match object {
+        KubeObject::Deployment(_) => cluster.delete::<Deployment>(namespace, name).await,
+        KubeObject::StatefulSet(_) => cluster.delete::<StatefulSet>(namespace, name).await,
+        KubeObject::Job(_) => cluster.delete::<Job>(namespace, name).await,
+        KubeObject::Service(_) => cluster.delete::<Service>(namespace, name).await,
+        KubeObject::Secret(_) => cluster.delete::<Secret>(namespace, name).await,
+        KubeObject::ConfigMap(_) => cluster.delete::<ConfigMap>(namespace, name).await,
+        KubeObject::NetworkPolicy(_) => cluster.delete::<NetworkPolicy>(namespace, name).await,
+        KubeObject::PersistentVolumeClaim(_) | KubeObject::Namespace(_) => Ok(()),
     }
 }
 

@@ -340,3 +340,98 @@ fn no_cluster_is_a_clear_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn upgrade_keeps_secrets_and_follows_upgrade_rules() {
+    let env = Env::new(Duration::from_millis(50));
+    env.ok(&["create-instance", "stackato.hpe.mysql", "8.0", "--instance-id", "db"]);
+    let password = env.secret_value("db", "root-password");
+    let before = env.server.object("StatefulSet", "db", "mysql").unwrap();
+    assert_eq!(before["spec"]["template"]["spec"]["containers"][0]["image"], "docker.io/library/mysql:8.0.40");
+
+    let out = env.ok(&["upgrade-instance", "db", "8.4"]);
+    assert_eq!(out, "instance db upgraded from 8.0/1.0.0 to 8.4/1.0.0: 7 objects applied, state running\n");
+    let after = env.server.object("StatefulSet", "db", "mysql").unwrap();
+    assert_eq!(after["spec"]["template"]["spec"]["containers"][0]["image"], "docker.io/library/mysql:8.4.3");
+    assert_eq!(after["metadata"]["generation"], 2, "the workload rolled");
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(env.secret_value("db", "root-password"), password, "generated secrets survive upgrades");
+    let record: Value = serde_json::from_str(&env.ok(&["get-instance", "db", "-o", "json"])).unwrap();
+    assert_eq!((record["product_version"].as_str(), record["state"].as_str()), (Some("8.4"), Some("running")));
+
+    let back = env.hsm(&["upgrade-instance", "db", "8.0"]);
+    assert_eq!(back.status.code(), Some(2));
+    assert_eq!(
+        stderr(&back),
+        "error: stackato.hpe.mysql 8.0/1.0.0 cannot be reached from 8.4/1.0.0: it upgrades from no earlier version\n"
+    );
+    let same = env.hsm(&["upgrade-instance", "db", "8.4"]);
+    assert_eq!(
+        stderr(&same),
+        "error: instance \"db\" is already at 8.4/1.0.0 and no --set was given: nothing to change\n"
+    );
+}
+
+#[test]
+fn configure_changes_parameters_but_never_immutable_ones() {
+    let env = Env::new(Duration::from_millis(50));
+    env.ok(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
+    let admin = env.secret_value("cf", "cluster-admin-password");
+    let job_before = env.server.object("Job", "cf", "post-deployment-setup").unwrap();
+
+    let refused = env.hsm(&["configure-instance", "cf", "--set", "DOMAIN=other.example.com"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(stderr(&refused), "error: immutable parameter cannot change: DOMAIN\n");
+    assert_eq!(env.state("cf").as_deref(), Some("running"), "a refused change touches nothing");
+
+    let out = env.ok(&["configure-instance", "cf", "--set", "LOG_LEVEL=debug"]);
+    assert_eq!(out, "instance cf reconfigured at 4.0.1/1.0.0: 54 objects applied, state running\n");
+    let api = env.server.object("Deployment", "cf", "api").unwrap();
+    let env_vars = api["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+    assert!(env_vars.iter().any(|e| e["name"] == "LOG_LEVEL" && e["value"] == "debug"));
+    assert_eq!(api["metadata"]["generation"], 2);
+    assert_eq!(env.secret_value("cf", "cluster-admin-password"), admin);
+    let job_after = env.server.object("Job", "cf", "post-deployment-setup").unwrap();
+    assert_ne!(job_after["metadata"]["uid"], job_before["metadata"]["uid"], "post-flight jobs run again");
+    // The new value is kept by later operations.
+    env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf"]);
+    let api = env.server.object("Deployment", "cf", "api").unwrap();
+    assert!(api["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["value"] == "debug"));
+}
+
+#[test]
+fn upgrades_remove_what_the_new_version_no_longer_has() {
+    let env = Env::new(Duration::from_millis(50));
+    let catalog = env.dir.path().join("catalog");
+    let sdl = |version: &str, components: &str| {
+        format!(
+            r#"{{"name": "app", "vendor": "acme", "product_version": "{version}", "sdl_version": "1.0.0", "components": [{components}]}}"#
+        )
+    };
+    let web = r#"{"name": "web", "image": "docker.io/acme/web:1.0", "min_RAM_mb": 64, "service_ports": [{"name": "http", "source_port": 80, "target_port": 8080}]}"#;
+    let worker = r#"{"name": "worker", "image": "docker.io/acme/worker:1.0", "min_RAM_mb": 64, "service_ports": [{"name": "metrics", "source_port": 9090, "target_port": 9090}]}"#;
+    for (version, components, config) in [
+        ("1", format!("{web}, {worker}"), "{}".to_string()),
+        ("2", web.to_string(), r#"{"upgrade_from": [{"product_version": "1"}]}"#.to_string()),
+    ] {
+        let dir = catalog.join(format!("services/acme/app/{version}/1.0.0/sdl"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sdl.json"), sdl(version, &components)).unwrap();
+        std::fs::write(dir.parent().unwrap().join("config.json"), config).unwrap();
+    }
+    std::fs::write(catalog.join("config.json"), r#"{"name": "test"}"#).unwrap();
+    std::fs::write(catalog.join("services/acme/app/config.json"), r#"{"description": "test app"}"#).unwrap();
+    let catalog = catalog.to_str().unwrap();
+
+    env.ok(&["--catalog", catalog, "create-instance", "test.acme.app", "1", "--instance-id", "app"]);
+    assert!(env.server.object("Deployment", "app", "worker").is_some());
+    let out = env.ok(&["--catalog", catalog, "upgrade-instance", "app", "2"]);
+    assert_eq!(out, "instance app upgraded from 1/1.0.0 to 2/1.0.0: 5 objects applied, removed Service/worker-int, Deployment/worker, state running\n");
+    assert!(env.server.object("Deployment", "app", "worker").is_none());
+    assert!(env.server.object("Service", "app", "worker-int").is_none());
+    assert!(env.server.object("Deployment", "app", "web").is_some());
+}

@@ -90,6 +90,25 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Format,
     },
+    /// Upgrade an instance to another version of its service (as the catalog's upgrade_from
+    /// allows), keeping generated secrets; --set changes parameters at the same time.
+    UpgradeInstance {
+        /// Instance id.
+        instance_id: String,
+        /// Product version to upgrade to.
+        product_version: String,
+        /// SDL version (newest of the product version when absent).
+        sdl_version: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Change parameters of an instance (immutable ones excepted) and roll its workloads.
+    ConfigureInstance {
+        /// Instance id.
+        instance_id: String,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
     /// Delete an instance and wait until it is gone.
     DeleteInstance {
         /// Instance id.
@@ -143,6 +162,22 @@ struct CreateArgs {
     /// Plan output format.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     output: PlanFormat,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+/// Options shared by upgrade-instance and configure-instance.
+#[derive(Args)]
+struct ChangeArgs {
+    /// Set a parameter; repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    sets: Vec<(String, String)>,
+    /// Apply and return without waiting for readiness.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait in all (e.g. 30s, 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
     #[command(flatten)]
     profile: ProfileArgs,
 }
@@ -304,6 +339,16 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let detail = instance::get(&connect(&cli).await?, instance_id).await?;
             Ok(output::instance_detail(&detail, *output))
         }
+        Command::UpgradeInstance { instance_id, product_version, sdl_version, change } => {
+            let target = Some((product_version.clone(), sdl_version.clone()));
+            change_instance(&cli, &dir, instance_id, target, change).await
+        }
+        Command::ConfigureInstance { instance_id, change } => {
+            if change.sets.is_empty() {
+                return Err(HsmError::Usage("configure-instance needs at least one --set NAME=VALUE".into()).into());
+            }
+            change_instance(&cli, &dir, instance_id, None, change).await
+        }
         Command::DeleteInstance { instance_id, yes, keep_volumes, timeout } => {
             let cluster = connect(&cli).await?;
             let confirm = |question: &str| *yes || ask(question);
@@ -318,6 +363,32 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::Lint { path, idl } => Ok(lint(path.as_deref().unwrap_or(&dir), idl.as_deref())?),
     }
+}
+
+async fn change_instance(
+    cli: &Cli,
+    dir: &Path,
+    id: &str,
+    target: Option<(String, Option<String>)>,
+    args: &ChangeArgs,
+) -> Result<String, Failure> {
+    let catalog = Catalog::load(dir).map_err(HsmError::from)?;
+    let profile = args.profile.load()?;
+    let cluster = connect(cli).await?;
+    let options = CreateOptions { wait: !args.no_wait, timeout: args.timeout };
+    let report =
+        instance::change(&cluster, &catalog, id, target, &args.sets, &profile, options, &Stderr::new()).await?;
+    let removed =
+        if report.removed.is_empty() { String::new() } else { format!(", removed {}", report.removed.join(", ")) };
+    let what = if report.from == report.to {
+        format!("reconfigured at {}", report.to)
+    } else {
+        format!("upgraded from {} to {}", report.from, report.to)
+    };
+    Ok(format!(
+        "instance {} {what}: {} objects applied{removed}, state {}\n",
+        report.instance_id, report.applied, report.state
+    ))
 }
 
 /// Asks a yes/no question on the terminal; without one, the answer is no.
