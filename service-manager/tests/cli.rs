@@ -235,3 +235,56 @@ fn catalog_location_from_environment() {
         stderr(&output)
     );
 }
+
+/// Runs `hsm` on a pseudo-terminal (util-linux `script`), answering prompts as they appear.
+fn on_terminal(args: &str, answers: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_hsm"));
+    let mut child = Command::new("script")
+        .args(["-qfc", &command, "/dev/null"])
+        .env_remove("HSM_CATALOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut stdin = child.stdin.take().unwrap();
+    for (prompt, answer) in answers {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !seen.contains(prompt) {
+            let chunk = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).unwrap_or_else(|_| panic!("no prompt {prompt:?} in {seen:?}"));
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        write!(stdin, "{answer}\r").unwrap();
+        stdin.flush().unwrap();
+    }
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    child.wait().unwrap();
+    seen
+}
+
+#[test]
+fn missing_parameters_are_asked_for_on_a_terminal_secrets_without_echo() {
+    let out = on_terminal(
+        "create-instance stackato.hpe.rds-mysql --instance-id r --dry-run -o json",
+        &[("HOST (", "db.example.com"), ("USERNAME (", "app"), ("password (", "S3cret-Typed-PW")],
+    );
+    assert!(out.contains("stackato.hpe.rds-mysql needs values for: HOST, USERNAME, password"), "{out}");
+    assert!(out.contains("\"externalName\": \"db.example.com\""), "{out}");
+    assert!(out.contains("\"USERNAME\": \"app\""), "{out}");
+    assert!(!out.contains("S3cret-Typed-PW"), "the secret was echoed or printed: {out}");
+}

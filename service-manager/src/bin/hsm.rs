@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sdl::catalog::Catalog;
 use sdl::parse::read_document;
-use sdl::resolve::Stored;
+use sdl::resolve::{ResolveError, Stored};
 use sdl::validate::{validate_idl, validate_sdl};
 use sdl::{Idl, LoadError, Sdl};
 use service_manager::cluster::{ClientOptions, Cluster};
@@ -405,22 +405,60 @@ fn ask(question: &str) -> bool {
 }
 
 async fn create_instance(cli: &Cli, dir: &Path, args: &CreateArgs) -> Result<String, Failure> {
-    if !args.dry_run {
-        let catalog = Catalog::load(dir).map_err(HsmError::from)?;
-        let profile = args.profile.load()?;
-        let request = instance_request(args)?;
-        // Bad input is reported before any cluster is contacted.
-        service_manager::request::check(&catalog, &request)?;
-        let cluster = connect(cli).await?;
-        let options = CreateOptions { wait: !args.no_wait, timeout: args.timeout };
-        let report = instance::create(&cluster, &catalog, &request, &profile, options, &Stderr::new()).await?;
-        let verb = if report.existed { "converged" } else { "created" };
-        return Ok(format!(
-            "instance {} {verb}: {} objects applied, state {}\n",
-            report.instance_id, report.objects, report.state
-        ));
+    let catalog = Catalog::load(dir).map_err(HsmError::from)?;
+    let profile = args.profile.load()?;
+    let mut request = instance_request(args)?;
+    // Bad input is reported before any cluster is contacted.
+    service_manager::request::check(&catalog, &request)?;
+    if args.dry_run {
+        return match plan_instance(&catalog, &request, &profile, args.output) {
+            Err(HsmError::Resolve(ResolveError::Missing(names))) if ask_missing(&catalog, &mut request, &names)? => {
+                Ok(plan_instance(&catalog, &request, &profile, args.output)?)
+            }
+            other => Ok(other?),
+        };
     }
-    Ok(plan_instance(dir, args)?)
+    let cluster = connect(cli).await?;
+    let options = CreateOptions { wait: !args.no_wait, timeout: args.timeout };
+    let mut result = instance::create(&cluster, &catalog, &request, &profile, options, &Stderr::new()).await;
+    if let Err(InstanceError::Hsm(HsmError::Resolve(ResolveError::Missing(names)))) = &result {
+        if ask_missing(&catalog, &mut request, &names.clone())? {
+            result = instance::create(&cluster, &catalog, &request, &profile, options, &Stderr::new()).await;
+        }
+    }
+    let report = result?;
+    let verb = if report.existed { "converged" } else { "created" };
+    Ok(format!("instance {} {verb}: {} objects applied, state {}\n", report.instance_id, report.objects, report.state))
+}
+
+/// On a terminal, asks for each missing required parameter (secret ones without echo) and
+/// adds the answers to the request; `false` without a terminal.
+fn ask_missing(catalog: &Catalog, request: &mut InstanceRequest, names: &[String]) -> Result<bool, Failure> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    let checked = service_manager::request::check(catalog, request)?;
+    eprintln!("{} needs values for: {}", checked.service.id, names.join(", "));
+    for name in names {
+        let parameter = checked.sdl.parameter(name);
+        let description = parameter.and_then(|p| p.description.clone()).map(|d| format!(" ({d})")).unwrap_or_default();
+        let example = parameter.and_then(|p| p.example.clone()).map(|e| format!(" [e.g. {e}]")).unwrap_or_default();
+        let prompt = format!("{name}{description}{example}: ");
+        let value = if parameter.is_some_and(|p| p.secret) {
+            rpassword::prompt_password(&prompt).map_err(|e| Failure(format!("cannot read {name}: {e}"), 2))?
+        } else {
+            eprint!("{prompt}");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure(format!("cannot read {name}: {e}"), 2))?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        };
+        if value.is_empty() {
+            return Err(Failure(format!("no value given for {name}"), 2));
+        }
+        request.sets.push((name.clone(), value));
+    }
+    Ok(true)
 }
 
 fn instance_request(args: &CreateArgs) -> Result<InstanceRequest, HsmError> {
@@ -439,12 +477,14 @@ fn instance_request(args: &CreateArgs) -> Result<InstanceRequest, HsmError> {
     })
 }
 
-fn plan_instance(dir: &Path, args: &CreateArgs) -> Result<String, HsmError> {
-    let catalog = Catalog::load(dir)?;
-    let profile = args.profile.load()?;
-    let request = instance_request(args)?;
-    let prepared = prepare(&catalog, &request, &Stored::default(), &profile, &mut rand::rng())?;
-    let plan = prepared.plan(&profile)?;
+fn plan_instance(
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    profile: &ClusterProfile,
+    format: PlanFormat,
+) -> Result<String, HsmError> {
+    let prepared = prepare(catalog, request, &Stored::default(), profile, &mut rand::rng())?;
+    let plan = prepared.plan(profile)?;
     eprintln!(
         "Planned instance {} of {} {}/{}: {} objects in {} steps (dry run: nothing was created).",
         plan.instance_id,
@@ -454,7 +494,7 @@ fn plan_instance(dir: &Path, args: &CreateArgs) -> Result<String, HsmError> {
         plan.objects().count(),
         plan.steps.len()
     );
-    Ok(match args.output {
+    Ok(match format {
         PlanFormat::Yaml => output::plan_yaml(&plan),
         PlanFormat::Json => output::plan_json(&plan),
     })
