@@ -263,7 +263,9 @@ fn on_terminal(args: &str, answers: &[(&str, &str)]) -> String {
     for (prompt, answer) in answers {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while !seen.contains(prompt) {
-            let chunk = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).unwrap_or_else(|_| panic!("no prompt {prompt:?} in {seen:?}"));
+            let chunk = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_else(|_| panic!("no prompt {prompt:?} in {seen:?}"));
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
         write!(stdin, "{answer}\r").unwrap();
