@@ -431,6 +431,32 @@ async fn create_instance(cli: &Cli, dir: &Path, args: &CreateArgs) -> Result<Str
     Ok(format!("instance {} {verb}: {} objects applied, state {}\n", report.instance_id, report.objects, report.state))
 }
 
+/// Reads a line from the terminal on stdin without echoing it. Echo is turned off *before*
+/// the prompt is shown, so nothing typed after the prompt appears can be echoed.
+fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    use std::io::BufRead;
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios is plain data; tcgetattr fills it for a terminal file descriptor.
+    let mut original: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut original) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut hidden = original;
+    hidden.c_lflag &= !libc::ECHO;
+    hidden.c_lflag |= libc::ECHONL;
+    // SAFETY: a valid termios for the same descriptor.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &hidden) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    eprint!("{prompt}");
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    // SAFETY: restores the settings read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &original) };
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// On a terminal, asks for each missing required parameter (secret ones without echo) and
 /// adds the answers to the request; `false` without a terminal.
 fn ask_missing(catalog: &Catalog, request: &mut InstanceRequest, names: &[String]) -> Result<bool, Failure> {
@@ -446,7 +472,7 @@ fn ask_missing(catalog: &Catalog, request: &mut InstanceRequest, names: &[String
         let example = parameter.and_then(|p| p.example.clone()).map(|e| format!(" [e.g. {e}]")).unwrap_or_default();
         let prompt = format!("{name}{description}{example}: ");
         let value = if parameter.is_some_and(|p| p.secret) {
-            rpassword::prompt_password(&prompt).map_err(|e| Failure(format!("cannot read {name}: {e}"), 2))?
+            read_hidden(&prompt).map_err(|e| Failure(format!("cannot read {name}: {e}"), 2))?
         } else {
             eprint!("{prompt}");
             let mut line = String::new();
