@@ -1,0 +1,1038 @@
+//! The typed installer configuration, read from `bootstrap.properties` entries (and, for
+//! credentials, the environment), with validation that reports every problem at once. Secret
+//! values are wrapped in [`Secret`] and never appear in any message.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::properties::Entry;
+
+/// A secret value: printed as `<redacted>`, compared and used only where needed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for handing to Terraform through a 0600 file or the environment.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where the cluster runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Provider {
+    /// OpenStack (Nova, Neutron, Cinder, Octavia).
+    OpenStack,
+    /// Amazon EC2.
+    Aws,
+    /// VMware vSphere.
+    VSphere,
+    /// Machines the operator already has, reached over SSH.
+    Local,
+}
+
+impl Provider {
+    /// The folder of its Terraform templates.
+    pub fn templates(self) -> &'static str {
+        match self {
+            Provider::OpenStack => "openstack",
+            Provider::Aws => "aws",
+            Provider::VSphere => "vsphere",
+            Provider::Local => "local",
+        }
+    }
+
+    /// The key prefix of its settings.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Provider::OpenStack => "OpenStack",
+            Provider::Aws => "AWS",
+            Provider::VSphere => "VSphere",
+            Provider::Local => "Local",
+        }
+    }
+}
+
+/// An IPv4 CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub address: std::net::Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Cidr, ()> {
+        let (address, prefix) = text.split_once('/').ok_or(())?;
+        let address: std::net::Ipv4Addr = address.parse().map_err(|_| ())?;
+        let prefix: u8 = prefix.parse().map_err(|_| ())?;
+        if prefix > 32 {
+            return Err(());
+        }
+        Ok(Cidr { address, prefix })
+    }
+}
+
+/// OpenStack settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenStack {
+    /// Keystone v3 URL.
+    pub auth_url: String,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+    /// Domain id or name.
+    pub domain: String,
+    /// Project id or name (older: tenant).
+    pub project: String,
+    /// Region.
+    pub region: String,
+    /// Availability zones.
+    pub availability_zones: Vec<String>,
+    /// Image of every machine.
+    pub image_id: String,
+    /// Flavors per role.
+    pub master_flavor: String,
+    /// Flavor of worker nodes.
+    pub node_flavor: String,
+    /// Flavor of GlusterFS nodes.
+    pub gluster_flavor: String,
+    /// Keypair name.
+    pub keypair: String,
+    /// Private key of the keypair.
+    pub keypair_file: PathBuf,
+    /// Who may SSH in.
+    pub jumpbox_cidr: Cidr,
+    /// Who may reach the load balancers.
+    pub load_balancer_cidr: Cidr,
+    /// Network and subnet of the machines.
+    pub network_id: String,
+    /// Subnet id.
+    pub subnet_id: String,
+    /// Floating IP pool name.
+    pub floating_ip_pool: String,
+    /// CA bundle for the API endpoints.
+    pub ca_cert_file: Option<PathBuf>,
+}
+
+/// AWS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aws {
+    /// Access key (else the credential chain).
+    pub access_key: Option<String>,
+    /// Secret key (else the credential chain).
+    pub secret_key: Option<Secret>,
+    /// Region.
+    pub region: String,
+    /// Availability zones.
+    pub availability_zones: Vec<String>,
+    /// Instance types per role.
+    pub master_instance_type: String,
+    /// Instance type of worker nodes.
+    pub node_instance_type: String,
+    /// Instance type of GlusterFS nodes.
+    pub gluster_instance_type: String,
+    /// AMI.
+    pub ami: String,
+    /// Key pair name.
+    pub keypair: String,
+    /// Private key of the key pair.
+    pub keypair_file: PathBuf,
+    /// Who may SSH in.
+    pub jumpbox_cidr: Cidr,
+    /// VPC.
+    pub vpc_id: String,
+    /// Public subnets and their zones.
+    pub public_subnets: Vec<(String, String)>,
+    /// Private subnets and their zones.
+    pub private_subnets: Vec<(String, String)>,
+}
+
+/// vSphere settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VSphere {
+    /// User.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+    /// vCenter host.
+    pub server: String,
+    /// Skip TLS verification.
+    pub insecure: bool,
+    /// Datacenters (one per zone).
+    pub datacenters: Vec<String>,
+    /// Compute cluster.
+    pub cluster: String,
+    /// Datastore.
+    pub datastore: String,
+    /// Network.
+    pub network: String,
+    /// Template VMDK.
+    pub vmdk_source: String,
+    /// eager_zeroed | lazy | thin.
+    pub disk_type: String,
+    /// vCPUs and memory per role: (master, node, gluster).
+    pub sizes: [(u32, u32); 3],
+    /// Private key for SSH.
+    pub keypair_file: PathBuf,
+    /// First and last address of the load-balancer VIP range.
+    pub vip_range: (IpAddr, IpAddr),
+    /// VRRP router id of the VIPs.
+    pub virtual_router_id: u32,
+}
+
+/// Existing machines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    /// Masters.
+    pub masters: Vec<String>,
+    /// Workers.
+    pub nodes: Vec<String>,
+    /// GlusterFS nodes.
+    pub gluster: Vec<String>,
+    /// SSH user.
+    pub ssh_user: String,
+    /// SSH private key.
+    pub ssh_key_file: PathBuf,
+    /// Address of the Kubernetes API (a VIP or the first master).
+    pub api_address: String,
+}
+
+/// LDAP federation of the identity service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ldap {
+    /// Server.
+    pub uri: String,
+    /// Bind DN.
+    pub bind_dn: String,
+    /// Bind password.
+    pub bind_password: Secret,
+    /// Where users are.
+    pub user_search_base: String,
+    /// Which entries are users.
+    pub user_search_filter: String,
+    /// Where groups are.
+    pub group_search_base: Option<String>,
+    /// Which entries are groups.
+    pub group_search_filter: Option<String>,
+    /// Provider name shown at login.
+    pub provider_name: String,
+}
+
+/// The whole installer configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the cluster runs.
+    pub provider: Provider,
+    /// Name used for every resource and tag (`stratus` by default).
+    pub cluster_name: String,
+    /// Masters (odd: etcd quorum).
+    pub master_count: u32,
+    /// Worker nodes.
+    pub node_count: u32,
+    /// GlusterFS nodes (0: no shared storage).
+    pub gluster_node_count: u32,
+    /// Platform domain: `hcp.`, `identity.`, `hsm.` records go under it.
+    pub domain: String,
+    /// Keep the Terraform working directory after a successful install.
+    pub keep_terraform: bool,
+    /// Kubernetes version kubeadm installs.
+    pub kubernetes_version: String,
+    /// Pod network (flannel).
+    pub pod_cidr: Cidr,
+    /// Service network.
+    pub service_cidr: Cidr,
+    /// OpenStack settings.
+    pub openstack: Option<OpenStack>,
+    /// AWS settings.
+    pub aws: Option<Aws>,
+    /// vSphere settings.
+    pub vsphere: Option<VSphere>,
+    /// Existing machines.
+    pub local: Option<Local>,
+    /// LDAP federation.
+    pub ldap: Option<Ldap>,
+}
+
+/// One problem with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key at fault, if one is.
+    pub key: Option<String>,
+    /// Its line in the file.
+    pub line: Option<usize>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.line, &self.key) {
+            (Some(line), Some(key)) => write!(f, "line {line}: {key}: {}", self.message),
+            (None, Some(key)) => write!(f, "{key}: {}", self.message),
+            (Some(line), None) => write!(f, "line {line}: {}", self.message),
+            (None, None) => f.write_str(&self.message),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    General,
+    Provider(Provider),
+    Ldap,
+}
+
+struct KeySpec {
+    key: &'static str,
+    scope: Scope,
+    secret: bool,
+}
+
+const fn general(key: &'static str) -> KeySpec {
+    KeySpec { key, scope: Scope::General, secret: false }
+}
+const fn provider(p: Provider, key: &'static str, secret: bool) -> KeySpec {
+    KeySpec { key, scope: Scope::Provider(p), secret }
+}
+
+use Provider::{Aws as A, Local as L, OpenStack as O, VSphere as V};
+
+const KEYS: &[KeySpec] = &[
+    general("Provider"),
+    general("ClusterName"),
+    general("NodeCount"),
+    general("MasterCount"),
+    general("GlusterNodeCount"),
+    general("HCPDomainName"),
+    general("KeepTerraform"),
+    general("KubernetesVersion"),
+    general("PodCIDR"),
+    general("ServiceCIDR"),
+    provider(O, "OpenStack.CACertFile", false),
+    provider(O, "OpenStack.AuthURL", false),
+    provider(O, "OpenStack.Username", false),
+    provider(O, "OpenStack.Password", true),
+    provider(O, "OpenStack.DomainID", false),
+    provider(O, "OpenStack.DomainName", false),
+    provider(O, "OpenStack.ProjectID", false),
+    provider(O, "OpenStack.ProjectName", false),
+    provider(O, "OpenStack.TenantID", false),
+    provider(O, "OpenStack.TenantName", false),
+    provider(O, "OpenStack.RegionName", false),
+    provider(O, "OpenStack.AvailabilityZones", false),
+    provider(O, "OpenStack.LinuxImageID", false),
+    provider(O, "OpenStack.MasterFlavorID", false),
+    provider(O, "OpenStack.NodeFlavorID", false),
+    provider(O, "OpenStack.GlusterFSFlavorID", false),
+    provider(O, "OpenStack.Keypair", false),
+    provider(O, "OpenStack.KeypairFile", false),
+    provider(O, "OpenStack.JumpboxCIDR", false),
+    provider(O, "OpenStack.LoadBalancerCIDR", false),
+    provider(O, "OpenStack.NetworkID", false),
+    provider(O, "OpenStack.SubnetID", false),
+    provider(O, "OpenStack.FloatingIPPoolName", false),
+    provider(O, "OpenStack.FloatingIPPoolID", false),
+    provider(A, "AWS.AccessKey", false),
+    provider(A, "AWS.SecretKey", true),
+    provider(A, "AWS.Region", false),
+    provider(A, "AWS.AvailabilityZones", false),
+    provider(A, "AWS.MasterInstanceType", false),
+    provider(A, "AWS.NodeInstanceType", false),
+    provider(A, "AWS.GlusterFSInstanceType", false),
+    provider(A, "AWS.LinuxAMI", false),
+    provider(A, "AWS.Keypair", false),
+    provider(A, "AWS.KeypairFile", false),
+    provider(A, "AWS.JumpboxCIDR", false),
+    provider(A, "AWS.VPCID", false),
+    provider(A, "AWS.PublicSubnetIDsAndAZ", false),
+    provider(A, "AWS.PrivateSubnetIDsAndAZ", false),
+    provider(V, "VSphere.Username", false),
+    provider(V, "VSphere.Password", true),
+    provider(V, "VSphere.Server", false),
+    provider(V, "VSphere.Insecure", false),
+    provider(V, "VSphere.Datacenters", false),
+    provider(V, "VSphere.Cluster", false),
+    provider(V, "VSphere.Datastore", false),
+    provider(V, "VSphere.NetworkName", false),
+    provider(V, "VSphere.LinuxVMDKSource", false),
+    provider(V, "VSphere.DiskType", false),
+    provider(V, "VSphere.MasterNumVCPUs", false),
+    provider(V, "VSphere.MasterMemoryMB", false),
+    provider(V, "VSphere.NodeNumVCPUs", false),
+    provider(V, "VSphere.NodeMemoryMB", false),
+    provider(V, "VSphere.GlusterFSNumVCPUs", false),
+    provider(V, "VSphere.GlusterFSMemoryMB", false),
+    provider(V, "VSphere.KeypairFile", false),
+    provider(V, "VSphere.LBVIPAllocationStart", false),
+    provider(V, "VSphere.LBVIPAllocationEnd", false),
+    provider(V, "VSphere.LBVirtualRouterID", false),
+    provider(L, "Local.MasterAddresses", false),
+    provider(L, "Local.NodeAddresses", false),
+    provider(L, "Local.GlusterFSAddresses", false),
+    provider(L, "Local.SSHUser", false),
+    provider(L, "Local.SSHKeyFile", false),
+    provider(L, "Local.APIAddress", false),
+    KeySpec { key: "LDAP.URI", scope: Scope::Ldap, secret: false },
+    KeySpec { key: "LDAP.BindUserDN", scope: Scope::Ldap, secret: false },
+    KeySpec { key: "LDAP.BindPassword", scope: Scope::Ldap, secret: true },
+    KeySpec { key: "LDAP.UserSearchBase", scope: Scope::Ldap, secret: false },
+    KeySpec { key: "LDAP.UserSearchFilter", scope: Scope::Ldap, secret: false },
+    KeySpec { key: "LDAP.GroupSearchBase", scope: Scope::Ldap, secret: false },
+    KeySpec { key: "LDAP.GroupSearchFilter", scope: Scope::Ldap, secret: false },
+    KeySpec { key: "LDAP.ProviderName", scope: Scope::Ldap, secret: false },
+];
+
+/// Names of the keys whose values are secret.
+pub fn secret_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().filter(|k| k.secret).map(|k| k.key)
+}
+
+/// What the reader consults besides the file: the environment (credentials) and the
+/// filesystem (files named by keys). Injected so reading stays testable.
+pub struct Surroundings<'a> {
+    /// Environment variables.
+    pub env: &'a BTreeMap<String, String>,
+    /// Whether a file exists.
+    pub file_exists: &'a dyn Fn(&Path) -> bool,
+}
+
+/// Reads and validates the configuration; every problem is returned together.
+pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config, Vec<Problem>> {
+    let mut reader = Reader { values: BTreeMap::new(), problems: Vec::new(), surroundings };
+    for entry in entries {
+        match KEYS.iter().find(|k| k.key == entry.key) {
+            None => {
+                let hint = sdl::parse::closest(&entry.key, KEYS.iter().map(|k| k.key))
+                    .map(|best| format!(" (did you mean {best}?)"))
+                    .unwrap_or_default();
+                reader.problem(Some(&entry.key), Some(entry.line), format!("unknown key{hint}"));
+            }
+            Some(_) => {
+                if let Some((_, first)) = reader.values.get(&entry.key) {
+                    let first = *first;
+                    reader.problem(Some(&entry.key), Some(entry.line), format!("given twice (first on line {first})"));
+                } else {
+                    reader.values.insert(entry.key.clone(), (entry.value.trim_end().to_string(), entry.line));
+                }
+            }
+        }
+    }
+    let config = reader.config();
+    // Report in file order; problems without a line (missing keys) last.
+    reader.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    match config {
+        Some(config) if reader.problems.is_empty() => Ok(config),
+        _ => Err(reader.problems),
+    }
+}
+
+struct Reader<'a> {
+    values: BTreeMap<String, (String, usize)>,
+    problems: Vec<Problem>,
+    surroundings: &'a Surroundings<'a>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, key: Option<&str>, line: Option<usize>, message: impl Into<String>) {
+        self.problems.push(Problem { key: key.map(str::to_string), line, message: message.into() });
+    }
+
+    fn line(&self, key: &str) -> Option<usize> {
+        self.values.get(key).map(|(_, l)| *l)
+    }
+
+    /// The value of `key` if given and not empty.
+    fn optional(&mut self, key: &str) -> Option<String> {
+        self.values.get(key).map(|(v, _)| v.clone()).filter(|v| !v.is_empty())
+    }
+
+    /// The value of `key`, else of environment variable `env`.
+    fn optional_or_env(&mut self, key: &str, env: &[&str]) -> Option<String> {
+        self.optional(key)
+            .or_else(|| env.iter().find_map(|e| self.surroundings.env.get(*e).filter(|v| !v.is_empty()).cloned()))
+    }
+
+    fn required(&mut self, key: &str, why: &str) -> String {
+        match self.optional(key) {
+            Some(v) => v,
+            None => {
+                let message = if self.values.contains_key(key) {
+                    "must not be empty".to_string()
+                } else {
+                    format!("required {why}")
+                };
+                let line = self.line(key);
+                self.problem(Some(key), line, message);
+                String::new()
+            }
+        }
+    }
+
+    fn required_or_env(&mut self, key: &str, env: &[&str], why: &str) -> String {
+        if let Some(value) = self.optional_or_env(key, env) {
+            return value;
+        }
+        let line = self.line(key);
+        let from_env = if env.is_empty() { String::new() } else { format!(" (or set {})", env.join(" or ")) };
+        let message = if self.values.contains_key(key) {
+            format!("must not be empty{from_env}")
+        } else {
+            format!("required {why}{from_env}")
+        };
+        self.problem(Some(key), line, message);
+        String::new()
+    }
+
+    fn one_of(&mut self, keys: &[&str], why: &str) -> String {
+        for key in keys {
+            if let Some(v) = self.optional(key) {
+                return v;
+            }
+        }
+        self.problem(Some(&keys.join(" or ")), None, format!("one is required {why}"));
+        String::new()
+    }
+
+    fn count(&mut self, key: &str, default: Option<u32>, minimum: u32) -> u32 {
+        match self.optional(key) {
+            None => match default {
+                Some(d) => d,
+                None => {
+                    self.problem(Some(key), self.line(key), "required");
+                    0
+                }
+            },
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if n >= minimum => n,
+                Ok(n) => {
+                    self.problem(Some(key), self.line(key), format!("{n} is too small: at least {minimum}"));
+                    n
+                }
+                Err(_) => {
+                    self.problem(Some(key), self.line(key), format!("\"{text}\" is not a whole number"));
+                    0
+                }
+            },
+        }
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> bool {
+        match self.optional(key).map(|v| v.to_ascii_lowercase()) {
+            None => default,
+            Some(v) if v == "true" || v == "yes" => true,
+            Some(v) if v == "false" || v == "no" => false,
+            Some(v) => {
+                self.problem(Some(key), self.line(key), format!("\"{v}\" is not true or false"));
+                default
+            }
+        }
+    }
+
+    fn cidr(&mut self, key: &str, default: Option<&str>, why: &str) -> Cidr {
+        let text = match (self.optional(key), default) {
+            (Some(t), _) => t,
+            (None, Some(d)) => d.to_string(),
+            (None, None) => {
+                self.required(key, why);
+                return Cidr { address: std::net::Ipv4Addr::UNSPECIFIED, prefix: 0 };
+            }
+        };
+        match text.parse::<Cidr>() {
+            Ok(c) => c,
+            Err(()) => {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("\"{text}\" is not an IPv4 CIDR block such as 10.0.0.0/24"),
+                );
+                Cidr { address: std::net::Ipv4Addr::UNSPECIFIED, prefix: 0 }
+            }
+        }
+    }
+
+    fn url(&mut self, key: &str, value: &str) {
+        let ok = (value.starts_with("https://") || value.starts_with("http://"))
+            && value
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' '));
+        if !value.is_empty() && !ok {
+            self.problem(Some(key), self.line(key), format!("\"{value}\" is not an http(s) URL"));
+        }
+    }
+
+    fn file(&mut self, key: &str, value: &str) -> PathBuf {
+        let path = PathBuf::from(value);
+        if !value.is_empty() && !(self.surroundings.file_exists)(&path) {
+            self.problem(Some(key), self.line(key), format!("file \"{value}\" does not exist"));
+        }
+        path
+    }
+
+    fn list(&mut self, key: &str) -> Vec<String> {
+        let text = self.optional(key).unwrap_or_default();
+        let items: Vec<String> = text.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if text.split(',').any(|s| s.trim().is_empty()) && !text.trim().is_empty() {
+            self.problem(Some(key), self.line(key), "has an empty item (two commas in a row?)");
+        }
+        items
+    }
+
+    fn hosts(&mut self, key: &str, required: bool) -> Vec<String> {
+        if required && self.optional(key).is_none() {
+            self.required(key, "when Provider = local");
+            return Vec::new();
+        }
+        let hosts = self.list(key);
+        for host in &hosts {
+            let hostname = host.len() <= 253
+                && host.split('.').all(|l| {
+                    !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if host.parse::<IpAddr>().is_err() && !hostname {
+                self.problem(Some(key), self.line(key), format!("\"{host}\" is neither an IP address nor a host name"));
+            }
+        }
+        hosts
+    }
+
+    fn config(&mut self) -> Option<Config> {
+        let provider_text = self.required("Provider", "(one of OpenStack, AWS, VSphere, local)");
+        let provider = match provider_text.to_ascii_lowercase().as_str() {
+            "openstack" => Some(Provider::OpenStack),
+            "aws" => Some(Provider::Aws),
+            "vsphere" => Some(Provider::VSphere),
+            "local" => Some(Provider::Local),
+            "" => None,
+            _ => {
+                self.problem(
+                    Some("Provider"),
+                    self.line("Provider"),
+                    format!("\"{provider_text}\" is not one of OpenStack, AWS, VSphere, local"),
+                );
+                None
+            }
+        };
+        // Settings of other providers are mistakes worth naming.
+        if let Some(p) = provider {
+            let stray: Vec<(String, usize)> = self
+                .values
+                .iter()
+                .filter(|(k, _)| {
+                    KEYS.iter().any(|s| s.key == k.as_str() && matches!(s.scope, Scope::Provider(q) if q != p))
+                })
+                .map(|(k, (_, line))| (k.clone(), *line))
+                .collect();
+            for (key, line) in stray {
+                self.problem(
+                    Some(&key),
+                    Some(line),
+                    format!("is a setting of another provider; Provider is {}", p.templates()),
+                );
+            }
+        }
+        let cluster_name = self.optional("ClusterName").unwrap_or_else(|| "stratus".into());
+        if !is_dns_label(&cluster_name) || cluster_name.len() > 32 {
+            self.problem(Some("ClusterName"), self.line("ClusterName"), format!("\"{cluster_name}\" must be a DNS label of at most 32 characters (it names and tags every resource)"));
+        }
+        let domain = self.required("HCPDomainName", "(the platform's DNS domain)");
+        if !domain.is_empty() && !(domain.split('.').count() >= 2 && domain.split('.').all(is_dns_label)) {
+            self.problem(
+                Some("HCPDomainName"),
+                self.line("HCPDomainName"),
+                format!("\"{domain}\" is not a DNS domain such as stratus.example.com"),
+            );
+        }
+        let local_counts = provider == Some(Provider::Local);
+        let master_count = self.count("MasterCount", Some(1), 1);
+        if master_count % 2 == 0 && master_count > 0 {
+            self.problem(
+                Some("MasterCount"),
+                self.line("MasterCount"),
+                format!(
+                    "{master_count} masters cannot keep an etcd quorum through a failure; use an odd number (1, 3, 5)"
+                ),
+            );
+        }
+        let node_count =
+            self.count("NodeCount", if local_counts { Some(0) } else { None }, if local_counts { 0 } else { 1 });
+        let gluster_node_count = self.count("GlusterNodeCount", Some(0), 0);
+        if gluster_node_count == 1 {
+            self.problem(
+                Some("GlusterNodeCount"),
+                self.line("GlusterNodeCount"),
+                "a GlusterFS pool needs at least 2 nodes (0 for none)",
+            );
+        }
+        let keep_terraform = self.boolean("KeepTerraform", false);
+        let kubernetes_version = self.optional("KubernetesVersion").unwrap_or_else(|| "1.33.0".into());
+        if !kubernetes_version.split('.').all(|p| p.parse::<u32>().is_ok())
+            || kubernetes_version.split('.').count() != 3
+        {
+            self.problem(
+                Some("KubernetesVersion"),
+                self.line("KubernetesVersion"),
+                format!("\"{kubernetes_version}\" is not a version such as 1.33.0"),
+            );
+        }
+        let pod_cidr = self.cidr("PodCIDR", Some("10.244.0.0/16"), "");
+        let service_cidr = self.cidr("ServiceCIDR", Some("10.96.0.0/12"), "");
+        if overlaps(pod_cidr, service_cidr) {
+            self.problem(
+                Some("ServiceCIDR"),
+                self.line("ServiceCIDR"),
+                format!("{service_cidr} overlaps PodCIDR {pod_cidr}"),
+            );
+        }
+
+        let mut config = Config {
+            provider: provider.unwrap_or(Provider::Local),
+            cluster_name,
+            master_count,
+            node_count,
+            gluster_node_count,
+            domain,
+            keep_terraform,
+            kubernetes_version,
+            pod_cidr,
+            service_cidr,
+            openstack: None,
+            aws: None,
+            vsphere: None,
+            local: None,
+            ldap: None,
+        };
+        match provider {
+            Some(Provider::OpenStack) => config.openstack = Some(self.openstack()),
+            Some(Provider::Aws) => config.aws = Some(self.aws()),
+            Some(Provider::VSphere) => config.vsphere = Some(self.vsphere()),
+            Some(Provider::Local) => config.local = Some(self.local(&mut config)),
+            None => {}
+        }
+        let zones = match provider {
+            Some(Provider::OpenStack) => config.openstack.as_ref().map(|o| o.availability_zones.len()),
+            Some(Provider::Aws) => config.aws.as_ref().map(|a| a.availability_zones.len()),
+            Some(Provider::VSphere) => config.vsphere.as_ref().map(|v| v.datacenters.len()),
+            _ => None,
+        };
+        if let Some(zones) = zones.filter(|z| *z > 1) {
+            if config.node_count % zones as u32 != 0 {
+                self.problem(
+                    Some("NodeCount"),
+                    self.line("NodeCount"),
+                    format!(
+                        "{} is not a multiple of the {zones} availability zones: nodes would not spread evenly",
+                        config.node_count
+                    ),
+                );
+            }
+        }
+        if self.values.keys().any(|k| k.starts_with("LDAP.")) {
+            config.ldap = Some(self.ldap());
+        }
+        provider.map(|_| config)
+    }
+
+    fn openstack(&mut self) -> OpenStack {
+        let why = "when Provider = OpenStack";
+        let auth_url = self.required_or_env("OpenStack.AuthURL", &["OS_AUTH_URL"], why);
+        self.url("OpenStack.AuthURL", &auth_url);
+        if !auth_url.is_empty() && !auth_url.trim_end_matches('/').ends_with("/v3") {
+            self.problem(
+                Some("OpenStack.AuthURL"),
+                self.line("OpenStack.AuthURL"),
+                format!("\"{auth_url}\" is not a Keystone v3 URL (ending in /v3)"),
+            );
+        }
+        let ca_cert_file = self.optional("OpenStack.CACertFile").map(|f| self.file("OpenStack.CACertFile", &f));
+        let keypair_file = self.required("OpenStack.KeypairFile", why);
+        let keypair_file = self.file("OpenStack.KeypairFile", &keypair_file);
+        let project = match self.optional_or_env("OpenStack.ProjectName", &["OS_PROJECT_NAME"]) {
+            Some(p) => p,
+            None => self.one_of(
+                &["OpenStack.ProjectID", "OpenStack.ProjectName", "OpenStack.TenantID", "OpenStack.TenantName"],
+                why,
+            ),
+        };
+        let domain = match self.optional_or_env("OpenStack.DomainName", &["OS_USER_DOMAIN_NAME"]) {
+            Some(d) => d,
+            None => self.one_of(&["OpenStack.DomainID", "OpenStack.DomainName"], why),
+        };
+        let floating_ip_pool = self.one_of(&["OpenStack.FloatingIPPoolName", "OpenStack.FloatingIPPoolID"], why);
+        let zones = self.list("OpenStack.AvailabilityZones");
+        OpenStack {
+            auth_url,
+            username: self.required_or_env("OpenStack.Username", &["OS_USERNAME"], why),
+            password: Secret(self.required_or_env("OpenStack.Password", &["OS_PASSWORD"], why)),
+            domain,
+            project,
+            region: self
+                .optional_or_env("OpenStack.RegionName", &["OS_REGION_NAME"])
+                .unwrap_or_else(|| "RegionOne".into()),
+            availability_zones: if zones.is_empty() { vec!["nova".into()] } else { zones },
+            image_id: self.required("OpenStack.LinuxImageID", why),
+            master_flavor: self.required("OpenStack.MasterFlavorID", why),
+            node_flavor: self.required("OpenStack.NodeFlavorID", why),
+            gluster_flavor: self.optional("OpenStack.GlusterFSFlavorID").unwrap_or_default(),
+            keypair: self.required("OpenStack.Keypair", why),
+            keypair_file,
+            jumpbox_cidr: self.cidr("OpenStack.JumpboxCIDR", None, why),
+            load_balancer_cidr: self.cidr("OpenStack.LoadBalancerCIDR", Some("0.0.0.0/0"), why),
+            network_id: self.required("OpenStack.NetworkID", why),
+            subnet_id: self.required("OpenStack.SubnetID", why),
+            floating_ip_pool,
+            ca_cert_file,
+        }
+    }
+
+    fn subnets(&mut self, key: &str) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        for item in self.list(key) {
+            match item.split_once(':') {
+                Some((subnet, zone)) if subnet.starts_with("subnet-") && !zone.is_empty() => {
+                    pairs.push((subnet.to_string(), zone.to_string()))
+                }
+                _ => self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("\"{item}\" is not a subnet-id:zone pair such as subnet-0a1b2c:us-east-1a"),
+                ),
+            }
+        }
+        pairs
+    }
+
+    fn aws(&mut self) -> Aws {
+        let why = "when Provider = AWS";
+        let access_key = self.optional_or_env("AWS.AccessKey", &["AWS_ACCESS_KEY_ID"]);
+        let secret_key = self.optional_or_env("AWS.SecretKey", &["AWS_SECRET_ACCESS_KEY"]).map(Secret);
+        if access_key.is_some() != secret_key.is_some() {
+            self.problem(
+                Some("AWS.AccessKey"),
+                self.line("AWS.AccessKey").or(self.line("AWS.SecretKey")),
+                "give both AWS.AccessKey and AWS.SecretKey, or neither (to use the AWS credential chain)",
+            );
+        }
+        let keypair_file = self.required("AWS.KeypairFile", why);
+        let keypair_file = self.file("AWS.KeypairFile", &keypair_file);
+        let ami = self.required("AWS.LinuxAMI", why);
+        if !ami.is_empty() && !ami.starts_with("ami-") {
+            self.problem(
+                Some("AWS.LinuxAMI"),
+                self.line("AWS.LinuxAMI"),
+                format!("\"{ami}\" is not an AMI id (ami-...)"),
+            );
+        }
+        let zones = self.list("AWS.AvailabilityZones");
+        if zones.is_empty() {
+            self.required("AWS.AvailabilityZones", why);
+        }
+        let public_subnets = self.subnets("AWS.PublicSubnetIDsAndAZ");
+        let private_subnets = self.subnets("AWS.PrivateSubnetIDsAndAZ");
+        for (key, subnets) in
+            [("AWS.PublicSubnetIDsAndAZ", &public_subnets), ("AWS.PrivateSubnetIDsAndAZ", &private_subnets)]
+        {
+            for zone in &zones {
+                if !subnets.is_empty() && !subnets.iter().any(|(_, z)| z == zone) {
+                    self.problem(Some(key), self.line(key), format!("has no subnet in availability zone {zone}"));
+                }
+            }
+        }
+        let vpc_id = self.required("AWS.VPCID", why);
+        if !vpc_id.is_empty() && !vpc_id.starts_with("vpc-") {
+            self.problem(Some("AWS.VPCID"), self.line("AWS.VPCID"), format!("\"{vpc_id}\" is not a VPC id (vpc-...)"));
+        }
+        Aws {
+            access_key,
+            secret_key,
+            region: self.required_or_env("AWS.Region", &["AWS_REGION", "AWS_DEFAULT_REGION"], why),
+            availability_zones: zones,
+            master_instance_type: self.optional("AWS.MasterInstanceType").unwrap_or_else(|| "m5.large".into()),
+            node_instance_type: self.optional("AWS.NodeInstanceType").unwrap_or_else(|| "m5.xlarge".into()),
+            gluster_instance_type: self.optional("AWS.GlusterFSInstanceType").unwrap_or_else(|| "m5.large".into()),
+            ami,
+            keypair: self.required("AWS.Keypair", why),
+            keypair_file,
+            jumpbox_cidr: self.cidr("AWS.JumpboxCIDR", None, why),
+            vpc_id,
+            public_subnets,
+            private_subnets,
+        }
+    }
+
+    fn vsphere(&mut self) -> VSphere {
+        let why = "when Provider = VSphere";
+        let size = |reader: &mut Self, cpus: &str, memory: &str, defaults: (u32, u32)| {
+            (reader.count(cpus, Some(defaults.0), 1), reader.count(memory, Some(defaults.1), 512))
+        };
+        let sizes = [
+            size(self, "VSphere.MasterNumVCPUs", "VSphere.MasterMemoryMB", (2, 4096)),
+            size(self, "VSphere.NodeNumVCPUs", "VSphere.NodeMemoryMB", (4, 16384)),
+            size(self, "VSphere.GlusterFSNumVCPUs", "VSphere.GlusterFSMemoryMB", (2, 4096)),
+        ];
+        let disk_type = self.optional("VSphere.DiskType").unwrap_or_else(|| "thin".into());
+        if !matches!(disk_type.as_str(), "eager_zeroed" | "lazy" | "thin") {
+            self.problem(
+                Some("VSphere.DiskType"),
+                self.line("VSphere.DiskType"),
+                format!("\"{disk_type}\" is not one of eager_zeroed, lazy, thin"),
+            );
+        }
+        let ip = |reader: &mut Self, key: &str| -> IpAddr {
+            let text = reader.required(key, why);
+            text.parse().unwrap_or_else(|_| {
+                if !text.is_empty() {
+                    reader.problem(Some(key), reader.line(key), format!("\"{text}\" is not an IP address"));
+                }
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            })
+        };
+        let vip_range = (ip(self, "VSphere.LBVIPAllocationStart"), ip(self, "VSphere.LBVIPAllocationEnd"));
+        if vip_range.0 > vip_range.1 {
+            self.problem(
+                Some("VSphere.LBVIPAllocationEnd"),
+                self.line("VSphere.LBVIPAllocationEnd"),
+                format!("{} is before LBVIPAllocationStart {}", vip_range.1, vip_range.0),
+            );
+        }
+        let router_id = self.count("VSphere.LBVirtualRouterID", Some(51), 1);
+        if router_id > 255 {
+            self.problem(
+                Some("VSphere.LBVirtualRouterID"),
+                self.line("VSphere.LBVirtualRouterID"),
+                format!("{router_id} is not a VRRP router id (1-255)"),
+            );
+        }
+        let keypair_file = self.required("VSphere.KeypairFile", why);
+        let keypair_file = self.file("VSphere.KeypairFile", &keypair_file);
+        let datacenters = self.list("VSphere.Datacenters");
+        if datacenters.is_empty() {
+            self.required("VSphere.Datacenters", why);
+        }
+        VSphere {
+            username: self.required_or_env("VSphere.Username", &["VSPHERE_USER"], why),
+            password: Secret(self.required_or_env("VSphere.Password", &["VSPHERE_PASSWORD"], why)),
+            server: self.required_or_env("VSphere.Server", &["VSPHERE_SERVER"], why),
+            insecure: self.boolean("VSphere.Insecure", false),
+            datacenters,
+            cluster: self.required("VSphere.Cluster", why),
+            datastore: self.required("VSphere.Datastore", why),
+            network: self.required("VSphere.NetworkName", why),
+            vmdk_source: self.required("VSphere.LinuxVMDKSource", why),
+            disk_type,
+            sizes,
+            keypair_file,
+            vip_range,
+            virtual_router_id: router_id,
+        }
+    }
+
+    fn local(&mut self, config: &mut Config) -> Local {
+        let masters = self.hosts("Local.MasterAddresses", true);
+        let nodes = self.hosts("Local.NodeAddresses", false);
+        let gluster = self.hosts("Local.GlusterFSAddresses", false);
+        for (key, count_key, count, hosts) in [
+            ("Local.MasterAddresses", "MasterCount", config.master_count, &masters),
+            ("Local.NodeAddresses", "NodeCount", config.node_count, &nodes),
+            ("Local.GlusterFSAddresses", "GlusterNodeCount", config.gluster_node_count, &gluster),
+        ] {
+            if self.values.contains_key(count_key) && count as usize != hosts.len() {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("lists {} machine(s) but {count_key} is {count}", hosts.len()),
+                );
+            }
+        }
+        config.master_count = masters.len() as u32;
+        config.node_count = nodes.len() as u32;
+        config.gluster_node_count = gluster.len() as u32;
+        if !masters.is_empty() && masters.len() % 2 == 0 && !self.values.contains_key("MasterCount") {
+            self.problem(
+                Some("Local.MasterAddresses"),
+                self.line("Local.MasterAddresses"),
+                format!(
+                    "{} masters cannot keep an etcd quorum through a failure; use an odd number (1, 3, 5)",
+                    masters.len()
+                ),
+            );
+        }
+        if gluster.len() == 1 && !self.values.contains_key("GlusterNodeCount") {
+            self.problem(
+                Some("Local.GlusterFSAddresses"),
+                self.line("Local.GlusterFSAddresses"),
+                "a GlusterFS pool needs at least 2 nodes (0 for none)",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for host in masters.iter().chain(&nodes).chain(&gluster) {
+            if !seen.insert(host.clone()) {
+                self.problem(Some("Local"), None, format!("{host} is listed for more than one machine"));
+            }
+        }
+        let key_file = self.required("Local.SSHKeyFile", "when Provider = local");
+        let ssh_key_file = self.file("Local.SSHKeyFile", &key_file);
+        let api_address = self.optional("Local.APIAddress").or_else(|| masters.first().cloned()).unwrap_or_default();
+        Local {
+            masters,
+            nodes,
+            gluster,
+            ssh_user: self.optional("Local.SSHUser").unwrap_or_else(|| "ubuntu".into()),
+            ssh_key_file,
+            api_address,
+        }
+    }
+
+    fn ldap(&mut self) -> Ldap {
+        let why = "when LDAP federation is configured";
+        let uri = self.required("LDAP.URI", why);
+        if !uri.is_empty() && !(uri.starts_with("ldap://") || uri.starts_with("ldaps://")) {
+            self.problem(
+                Some("LDAP.URI"),
+                self.line("LDAP.URI"),
+                format!("\"{uri}\" is not an ldap:// or ldaps:// URI"),
+            );
+        }
+        Ldap {
+            uri,
+            bind_dn: self.required("LDAP.BindUserDN", why),
+            bind_password: Secret(self.required("LDAP.BindPassword", why)),
+            user_search_base: self.required("LDAP.UserSearchBase", why),
+            user_search_filter: self.optional("LDAP.UserSearchFilter").unwrap_or_else(|| "uid={0}".into()),
+            group_search_base: self.optional("LDAP.GroupSearchBase"),
+            group_search_filter: self.optional("LDAP.GroupSearchFilter"),
+            provider_name: self.optional("LDAP.ProviderName").unwrap_or_else(|| "ldap".into()),
+        }
+    }
+}
+
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+fn overlaps(a: Cidr, b: Cidr) -> bool {
+    let prefix = a.prefix.min(b.prefix);
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    (u32::from(a.address) & mask) == (u32::from(b.address) & mask)
+}

@@ -1,0 +1,117 @@
+//! The `bootstrap` command line: the example configurations validate, and the bad-input
+//! corpus (`tests/bad-input/<case>/`: `args`, `bootstrap.properties`, `expected.txt`) gets
+//! its exact message, exit code 2, nothing on stdout, no file created, and no secret value
+//! of the input in any output. Runs with an empty environment, so no OS_*/AWS_* variable
+//! leaks in.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bootstrap(dir: &Path, args: &[String]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .unwrap()
+}
+
+fn listing(dir: &Path) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+/// Values of secret keys in a properties file.
+fn secret_values(text: &str) -> Vec<String> {
+    let secrets: Vec<&str> = bootstrap::config::secret_keys().collect();
+    bootstrap::properties::parse(text)
+        .map(|entries| {
+            entries
+                .into_iter()
+                .filter(|e| secrets.contains(&e.key.as_str()) && e.value.len() > 3)
+                .map(|e| e.value)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn bad_input_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-input");
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    cases.sort();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let args: Vec<String> =
+            std::fs::read_to_string(case.join("args")).unwrap().lines().map(str::to_string).collect();
+        let expected = std::fs::read_to_string(case.join("expected.txt")).unwrap();
+        let before = listing(case);
+        let output = bootstrap(case, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if output.status.code() != Some(2) {
+            failures.push(format!("{name}: exit code {:?}", output.status.code()));
+        }
+        if !output.stdout.is_empty() {
+            failures.push(format!("{name}: printed on stdout"));
+        }
+        if stderr != expected {
+            failures.push(format!("{name}:\n  expected: {expected:?}\n  got:      {stderr:?}"));
+        }
+        if listing(case) != before {
+            failures.push(format!("{name}: created files"));
+        }
+        let input = std::fs::read_to_string(case.join("bootstrap.properties")).unwrap_or_default();
+        for secret in secret_values(&input) {
+            if stderr.contains(&secret) {
+                failures.push(format!("{name}: a secret value appears in the output"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn examples_validate() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for (provider, summary) in [
+        ("openstack", "provider openstack, 1 master(s), 3 node(s), 2 GlusterFS node(s), domain stratus.example.com"),
+        ("aws", "provider aws, 3 master(s), 3 node(s), 2 GlusterFS node(s), domain stratus.example.com"),
+        ("vsphere", "provider vsphere, 1 master(s), 2 node(s), 2 GlusterFS node(s), domain stratus.example.com"),
+        ("local", "provider local, 1 master(s), 2 node(s), 2 GlusterFS node(s), domain stratus.example.com"),
+    ] {
+        let output = bootstrap(&examples, &["validate".into(), "-i".into(), format!("{provider}.properties")]);
+        assert!(output.status.success(), "{provider}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{provider}.properties: valid; {summary}\n"));
+    }
+}
+
+#[test]
+fn credentials_may_come_from_the_environment() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(examples.join("openstack.properties")).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("OpenStack.Password") && !l.starts_with("OpenStack.AuthURL"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("b.properties"), without).unwrap();
+    std::fs::copy(examples.join("example-key"), dir.path().join("example-key")).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        command.args(["validate", "-i", "b.properties"]).current_dir(dir.path()).env_clear();
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let missing = run(&[]);
+    assert_eq!(missing.status.code(), Some(2));
+    let ok = run(&[("OS_PASSWORD", "from-env-secret"), ("OS_AUTH_URL", "https://keystone.example.com:5000/v3")]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(!String::from_utf8_lossy(&ok.stdout).contains("from-env-secret"));
+}
