@@ -412,6 +412,8 @@ pub struct Surroundings<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// Whether a file exists.
     pub file_exists: &'a dyn Fn(&Path) -> bool,
+    /// Folder that relative file names are relative to (the properties file's).
+    pub base_dir: &'a Path,
 }
 
 /// Reads and validates the configuration; every problem is returned together.
@@ -579,7 +581,7 @@ impl Reader<'_> {
     }
 
     fn file(&mut self, key: &str, value: &str) -> PathBuf {
-        let path = PathBuf::from(value);
+        let path = self.surroundings.base_dir.join(value);
         if !value.is_empty() && !(self.surroundings.file_exists)(&path) {
             self.problem(Some(key), self.line(key), format!("file \"{value}\" does not exist"));
         }
@@ -653,7 +655,8 @@ impl Reader<'_> {
             self.problem(Some("ClusterName"), self.line("ClusterName"), format!("\"{cluster_name}\" must be a DNS label of at most 32 characters (it names and tags every resource)"));
         }
         let domain = self.required("HCPDomainName", "(the platform's DNS domain)");
-        if !domain.is_empty() && !(domain.split('.').count() >= 2 && domain.split('.').all(is_dns_label)) {
+        let domain_ok = domain.is_empty() || (domain.split('.').count() >= 2 && domain.split('.').all(is_dns_label));
+        if !domain_ok {
             self.problem(
                 Some("HCPDomainName"),
                 self.line("HCPDomainName"),
@@ -1003,7 +1006,8 @@ impl Reader<'_> {
     fn ldap(&mut self) -> Ldap {
         let why = "when LDAP federation is configured";
         let uri = self.required("LDAP.URI", why);
-        if !uri.is_empty() && !(uri.starts_with("ldap://") || uri.starts_with("ldaps://")) {
+        let uri_ok = uri.is_empty() || uri.starts_with("ldap://") || uri.starts_with("ldaps://");
+        if !uri_ok {
             self.problem(
                 Some("LDAP.URI"),
                 self.line("LDAP.URI"),

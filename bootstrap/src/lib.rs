@@ -2,12 +2,13 @@
 //!
 //! [`properties`] reads `bootstrap.properties`; [`config`] turns its entries into a typed,
 //! validated configuration per provider; [`render`] writes the Terraform configuration for it
-//! from the handlebars templates in `terraform-templates/<provider>/`. Everything here is pure
-//! except reading the input file; Terraform itself runs at the edge.
+//! from the handlebars templates in `terraform-templates/<provider>/`; [`terraform`] runs the
+//! Terraform binary at the edge. Everything else here is pure except reading the input file.
 
 pub mod config;
 pub mod properties;
 pub mod render;
+pub mod terraform;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,8 +60,25 @@ fn invalid(path: &Path, problems: &[config::Problem]) -> String {
 pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<config::Config, InputError> {
     let text = std::fs::read_to_string(path).map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
     let entries = properties::parse(&text).map_err(|source| InputError::Syntax { path: path.to_path_buf(), source })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let exists = |p: &Path| if p.is_absolute() { p.exists() } else { base.join(p).exists() };
-    let surroundings = config::Surroundings { env, file_exists: &exists };
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    let exists = |p: &Path| p.exists();
+    let surroundings = config::Surroundings { env, file_exists: &exists, base_dir: &base };
     config::read(&entries, &surroundings).map_err(|problems| InputError::Invalid { path: path.to_path_buf(), problems })
+}
+
+/// Writes `rendered` into `dir` (created if needed): plain files 0644, secret files 0600.
+pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    for (name, content) in &rendered.files {
+        std::fs::write(dir.join(name), content)?;
+    }
+    for (name, content) in &rendered.secret_files {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        std::io::Write::write_all(&mut file, content.as_bytes())?;
+    }
+    Ok(())
 }

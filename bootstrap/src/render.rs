@@ -1,1 +1,196 @@
-//! placeholder
+//! Renders the Terraform configuration of a cluster from the handlebars templates in
+//! `terraform-templates/<provider>/` (compiled into the binary).
+//!
+//! Every value is escaped for an HCL string: `{{value}}` inside quotes can never end the string
+//! or start an expression (`"`, `\`, `${` and `%{` come out literally), and `{{hcl value}}`
+//! writes a whole literal (string, number, boolean or list). Secrets never go into `.tf` files:
+//! they come back apart, for a 0600 `secrets.auto.tfvars` or the environment of Terraform.
+
+use std::collections::BTreeMap;
+
+use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use serde_json::{json, Value};
+
+use crate::config::{Config, Provider};
+
+/// The templates, by provider.
+const TEMPLATES: &[(Provider, &str, &str)] = &[
+    (Provider::OpenStack, "main.tf", include_str!("../../terraform-templates/openstack/main.tf.hbs")),
+    (Provider::Aws, "main.tf", include_str!("../../terraform-templates/aws/main.tf.hbs")),
+    (Provider::VSphere, "main.tf", include_str!("../../terraform-templates/vsphere/main.tf.hbs")),
+    (Provider::Local, "main.tf", include_str!("../../terraform-templates/local/main.tf.hbs")),
+];
+
+/// A rendered Terraform working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Files without secrets, by name.
+    pub files: BTreeMap<String, String>,
+    /// Files holding secrets (write them with mode 0600), by name.
+    pub secret_files: BTreeMap<String, String>,
+    /// Environment variables Terraform needs (credentials), by name.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// A template that could not be rendered (a bug in a template, not bad input).
+#[derive(Debug, thiserror::Error)]
+#[error("rendering the {provider} Terraform templates: {message}")]
+pub struct RenderError {
+    provider: &'static str,
+    message: String,
+}
+
+/// Escapes `text` for the inside of an HCL quoted string.
+pub fn hcl_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `value` as an HCL literal.
+pub fn hcl_literal(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("\"{}\"", hcl_escape(s)),
+        Value::Array(items) => format!("[{}]", items.iter().map(hcl_literal).collect::<Vec<_>>().join(", ")),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+fn hcl_helper(h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output) -> HelperResult {
+    let value = h.param(0).ok_or(RenderErrorReason::ParamNotFoundForIndex("hcl", 0))?.value();
+    out.write(&hcl_literal(value))?;
+    Ok(())
+}
+
+fn engine() -> Handlebars<'static> {
+    let mut engine = Handlebars::new();
+    engine.set_strict_mode(true);
+    engine.register_escape_fn(hcl_escape);
+    engine.register_helper("hcl", Box::new(hcl_helper));
+    engine
+}
+
+/// The values the templates see.
+pub fn model(config: &Config) -> Value {
+    let mut model = json!({
+        "cluster_name": config.cluster_name,
+        "domain": config.domain,
+        "master_count": config.master_count,
+        "node_count": config.node_count,
+        "gluster_node_count": config.gluster_node_count,
+        "kubernetes_version": config.kubernetes_version,
+        "pod_cidr": config.pod_cidr.to_string(),
+        "service_cidr": config.service_cidr.to_string(),
+    });
+    if let Some(o) = &config.openstack {
+        model["openstack"] = json!({
+            "auth_url": o.auth_url, "username": o.username, "domain": o.domain, "project": o.project,
+            "region": o.region, "ca_cert_file": o.ca_cert_file.as_ref().map(|p| p.display().to_string()),
+            "availability_zones": o.availability_zones, "image_id": o.image_id, "master_flavor": o.master_flavor,
+            "node_flavor": o.node_flavor,
+            "gluster_flavor": if o.gluster_flavor.is_empty() { &o.node_flavor } else { &o.gluster_flavor },
+            "keypair": o.keypair, "jumpbox_cidr": o.jumpbox_cidr.to_string(),
+            "load_balancer_cidr": o.load_balancer_cidr.to_string(), "network_id": o.network_id,
+            "subnet_id": o.subnet_id, "floating_ip_pool": o.floating_ip_pool,
+        });
+    }
+    if let Some(a) = &config.aws {
+        let ids = |subnets: &[(String, String)]| subnets.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+        model["aws"] = json!({
+            "region": a.region, "vpc_id": a.vpc_id, "jumpbox_cidr": a.jumpbox_cidr.to_string(), "ami": a.ami,
+            "keypair": a.keypair, "master_instance_type": a.master_instance_type,
+            "node_instance_type": a.node_instance_type, "gluster_instance_type": a.gluster_instance_type,
+            "private_subnet_ids": ids(&a.private_subnets), "public_subnet_ids": ids(&a.public_subnets),
+        });
+    }
+    if let Some(v) = &config.vsphere {
+        model["vsphere"] = json!({
+            "username": v.username, "server": v.server, "insecure": v.insecure,
+            "datacenter": v.datacenters.first(), "cluster": v.cluster, "datastore": v.datastore,
+            "network": v.network, "vmdk_source": v.vmdk_source,
+            "thin": v.disk_type == "thin", "eager": v.disk_type == "eager_zeroed",
+            "master_cpus": v.sizes[0].0, "master_memory": v.sizes[0].1,
+            "node_cpus": v.sizes[1].0, "node_memory": v.sizes[1].1,
+            "gluster_cpus": v.sizes[2].0, "gluster_memory": v.sizes[2].1,
+            "vip_start": v.vip_range.0.to_string(), "vip_end": v.vip_range.1.to_string(),
+            "virtual_router_id": v.virtual_router_id,
+        });
+    }
+    if let Some(l) = &config.local {
+        model["local"] = json!({
+            "ssh_user": l.ssh_user, "api_address": l.api_address,
+            "masters": l.masters, "nodes": l.nodes, "gluster": l.gluster,
+        });
+    }
+    model
+}
+
+/// Renders the Terraform configuration of `config`.
+pub fn render(config: &Config) -> Result<Rendered, RenderError> {
+    let provider = config.provider.templates();
+    let fail = |e: handlebars::RenderError| RenderError { provider, message: e.to_string() };
+    let engine = engine();
+    let model = model(config);
+    let mut files = BTreeMap::new();
+    for (_, name, template) in TEMPLATES.iter().filter(|(p, _, _)| *p == config.provider) {
+        files.insert(name.to_string(), engine.render_template(template, &model).map_err(fail)?);
+    }
+    let mut secret_files = BTreeMap::new();
+    let mut environment = BTreeMap::new();
+    if let Some(o) = &config.openstack {
+        secret_files.insert(
+            "secrets.auto.tfvars".into(),
+            format!("openstack_password = {}\n", hcl_literal(&json!(o.password.expose()))),
+        );
+    }
+    if let Some(v) = &config.vsphere {
+        secret_files.insert(
+            "secrets.auto.tfvars".into(),
+            format!("vsphere_password = {}\n", hcl_literal(&json!(v.password.expose()))),
+        );
+    }
+    if let Some(a) = &config.aws {
+        if let (Some(key), Some(secret)) = (&a.access_key, &a.secret_key) {
+            environment.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
+            environment.insert("AWS_SECRET_ACCESS_KEY".into(), secret.expose().to_string());
+        }
+    }
+    if let Some(l) = &config.local {
+        files.insert(
+            "terraform.tfvars".into(),
+            format!("ssh_private_key_file = {}\n", hcl_literal(&json!(l.ssh_key_file.display().to_string()))),
+        );
+    }
+    Ok(Rendered { files, secret_files, environment })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_values_literal() {
+        assert_eq!(hcl_escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(hcl_escape("${var.x} and %{if}"), "$${var.x} and %%{if}");
+        assert_eq!(hcl_escape("cost $5 or 50%"), "cost $5 or 50%");
+        assert_eq!(hcl_escape("line\nbreak\t"), "line\\nbreak\\t");
+        assert_eq!(hcl_literal(&json!(["a", "b\"c"])), r#"["a", "b\"c"]"#);
+        assert_eq!(hcl_literal(&json!(3)), "3");
+    }
+}

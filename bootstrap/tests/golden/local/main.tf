@@ -1,0 +1,70 @@
+# Rendered by stratus bootstrap for cluster "demo" on existing machines. Do not edit: re-run bootstrap.
+# Only Terraform's built-in provider is used: it runs without any plugin download.
+
+terraform {
+  required_version = ">= 1.5.0"
+}
+
+variable "ssh_private_key_file" {
+  type = string
+}
+
+locals {
+  cluster            = "demo"
+  kubernetes_version = "1.33.0"
+  ssh_user           = "ubuntu"
+  api_address        = "192.0.2.10"
+  machines = merge(
+    { for i, address in ["192.0.2.10"] : "master-${i}" => { role = "master", address = address } },
+    { for i, address in ["192.0.2.11", "192.0.2.12"] : "node-${i}" => { role = "node", address = address } },
+    { for i, address in ["192.0.2.21", "192.0.2.22"] : "gluster-${i}" => { role = "gluster", address = address } },
+  )
+}
+
+# One resource per machine: it prepares the machine for its role over SSH. Changing the
+# address, role or Kubernetes version replaces it (and runs the preparation again).
+resource "terraform_data" "machine" {
+  for_each = local.machines
+  triggers_replace = {
+    address            = each.value.address
+    role               = each.value.role
+    kubernetes_version = local.kubernetes_version
+  }
+
+  connection {
+    type        = "ssh"
+    host        = each.value.address
+    user        = local.ssh_user
+    private_key = file(var.ssh_private_key_file)
+    timeout     = "2m"
+  }
+
+  provisioner "remote-exec" {
+    inline = [
+      "set -eu",
+      "sudo mkdir -p /etc/stratus",
+      "echo '${jsonencode({ cluster = local.cluster, role = each.value.role, api = local.api_address })}' | sudo tee /etc/stratus/machine.json >/dev/null",
+      "if [ -x /etc/stratus/prepare.sh ]; then sudo /etc/stratus/prepare.sh ${each.value.role} ${local.kubernetes_version}; fi",
+    ]
+  }
+}
+
+output "api_address" {
+  value = local.api_address
+}
+
+output "ssh_private_key_file" {
+  value = var.ssh_private_key_file
+}
+
+output "master_addresses" {
+  value = ["192.0.2.10"]
+}
+
+output "node_addresses" {
+  value = ["192.0.2.11", "192.0.2.12"]
+}
+
+output "gluster_addresses" {
+  value = ["192.0.2.21", "192.0.2.22"]
+}

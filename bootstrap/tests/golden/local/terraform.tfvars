@@ -1,0 +1,1 @@
+ssh_private_key_file = "<examples>/example-key"

@@ -1,0 +1,169 @@
+//! Rendered Terraform: golden files per provider example (`tests/golden/<provider>/`,
+//! refreshed with `UPDATE_GOLDEN=1`), `terraform fmt -check` on all of it, values that look
+//! like HCL expressions staying literal, secrets kept out of `.tf` files, and a real
+//! `terraform init/validate/plan` of the `local` provider through `bootstrap plan`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+fn terraform(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("terraform")
+        .args(args)
+        .current_dir(dir)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .expect("terraform is installed")
+}
+
+fn render(properties: &Path) -> bootstrap::render::Rendered {
+    let config = bootstrap::load(properties, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    bootstrap::render::render(&config).unwrap()
+}
+
+const PROVIDERS: [&str; 4] = ["openstack", "aws", "vsphere", "local"];
+
+#[test]
+fn rendered_examples_match_golden_files() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let examples_dir = std::fs::canonicalize(examples()).unwrap();
+    let mut mismatched = Vec::new();
+    for provider in PROVIDERS {
+        let rendered = render(&examples().join(format!("{provider}.properties")));
+        for (name, content) in &rendered.files {
+            let content = content.replace(&examples_dir.display().to_string(), "<examples>");
+            let path = golden.join(provider).join(name);
+            if update {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &content).unwrap();
+            } else if std::fs::read_to_string(&path).unwrap_or_default() != content {
+                mismatched.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        mismatched.is_empty(),
+        "rendered Terraform differs from golden files (review, then UPDATE_GOLDEN=1):\n{}",
+        mismatched.join("\n")
+    );
+}
+
+#[test]
+fn everything_rendered_is_terraform_fmt_clean_and_keeps_secrets_out() {
+    for provider in PROVIDERS {
+        let dir = tempfile::tempdir().unwrap();
+        let rendered = render(&examples().join(format!("{provider}.properties")));
+        bootstrap::write_rendered(dir.path(), &rendered).unwrap();
+        let fmt = terraform(dir.path(), &["fmt", "-check", "-diff", "."]);
+        assert!(
+            fmt.status.success(),
+            "{provider}: terraform fmt -check:\n{}{}",
+            String::from_utf8_lossy(&fmt.stdout),
+            String::from_utf8_lossy(&fmt.stderr)
+        );
+        for content in rendered.files.values() {
+            assert!(!content.contains("example-password"), "{provider}: a secret reached a .tf file");
+        }
+        for name in rendered.secret_files.keys() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{provider}: {name} is readable by others");
+        }
+    }
+}
+
+#[test]
+fn values_that_look_like_expressions_stay_literal() {
+    let dir = tempfile::tempdir().unwrap();
+    // A key file whose name holds every character HCL treats specially.
+    let key_name = r#"key "${file("passwd")}" %{if true}x%{endif} \n"#;
+    std::fs::write(dir.path().join(key_name), "not a key").unwrap();
+    let text = std::fs::read_to_string(examples().join("local.properties")).unwrap();
+    let text = text
+        .replace("Local.SSHKeyFile = example-key", &format!("Local.SSHKeyFile = {}", key_name.replace('\\', "\\\\")));
+    std::fs::write(dir.path().join("b.properties"), text).unwrap();
+    let state = dir.path().join("state");
+    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["plan", "-i", "b.properties", "--state-dir", "state"])
+        .current_dir(dir.path())
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let shown = terraform(&state.join("terraform"), &["show", "-json", "plan.tfplan"]);
+    let plan: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let value = &plan["planned_values"]["outputs"]["ssh_private_key_file"]["value"];
+    let expected = std::fs::canonicalize(dir.path()).unwrap().join(key_name);
+    assert_eq!(value.as_str(), Some(expected.to_str().unwrap()), "the path came through Terraform unchanged");
+
+    // The same characters in OpenStack settings render to a configuration Terraform can parse.
+    let text = std::fs::read_to_string(examples().join("openstack.properties")).unwrap();
+    let text = text
+        .replace("OpenStack.Username = operator", r#"OpenStack.Username = op"${var.x}%{if}\\"#)
+        .replace("OpenStack.KeypairFile = example-key", "OpenStack.KeypairFile = ../example-key");
+    let os = dir.path().join("os");
+    std::fs::create_dir_all(&os).unwrap();
+    std::fs::copy(examples().join("example-key"), dir.path().join("example-key")).unwrap();
+    std::fs::write(os.join("b.properties"), text).unwrap();
+    let rendered = render(&os.join("b.properties"));
+    assert!(
+        rendered.files["main.tf"].contains(r#"user_name   = "op\"$${var.x}%%{if}\\""#),
+        "{}",
+        &rendered.files["main.tf"][..800]
+    );
+    bootstrap::write_rendered(&os.join("tf"), &rendered).unwrap();
+    let fmt = terraform(&os.join("tf"), &["fmt", "-check", "."]);
+    assert!(fmt.status.success(), "{}", String::from_utf8_lossy(&fmt.stderr));
+}
+
+#[test]
+fn plan_runs_terraform_for_the_local_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["plan", "-i"])
+        .arg(examples().join("local.properties"))
+        .arg("--state-dir")
+        .arg(&state)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("Plan: 5 to add, 0 to change, 0 to destroy."), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for phase in
+        ["validated", "rendered 2 file(s)", "terraform init", "terraform validate", "terraform plan: Plan: 5 to add"]
+    {
+        assert!(stderr.contains(phase), "no {phase:?} in {stderr}");
+    }
+    assert!(state.join("terraform/plan.tfplan").exists());
+    assert!(std::fs::read_to_string(state.join("terraform.log")).unwrap().contains("$ terraform plan"));
+}
+
+#[test]
+fn terraform_failures_are_summarised_with_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["plan", "-i"])
+        .arg(examples().join("openstack.properties"))
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    // No provider plugin can be downloaded here: init fails, and says so briefly.
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: terraform init failed:\n  Error: "), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with(&format!("(full output in {})", dir.path().join("terraform.log").display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("example-password"));
+}
