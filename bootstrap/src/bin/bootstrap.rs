@@ -80,6 +80,14 @@ fn validate(input: &Path, env: &BTreeMap<String, String>) -> Result<(), Failure>
     Ok(())
 }
 
+/// The `terraform { ... }` block of the rendered files: what `terraform init` depends on.
+fn required_providers(rendered: &bootstrap::render::Rendered) -> String {
+    let main = rendered.files.get("main.tf").map(String::as_str).unwrap_or_default();
+    let start = main.find("terraform {").unwrap_or(0);
+    let end = main[start..].find("\n}\n").map(|e| start + e + 3).unwrap_or(main.len());
+    main[start..end].to_string()
+}
+
 fn phase(started: Instant, text: &str) {
     eprintln!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
 }
@@ -112,10 +120,14 @@ fn plan(
     let log = state.join("terraform.log");
     let terraform = Terraform::new(&dir, &log, rendered.environment.clone());
     let fail = |e: bootstrap::terraform::TerraformError| Failure(e.to_string(), 1);
-    terraform.run(&["init", "-input=false", "-no-color"]).map_err(fail)?;
-    phase(started, "terraform init");
-    terraform.run(&["validate", "-no-color"]).map_err(fail)?;
-    phase(started, "terraform validate");
+    // Init once per provider set: re-running it costs a second for nothing. Plan validates.
+    let providers = required_providers(&rendered);
+    let marker = dir.join(".stratus-init");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(providers.as_str()) {
+        terraform.run(&["init", "-input=false", "-no-color"]).map_err(fail)?;
+        std::fs::write(&marker, &providers).map_err(|e| Failure(format!("{}: {e}", marker.display()), 1))?;
+        phase(started, "terraform init");
+    }
     let out = terraform.run(&["plan", "-input=false", "-no-color", "-out=plan.tfplan"]).map_err(fail)?;
     let summary = out
         .lines()
