@@ -1,6 +1,6 @@
 //! Installer speed: `cargo bench -p bootstrap --bench render` prints
-//! - the time to validate and render the Terraform of 3, 30 and 300 nodes (local provider,
-//!   every machine listed; and OpenStack, where counts drive `count`),
+//! - the time to validate and render the Terraform and the cloud-configs of 3, 30 and 300
+//!   nodes (local provider, every machine listed; and OpenStack, where counts drive `count`),
 //! - `bootstrap plan` wall time against a bare `terraform plan` of the same rendered directory
 //!   (local provider, both after the first init), and their ratio.
 //!
@@ -43,6 +43,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(examples.join("example-key"), dir.path().join("example-key")).unwrap();
     let env = BTreeMap::new();
+    let pki = bootstrap::pki::Pki::generate("bench").unwrap();
     for nodes in [3, 30, 300] {
         let local = dir.path().join(format!("local-{nodes}.properties"));
         std::fs::write(&local, local_properties(nodes)).unwrap();
@@ -53,7 +54,7 @@ fn main() {
         std::fs::write(&openstack, openstack_text).unwrap();
         let render = |path: &Path| {
             let config = bootstrap::load(path, &env).unwrap();
-            black_box(bootstrap::render::render(&config).unwrap());
+            black_box(bootstrap::render::render(&config, &pki).unwrap());
         };
         let local_time = time(50, || render(&local));
         let openstack_time = time(50, || render(&openstack));

@@ -14,6 +14,11 @@ use crate::properties::Entry;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     /// The value, for handing to Terraform through a 0600 file or the environment.
     pub fn expose(&self) -> &str {
         &self.0

@@ -6,6 +6,8 @@
 //! Terraform binary at the edge. Everything else here is pure except reading the input file.
 
 pub mod config;
+pub mod nodes;
+pub mod pki;
 pub mod properties;
 pub mod render;
 pub mod terraform;
@@ -76,9 +78,33 @@ pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Resul
     }
     for (name, content) in &rendered.secret_files {
         let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         let _ = std::fs::remove_file(&path);
         let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
         std::io::Write::write_all(&mut file, content.as_bytes())?;
     }
     Ok(())
+}
+
+/// The cluster's PKI from `path`, or a new one written there (0600) for every later run.
+pub fn load_or_create_pki(path: &Path, cluster: &str) -> Result<pki::Pki, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let pki = pki::Pki::generate(cluster).map_err(|e| e.to_string())?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, serde_json::to_string(&pki).expect("PKIs serialise").as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(pki)
 }

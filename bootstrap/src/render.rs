@@ -12,6 +12,8 @@ use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContex
 use serde_json::{json, Value};
 
 use crate::config::{Config, Provider};
+use crate::nodes;
+use crate::pki::Pki;
 
 /// The templates, by provider.
 const TEMPLATES: &[(Provider, &str, &str)] = &[
@@ -22,7 +24,7 @@ const TEMPLATES: &[(Provider, &str, &str)] = &[
 ];
 
 /// A rendered Terraform working directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rendered {
     /// Files without secrets, by name.
     pub files: BTreeMap<String, String>,
@@ -141,8 +143,9 @@ pub fn model(config: &Config) -> Value {
     model
 }
 
-/// Renders the Terraform configuration of `config`.
-pub fn render(config: &Config) -> Result<Rendered, RenderError> {
+/// Renders the Terraform configuration of `config`, with a cloud-config per machine made
+/// from `pki` (secret: it carries the CA key and the join token).
+pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
     let provider = config.provider.templates();
     let fail = |e: handlebars::RenderError| RenderError { provider, message: e.to_string() };
     let engine = engine();
@@ -152,6 +155,9 @@ pub fn render(config: &Config) -> Result<Rendered, RenderError> {
         files.insert(name.to_string(), engine.render_template(template, &model).map_err(fail)?);
     }
     let mut secret_files = BTreeMap::new();
+    for machine in nodes::machines(config) {
+        secret_files.insert(format!("cloud-init/{}.yaml", machine.key()), nodes::cloud_config(config, pki, &machine));
+    }
     let mut environment = BTreeMap::new();
     if let Some(o) = &config.openstack {
         secret_files.insert(

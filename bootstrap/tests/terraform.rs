@@ -22,7 +22,8 @@ fn terraform(dir: &Path, args: &[&str]) -> std::process::Output {
 
 fn render(properties: &Path) -> bootstrap::render::Rendered {
     let config = bootstrap::load(properties, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
-    bootstrap::render::render(&config).unwrap()
+    let pki = bootstrap::pki::Pki::generate(&config.cluster_name).unwrap();
+    bootstrap::render::render(&config, &pki).unwrap()
 }
 
 const PROVIDERS: [&str; 4] = ["openstack", "aws", "vsphere", "local"];
@@ -137,7 +138,7 @@ fn plan_runs_terraform_for_the_local_provider() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("Plan: 5 to add, 0 to change, 0 to destroy."), "{stdout}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for phase in ["validated", "rendered 2 file(s)", "terraform init", "terraform plan: Plan: 5 to add"] {
+    for phase in ["validated", "rendered 7 file(s)", "terraform init", "terraform plan: Plan: 5 to add"] {
         assert!(stderr.contains(phase), "no {phase:?} in {stderr}");
     }
     // A second plan does not initialise again.

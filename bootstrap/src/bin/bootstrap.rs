@@ -107,7 +107,25 @@ fn plan(
     let state =
         state_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("stratus-{}", config.cluster_name)));
     let dir = state.join("terraform");
-    let rendered = bootstrap::render::render(&config).map_err(|e| Failure(e.to_string(), 1))?;
+    let pki =
+        bootstrap::load_or_create_pki(&state.join("pki.json"), &config.cluster_name).map_err(|e| Failure(e, 1))?;
+    let kubeconfig = state.join("kubeconfig");
+    if !kubeconfig.exists() {
+        let server = format!("https://{}", bootstrap::nodes::api_endpoint(&config));
+        bootstrap::write_rendered(
+            &state,
+            &bootstrap::render::Rendered {
+                secret_files: [(
+                    "kubeconfig".to_string(),
+                    pki.admin_kubeconfig(&config.cluster_name, &server).expose().to_string(),
+                )]
+                .into(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| Failure(format!("{}: {e}", state.display()), 1))?;
+    }
+    let rendered = bootstrap::render::render(&config, &pki).map_err(|e| Failure(e.to_string(), 1))?;
     bootstrap::write_rendered(&dir, &rendered).map_err(|e| Failure(format!("{}: {e}", dir.display()), 1))?;
     phase(
         started,

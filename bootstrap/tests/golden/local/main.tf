@@ -39,10 +39,17 @@ resource "terraform_data" "machine" {
     timeout     = "2m"
   }
 
+  # The machine's cloud-config, for its cloud-init (or an operator) to apply.
+  provisioner "file" {
+    source      = "${path.module}/cloud-init/${each.key}.yaml"
+    destination = "/tmp/stratus-cloud-config.yaml"
+  }
+
   provisioner "remote-exec" {
     inline = [
       "set -eu",
       "sudo mkdir -p /etc/stratus",
+      "sudo install -m 600 /tmp/stratus-cloud-config.yaml /etc/stratus/cloud-config.yaml && rm -f /tmp/stratus-cloud-config.yaml",
       "echo '${jsonencode({ cluster = local.cluster, role = each.value.role, api = local.api_address })}' | sudo tee /etc/stratus/machine.json >/dev/null",
       "if [ -x /etc/stratus/prepare.sh ]; then sudo /etc/stratus/prepare.sh ${each.value.role} ${local.kubernetes_version}; fi",
     ]

@@ -79,6 +79,10 @@ resource "vsphere_virtual_machine" "machine" {
   memory           = each.value.memory
   guest_id         = "ubuntu64Guest"
   tags             = [vsphere_tag.cluster.id]
+  extra_config = {
+    "guestinfo.userdata"          = base64encode(file("${path.module}/cloud-init/${each.key}.yaml"))
+    "guestinfo.userdata.encoding" = "base64"
+  }
 
   network_interface {
     network_id = data.vsphere_network.net.id

@@ -1,0 +1,109 @@
+//! The cluster's credentials, made before any machine exists: the Kubernetes CA, the kubeadm
+//! join token and certificate key, the CA hash joining nodes check, and an admin kubeconfig.
+//! Kept in the state directory (0600) and reused by every later run, so a resumed install
+//! joins the same cluster.
+
+use base64::Engine as _;
+use rand::Rng;
+use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+
+/// Everything secret a cluster is born with.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pki {
+    /// PEM CA certificate.
+    pub ca_certificate: String,
+    /// PEM CA key.
+    pub ca_key: String,
+    /// kubeadm bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}`.
+    pub join_token: String,
+    /// kubeadm certificate key (64 hex characters) for control-plane joins.
+    pub certificate_key: String,
+    /// PEM client certificate of `kubernetes-admin` (group `system:masters`).
+    pub admin_certificate: String,
+    /// PEM key of the admin certificate.
+    pub admin_key: String,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pki(<redacted>)")
+    }
+}
+
+/// A PKI that could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("generating the cluster credentials: {0}")]
+pub struct PkiError(#[from] rcgen::Error);
+
+fn random_string(rng: &mut impl Rng, alphabet: &[u8], length: usize) -> String {
+    (0..length).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+}
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(days);
+}
+
+impl Pki {
+    /// A new CA, token, certificate key and admin certificate for cluster `name`.
+    pub fn generate(name: &str) -> Result<Pki, PkiError> {
+        let mut rng = rand::rng();
+        let ca_key = KeyPair::generate()?;
+        let mut ca = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("kubernetes ({name})"));
+        ca.distinguished_name = dn;
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        validity(&mut ca, 3650);
+        let ca_cert = ca.self_signed(&ca_key)?;
+
+        let issuer = Issuer::from_ca_cert_pem(&ca_cert.pem(), KeyPair::from_pem(&ca_key.serialize_pem())?)?;
+        let admin_key = KeyPair::generate()?;
+        let mut admin = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "kubernetes-admin");
+        dn.push(DnType::OrganizationName, "system:masters");
+        admin.distinguished_name = dn;
+        admin.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        validity(&mut admin, 365);
+        let admin_cert = admin.signed_by(&admin_key, &issuer)?;
+
+        let lower = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        Ok(Pki {
+            ca_certificate: ca_cert.pem(),
+            ca_key: ca_key.serialize_pem(),
+            join_token: format!("{}.{}", random_string(&mut rng, lower, 6), random_string(&mut rng, lower, 16)),
+            certificate_key: random_string(&mut rng, b"0123456789abcdef", 64),
+            admin_certificate: admin_cert.pem(),
+            admin_key: admin_key.serialize_pem(),
+        })
+    }
+
+    /// `sha256:<hex>` of the CA's SubjectPublicKeyInfo, as `kubeadm join
+    /// --discovery-token-ca-cert-hash` expects.
+    pub fn ca_cert_hash(&self) -> String {
+        let key = KeyPair::from_pem(&self.ca_key).expect("the stored CA key parses");
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+        format!("sha256:{}", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    /// An admin kubeconfig for the API at `server` (`https://host:6443`).
+    pub fn admin_kubeconfig(&self, cluster: &str, server: &str) -> Secret {
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        let config = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": format!("admin@{cluster}"),
+            "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": b64(&self.ca_certificate)}}],
+            "users": [{"name": format!("admin@{cluster}"), "user": {
+                "client-certificate-data": b64(&self.admin_certificate), "client-key-data": b64(&self.admin_key)}}],
+            "contexts": [{"name": format!("admin@{cluster}"), "context": {"cluster": cluster, "user": format!("admin@{cluster}")}}],
+        });
+        Secret::new(serde_yaml::to_string(&config).expect("kubeconfigs serialise"))
+    }
+}
