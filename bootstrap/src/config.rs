@@ -214,6 +214,10 @@ pub struct Local {
     pub gluster: Vec<String>,
     /// SSH user.
     pub ssh_user: String,
+    /// SSH port (22).
+    pub ssh_port: u32,
+    /// Where each machine keeps Stratus's files (`/etc/stratus`).
+    pub machine_dir: String,
     /// SSH private key.
     pub ssh_key_file: PathBuf,
     /// Address of the Kubernetes API (a VIP or the first master).
@@ -393,6 +397,8 @@ const KEYS: &[KeySpec] = &[
     provider(L, "Local.NodeAddresses", false),
     provider(L, "Local.GlusterFSAddresses", false),
     provider(L, "Local.SSHUser", false),
+    provider(L, "Local.SSHPort", false),
+    provider(L, "Local.MachineDir", false),
     provider(L, "Local.SSHKeyFile", false),
     provider(L, "Local.APIAddress", false),
     KeySpec { key: "LDAP.URI", scope: Scope::Ldap, secret: false },
@@ -998,11 +1004,27 @@ impl Reader<'_> {
         let key_file = self.required("Local.SSHKeyFile", "when Provider = local");
         let ssh_key_file = self.file("Local.SSHKeyFile", &key_file);
         let api_address = self.optional("Local.APIAddress").or_else(|| masters.first().cloned()).unwrap_or_default();
+        let machine_dir = self.optional("Local.MachineDir").unwrap_or_else(|| "/etc/stratus".into());
+        let safe = machine_dir.starts_with('/')
+            && machine_dir.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b));
+        if !safe {
+            self.problem(
+                Some("Local.MachineDir"),
+                self.line("Local.MachineDir"),
+                format!("\"{machine_dir}\" must be an absolute path of letters, digits, '.', '_', '-' and '/'"),
+            );
+        }
+        let ssh_port = self.count("Local.SSHPort", Some(22), 1);
+        if ssh_port > 65535 {
+            self.problem(Some("Local.SSHPort"), self.line("Local.SSHPort"), format!("{ssh_port} is not a port number"));
+        }
         Local {
             masters,
             nodes,
             gluster,
             ssh_user: self.optional("Local.SSHUser").unwrap_or_else(|| "ubuntu".into()),
+            ssh_port,
+            machine_dir,
             ssh_key_file,
             api_address,
         }

@@ -136,7 +136,8 @@ pub fn model(config: &Config) -> Value {
     }
     if let Some(l) = &config.local {
         model["local"] = json!({
-            "ssh_user": l.ssh_user, "api_address": l.api_address,
+            "ssh_user": l.ssh_user, "ssh_port": l.ssh_port, "api_address": l.api_address,
+            "sudo": if l.ssh_user == "root" { "" } else { "sudo " }, "machine_dir": l.machine_dir,
             "masters": l.masters, "nodes": l.nodes, "gluster": l.gluster,
         });
     }

@@ -90,6 +90,94 @@ impl Terraform {
     }
 }
 
+impl Terraform {
+    /// Runs `terraform <args>` (which must include `-json`), calling `on_event` with each
+    /// machine-readable event as it arrives; returns the events.
+    pub fn run_json(&self, args: &[&str], mut on_event: impl FnMut(&Event)) -> Result<Vec<Event>, TerraformError> {
+        use std::io::BufRead;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .envs(&self.environment)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if std::env::var_os("TF_CLI_CONFIG_FILE").is_some_and(|f| !Path::new(&f).exists()) {
+            command.env("TF_CLI_CONFIG_FILE", "/dev/null");
+        }
+        let mut child =
+            command.spawn().map_err(|source| TerraformError::Start { binary: self.binary.clone(), source })?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|source| TerraformError::Log { path: self.log.clone(), source })?;
+        let _ = writeln!(log, "$ terraform {}", args.join(" "));
+        let mut events = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(log, "{line}");
+            if let Some(event) = Event::parse(&line) {
+                on_event(&event);
+                events.push(event);
+            }
+        }
+        let output =
+            child.wait_with_output().map_err(|source| TerraformError::Start { binary: self.binary.clone(), source })?;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let _ = writeln!(log, "{stderr}");
+        if output.status.success() {
+            return Ok(events);
+        }
+        let mut summary: Vec<String> =
+            events.iter().filter(|e| e.level == "error").map(|e| format!("  {}", e.message)).collect();
+        if summary.is_empty() {
+            summary.push(summarise(&stderr));
+        }
+        Err(TerraformError::Failed {
+            command: args.first().unwrap_or(&"").to_string(),
+            summary: summary.join("\n"),
+            log: self.log.clone(),
+        })
+    }
+}
+
+/// One line of `terraform ... -json` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `apply_start`, `apply_complete`, `apply_errored`, `change_summary`, `diagnostic`, ...
+    pub kind: String,
+    /// `info`, `warn` or `error`.
+    pub level: String,
+    /// The human message.
+    pub message: String,
+    /// The resource address, for resource events.
+    pub resource: Option<String>,
+    /// For `change_summary`: resources to add, change and remove.
+    pub changes: Option<(u64, u64, u64)>,
+}
+
+impl Event {
+    /// Parses one JSON line; `None` for anything else.
+    pub fn parse(line: &str) -> Option<Event> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        let changes = value.get("changes").map(|c| {
+            let n = |k: &str| c[k].as_u64().unwrap_or(0);
+            (n("add"), n("change"), n("remove"))
+        });
+        Some(Event {
+            kind: value["type"].as_str()?.to_string(),
+            level: value["@level"].as_str().unwrap_or("info").to_string(),
+            message: value["@message"].as_str().unwrap_or_default().to_string(),
+            resource: value["hook"]["resource"]["addr"].as_str().map(str::to_string),
+            changes,
+        })
+    }
+}
+
 /// The `Error:` lines of Terraform's output (with the line after each), without colour codes.
 pub fn summarise(output: &str) -> String {
     let clean: String = strip_ansi(output);
@@ -131,6 +219,18 @@ fn strip_ansi(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_events_parse() {
+        let start = Event::parse(r#"{"@level":"info","@message":"x: Creating...","type":"apply_start","hook":{"resource":{"addr":"terraform_data.machine[\"node-0\"]"}}}"#).unwrap();
+        assert_eq!(
+            (start.kind.as_str(), start.resource.as_deref()),
+            ("apply_start", Some("terraform_data.machine[\"node-0\"]"))
+        );
+        let summary = Event::parse(r#"{"@level":"info","@message":"Apply complete!","type":"change_summary","changes":{"add":2,"change":0,"remove":1}}"#).unwrap();
+        assert_eq!(summary.changes, Some((2, 0, 1)));
+        assert!(Event::parse("not json").is_none());
+    }
 
     #[test]
     fn summaries_keep_error_lines() {

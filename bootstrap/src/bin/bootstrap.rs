@@ -42,6 +42,35 @@ enum Command {
         #[arg(long)]
         render_only: bool,
     },
+    /// Create (or converge) the cluster's machines, networks, volumes and load balancers with
+    /// Terraform, each machine receiving its cloud-config. Safe to re-run after a failure or a
+    /// kill: it continues and never duplicates a resource.
+    Provision {
+        /// The properties file.
+        #[arg(short = 'i', long = "input", value_name = "FILE")]
+        input: PathBuf,
+        /// State directory (default: ./stratus-<ClusterName>).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Destroy everything `provision` created and check that nothing is left.
+    Uninstall {
+        /// The properties file.
+        #[arg(short = 'i', long = "input", value_name = "FILE")]
+        input: PathBuf,
+        /// State directory (default: ./stratus-<ClusterName>).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Show what the state directory says about the cluster.
+    Status {
+        /// State directory.
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
 }
 
 struct Failure(String, u8);
@@ -52,6 +81,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { input } => validate(&input, &env),
         Command::Plan { input, state_dir, render_only } => plan(&input, state_dir.as_deref(), render_only, &env),
+        Command::Provision { input, state_dir } => provision(&input, state_dir.as_deref(), &env),
+        Command::Uninstall { input, state_dir, yes } => uninstall(&input, state_dir.as_deref(), yes, &env),
+        Command::Status { state_dir } => status(&state_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,13 +124,21 @@ fn phase(started: Instant, text: &str) {
     eprintln!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
 }
 
-fn plan(
+/// Everything before Terraform runs: validated configuration, credentials, rendered files.
+struct Prepared {
+    config: bootstrap::config::Config,
+    state: PathBuf,
+    dir: PathBuf,
+    terraform: Terraform,
+}
+
+fn prepare(
     input: &Path,
     state_dir: Option<&Path>,
-    render_only: bool,
     env: &BTreeMap<String, String>,
-) -> Result<(), Failure> {
-    let started = Instant::now();
+    started: Instant,
+    init: bool,
+) -> Result<Prepared, Failure> {
     let config = load(input, env)?;
     phase(
         started,
@@ -131,28 +171,175 @@ fn plan(
         started,
         &format!("rendered {} file(s) into {}", rendered.files.len() + rendered.secret_files.len(), dir.display()),
     );
+    let terraform = Terraform::new(&dir, &state.join("terraform.log"), rendered.environment.clone());
+    if init {
+        // Init once per provider set: re-running it costs a second for nothing.
+        let providers = required_providers(&rendered);
+        let marker = dir.join(".stratus-init");
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(providers.as_str()) {
+            terraform.run(&["init", "-input=false", "-no-color"]).map_err(terraform_failure)?;
+            std::fs::write(&marker, &providers).map_err(|e| Failure(format!("{}: {e}", marker.display()), 1))?;
+            phase(started, "terraform init");
+        }
+    }
+    Ok(Prepared { config, state, dir, terraform })
+}
+
+fn terraform_failure(e: bootstrap::terraform::TerraformError) -> Failure {
+    Failure(e.to_string(), 1)
+}
+
+fn plan(
+    input: &Path,
+    state_dir: Option<&Path>,
+    render_only: bool,
+    env: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let started = Instant::now();
+    let prepared = prepare(input, state_dir, env, started, !render_only)?;
     if render_only {
-        println!("{}", dir.display());
+        println!("{}", prepared.dir.display());
         return Ok(());
     }
-    let log = state.join("terraform.log");
-    let terraform = Terraform::new(&dir, &log, rendered.environment.clone());
-    let fail = |e: bootstrap::terraform::TerraformError| Failure(e.to_string(), 1);
-    // Init once per provider set: re-running it costs a second for nothing. Plan validates.
-    let providers = required_providers(&rendered);
-    let marker = dir.join(".stratus-init");
-    if std::fs::read_to_string(&marker).ok().as_deref() != Some(providers.as_str()) {
-        terraform.run(&["init", "-input=false", "-no-color"]).map_err(fail)?;
-        std::fs::write(&marker, &providers).map_err(|e| Failure(format!("{}: {e}", marker.display()), 1))?;
-        phase(started, "terraform init");
-    }
-    let out = terraform.run(&["plan", "-input=false", "-no-color", "-out=plan.tfplan"]).map_err(fail)?;
+    let out = prepared
+        .terraform
+        .run(&["plan", "-input=false", "-no-color", "-out=plan.tfplan"])
+        .map_err(terraform_failure)?;
     let summary = out
         .lines()
         .find(|l| l.starts_with("Plan:") || l.starts_with("No changes."))
         .unwrap_or("plan written")
         .to_string();
     phase(started, &format!("terraform plan: {summary}"));
-    println!("{summary} (plan in {})", dir.join("plan.tfplan").display());
+    println!("{summary} (plan in {})", prepared.dir.join("plan.tfplan").display());
     Ok(())
+}
+
+/// Runs a `-json` Terraform command, printing a line per finished resource with a running
+/// count, what is still in flight and the elapsed time.
+fn run_with_progress(
+    prepared: &Prepared,
+    args: &[&str],
+    verb: &str,
+    total: u64,
+    started: Instant,
+) -> Result<(), Failure> {
+    let mut done = 0u64;
+    let mut in_flight: Vec<String> = Vec::new();
+    prepared
+        .terraform
+        .run_json(args, |event| match event.kind.as_str() {
+            "apply_start" => in_flight.extend(event.resource.clone()),
+            "apply_complete" | "apply_errored" => {
+                let resource = event.resource.clone().unwrap_or_default();
+                in_flight.retain(|r| r != &resource);
+                done += 1;
+                let outcome = if event.kind == "apply_errored" { "FAILED" } else { verb };
+                let waiting =
+                    if in_flight.is_empty() { String::new() } else { format!("; in flight: {}", in_flight.join(", ")) };
+                phase(started, &format!("{done}/{total} {outcome} {resource}{waiting}"));
+            }
+            _ => {}
+        })
+        .map_err(terraform_failure)?;
+    Ok(())
+}
+
+fn write_state(state: &Path, status: &str, outputs: serde_json::Value) -> Result<(), Failure> {
+    let record = serde_json::json!({"status": status, "outputs": outputs});
+    let path = state.join("state.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&record).expect("JSON serialises"))
+        .map_err(|e| Failure(format!("{}: {e}", path.display()), 1))
+}
+
+fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, String>) -> Result<(), Failure> {
+    let started = Instant::now();
+    let prepared = prepare(input, state_dir, env, started, true)?;
+    write_state(&prepared.state, "provisioning", serde_json::Value::Null)?;
+    let events = prepared
+        .terraform
+        .run_json(&["plan", "-input=false", "-json", "-out=plan.tfplan"], |_| {})
+        .map_err(terraform_failure)?;
+    let (add, change, remove) = events.iter().find_map(|e| e.changes).unwrap_or((0, 0, 0));
+    phase(started, &format!("terraform plan: {add} to add, {change} to change, {remove} to destroy"));
+    run_with_progress(
+        &prepared,
+        &["apply", "-input=false", "-json", "-auto-approve", "plan.tfplan"],
+        "ready",
+        add + change + remove,
+        started,
+    )?;
+    let outputs: serde_json::Value =
+        serde_json::from_str(&prepared.terraform.run(&["output", "-json"]).map_err(terraform_failure)?)
+            .unwrap_or_default();
+    let values: serde_json::Value = outputs
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v["value"].clone())).collect())
+        .unwrap_or_default();
+    write_state(&prepared.state, "provisioned", values)?;
+    phase(started, "provisioned");
+    let machines = bootstrap::nodes::machines(&prepared.config).iter().map(|m| m.key()).collect::<Vec<_>>().join(", ");
+    println!("provisioned cluster {} ({machines})", prepared.config.cluster_name);
+    println!("API: https://{}", bootstrap::nodes::api_endpoint(&prepared.config));
+    println!("admin kubeconfig: {} (mode 0600)", prepared.state.join("kubeconfig").display());
+    println!("DNS records to create under {}: api., hcp., identity., *.identity., hsm.", prepared.config.domain);
+    Ok(())
+}
+
+fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<String, String>) -> Result<(), Failure> {
+    let started = Instant::now();
+    let prepared = prepare(input, state_dir, env, started, true)?;
+    let question = format!(
+        "Destroy every resource of cluster {} recorded in {}?",
+        prepared.config.cluster_name,
+        prepared.state.display()
+    );
+    if !yes && !ask(&question) {
+        return Err(Failure("cancelled: nothing was destroyed (pass --yes to confirm without a terminal)".into(), 1));
+    }
+    let resources = prepared.terraform.run(&["state", "list"]).unwrap_or_default().lines().count() as u64;
+    run_with_progress(
+        &prepared,
+        &["destroy", "-input=false", "-json", "-auto-approve"],
+        "destroyed",
+        resources,
+        started,
+    )?;
+    let left: Vec<String> =
+        prepared.terraform.run(&["state", "list"]).map_err(terraform_failure)?.lines().map(str::to_string).collect();
+    if !left.is_empty() {
+        return Err(Failure(format!("these resources are still recorded after destroy:\n  {}", left.join("\n  ")), 1));
+    }
+    write_state(&prepared.state, "uninstalled", serde_json::Value::Null)?;
+    phase(started, "uninstalled: nothing is left in the Terraform state");
+    println!("uninstalled cluster {}", prepared.config.cluster_name);
+    Ok(())
+}
+
+fn status(state_dir: &Path) -> Result<(), Failure> {
+    let path = state_dir.join("state.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure(format!("{}: {e} (nothing provisioned from this state directory?)", path.display()), 1))?;
+    let record: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    println!("status: {}", record["status"].as_str().unwrap_or("unknown"));
+    if let Some(outputs) = record["outputs"].as_object() {
+        for (key, value) in outputs {
+            println!("{key}: {value}");
+        }
+    }
+    Ok(())
+}
+
+/// Asks a yes/no question on the terminal; without one, the answer is no.
+fn ask(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        eprintln!("{question}");
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }

@@ -14,6 +14,8 @@ locals {
   kubernetes_version = "1.33.0"
   ssh_user           = "ubuntu"
   api_address        = "192.0.2.10"
+  sudo               = "sudo "
+  machine_dir        = "/etc/stratus"
   machines = merge(
     { for i, address in ["192.0.2.10"] : "master-${i}" => { role = "master", address = address } },
     { for i, address in ["192.0.2.11", "192.0.2.12"] : "node-${i}" => { role = "node", address = address } },
@@ -34,6 +36,7 @@ resource "terraform_data" "machine" {
   connection {
     type        = "ssh"
     host        = each.value.address
+    port        = 22
     user        = local.ssh_user
     private_key = file(var.ssh_private_key_file)
     timeout     = "2m"
@@ -42,16 +45,15 @@ resource "terraform_data" "machine" {
   # The machine's cloud-config, for its cloud-init (or an operator) to apply.
   provisioner "file" {
     source      = "${path.module}/cloud-init/${each.key}.yaml"
-    destination = "/tmp/stratus-cloud-config.yaml"
+    destination = "/tmp/stratus-cloud-config-${each.key}.yaml"
   }
 
   provisioner "remote-exec" {
     inline = [
       "set -eu",
-      "sudo mkdir -p /etc/stratus",
-      "sudo install -m 600 /tmp/stratus-cloud-config.yaml /etc/stratus/cloud-config.yaml && rm -f /tmp/stratus-cloud-config.yaml",
-      "echo '${jsonencode({ cluster = local.cluster, role = each.value.role, api = local.api_address })}' | sudo tee /etc/stratus/machine.json >/dev/null",
-      "if [ -x /etc/stratus/prepare.sh ]; then sudo /etc/stratus/prepare.sh ${each.value.role} ${local.kubernetes_version}; fi",
+      "${local.sudo}mkdir -p ${local.machine_dir}",
+      "${local.sudo}install -m 600 /tmp/stratus-cloud-config-${each.key}.yaml ${local.machine_dir}/cloud-config.yaml && rm -f /tmp/stratus-cloud-config-${each.key}.yaml",
+      "echo '${jsonencode({ cluster = local.cluster, role = each.value.role, api = local.api_address })}' | ${local.sudo}tee ${local.machine_dir}/machine.json >/dev/null",
     ]
   }
 }

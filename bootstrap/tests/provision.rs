@@ -1,0 +1,163 @@
+//! `bootstrap provision` and `uninstall` for real on the `local` provider: three "machines"
+//! at 127.0.0.1-3 served by a throw-away `sshd` (Debian's openssh-server), Terraform's
+//! `terraform_data` + SSH provisioners, a kill in the middle of the apply and a re-run that
+//! finishes without duplicating anything, then a teardown that leaves nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Sshd {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sshd() -> Sshd {
+    assert!(
+        Path::new("/usr/sbin/sshd").exists(),
+        "sshd is not installed: run scripts/test (it installs Debian's openssh-server)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    for key in ["hostkey", "userkey"] {
+        let status =
+            Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path(key)).status().unwrap();
+        assert!(status.success());
+    }
+    std::fs::copy(path("userkey.pub"), path("authorized_keys")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.2\nListenAddress 127.0.0.3\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+        path("hostkey").display(),
+        path("sshd.pid").display(),
+        path("authorized_keys").display()
+    );
+    std::fs::write(path("sshd_config"), config).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let child = Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(path("sshd_config"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.3", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Sshd { child, dir, port }
+}
+
+fn properties(sshd: &Sshd, machines: &Path) -> PathBuf {
+    let text = format!(
+        "Provider = local\nClusterName = fx\nHCPDomainName = stratus.example.com\nLocal.MasterAddresses = 127.0.0.1\nLocal.NodeAddresses = 127.0.0.2, 127.0.0.3\nLocal.SSHUser = root\nLocal.SSHPort = {}\nLocal.SSHKeyFile = {}\nLocal.MachineDir = {}\n",
+        sshd.port,
+        sshd.dir.path().join("userkey").display(),
+        machines.display()
+    );
+    let path = sshd.dir.path().join("bootstrap.properties");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn bootstrap(args: &[&str], input: &Path, state: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    command
+        .args(args)
+        .arg("-i")
+        .arg(input)
+        .arg("--state-dir")
+        .arg(state)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .stdin(Stdio::null());
+    command
+}
+
+fn state_list(state: &Path) -> Vec<String> {
+    let output = Command::new("terraform")
+        .args(["state", "list"])
+        .current_dir(state.join("terraform"))
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
+    let sshd = sshd();
+    let work = tempfile::tempdir().unwrap();
+    let machines = work.path().join("machines");
+    let state = work.path().join("state");
+    let input = properties(&sshd, &machines);
+
+    // Kill the whole process group (bootstrap and its terraform) in the middle of the apply.
+    let mut child = bootstrap(&["provision"], &input, &state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(state.join("terraform.log")).unwrap_or_default();
+        if log.contains("$ terraform apply") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the apply never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-9", "--", &format!("-{}", child.id())]).status().unwrap();
+    let _ = child.wait();
+    let after_kill = state_list(&state).len();
+    assert!(after_kill < 3, "the kill came too late to test anything ({after_kill} resources done)");
+
+    let output = bootstrap(&["provision"], &input, &state).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("provisioned cluster fx (master-0, node-0, node-1)\nAPI: https://127.0.0.1:6443\n"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}/{} ready terraform_data.machine", 3 - after_kill, 3 - after_kill)),
+        "{stderr}"
+    );
+    assert_eq!(state_list(&state).len(), 3);
+    for file in ["machine.json", "cloud-config.yaml"] {
+        assert!(machines.join(file).exists(), "{file} was not delivered over SSH");
+    }
+    let delivered = std::fs::read_to_string(machines.join("machine.json")).unwrap();
+    assert!(delivered.contains("\"cluster\":\"fx\""), "{delivered}");
+
+    // Re-running changes nothing and duplicates nothing.
+    let again = bootstrap(&["provision"], &input, &state).output().unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("terraform plan: 0 to add, 0 to change, 0 to destroy"));
+    assert_eq!(state_list(&state).len(), 3);
+    let status =
+        Command::new(env!("CARGO_BIN_EXE_bootstrap")).args(["status", "--state-dir"]).arg(&state).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("status: provisioned\n"));
+
+    let refused = bootstrap(&["uninstall"], &input, &state).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(state_list(&state).len(), 3, "nothing destroyed without confirmation");
+    let removed = bootstrap(&["uninstall", "--yes"], &input, &state).output().unwrap();
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert!(String::from_utf8_lossy(&removed.stderr).contains("3/3 destroyed"));
+    assert!(state_list(&state).is_empty());
+}
+
+use std::os::unix::process::CommandExt;
