@@ -1,5 +1,6 @@
 //! Test servers for Stratus: [`apiserver`], an in-process Kubernetes API server that `kubectl`
-//! and kube-rs talk to. (Cloud stand-ins — Keystone-fronted OpenStack fakes, moto for EC2 — will
-//! join it with the installer.)
+//! and kube-rs talk to, and [`moto`], PyPI moto's EC2 server. (Keystone-fronted OpenStack fakes
+//! will join them.)
 
 pub mod apiserver;
+pub mod moto;

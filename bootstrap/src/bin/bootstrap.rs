@@ -65,6 +65,13 @@ enum Command {
         #[arg(short = 'y', long)]
         yes: bool,
     },
+    /// Check the cloud account before anything is created (AWS: AMI, instance types, VPC,
+    /// subnets and their zones, key pair) and list every problem.
+    Preflight {
+        /// The properties file.
+        #[arg(short = 'i', long = "input", value_name = "FILE")]
+        input: PathBuf,
+    },
     /// Show what the state directory says about the cluster.
     Status {
         /// State directory.
@@ -84,6 +91,7 @@ fn main() -> ExitCode {
         Command::Provision { input, state_dir } => provision(&input, state_dir.as_deref(), &env),
         Command::Uninstall { input, state_dir, yes } => uninstall(&input, state_dir.as_deref(), yes, &env),
         Command::Status { state_dir } => status(&state_dir),
+        Command::Preflight { input } => load(&input, &env).and_then(|config| preflight(&config, &env, Instant::now())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,8 +260,71 @@ fn write_state(state: &Path, status: &str, outputs: serde_json::Value) -> Result
         .map_err(|e| Failure(format!("{}: {e}", path.display()), 1))
 }
 
+fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) -> bootstrap_aws::Connection {
+    bootstrap_aws::Connection {
+        region: aws.region.clone(),
+        // The SDKs' own endpoint override (a VPC endpoint, or a local stand-in in tests).
+        endpoint: env.get("AWS_ENDPOINT_URL_EC2").or(env.get("AWS_ENDPOINT_URL")).cloned(),
+        credentials: aws.access_key.clone().zip(aws.secret_key.as_ref().map(|s| s.expose().to_string())),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts")
+}
+
+/// Checks the cloud account; every problem is listed before anything is created.
+fn preflight(
+    config: &bootstrap::config::Config,
+    env: &BTreeMap<String, String>,
+    started: Instant,
+) -> Result<(), Failure> {
+    let Some(aws) = &config.aws else {
+        let what = match config.provider {
+            bootstrap::config::Provider::Local => "nothing to check beyond the configuration for existing machines",
+            _ => "checks through the cloud SDK are not implemented yet for this provider",
+        };
+        phase(started, &format!("preflight: {what}"));
+        return Ok(());
+    };
+    let mut instance_types = vec![aws.master_instance_type.clone(), aws.node_instance_type.clone()];
+    if config.gluster_node_count > 0 {
+        instance_types.push(aws.gluster_instance_type.clone());
+    }
+    instance_types.dedup();
+    let requirements = bootstrap_aws::Requirements {
+        ami: aws.ami.clone(),
+        instance_types,
+        vpc_id: aws.vpc_id.clone(),
+        subnets: aws.public_subnets.iter().chain(&aws.private_subnets).cloned().collect(),
+        keypair: aws.keypair.clone(),
+        instances: config.master_count + config.node_count + config.gluster_node_count,
+    };
+    let problems = runtime()
+        .block_on(async {
+            let client = bootstrap_aws::client(&aws_connection(aws, env)).await;
+            bootstrap_aws::preflight(&client, &requirements).await
+        })
+        .map_err(|e| Failure(e.to_string(), 1))?;
+    if !problems.is_empty() {
+        let count = problems.len();
+        return Err(Failure(
+            format!(
+                "preflight found {count} problem{} in the AWS account; nothing was created:\n  {}",
+                if count == 1 { "" } else { "s" },
+                problems.join("\n  ")
+            ),
+            1,
+        ));
+    }
+    phase(started, "preflight: the AWS account has everything the cluster needs");
+    Ok(())
+}
+
 fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, String>) -> Result<(), Failure> {
     let started = Instant::now();
+    let config = load(input, env)?;
+    preflight(&config, env, started)?;
     let prepared = prepare(input, state_dir, env, started, true)?;
     write_state(&prepared.state, "provisioning", serde_json::Value::Null)?;
     let events = prepared
@@ -296,6 +367,20 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
     );
     if !yes && !ask(&question) {
         return Err(Failure("cancelled: nothing was destroyed (pass --yes to confirm without a terminal)".into(), 1));
+    }
+    if let Some(aws) = &prepared.config.aws {
+        // What Kubernetes created in the cloud goes first: it would keep the network alive.
+        let failures = runtime()
+            .block_on(async {
+                let client = bootstrap_aws::client(&aws_connection(aws, env)).await;
+                bootstrap_aws::sweep(&client, &prepared.config.cluster_name).await
+            })
+            .map_err(|e| Failure(e.to_string(), 1))?;
+        if !failures.is_empty() {
+            let list: Vec<String> = failures.iter().map(|(l, why)| format!("{} {}: {why}", l.kind, l.id)).collect();
+            return Err(Failure(format!("could not remove what Kubernetes created:\n  {}", list.join("\n  ")), 1));
+        }
+        phase(started, "removed what Kubernetes created in EC2 for the cluster");
     }
     let resources = prepared.terraform.run(&["state", "list"]).unwrap_or_default().lines().count() as u64;
     run_with_progress(

@@ -1,0 +1,139 @@
+//! Preflight and the teardown sweep against `moto_server` (PyPI `moto`), started on a free
+//! loopback port: real signed EC2 calls through aws-sdk-ec2.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use bootstrap_aws::{client, preflight, sweep, tagged, Connection, Requirements};
+use stratus_tests::moto::MotoServer;
+
+fn connection(moto: &MotoServer) -> Connection {
+    Connection {
+        region: "us-east-1".into(),
+        endpoint: Some(moto.url().to_string()),
+        credentials: Some(("testing".into(), "testing".into())),
+    }
+}
+
+fn tags(resource: ResourceType, cluster: &str) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .tags(Tag::builder().key(format!("kubernetes.io/cluster/{cluster}")).value("owned").build())
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_lists_every_problem_and_passes_a_ready_account() {
+    let moto = MotoServer::start();
+    let ec2 = client(&connection(&moto)).await;
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let mut subnets = Vec::new();
+    for (i, zone) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(format!("10.0.{i}.0/24"))
+            .availability_zone(*zone)
+            .send()
+            .await
+            .unwrap();
+        subnets.push((subnet.subnet.unwrap().subnet_id.unwrap(), zone.to_string()));
+    }
+    ec2.create_key_pair().key_name("stratus-key").send().await.unwrap();
+    let images = ec2.describe_images().owners("amazon").send().await.unwrap();
+    let ami = images.images()[0].image_id().unwrap().to_string();
+
+    let ready = Requirements {
+        ami: ami.clone(),
+        instance_types: vec!["m5.large".into(), "m5.xlarge".into()],
+        vpc_id: vpc.clone(),
+        subnets: subnets.clone(),
+        keypair: "stratus-key".into(),
+        instances: 8,
+    };
+    assert_eq!(preflight(&ec2, &ready).await.unwrap(), Vec::<String>::new());
+
+    let broken = Requirements {
+        ami: "ami-00000000000000000".into(),
+        instance_types: vec!["m5.large".into(), "x9.gigantic".into()],
+        vpc_id: "vpc-00000000".into(),
+        subnets: vec![(subnets[0].0.clone(), "us-east-1c".into()), ("subnet-00000000".into(), "us-east-1a".into())],
+        keypair: "missing-key".into(),
+        instances: 8,
+    };
+    let problems = preflight(&ec2, &broken).await.unwrap();
+    assert_eq!(
+        problems,
+        vec![
+            "AWS.LinuxAMI: image ami-00000000000000000 does not exist in this region".to_string(),
+            "instance type x9.gigantic is not offered in this region".to_string(),
+            "AWS.VPCID: VPC vpc-00000000 does not exist".to_string(),
+            format!("subnet {} is in us-east-1a, not us-east-1c", subnets[0].0),
+            format!("subnet {} belongs to {vpc}, not vpc-00000000", subnets[0].0),
+            "subnet subnet-00000000 does not exist".to_string(),
+            "AWS.Keypair: key pair missing-key does not exist".to_string(),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_removes_what_kubernetes_created_and_nothing_else() {
+    let moto = MotoServer::start();
+    let ec2 = client(&connection(&moto)).await;
+    let vpc = ec2.create_vpc().cidr_block("10.1.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.1.0.0/24")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    // What a cloud controller and CSI driver leave behind for cluster "demo".
+    for _ in 0..2 {
+        ec2.create_volume()
+            .availability_zone("us-east-1a")
+            .size(10)
+            .tag_specifications(tags(ResourceType::Volume, "demo"))
+            .send()
+            .await
+            .unwrap();
+    }
+    ec2.create_security_group()
+        .group_name("k8s-elb-demo")
+        .description("created by Kubernetes")
+        .vpc_id(&vpc)
+        .tag_specifications(tags(ResourceType::SecurityGroup, "demo"))
+        .send()
+        .await
+        .unwrap();
+    ec2.create_network_interface()
+        .subnet_id(&subnet)
+        .tag_specifications(tags(ResourceType::NetworkInterface, "demo"))
+        .send()
+        .await
+        .unwrap();
+    // Another cluster's volume and an untagged one must survive.
+    let other = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .tag_specifications(tags(ResourceType::Volume, "other"))
+        .send()
+        .await
+        .unwrap()
+        .volume_id
+        .unwrap();
+    let untagged = ec2.create_volume().availability_zone("us-east-1a").size(1).send().await.unwrap().volume_id.unwrap();
+
+    let found = tagged(&ec2, "demo").await.unwrap();
+    let kinds: Vec<&str> = found.iter().map(|l| l.kind).collect();
+    assert_eq!(kinds, vec!["network-interface", "security-group", "volume", "volume"]);
+    assert_eq!(sweep(&ec2, "demo").await.unwrap(), vec![]);
+    assert_eq!(tagged(&ec2, "demo").await.unwrap(), vec![], "nothing tagged for the cluster remains");
+    let volumes = ec2.describe_volumes().send().await.unwrap();
+    let left: Vec<&str> = volumes.volumes().iter().filter_map(|v| v.volume_id()).collect();
+    assert!(left.contains(&other.as_str()) && left.contains(&untagged.as_str()), "{left:?}");
+}
