@@ -54,8 +54,8 @@ impl Terraform {
         Terraform { binary, dir: dir.to_path_buf(), log: log.to_path_buf(), environment }
     }
 
-    /// Runs `terraform <args>`; returns its standard output.
-    pub fn run(&self, args: &[&str]) -> Result<String, TerraformError> {
+    /// `terraform <args>` in the working directory, non-interactive, with the credentials.
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.binary);
         command
             .args(args)
@@ -64,10 +64,15 @@ impl Terraform {
             .env("TF_INPUT", "0")
             .envs(&self.environment);
         // A CLI configuration file that does not exist makes every command warn.
-        let config_missing = std::env::var_os("TF_CLI_CONFIG_FILE").is_some_and(|f| !Path::new(&f).exists());
-        if config_missing {
+        if std::env::var_os("TF_CLI_CONFIG_FILE").is_some_and(|f| !Path::new(&f).exists()) {
             command.env("TF_CLI_CONFIG_FILE", "/dev/null");
         }
+        command
+    }
+
+    /// Runs `terraform <args>`; returns its standard output.
+    pub fn run(&self, args: &[&str]) -> Result<String, TerraformError> {
+        let mut command = self.command(args);
         let output =
             command.output().map_err(|source| TerraformError::Start { binary: self.binary.clone(), source })?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -95,18 +100,8 @@ impl Terraform {
     /// machine-readable event as it arrives; returns the events.
     pub fn run_json(&self, args: &[&str], mut on_event: impl FnMut(&Event)) -> Result<Vec<Event>, TerraformError> {
         use std::io::BufRead;
-        let mut command = Command::new(&self.binary);
-        command
-            .args(args)
-            .current_dir(&self.dir)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0")
-            .envs(&self.environment)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        if std::env::var_os("TF_CLI_CONFIG_FILE").is_some_and(|f| !Path::new(&f).exists()) {
-            command.env("TF_CLI_CONFIG_FILE", "/dev/null");
-        }
+        let mut command = self.command(args);
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child =
             command.spawn().map_err(|source| TerraformError::Start { binary: self.binary.clone(), source })?;
         let stdout = child.stdout.take().expect("piped");

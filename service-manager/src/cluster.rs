@@ -24,6 +24,29 @@ use serde_json::Value;
 use crate::labels;
 use crate::plan::KubeObject;
 
+/// A namespaced Kubernetes type the typed calls below work with.
+pub trait Namespaced:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+    + Send
+    + 'static
+{
+}
+
+impl<K> Namespaced for K where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + 'static
+{
+}
+
 /// A failed cluster call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -246,13 +269,11 @@ impl Cluster {
     }
 
     /// Objects of type `K` in `namespace` (all of them, or those matching `label_selector`).
-    pub async fn list<K>(&self, namespace: &str, label_selector: Option<&str>) -> Result<Vec<K>, ClusterError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
+    pub async fn list<K: Namespaced>(
+        &self,
+        namespace: &str,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<K>, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let mut params = ListParams::default();
         if let Some(selector) = label_selector {
@@ -263,25 +284,13 @@ impl Cluster {
     }
 
     /// The object of type `K` named `name` in `namespace`, if any.
-    pub async fn get<K>(&self, namespace: &str, name: &str) -> Result<Option<K>, ClusterError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
+    pub async fn get<K: Namespaced>(&self, namespace: &str, name: &str) -> Result<Option<K>, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         self.retry(&format!("get {} {namespace}/{name}", K::kind(&())), || api.get_opt(name)).await
     }
 
     /// Deletes the object of type `K`; a missing object is not an error.
-    pub async fn delete<K>(&self, namespace: &str, name: &str) -> Result<(), ClusterError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
+    pub async fn delete<K: Namespaced>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let params = DeleteParams::background();
         match self.retry(&format!("delete {} {namespace}/{name}", K::kind(&())), || api.delete(name, &params)).await {
@@ -291,14 +300,7 @@ impl Cluster {
     }
 
     /// Creates `object` in `namespace`; `Ok(None)` when the name is taken.
-    pub async fn create<K>(&self, namespace: &str, object: &K) -> Result<Option<K>, ClusterError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-    {
+    pub async fn create<K: Namespaced>(&self, namespace: &str, object: &K) -> Result<Option<K>, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let params = PostParams::default();
         let action = format!("create {} {namespace}/{}", K::kind(&()), object.meta().name.clone().unwrap_or_default());
@@ -311,14 +313,7 @@ impl Cluster {
 
     /// Replaces `object` (which carries the resourceVersion it was read at); 409 when it
     /// changed since. Not retried: a conflict is the answer.
-    pub async fn replace<K>(&self, namespace: &str, object: &K) -> Result<K, ClusterError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-    {
+    pub async fn replace<K: Namespaced>(&self, namespace: &str, object: &K) -> Result<K, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let name = object.meta().name.clone().unwrap_or_default();
         let action = format!("replace {} {namespace}/{name}", K::kind(&()));
@@ -326,13 +321,12 @@ impl Cluster {
     }
 
     /// Merge-patches the object of type `K`.
-    pub async fn merge_patch<K>(&self, namespace: &str, name: &str, patch: &Value) -> Result<K, ClusterError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
+    pub async fn merge_patch<K: Namespaced>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<K, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let params = PatchParams::default();
         let merge = Patch::Merge(patch);
@@ -351,15 +345,10 @@ impl Cluster {
 
     /// Streams changes of type `K` in `namespace` (current objects first, as ADDED), restarting
     /// the watch when the server ends it. Each item is the object after the change.
-    pub fn watch<K>(&self, namespace: &str) -> impl futures::Stream<Item = Result<K, ClusterError>> + Send + 'static
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + 'static,
-    {
+    pub fn watch<K: Namespaced>(
+        &self,
+        namespace: &str,
+    ) -> impl futures::Stream<Item = Result<K, ClusterError>> + Send + 'static {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let attempts = self.options.attempts;
         futures::stream::unfold(

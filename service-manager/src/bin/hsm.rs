@@ -275,6 +275,9 @@ impl From<InstanceError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // With more than one rustls crypto provider compiled in (a workspace build that includes
+    // the AWS SDK), kube's client cannot choose one by itself.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("HSM_LOG"))
         .with_writer(std::io::stderr)
