@@ -279,7 +279,11 @@ fn main() -> ExitCode {
     // the AWS SDK), kube's client cannot choose one by itself.
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HSM_LOG"))
+        // Quiet unless asked: failures reach the user as one report, not as library logs.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HSM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
