@@ -107,6 +107,7 @@ impl Default for ClientOptions {
 pub struct Cluster {
     client: Client,
     options: ClientOptions,
+    server: String,
 }
 
 fn retryable(error: &kube::Error) -> bool {
@@ -165,8 +166,9 @@ impl Cluster {
             }
             None => kube::Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
         };
+        let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
-        Ok(Cluster { client, options })
+        Ok(Cluster { client, options, server })
     }
 
     /// Runs `call` with retries on transient failures.
@@ -186,7 +188,15 @@ impl Cluster {
                     delay = (delay * 2).min(Duration::from_secs(5));
                     attempt += 1;
                 }
-                Err(error) => return Err(convert(action, error)),
+                Err(error) => {
+                    return Err(match convert(action, error) {
+                        ClusterError::Transport { action, message } => ClusterError::Transport {
+                            action,
+                            message: format!("{message} (is the API server at {} reachable?)", self.server),
+                        },
+                        other => other,
+                    })
+                }
             }
         }
     }

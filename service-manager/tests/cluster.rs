@@ -325,6 +325,31 @@ fn no_wait_applies_and_returns() {
 }
 
 #[test]
+fn an_unreachable_cluster_is_one_clear_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: gone\ncurrent-context: gone\nusers:\n- name: gone\n  user: {{}}\n"),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hsm"))
+        .args(["list-instances", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "one report, no library logs: {message}");
+    assert!(message.starts_with("error: list namespaces: "), "{message}");
+    assert!(
+        message.trim_end().ends_with(&format!("(is the API server at http://127.0.0.1:{port}/ reachable?)")),
+        "{message}"
+    );
+}
+
+#[test]
 fn no_cluster_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
