@@ -1,7 +1,8 @@
 //! `bootstrap provision` and `uninstall` for real on the `local` provider: three "machines"
 //! at 127.0.0.1-3 served by a throw-away `sshd` (Debian's openssh-server), Terraform's
 //! `terraform_data` + SSH provisioners, a kill in the middle of the apply and a re-run that
-//! finishes without duplicating anything, then a teardown that leaves nothing.
+//! finishes without duplicating anything, a node removed by editing the list, then a teardown
+//! that leaves nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -151,12 +152,20 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
         Command::new(env!("CARGO_BIN_EXE_bootstrap")).args(["status", "--state-dir"]).arg(&state).output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("status: provisioned\n"));
 
+    // Removing a node from the list and provisioning again removes that machine only.
+    let text = std::fs::read_to_string(&input).unwrap().replace("127.0.0.2, 127.0.0.3", "127.0.0.2");
+    std::fs::write(&input, text).unwrap();
+    let smaller = bootstrap(&["provision"], &input, &state).output().unwrap();
+    assert!(smaller.status.success(), "{}", String::from_utf8_lossy(&smaller.stderr));
+    assert!(String::from_utf8_lossy(&smaller.stderr).contains("terraform plan: 0 to add, 0 to change, 1 to destroy"));
+    assert_eq!(state_list(&state), vec!["terraform_data.machine[\"master-0\"]", "terraform_data.machine[\"node-0\"]"]);
+
     let refused = bootstrap(&["uninstall"], &input, &state).output().unwrap();
     assert_eq!(refused.status.code(), Some(1));
-    assert_eq!(state_list(&state).len(), 3, "nothing destroyed without confirmation");
+    assert_eq!(state_list(&state).len(), 2, "nothing destroyed without confirmation");
     let removed = bootstrap(&["uninstall", "--yes"], &input, &state).output().unwrap();
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
-    assert!(String::from_utf8_lossy(&removed.stderr).contains("3/3 destroyed"));
+    assert!(String::from_utf8_lossy(&removed.stderr).contains("2/2 destroyed"));
     assert!(state_list(&state).is_empty());
 }
 
