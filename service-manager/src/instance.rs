@@ -17,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -697,18 +697,16 @@ async fn wait_for(
         let next = tokio::time::timeout_at(deadline, events.next()).await;
         let observed = match next {
             Err(_) => {
+                // The namespace's events say why (image pulls, scheduling, crashes).
+                let events = cluster.list::<Event>(namespace, None).await.unwrap_or_default();
                 let details: Vec<String> = pending
                     .values()
                     .filter(|r| !r.done)
                     .map(|r| {
-                        format!(
-                            "  {} {}: {}/{} ready; {}",
-                            r.kind,
-                            r.name,
-                            r.ready,
-                            r.desired,
-                            r.condition.clone().unwrap_or_else(|| "no status reported yet".into())
-                        )
+                        let status = r.condition.clone().unwrap_or_else(|| "no status reported yet".into());
+                        let event =
+                            latest_event(&events, &r.name).map(|e| format!("; latest event: {e}")).unwrap_or_default();
+                        format!("  {} {}: {}/{} ready; {status}{event}", r.kind, r.name, r.ready, r.desired)
                     })
                     .collect();
                 return Err(InstanceError::Timeout {
@@ -903,6 +901,20 @@ async fn delete_object(cluster: &Cluster, namespace: &str, object: &KubeObject) 
         KubeObject::NetworkPolicy(_) => cluster.delete::<NetworkPolicy>(namespace, name).await,
         KubeObject::PersistentVolumeClaim(_) | KubeObject::Namespace(_) => Ok(()),
     }
+}
+
+/// The newest event about `name` or its pods (`<name>-...`), as `Reason: message`.
+pub fn latest_event(events: &[Event], name: &str) -> Option<String> {
+    let prefix = format!("{name}-");
+    events
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n == name || n.starts_with(&prefix)))
+        .max_by_key(|e| {
+            let at =
+                e.last_timestamp.as_ref().or(e.first_timestamp.as_ref()).or(e.metadata.creation_timestamp.as_ref());
+            (at.map(|t| t.0), e.metadata.resource_version.as_ref().and_then(|v| v.parse::<u64>().ok()))
+        })
+        .map(|e| format!("{}: {}", e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default()))
 }
 
 /// The records of every instance on the cluster.

@@ -268,17 +268,36 @@ fn delete_with_and_without_keeping_volumes() {
 #[test]
 fn timeouts_name_what_is_not_ready() {
     let env = Env::new(Duration::from_secs(600));
-    let output = env.hsm(&["create-instance", "stackato.hpe.mysql", "--instance-id", "slow", "--timeout", "1s"]);
+    let child = env.spawn(&["create-instance", "stackato.hpe.mysql", "--instance-id", "slow", "--timeout", "2s"]);
+    // What a kubelet would record about the StatefulSet's pod.
+    let started = Instant::now();
+    while env.server.object("Namespace", "", "slow").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let event = serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "mysql-0.pull"},
+        "involvedObject": {"kind": "Pod", "name": "mysql-0", "namespace": "slow"},
+        "reason": "Failed", "message": "Back-off pulling image \"docker.io/library/mysql:8.4.3\"", "type": "Warning",
+    });
+    env.server.create("slow", event).unwrap();
+    let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
+    let expected =
+        "; no status reported yet; latest event: Failed: Back-off pulling image \"docker.io/library/mysql:8.4.3\"\n";
     assert!(
-        message.ends_with("error: timed out after 1s waiting for workloads:\n  StatefulSet mysql: 0/0 ready; no status reported yet\n")
-            || message.ends_with("error: timed out after 1s waiting for workloads:\n  StatefulSet mysql: 0/1 ready; no status reported yet\n"),
+        message.ends_with(&format!(
+            "error: timed out after 2s waiting for workloads:\n  StatefulSet mysql: 0/0 ready{expected}"
+        )) || message.ends_with(&format!(
+            "error: timed out after 2s waiting for workloads:\n  StatefulSet mysql: 0/1 ready{expected}"
+        )),
         "{message}"
     );
     assert_eq!(env.state("slow").as_deref(), Some("failed"));
     let detail: Value = serde_json::from_str(&env.ok(&["get-instance", "slow", "-o", "json"])).unwrap();
-    assert!(detail["message"].as_str().unwrap().starts_with("timed out after 1s"));
+    assert!(detail["message"].as_str().unwrap().starts_with("timed out after 2s"));
     assert!(detail.get("operation").is_none(), "a failed operation releases the instance");
 }
 

@@ -224,6 +224,16 @@ impl FakeApiServer {
         })
     }
 
+    /// Creates `object` (with `apiVersion` and `kind`) in `namespace` as a client would,
+    /// e.g. the Events a kubelet or scheduler would record.
+    pub fn create(&self, namespace: &str, object: Value) -> Result<Value, store::ApiError> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let rt = resources::by_kind(&api_version, &kind)
+            .ok_or_else(|| store::ApiError::bad_request(format!("{api_version}/{kind} is not served")))?;
+        self.shared.store.lock().expect("store lock").create(rt, namespace, object)
+    }
+
     /// Names of the failing jobs (for tests that need them).
     pub fn failing_jobs(&self) -> BTreeSet<String> {
         self.shared.controller.lock().expect("controller lock").failing_jobs.clone()
