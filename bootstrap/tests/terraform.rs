@@ -26,6 +26,18 @@ fn render(properties: &Path) -> bootstrap::render::Rendered {
     bootstrap::render::render(&config, &pki).unwrap()
 }
 
+/// `bootstrap plan` of `examples/<provider>.properties` into `state`.
+fn plan_example(provider: &str, state: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["plan", "-i"])
+        .arg(examples().join(format!("{provider}.properties")))
+        .arg("--state-dir")
+        .arg(state)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap()
+}
+
 const PROVIDERS: [&str; 4] = ["openstack", "aws", "vsphere", "local"];
 
 #[test]
@@ -126,14 +138,7 @@ fn values_that_look_like_expressions_stay_literal() {
 fn plan_runs_terraform_for_the_local_provider() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["plan", "-i"])
-        .arg(examples().join("local.properties"))
-        .arg("--state-dir")
-        .arg(&state)
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
+    let output = plan_example("local", &state);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("Plan: 5 to add, 0 to change, 0 to destroy."), "{stdout}");
@@ -142,14 +147,7 @@ fn plan_runs_terraform_for_the_local_provider() {
         assert!(stderr.contains(phase), "no {phase:?} in {stderr}");
     }
     // A second plan does not initialise again.
-    let again = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["plan", "-i"])
-        .arg(examples().join("local.properties"))
-        .arg("--state-dir")
-        .arg(&state)
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
+    let again = plan_example("local", &state);
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stderr).contains("terraform init"));
     assert!(state.join("terraform/plan.tfplan").exists());
@@ -159,14 +157,7 @@ fn plan_runs_terraform_for_the_local_provider() {
 #[test]
 fn terraform_failures_are_summarised_with_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["plan", "-i"])
-        .arg(examples().join("openstack.properties"))
-        .arg("--state-dir")
-        .arg(dir.path())
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
+    let output = plan_example("openstack", dir.path());
     // No provider plugin can be downloaded here: init fails, and says so briefly.
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
