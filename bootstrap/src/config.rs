@@ -222,6 +222,9 @@ pub struct Local {
     pub ssh_key_file: PathBuf,
     /// Address of the Kubernetes API (a VIP or the first master).
     pub api_address: String,
+    /// Port of the Kubernetes API at `api_address` (6443; another when a proxy or load
+    /// balancer in front of the masters listens elsewhere).
+    pub api_port: u32,
 }
 
 /// LDAP federation of the identity service.
@@ -401,6 +404,7 @@ const KEYS: &[KeySpec] = &[
     provider(L, "Local.MachineDir", false),
     provider(L, "Local.SSHKeyFile", false),
     provider(L, "Local.APIAddress", false),
+    provider(L, "Local.APIPort", false),
     KeySpec { key: "LDAP.URI", scope: Scope::Ldap, secret: false },
     KeySpec { key: "LDAP.BindUserDN", scope: Scope::Ldap, secret: false },
     KeySpec { key: "LDAP.BindPassword", scope: Scope::Ldap, secret: true },
@@ -1018,6 +1022,10 @@ impl Reader<'_> {
         if ssh_port > 65535 {
             self.problem(Some("Local.SSHPort"), self.line("Local.SSHPort"), format!("{ssh_port} is not a port number"));
         }
+        let api_port = self.count("Local.APIPort", Some(6443), 1);
+        if api_port > 65535 {
+            self.problem(Some("Local.APIPort"), self.line("Local.APIPort"), format!("{api_port} is not a port number"));
+        }
         Local {
             masters,
             nodes,
@@ -1027,6 +1035,7 @@ impl Reader<'_> {
             machine_dir,
             ssh_key_file,
             api_address,
+            api_port,
         }
     }
 

@@ -6,8 +6,11 @@
 //! Terraform binary at the edge. Everything else here is pure except reading the input file.
 
 pub mod config;
+pub mod install;
 pub mod nodes;
+pub mod phases;
 pub mod pki;
+pub mod platform;
 pub mod properties;
 pub mod render;
 pub mod terraform;

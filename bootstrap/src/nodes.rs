@@ -63,7 +63,7 @@ pub fn machines(config: &Config) -> Vec<Machine> {
 /// `api.<HCPDomainName>` (a DNS record pointing at the API load balancer).
 pub fn api_endpoint(config: &Config) -> String {
     match (&config.provider, &config.local) {
-        (Provider::Local, Some(local)) => format!("{}:6443", local.api_address),
+        (Provider::Local, Some(local)) => format!("{}:{}", local.api_address, local.api_port),
         _ => format!("api.{}:6443", config.domain),
     }
 }
@@ -108,6 +108,13 @@ mkdir -p /data/brick/stratus
 systemctl enable --now glusterd
 "#;
 
+/// NFS-Ganesha's export of the GlusterFS volume `volume` (NFSv4, path `/<volume>`).
+fn ganesha_export(volume: &str) -> String {
+    format!(
+        "EXPORT {{\n  Export_Id = 1;\n  Path = \"/{volume}\";\n  Pseudo = \"/{volume}\";\n  Access_Type = RW;\n  Squash = No_root_squash;\n  Protocols = 4;\n  Transports = TCP;\n  SecType = sys;\n  FSAL {{\n    Name = GLUSTER;\n    Hostname = localhost;\n    Volume = \"{volume}\";\n  }}\n}}\n"
+    )
+}
+
 /// The cloud-config of `machine`.
 pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
     let endpoint = api_endpoint(config);
@@ -132,6 +139,12 @@ pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
         runcmd.push(json!(command));
         json!({"write_files": files, "runcmd": runcmd})
     };
+    // On a cloud the kubelet leaves node addresses and zones to the cloud controller manager.
+    let registration = if config.provider == Provider::Local {
+        json!({})
+    } else {
+        json!({"kubeletExtraArgs": [{"name": "cloud-provider", "value": "external"}]})
+    };
     let discovery = json!({"bootstrapToken": {
         "token": pki.join_token, "apiServerEndpoint": endpoint, "caCertHashes": [pki.ca_cert_hash()],
     }});
@@ -141,6 +154,7 @@ pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
                 "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
                 "bootstrapTokens": [{"token": pki.join_token, "ttl": "24h0m0s", "groups": ["system:bootstrappers:kubeadm:default-node-token"]}],
                 "certificateKey": pki.certificate_key,
+                "nodeRegistration": registration,
             });
             let cluster = json!({
                 "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
@@ -165,8 +179,10 @@ pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
             )
         }
         (Role::Master, _) | (Role::Node, _) => {
-            let mut join =
-                json!({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration", "discovery": discovery});
+            let mut join = json!({
+                "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration", "discovery": discovery,
+                "nodeRegistration": registration,
+            });
             if machine.role == Role::Master {
                 join["controlPlane"] = json!({"certificateKey": pki.certificate_key});
             }
@@ -177,19 +193,34 @@ pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
         }
         (Role::Gluster, index) => {
             let mut runcmd = vec![json!(["/usr/local/sbin/stratus-gluster"])];
+            let mut files = vec![file("/usr/local/sbin/stratus-gluster", "0755", GLUSTER)];
             if index == 0 {
-                // The first GlusterFS node probes its peers by name; the others only prepare.
-                for peer in 1..config.gluster_node_count {
-                    runcmd.push(json!([
-                        "sh",
-                        "-c",
-                        format!("until gluster peer probe {}-gluster-{peer}; do sleep 10; done", config.cluster_name)
-                    ]));
+                // The first GlusterFS node probes its peers by name, creates the volume the
+                // shared storage class carves directories from, and exports it over NFS.
+                let peers: Vec<String> =
+                    (0..config.gluster_node_count).map(|i| format!("{}-gluster-{i}", config.cluster_name)).collect();
+                for peer in &peers[1..] {
+                    runcmd.push(json!(["sh", "-c", format!("until gluster peer probe {peer}; do sleep 10; done")]));
                 }
+                let volume = crate::platform::GLUSTER_VOLUME;
+                let bricks: Vec<String> = peers.iter().map(|p| format!("{p}:/data/brick/stratus")).collect();
+                let replica = if peers.len() > 1 { format!("replica {} ", peers.len()) } else { String::new() };
+                runcmd.push(json!([
+                    "sh",
+                    "-c",
+                    format!(
+                        "gluster volume info {volume} >/dev/null 2>&1 || gluster --mode=script volume create {volume} {replica}{} force",
+                        bricks.join(" ")
+                    )
+                ]));
+                runcmd.push(json!(["sh", "-c", format!("gluster volume start {volume} 2>/dev/null || true")]));
+                files.push(file("/etc/ganesha/ganesha.conf", "0644", ganesha_export(volume)));
+                runcmd.push(json!(["systemctl", "enable", "--now", "nfs-ganesha"]));
+                runcmd.push(json!(["systemctl", "restart", "nfs-ganesha"]));
             }
             json!({
-                "packages": ["glusterfs-server", "xfsprogs"],
-                "write_files": [file("/usr/local/sbin/stratus-gluster", "0755", GLUSTER)],
+                "packages": ["glusterfs-server", "xfsprogs", "nfs-ganesha", "nfs-ganesha-gluster"],
+                "write_files": files,
                 "runcmd": runcmd,
             })
         }

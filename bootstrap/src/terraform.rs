@@ -153,6 +153,8 @@ pub struct Event {
     pub resource: Option<String>,
     /// For `change_summary`: resources to add, change and remove.
     pub changes: Option<(u64, u64, u64)>,
+    /// For `planned_change`: `create`, `update`, `delete`, `replace`, ...
+    pub action: Option<String>,
 }
 
 impl Event {
@@ -167,10 +169,44 @@ impl Event {
             kind: value["type"].as_str()?.to_string(),
             level: value["@level"].as_str().unwrap_or("info").to_string(),
             message: value["@message"].as_str().unwrap_or_default().to_string(),
-            resource: value["hook"]["resource"]["addr"].as_str().map(str::to_string),
+            resource: value["hook"]["resource"]["addr"]
+                .as_str()
+                .or(value["change"]["resource"]["addr"].as_str())
+                .map(str::to_string),
             changes,
+            action: value["change"]["action"].as_str().map(str::to_string),
         })
     }
+}
+
+/// The machines (`node-1`, `master-0`, ...) a plan deletes or replaces, from its
+/// `planned_change` events: what has to be drained before the apply.
+pub fn machines_going_away(events: &[Event]) -> Vec<String> {
+    const MACHINES: &[&str] = &[
+        "terraform_data.machine",
+        "vsphere_virtual_machine.machine",
+        "aws_instance.",
+        "openstack_compute_instance_v2.",
+    ];
+    let mut keys = Vec::new();
+    for event in events {
+        if event.kind != "planned_change" || !matches!(event.action.as_deref(), Some("delete" | "replace")) {
+            continue;
+        }
+        let Some(address) = &event.resource else { continue };
+        if !MACHINES.iter().any(|m| address.starts_with(m)) {
+            continue;
+        }
+        let Some((resource, index)) = address.trim_end_matches(']').split_once('[') else { continue };
+        let key = match index.trim_matches('"').parse::<u32>() {
+            // `aws_instance.node[2]`: role from the resource name, index from the count.
+            Ok(n) => format!("{}-{n}", resource.rsplit('.').next().unwrap_or_default()),
+            // `terraform_data.machine["node-1"]`: the key is the machine.
+            Err(_) => index.trim_matches('"').to_string(),
+        };
+        keys.push(key);
+    }
+    keys
 }
 
 /// The `Error:` lines of Terraform's output (with the line after each), without colour codes.
@@ -225,6 +261,21 @@ mod tests {
         let summary = Event::parse(r#"{"@level":"info","@message":"Apply complete!","type":"change_summary","changes":{"add":2,"change":0,"remove":1}}"#).unwrap();
         assert_eq!(summary.changes, Some((2, 0, 1)));
         assert!(Event::parse("not json").is_none());
+    }
+
+    #[test]
+    fn machines_going_away_come_from_deleted_or_replaced_instances() {
+        let events: Vec<Event> = [
+            r#"{"type":"planned_change","change":{"resource":{"addr":"terraform_data.machine[\"node-1\"]"},"action":"delete"}}"#,
+            r#"{"type":"planned_change","change":{"resource":{"addr":"aws_instance.node[2]"},"action":"replace"}}"#,
+            r#"{"type":"planned_change","change":{"resource":{"addr":"aws_instance.node[3]"},"action":"create"}}"#,
+            r#"{"type":"planned_change","change":{"resource":{"addr":"aws_security_group.cluster"},"action":"delete"}}"#,
+            r#"{"type":"planned_change","change":{"resource":{"addr":"openstack_compute_instance_v2.master[0]"},"action":"update"}}"#,
+        ]
+        .iter()
+        .filter_map(|l| Event::parse(l))
+        .collect();
+        assert_eq!(machines_going_away(&events), ["node-1", "node-2"]);
     }
 
     #[test]

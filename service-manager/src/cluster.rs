@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
@@ -204,19 +204,107 @@ impl Cluster {
     /// Server-side applies `object` with field manager `hsm` (forcing ownership), returning the
     /// stored object.
     pub async fn apply(&self, object: &KubeObject) -> Result<Value, ClusterError> {
-        let resource = api_resource(object);
-        let meta = object.metadata();
+        let body = serde_json::to_value(object).expect("Kubernetes objects serialise");
+        self.apply_erased(&api_resource(object), object.metadata(), &body).await
+    }
+
+    /// Server-side applies any typed object, namespaced or cluster-scoped (field manager
+    /// `hsm`, forcing ownership), returning the stored object.
+    pub async fn apply_resource<K>(&self, object: &K) -> Result<Value, ClusterError>
+    where
+        K: Resource<DynamicType = ()> + serde::Serialize,
+    {
+        let body = serde_json::to_value(object).expect("Kubernetes objects serialise");
+        self.apply_erased(&ApiResource::erase::<K>(&()), object.meta(), &body).await
+    }
+
+    async fn apply_erased(
+        &self,
+        resource: &ApiResource,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        body: &Value,
+    ) -> Result<Value, ClusterError> {
         let name = meta.name.clone().unwrap_or_default();
         let api: Api<DynamicObject> = match &meta.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
         };
-        let body = serde_json::to_value(object).expect("Kubernetes objects serialise");
         let params = PatchParams::apply(labels::MANAGER).force();
-        let action = format!("apply {} {}/{}", object.kind(), meta.namespace.as_deref().unwrap_or(""), name);
-        let patch = Patch::Apply(&body);
+        let action = format!("apply {} {}/{}", resource.kind, meta.namespace.as_deref().unwrap_or(""), name);
+        let patch = Patch::Apply(body);
         let applied = self.retry(&action, || api.patch(&name, &params, &patch)).await?;
         Ok(serde_json::to_value(applied).expect("objects serialise"))
+    }
+
+    /// Asks the API server once whether it is ready (`GET /readyz`): `Ok` when it answers
+    /// `ok`; no retries, so callers can poll with their own schedule and report each failure.
+    pub async fn ready(&self) -> Result<(), ClusterError> {
+        let request = http::Request::get("/readyz").body(Vec::new()).expect("a static request is valid");
+        match self.client.request_text(request).await {
+            Ok(text) if text.trim() == "ok" => Ok(()),
+            Ok(text) => Err(ClusterError::Transport { action: "GET /readyz".into(), message: text }),
+            Err(error) => Err(convert("GET /readyz", error)),
+        }
+    }
+
+    /// The server this client talks to.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Marks node `name` unschedulable; `Ok(false)` when there is no such node.
+    pub async fn cordon(&self, name: &str) -> Result<bool, ClusterError> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let patch = serde_json::json!({"spec": {"unschedulable": true}});
+        let merge = Patch::Merge(&patch);
+        let params = PatchParams::default();
+        match self.retry(&format!("cordon node {name}"), || api.patch(name, &params, &merge)).await {
+            Ok(_) => Ok(true),
+            Err(ClusterError::Api { code: 404, .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Pods scheduled on node `name`, in every namespace.
+    pub async fn pods_on_node(&self, name: &str) -> Result<Vec<Pod>, ClusterError> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let params = ListParams::default().fields(&format!("spec.nodeName={name}"));
+        Ok(self.retry(&format!("list pods on node {name}"), || api.list(&params)).await?.items)
+    }
+
+    /// Evicts a pod through the Eviction API (honouring disruption budgets: a 429 is retried);
+    /// a pod already gone is not an error.
+    pub async fn evict(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = kube::api::EvictParams::default();
+        match self.retry(&format!("evict pod {namespace}/{name}"), || api.evict(name, &params)).await {
+            Ok(_) | Err(ClusterError::Api { code: 404, .. }) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Deletes node `name`; a missing one is not an error.
+    pub async fn delete_node(&self, name: &str) -> Result<(), ClusterError> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let params = DeleteParams::default();
+        match self.retry(&format!("delete node {name}"), || api.delete(name, &params)).await {
+            Ok(_) | Err(ClusterError::Api { code: 404, .. }) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every object of the cluster-scoped type `K` (nodes, storage classes, ...).
+    pub async fn list_cluster_scoped<K>(&self) -> Result<Vec<K>, ClusterError>
+    where
+        K: Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        let action = format!("list {}", K::plural(&()));
+        let params = ListParams::default();
+        Ok(self.retry(&action, || api.list(&params)).await?.items)
     }
 
     /// Applies `objects` with bounded concurrency; the first failure is returned after the

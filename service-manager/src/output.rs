@@ -37,7 +37,8 @@ pub fn redact(plan: &Plan) -> Plan {
     copy
 }
 
-fn redact_secret(secret: &Secret) -> Secret {
+/// A copy of `secret` with every value replaced by `<redacted>` (keys kept).
+pub fn redact_secret(secret: &Secret) -> Secret {
     let keys = secret.data.iter().flat_map(|d| d.keys()).chain(secret.string_data.iter().flat_map(|d| d.keys()));
     let string_data: BTreeMap<String, String> = keys.map(|k| (k.clone(), REDACTED.to_string())).collect();
     Secret { data: None, string_data: Some(string_data), ..secret.clone() }

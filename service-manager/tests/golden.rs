@@ -7,7 +7,6 @@
 //! review the diff before committing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -87,22 +86,6 @@ fn planning_is_deterministic() {
     assert_eq!(first, second);
 }
 
-/// `kubernetes-validate`, from `KUBERNETES_VALIDATE`, the workspace's `.venv`, or PATH.
-fn kubernetes_validate() -> PathBuf {
-    if let Some(path) = std::env::var_os("KUBERNETES_VALIDATE") {
-        return PathBuf::from(path);
-    }
-    let venv = workspace().join(".venv/bin/kubernetes-validate");
-    if venv.exists() {
-        return venv;
-    }
-    let on_path = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("kubernetes-validate")).find(|p| p.exists()));
-    on_path.unwrap_or_else(|| {
-        panic!("kubernetes-validate not found: run scripts/test (it installs it into .venv) or set KUBERNETES_VALIDATE")
-    })
-}
-
 #[test]
 fn every_rendered_object_passes_kubernetes_validate_strict() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,18 +98,7 @@ fn every_rendered_object_passes_kubernetes_validate_strict() {
             files.push(path);
         }
     }
-    let output = Command::new(kubernetes_validate())
-        .args(["-k", "1.33", "--strict"])
-        .args(&files)
-        .output()
-        .expect("kubernetes-validate runs");
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    let passed = report.lines().filter(|l| l.starts_with("INFO") && l.contains(" passed ")).count();
-    let complaints: Vec<&str> = report.lines().filter(|l| !(l.starts_with("INFO") && l.contains(" passed "))).collect();
-    assert!(
-        output.status.success() && complaints.is_empty(),
-        "kubernetes-validate complained:\n{}",
-        complaints.join("\n")
-    );
-    assert_eq!(passed, files.len(), "every object was validated:\n{report}");
+    let passed =
+        stratus_tests::validate::strict(&files).unwrap_or_else(|e| panic!("kubernetes-validate complained:\n{e}"));
+    assert_eq!(passed, files.len(), "every object was validated");
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bootstrap::terraform::Terraform;
 use clap::{Parser, Subcommand};
@@ -22,6 +22,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Everything, in named and timed phases recorded in the state directory: validate,
+    /// preflight, render, provision, wait for the API, pod network, cloud integration,
+    /// storage classes, the platform (`hcp`), report. Re-running after a failure or a kill
+    /// continues from the phase that did not finish.
+    Install {
+        /// The properties file.
+        #[arg(short = 'i', long = "input", value_name = "FILE")]
+        input: PathBuf,
+        /// State directory (default: ./stratus-<ClusterName>).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Do not ask before creating or destroying cloud resources.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Run this phase and every later one again even if recorded as done.
+        #[arg(long, value_name = "PHASE", value_parser = clap::builder::PossibleValuesParser::new(bootstrap::phases::PHASES))]
+        from: Option<String>,
+        /// Seconds to wait for the API, the nodes, each platform step and the platform service.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+        timeout: u64,
+        /// The service catalog holding `hcp` (default: the catalog shipped with Stratus).
+        #[arg(long, env = "HSM_CATALOG", value_name = "DIR")]
+        catalog: Option<PathBuf>,
+    },
     /// Check a properties file and report every problem.
     Validate {
         /// The properties file.
@@ -72,7 +96,7 @@ enum Command {
         #[arg(short = 'i', long = "input", value_name = "FILE")]
         input: PathBuf,
     },
-    /// Show what the state directory says about the cluster.
+    /// Show what the state directory says about the cluster and its install phases.
     Status {
         /// State directory.
         #[arg(long, value_name = "DIR")]
@@ -82,12 +106,26 @@ enum Command {
 
 struct Failure(String, u8);
 
+/// The catalog shipped with Stratus.
+const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
+
 fn main() -> ExitCode {
+    // kube-rs and the AWS SDK both bring rustls; pick one crypto provider for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let result = match cli.command {
         Command::Validate { input } => validate(&input, &env),
         Command::Plan { input, state_dir, render_only } => plan(&input, state_dir.as_deref(), render_only, &env),
+        Command::Install { input, state_dir, yes, from, timeout, catalog } => {
+            let options = InstallOptions {
+                yes,
+                from,
+                timeout: std::time::Duration::from_secs(timeout),
+                catalog: catalog.unwrap_or_else(|| PathBuf::from(SHIPPED_CATALOG)),
+            };
+            install(&input, state_dir.as_deref(), &options, &env)
+        }
         Command::Provision { input, state_dir } => provision(&input, state_dir.as_deref(), &env),
         Command::Uninstall { input, state_dir, yes } => uninstall(&input, state_dir.as_deref(), yes, &env),
         Command::Status { state_dir } => status(&state_dir),
@@ -321,11 +359,15 @@ fn preflight(
     Ok(())
 }
 
-fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, String>) -> Result<(), Failure> {
-    let started = Instant::now();
-    let config = load(input, env)?;
-    preflight(&config, env, started)?;
-    let prepared = prepare(input, state_dir, env, started, true)?;
+/// What `apply_machines` did.
+struct Applied {
+    /// Resources added, changed and destroyed.
+    changes: (u64, u64, u64),
+}
+
+/// Plans and applies the machines, draining the Kubernetes nodes of machines the plan
+/// removes first (when the cluster answers), and records Terraform's outputs in `state.json`.
+fn apply_machines(prepared: &Prepared, started: Instant, yes: bool) -> Result<Applied, Failure> {
     write_state(&prepared.state, "provisioning", serde_json::Value::Null)?;
     let events = prepared
         .terraform
@@ -333,8 +375,16 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
         .map_err(terraform_failure)?;
     let (add, change, remove) = events.iter().find_map(|e| e.changes).unwrap_or((0, 0, 0));
     phase(started, &format!("terraform plan: {add} to add, {change} to change, {remove} to destroy"));
+    if remove > 0 && !yes && !ask(&format!("Destroy {remove} resource(s) of cluster {}?", prepared.config.cluster_name))
+    {
+        return Err(Failure("cancelled: nothing was changed (pass --yes to confirm without a terminal)".into(), 1));
+    }
+    let going = bootstrap::terraform::machines_going_away(&events);
+    if !going.is_empty() {
+        drain(prepared, &going, started)?;
+    }
     run_with_progress(
-        &prepared,
+        prepared,
         &["apply", "-input=false", "-json", "-auto-approve", "plan.tfplan"],
         "ready",
         add + change + remove,
@@ -348,6 +398,48 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v["value"].clone())).collect())
         .unwrap_or_default();
     write_state(&prepared.state, "provisioned", values)?;
+    Ok(Applied { changes: (add, change, remove) })
+}
+
+/// Drains the nodes of machines about to be removed, if the cluster answers; a cluster that
+/// never came up has nothing to drain.
+fn drain(prepared: &Prepared, machines: &[String], started: Instant) -> Result<(), Failure> {
+    let kubeconfig = prepared.state.join("kubeconfig");
+    runtime().block_on(async {
+        let options = service_manager::cluster::ClientOptions { attempts: 2, ..Default::default() };
+        let cluster = match service_manager::cluster::Cluster::connect(Some(&kubeconfig), None, options).await {
+            Ok(cluster) if cluster.ready().await.is_ok() => cluster,
+            _ => {
+                phase(started, "the Kubernetes API does not answer: nothing to drain");
+                return Ok(());
+            }
+        };
+        let waits = bootstrap::install::Waits { timeout: Duration::from_secs(600), interval: Duration::from_secs(1) };
+        for machine in machines {
+            let node = format!("{}-{machine}", prepared.config.cluster_name);
+            let drained =
+                bootstrap::install::drain_node(&cluster, &node, waits).await.map_err(|e| Failure(e.to_string(), 1))?;
+            if drained.existed {
+                phase(
+                    started,
+                    &format!(
+                        "drained node {node}: {} pod(s) evicted, node removed from Kubernetes",
+                        drained.evicted.len()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, String>) -> Result<(), Failure> {
+    let started = Instant::now();
+    let config = load(input, env)?;
+    preflight(&config, env, started)?;
+    let prepared = prepare(input, state_dir, env, started, true)?;
+    // `provision` is the explicit command: what it plans is what was asked for.
+    apply_machines(&prepared, started, true)?;
     phase(started, "provisioned");
     let machines = bootstrap::nodes::machines(&prepared.config).iter().map(|m| m.key()).collect::<Vec<_>>().join(", ");
     println!("provisioned cluster {} ({machines})", prepared.config.cluster_name);
@@ -396,6 +488,10 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
         return Err(Failure(format!("these resources are still recorded after destroy:\n  {}", left.join("\n  ")), 1));
     }
     write_state(&prepared.state, "uninstalled", serde_json::Value::Null)?;
+    // A later install starts from the beginning; the credentials are of a cluster now gone.
+    for stale in ["install.json", "credentials.yaml"] {
+        let _ = std::fs::remove_file(prepared.state.join(stale));
+    }
     phase(started, "uninstalled: nothing is left in the Terraform state");
     println!("uninstalled cluster {}", prepared.config.cluster_name);
     Ok(())
@@ -413,6 +509,26 @@ fn status(state_dir: &Path) -> Result<(), Failure> {
             println!("{key}: {value}");
         }
     }
+    let phases = bootstrap::phases::Record::load(&state_dir.join("install.json")).map_err(|e| Failure(e, 1))?;
+    if !phases.phases.is_empty() {
+        println!("install phases:");
+        for name in bootstrap::phases::PHASES {
+            let line = match phases.get(name) {
+                Some(p) => format!(
+                    "{}, {:.1}s{}",
+                    match p.state {
+                        bootstrap::phases::PhaseState::Running => "running (or interrupted)",
+                        bootstrap::phases::PhaseState::Done => "done",
+                        bootstrap::phases::PhaseState::Failed => "failed",
+                    },
+                    p.seconds,
+                    p.message.as_deref().and_then(|m| m.lines().next()).map(|m| format!(": {m}")).unwrap_or_default()
+                ),
+                None => "pending".to_string(),
+            };
+            println!("  {name:<10} {line}");
+        }
+    }
     Ok(())
 }
 
@@ -427,4 +543,296 @@ fn ask(question: &str) -> bool {
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Options of `bootstrap install`.
+struct InstallOptions {
+    yes: bool,
+    from: Option<String>,
+    timeout: Duration,
+    catalog: PathBuf,
+}
+
+/// The install's phase bookkeeping: prints each phase, records it in `install.json`, and
+/// tells which ones are already done for the same inputs.
+struct Phases {
+    record: bootstrap::phases::Record,
+    path: PathBuf,
+    started: Instant,
+    current: Option<(String, String, Instant, u64)>,
+}
+
+impl Phases {
+    fn load(state: &Path, started: Instant) -> Result<Phases, Failure> {
+        std::fs::create_dir_all(state).map_err(|e| Failure(format!("{}: {e}", state.display()), 1))?;
+        let path = state.join("install.json");
+        let record = bootstrap::phases::Record::load(&path).map_err(|e| Failure(e, 1))?;
+        Ok(Phases { record, path, started, current: None })
+    }
+
+    fn save(&self) -> Result<(), Failure> {
+        self.record.save(&self.path).map_err(|e| Failure(format!("{}: {e}", self.path.display()), 1))
+    }
+
+    /// Whether `name` is done for `fingerprint`; says so when skipping it.
+    fn done(&self, name: &str, fingerprint: &str) -> bool {
+        let done = self.record.is_done(name, fingerprint);
+        if done {
+            phase(self.started, &format!("{name}: done in an earlier run, skipped"));
+        }
+        done
+    }
+
+    fn begin(&mut self, name: &str, fingerprint: &str) -> Result<(), Failure> {
+        phase(self.started, &format!("{name}: started"));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        self.current = Some((name.to_string(), fingerprint.to_string(), Instant::now(), now));
+        self.record.set(bootstrap::phases::PhaseRecord {
+            name: name.into(),
+            state: bootstrap::phases::PhaseState::Running,
+            fingerprint: fingerprint.into(),
+            started: now,
+            seconds: 0.0,
+            message: None,
+        });
+        self.save()
+    }
+
+    fn end(&mut self, state: bootstrap::phases::PhaseState, message: &str) -> Result<(), Failure> {
+        let Some((name, fingerprint, began, started)) = self.current.take() else { return Ok(()) };
+        let seconds = began.elapsed().as_secs_f64();
+        let verb = if state == bootstrap::phases::PhaseState::Done { "done" } else { "FAILED" };
+        let first_line = message.lines().next().unwrap_or_default();
+        phase(
+            self.started,
+            &format!(
+                "{name}: {verb} in {seconds:.1}s{}",
+                if first_line.is_empty() { String::new() } else { format!(" — {first_line}") }
+            ),
+        );
+        self.record.set(bootstrap::phases::PhaseRecord {
+            name,
+            state,
+            fingerprint,
+            started,
+            seconds,
+            message: (!message.is_empty()).then(|| message.to_string()),
+        });
+        self.save()
+    }
+
+    /// Runs `work` as phase `name` (unless done for `fingerprint`; `None` always runs it),
+    /// recording how it ended.
+    fn run<T>(
+        &mut self,
+        name: &str,
+        fingerprint: Option<&str>,
+        work: impl FnOnce() -> Result<(T, String), Failure>,
+    ) -> Result<Option<T>, Failure> {
+        let fingerprint = fingerprint.unwrap_or_default();
+        if !fingerprint.is_empty() && self.done(name, fingerprint) {
+            return Ok(None);
+        }
+        self.begin(name, fingerprint)?;
+        match work() {
+            Ok((value, message)) => {
+                self.end(bootstrap::phases::PhaseState::Done, &message)?;
+                Ok(Some(value))
+            }
+            Err(Failure(message, code)) => {
+                self.end(bootstrap::phases::PhaseState::Failed, &message)?;
+                Err(Failure(
+                    format!("{message}\n(phase {name} failed; fix the cause and run the same command again to continue from it)"),
+                    code,
+                ))
+            }
+        }
+    }
+}
+
+fn fingerprint_of(value: &impl serde::Serialize) -> String {
+    bootstrap::phases::fingerprint(&[&serde_json::to_vec(value).expect("values serialise")])
+}
+
+fn install(
+    input: &Path,
+    state_dir: Option<&Path>,
+    options: &InstallOptions,
+    env: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    use bootstrap::install as k8s;
+    let started = Instant::now();
+    let config = load(input, env)?;
+    let state =
+        state_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("stratus-{}", config.cluster_name)));
+    let mut phases = Phases::load(&state, started)?;
+    if let Some(from) = &options.from {
+        phases.record.forget_from(from);
+    }
+    phases.run("validate", None, || {
+        let summary = format!(
+            "{} cluster \"{}\": {} master(s), {} node(s), {} GlusterFS node(s)",
+            config.provider.templates(),
+            config.cluster_name,
+            config.master_count,
+            config.node_count,
+            config.gluster_node_count
+        );
+        Ok(((), summary))
+    })?;
+    let properties = std::fs::read(input).map_err(|e| Failure(format!("{}: {e}", input.display()), 2))?;
+    let provider_fingerprint = bootstrap::phases::fingerprint(&[&properties]);
+    phases.run("preflight", Some(&provider_fingerprint), || {
+        preflight(&config, env, started)?;
+        Ok(((), String::new()))
+    })?;
+    let prepared = phases
+        .run("render", None, || {
+            let prepared = prepare(input, Some(&state), env, started, true)?;
+            Ok((prepared, String::new()))
+        })?
+        .expect("render always runs");
+    let rendered_fingerprint = {
+        let mut files: Vec<Vec<u8>> = Vec::new();
+        for entry in
+            std::fs::read_dir(&prepared.dir).map_err(|e| Failure(format!("{}: {e}", prepared.dir.display()), 1))?
+        {
+            let path = entry.map_err(|e| Failure(e.to_string(), 1))?.path();
+            if path.is_file() && path.extension().is_some_and(|x| x == "tf" || x == "tfvars" || x == "yaml") {
+                files.push(path.file_name().unwrap_or_default().as_encoded_bytes().to_vec());
+                files.push(std::fs::read(&path).unwrap_or_default());
+            }
+        }
+        let cloud_init = prepared.dir.join("cloud-init");
+        if let Ok(entries) = std::fs::read_dir(&cloud_init) {
+            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths {
+                files.push(std::fs::read(&path).unwrap_or_default());
+            }
+        }
+        let parts: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
+        bootstrap::phases::fingerprint(&parts)
+    };
+    phases.run("provision", Some(&rendered_fingerprint), || {
+        let applied = apply_machines(&prepared, started, options.yes)?;
+        let (add, change, remove) = applied.changes;
+        Ok(((), format!("{add} added, {change} changed, {remove} destroyed")))
+    })?;
+    let outputs = read_outputs(&state)?;
+
+    let kubeconfig = state.join("kubeconfig");
+    let runtime = runtime();
+    let cluster = runtime
+        .block_on(service_manager::cluster::Cluster::connect(Some(&kubeconfig), None, Default::default()))
+        .map_err(|e| Failure(e.to_string(), 1))?;
+    let waits = k8s::Waits { timeout: options.timeout, interval: Duration::from_millis(500) };
+    phases.run("api", None, || {
+        runtime
+            .block_on(k8s::wait_for_api(&cluster, waits, |why| {
+                phase(started, &format!("waiting for the Kubernetes API at {}: {why}", cluster.server()))
+            }))
+            .map_err(|e| Failure(e.to_string(), 1))?;
+        Ok(((), format!("{} answers", cluster.server())))
+    })?;
+
+    let mut facts = bootstrap::platform::Facts::from_outputs(&outputs);
+    if let Some(ca) = prepared.config.openstack.as_ref().and_then(|o| o.ca_cert_file.as_ref()) {
+        facts.openstack_ca_certificate =
+            Some(std::fs::read_to_string(ca).map_err(|e| Failure(format!("{}: {e}", ca.display()), 2))?);
+    }
+    let expected_nodes = (config.master_count + config.node_count) as usize;
+    for step in bootstrap::platform::plan(&config, &facts) {
+        let objects: Vec<serde_json::Value> =
+            step.objects.iter().map(|o| serde_json::to_value(o).expect("objects serialise")).collect();
+        phases.run(step.name, Some(&fingerprint_of(&objects)), || {
+            phase(started, &format!("{}: {} ({} objects)", step.name, step.title, step.objects.len()));
+            runtime.block_on(async {
+                k8s::apply_step(&cluster, &step).await.map_err(|e| Failure(e.to_string(), 1))?;
+                k8s::wait_for_workloads(&cluster, &step, waits, |waiting| {
+                    phase(started, &format!("{}: waiting for {}", step.name, waiting.join("; ")))
+                })
+                .await
+                .map_err(|e| Failure(e.to_string(), 1))?;
+                if step.name == "network" {
+                    let ready = k8s::wait_for_nodes(&cluster, expected_nodes, waits, |waiting| {
+                        phase(started, &format!("network: waiting for {}", waiting.join("; ")))
+                    })
+                    .await
+                    .map_err(|e| Failure(e.to_string(), 1))?;
+                    return Ok(((), format!("{} objects applied; {ready} node(s) Ready", step.objects.len())));
+                }
+                Ok(((), format!("{} objects applied and ready", step.objects.len())))
+            })
+        })?;
+    }
+
+    let catalog = sdl::catalog::Catalog::load(&options.catalog)
+        .map_err(|e| Failure(format!("{}: {e}", options.catalog.display()), 2))?;
+    let request = k8s::platform_request(&config);
+    let platform_fingerprint = fingerprint_of(&(
+        &request.sets,
+        &request.service_id,
+        catalog.service(k8s::PLATFORM_SERVICE).ok().map(|s| s.versions.len()),
+    ));
+    phases.run("platform", Some(&platform_fingerprint), || {
+        let progress = service_manager::progress::Stderr::new();
+        let report = runtime
+            .block_on(k8s::install_platform(&cluster, &catalog, &config, options.timeout, &progress))
+            .map_err(|e| Failure(e.to_string(), 1))?;
+        Ok((
+            (),
+            format!("{} {} ({} objects, {})", k8s::PLATFORM_SERVICE, report.instance_id, report.objects, report.state),
+        ))
+    })?;
+
+    let api_address = outputs["api_address"].as_str().unwrap_or_default().to_string();
+    let report = phases
+        .run("report", None, || {
+            let report = runtime
+                .block_on(k8s::platform_report(
+                    &cluster,
+                    &config,
+                    &api_address,
+                    &std::path::absolute(&kubeconfig).unwrap_or(kubeconfig.clone()),
+                ))
+                .map_err(|e| Failure(e.to_string(), 1))?;
+            let credentials = state.join("credentials.yaml");
+            let _ = std::fs::remove_file(&credentials);
+            bootstrap::write_rendered(
+                &state,
+                &bootstrap::render::Rendered {
+                    secret_files: [("credentials.yaml".to_string(), report.credentials.clone())].into(),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Failure(format!("{}: {e}", credentials.display()), 1))?;
+            Ok((report, format!("credentials in {}", credentials.display())))
+        })?
+        .expect("the report always runs");
+    write_state(&state, "installed", outputs)?;
+    println!("cluster {} is installed ({:.1}s)", config.cluster_name, started.elapsed().as_secs_f64());
+    println!("  Kubernetes API   https://{}", bootstrap::nodes::api_endpoint(&config));
+    for (name, url) in &report.endpoints {
+        println!("  {name:<16} {url}");
+    }
+    println!("  admin kubeconfig {} (mode 0600)", kubeconfig.display());
+    println!(
+        "  credentials      {} (mode 0600: platform admin password, hsm client secret)",
+        state.join("credentials.yaml").display()
+    );
+    println!("DNS records to create:");
+    for (record, target) in &report.dns {
+        println!("  {record:<40} A  {target}");
+    }
+    Ok(())
+}
+
+/// Terraform's outputs as recorded by the provision phase.
+fn read_outputs(state: &Path) -> Result<serde_json::Value, Failure> {
+    let path = state.join("state.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    let record: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    Ok(record["outputs"].clone())
 }

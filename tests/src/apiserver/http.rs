@@ -73,6 +73,7 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Where a request points.
 enum Target {
     Version,
+    Health,
     CoreVersions,
     Groups,
     Resources(String, String),
@@ -90,6 +91,7 @@ fn route(path: &str) -> Target {
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return Target::Version,
+        ["readyz" | "livez" | "healthz"] => return Target::Health,
         ["api"] => return Target::CoreVersions,
         ["apis"] => return Target::Groups,
         ["api", version, rest @ ..] => ("", *version, rest),
@@ -155,6 +157,11 @@ pub async fn handle(
     }
     match target {
         Target::Version => json_response(200, &resources::version()),
+        Target::Health => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Body::from("ok"))
+            .expect("static response parts are valid"),
         Target::CoreVersions => json_response(200, &resources::core_versions()),
         Target::Groups => json_response(200, &resources::group_list()),
         Target::Resources(group, version) => match resources::resource_list(&group, &version) {
@@ -212,6 +219,7 @@ async fn object_request(
         None => false,
         Some("status") if rt.has_status() || rt.kind == "Namespace" => true,
         Some("finalize") => false,
+        Some("eviction") if rt.kind == "Pod" => false,
         Some(other) => return Err(ApiError::bad_request(format!("subresource {other} is not served"))),
     };
     match (method, name) {
@@ -230,6 +238,12 @@ async fn object_request(
         (&Method::GET, Some(name)) => {
             let key = Key::new(rt, namespace.unwrap_or_default(), name);
             Ok(json_response(200, &shared.store.lock().expect("store lock").get(rt, &key)?))
+        }
+        (&Method::POST, Some(name)) if sub == Some("eviction") => {
+            // No disruption budgets are modelled: an eviction deletes the pod at once.
+            let key = Key::new(rt, namespace.unwrap_or_default(), name);
+            shared.store.lock().expect("store lock").delete(rt, &key)?;
+            Ok(json_response(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
         }
         (&Method::POST, None) => {
             let object = parse_body(headers, body)?;

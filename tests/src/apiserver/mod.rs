@@ -4,13 +4,17 @@
 //! namespace termination, a controller that makes workloads ready, and injectable latency and
 //! faults. `kubectl` talks to it (see `tests/kubectl.rs`); so does kube-rs.
 //!
-//! Not modelled: authentication, admission, protobuf, strategic-merge semantics (treated as a
+//! With [`Config::tls`] it serves HTTPS and requires client certificates from the cluster CA,
+//! as a kubeadm-made server does; otherwise plain HTTP without authentication.
+//!
+//! Not modelled: authorization, admission, protobuf, strategic-merge semantics (treated as a
 //! merge patch), field ownership conflicts in server-side apply (one manager's applied fields
 //! are tracked so it can drop them), pods for workloads.
 
 mod http;
 pub mod resources;
 pub mod store;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -56,6 +60,8 @@ pub struct Config {
     pub latency: Duration,
     /// Injected faults.
     pub faults: Faults,
+    /// Serve HTTPS with this identity and require client certificates.
+    pub tls: Option<tls::Tls>,
 }
 
 /// State shared by the request handlers and the controller.
@@ -121,6 +127,7 @@ impl Shared {
 /// A running test API server.
 pub struct FakeApiServer {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -133,6 +140,11 @@ impl FakeApiServer {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let acceptor = match &config.tls {
+            Some(tls) => Some(tls.acceptor().map_err(std::io::Error::other)?),
+            None => None,
+        };
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             controller: Mutex::new(config.controller.clone()),
@@ -151,14 +163,14 @@ impl FakeApiServer {
                 .expect("a tokio runtime starts");
             runtime.block_on(async {
                 tokio::select! {
-                    _ = serve(serving, listener) => {}
+                    _ = serve(serving, listener, acceptor) => {}
                     _ = rx => {}
                 }
             });
             // Open watch streams would keep a graceful shutdown waiting: stop hard.
             runtime.shutdown_timeout(Duration::from_millis(100));
         })?;
-        Ok(FakeApiServer { addr, shared, shutdown: Some(tx), thread: Some(thread) })
+        Ok(FakeApiServer { addr, scheme, shared, shutdown: Some(tx), thread: Some(thread) })
     }
 
     /// The address it listens on.
@@ -166,9 +178,9 @@ impl FakeApiServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// A kubeconfig pointing at this server (no credentials: the server takes none).
@@ -251,7 +263,7 @@ impl Drop for FakeApiServer {
     }
 }
 
-async fn serve(shared: Arc<Shared>, listener: std::net::TcpListener) {
+async fn serve(shared: Arc<Shared>, listener: std::net::TcpListener, acceptor: Option<tokio_rustls::TlsAcceptor>) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("the listener was bound");
     let controller_state = shared.clone();
     let controller = tokio::spawn(async move {
@@ -263,6 +275,13 @@ async fn serve(shared: Arc<Shared>, listener: std::net::TcpListener) {
         }
     });
     let app = axum::Router::new().fallback(http::handle).with_state(shared);
-    let _ = axum::serve(listener, app).await;
+    match acceptor {
+        Some(acceptor) => {
+            let _ = axum::serve(tls::TlsListener { tcp: listener, acceptor }, app).await;
+        }
+        None => {
+            let _ = axum::serve(listener, app).await;
+        }
+    }
     controller.abort();
 }

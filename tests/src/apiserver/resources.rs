@@ -40,7 +40,21 @@ impl ResourceType {
 
     /// Whether the type has a `status` subresource the server maintains.
     pub fn has_status(&self) -> bool {
-        !matches!(self.kind, "Secret" | "ConfigMap" | "Lease" | "Event" | "NetworkPolicy")
+        !matches!(
+            self.kind,
+            "Secret"
+                | "ConfigMap"
+                | "Lease"
+                | "Event"
+                | "NetworkPolicy"
+                | "ServiceAccount"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "Role"
+                | "RoleBinding"
+                | "StorageClass"
+                | "CSIDriver"
+        )
     }
 
     /// Whether names must be DNS labels (namespaces, Services) rather than subdomains.
@@ -67,7 +81,11 @@ const fn grouped(
     ResourceType { group, version: "v1", kind, plural, namespaced: true, short_names: short }
 }
 
-/// Every served resource type.
+const fn cluster_scoped(group: &'static str, kind: &'static str, plural: &'static str) -> ResourceType {
+    ResourceType { group, version: "v1", kind, plural, namespaced: false, short_names: &[] }
+}
+
+/// Every served resource type (those of one group next to each other).
 pub const RESOURCES: &[ResourceType] = &[
     core("Namespace", "namespaces", false, &["ns"]),
     core("Secret", "secrets", true, &[]),
@@ -76,11 +94,20 @@ pub const RESOURCES: &[ResourceType] = &[
     core("PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]),
     core("Pod", "pods", true, &["po"]),
     core("Event", "events", true, &["ev"]),
+    core("ServiceAccount", "serviceaccounts", true, &["sa"]),
+    core("Node", "nodes", false, &["no"]),
     grouped("apps", "Deployment", "deployments", &["deploy"]),
     grouped("apps", "StatefulSet", "statefulsets", &["sts"]),
+    grouped("apps", "DaemonSet", "daemonsets", &["ds"]),
     grouped("batch", "Job", "jobs", &[]),
     grouped("networking.k8s.io", "NetworkPolicy", "networkpolicies", &["netpol"]),
     grouped("coordination.k8s.io", "Lease", "leases", &[]),
+    cluster_scoped("rbac.authorization.k8s.io", "ClusterRole", "clusterroles"),
+    cluster_scoped("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings"),
+    grouped("rbac.authorization.k8s.io", "Role", "roles", &[]),
+    grouped("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", &[]),
+    cluster_scoped("storage.k8s.io", "StorageClass", "storageclasses"),
+    cluster_scoped("storage.k8s.io", "CSIDriver", "csidrivers"),
 ];
 
 /// The resource type at `group`/`version`/`plural`.

@@ -138,11 +138,19 @@ pub struct ControllerConfig {
     pub ready_after: Duration,
     /// Jobs with these names fail instead of completing.
     pub failing_jobs: BTreeSet<String>,
+    /// Nodes whose kubelets register with the server. Like real ones they are `NotReady`
+    /// until a network plugin runs: a ready DaemonSet whose pods mount the host's
+    /// `/etc/cni/net.d`.
+    pub kubelets: Vec<String>,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        ControllerConfig { ready_after: Duration::from_millis(200), failing_jobs: BTreeSet::new() }
+        ControllerConfig {
+            ready_after: Duration::from_millis(200),
+            failing_jobs: BTreeSet::new(),
+            kubelets: Vec::new(),
+        }
     }
 }
 
@@ -157,12 +165,26 @@ enum Requirement {
     NotExists(String),
 }
 
-/// A label selector (`a=b,c!=d,e in (x,y),!f,g`) plus an optional `metadata.name` field selector.
+/// A label selector (`a=b,c!=d,e in (x,y),!f,g`) plus a field selector of `=`, `==` and `!=`
+/// terms on dotted paths (`metadata.name`, `spec.nodeName`, ...).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selector {
     labels: Vec<Requirement>,
-    name: Option<String>,
-    not_name: Option<String>,
+    /// `(path, value, equal)`.
+    fields: Vec<(String, String, bool)>,
+}
+
+/// The string at dotted `path` in `object` (empty when absent).
+fn field_value(object: &Value, path: &str) -> String {
+    let mut current = object;
+    for part in path.split('.') {
+        current = &current[part];
+    }
+    match current {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 impl Selector {
@@ -176,17 +198,17 @@ impl Selector {
         }
         if let Some(text) = field_selector.filter(|t| !t.trim().is_empty()) {
             for part in text.split(',') {
-                if let Some(v) = part.strip_prefix("metadata.name!=") {
-                    selector.not_name = Some(v.into());
-                } else if let Some(v) =
-                    part.strip_prefix("metadata.name==").or_else(|| part.strip_prefix("metadata.name="))
-                {
-                    selector.name = Some(v.into());
-                } else if part.starts_with("metadata.namespace") {
-                    // Namespaces are already part of the path.
+                let (path, value, equal) = if let Some((path, value)) = part.split_once("!=") {
+                    (path, value, false)
+                } else if let Some((path, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                    (path, value, true)
                 } else {
-                    return Err(ApiError::bad_request(format!("field label not supported: {part}")));
+                    return Err(ApiError::bad_request(format!("invalid field selector: {part}")));
+                };
+                if !(path.starts_with("metadata.") || path.starts_with("spec.") || path.starts_with("status.")) {
+                    return Err(ApiError::bad_request(format!("field label not supported: {path}")));
                 }
+                selector.fields.push((path.to_string(), value.to_string(), equal));
             }
         }
         Ok(selector)
@@ -194,8 +216,7 @@ impl Selector {
 
     /// Whether `object` matches.
     pub fn matches(&self, object: &Value) -> bool {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        if self.name.as_deref().is_some_and(|n| n != name) || self.not_name.as_deref() == Some(name) {
+        if !self.fields.iter().all(|(path, value, equal)| (field_value(object, path) == *value) == *equal) {
             return false;
         }
         let labels = object["metadata"]["labels"].as_object();
@@ -434,7 +455,14 @@ impl Store {
     }
 
     fn validate_new(&self, rt: &ResourceType, key: &Key, object: &Value) -> Result<(), ApiError> {
-        let valid = if rt.label_names() { is_dns_label(&key.name) } else { is_dns_subdomain(&key.name) };
+        let valid = if rt.group == "rbac.authorization.k8s.io" {
+            // RBAC objects only need names that are valid path segments (`system:...`).
+            !key.name.is_empty() && !key.name.contains(['/', '%']) && key.name != "." && key.name != ".."
+        } else if rt.label_names() {
+            is_dns_label(&key.name)
+        } else {
+            is_dns_subdomain(&key.name)
+        };
         if !valid {
             let rule = if rt.label_names() { "a lowercase RFC 1123 label" } else { "a lowercase RFC 1123 subdomain" };
             let cause = format!(
@@ -760,6 +788,7 @@ impl Store {
                     }
                     status
                 }
+                "DaemonSet" => daemon_set_status(&object, self.node_count()),
                 "Job" => {
                     if config.failing_jobs.contains(&key.name) {
                         json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
@@ -787,7 +816,81 @@ impl Store {
             // A status update is not a spec change.
             self.changed.remove(&key);
         }
+        self.run_kubelets(config);
     }
+
+    fn node_count(&self) -> i64 {
+        self.objects.keys().filter(|k| k.resource == "nodes").count() as i64
+    }
+
+    /// What kubelets and the DaemonSet controller do: register the configured nodes, keep
+    /// each scheduled DaemonSet on every node, and report nodes Ready once a network plugin's
+    /// DaemonSet is ready.
+    fn run_kubelets(&mut self, config: &ControllerConfig) {
+        let node_type = RESOURCES.iter().find(|r| r.kind == "Node").expect("nodes are served");
+        let sets_type = RESOURCES.iter().find(|r| r.kind == "DaemonSet").expect("daemon sets are served");
+        for name in &config.kubelets {
+            let key = Key::new(node_type, "", name);
+            if !self.objects.contains_key(&key) {
+                let node = json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": {}});
+                self.commit(node_type, &key, node, false);
+                self.changed.remove(&key);
+            }
+        }
+        let nodes = self.node_count();
+        let scheduled: Vec<(Key, Value)> = self
+            .objects
+            .iter()
+            .filter(|(k, v)| {
+                k.resource == "daemonsets.apps" && v["status"].is_object() && !self.changed.contains_key(k)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut network_ready = false;
+        for (key, set) in scheduled {
+            let status = daemon_set_status(&set, nodes);
+            let mounts_cni = set["spec"]["template"]["spec"]["volumes"]
+                .as_array()
+                .is_some_and(|volumes| volumes.iter().any(|v| v["hostPath"]["path"] == "/etc/cni/net.d"));
+            network_ready |= mounts_cni && nodes > 0;
+            if set["status"] != status {
+                let mut next = set.clone();
+                next["status"] = status;
+                self.commit(sets_type, &key, next, false);
+            }
+        }
+        let node_keys: Vec<Key> = self.objects.keys().filter(|k| k.resource == "nodes").cloned().collect();
+        for key in node_keys {
+            let node = self.objects[&key].clone();
+            let (status, reason, message) = if network_ready {
+                ("True", "KubeletReady", "kubelet is posting ready status")
+            } else {
+                (
+                    "False",
+                    "KubeletNotReady",
+                    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
+                )
+            };
+            let wanted = json!({
+                "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": message}],
+                "nodeInfo": {"kubeletVersion": "v1.33.0", "containerRuntimeVersion": "containerd://1.7.24"},
+            });
+            if node["status"] != wanted {
+                let mut next = node;
+                next["status"] = wanted;
+                self.commit(node_type, &key, next, false);
+            }
+        }
+    }
+}
+
+/// A DaemonSet's status with one ready pod on each of `nodes` nodes.
+fn daemon_set_status(set: &Value, nodes: i64) -> Value {
+    json!({
+        "observedGeneration": set["metadata"]["generation"], "desiredNumberScheduled": nodes,
+        "currentNumberScheduled": nodes, "updatedNumberScheduled": nodes, "numberReady": nodes,
+        "numberAvailable": nodes, "numberMisscheduled": 0,
+    })
 }
 
 impl Store {

@@ -1,0 +1,388 @@
+//! The Kubernetes side of `bootstrap install`, at the edge: wait for the API the machines
+//! bring up, apply the [`crate::platform`] steps and wait for their workloads and for the
+//! nodes, install the `hcp` catalog service through the service manager, drain machines
+//! that are about to be removed, and read back what the final report and the credentials
+//! file need. Deciding *what* to apply is pure and lives elsewhere.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use serde::Serialize;
+use service_manager::cluster::{Cluster, ClusterError};
+use service_manager::instance::{self, CreateOptions, CreateReport, InstanceError, Readiness};
+use service_manager::progress::Progress;
+use service_manager::request::InstanceRequest;
+use service_manager::ClusterProfile;
+
+use crate::config::Config;
+use crate::platform::{Object, Step};
+
+/// The catalog service that is the platform.
+pub const PLATFORM_SERVICE: &str = "stackato.hpe.hcp";
+/// Its instance id (and namespace).
+pub const PLATFORM_INSTANCE: &str = "hcp";
+
+/// A failed Kubernetes phase.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// A call failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The platform service failed.
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    /// Something was not ready in time.
+    #[error("{what} not ready after {}s:\n  {}", waited.as_secs(), details.join("\n  "))]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        waited: Duration,
+        /// What is still missing, one line each.
+        details: Vec<String>,
+    },
+}
+
+/// How long to wait, and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Look again after this long.
+    pub interval: Duration,
+}
+
+/// Polls `GET /readyz` until the API server answers; `report` hears each failure (once per
+/// distinct message), so an operator sees why it is still waiting.
+pub async fn wait_for_api(cluster: &Cluster, waits: Waits, mut report: impl FnMut(&str)) -> Result<(), InstallError> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        match cluster.ready().await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let message = error.to_string();
+                if message != last {
+                    report(&message);
+                    last = message;
+                }
+            }
+        }
+        if started.elapsed() >= waits.timeout {
+            return Err(InstallError::Timeout {
+                what: format!("the Kubernetes API at {}", cluster.server()),
+                waited: started.elapsed(),
+                details: vec![last],
+            });
+        }
+        tokio::time::sleep(waits.interval).await;
+    }
+}
+
+/// Server-side applies the objects of `step` in order.
+pub async fn apply_step(cluster: &Cluster, step: &Step) -> Result<(), ClusterError> {
+    for object in &step.objects {
+        match object {
+            Object::Namespace(o) => cluster.apply_resource(o).await?,
+            Object::ServiceAccount(o) => cluster.apply_resource(o).await?,
+            Object::ClusterRole(o) => cluster.apply_resource(o).await?,
+            Object::ClusterRoleBinding(o) => cluster.apply_resource(o).await?,
+            Object::ConfigMap(o) => cluster.apply_resource(o).await?,
+            Object::Secret(o) => cluster.apply_resource(o).await?,
+            Object::CsiDriver(o) => cluster.apply_resource(o).await?,
+            Object::StorageClass(o) => cluster.apply_resource(o).await?,
+            Object::DaemonSet(o) => cluster.apply_resource(o).await?,
+            Object::Deployment(o) => cluster.apply_resource(o).await?,
+        };
+    }
+    Ok(())
+}
+
+/// Readiness of a DaemonSet: its current generation runs and is ready on every node it is
+/// scheduled to.
+pub fn daemon_set_readiness(set: &DaemonSet) -> Readiness {
+    let status = set.status.clone().unwrap_or_default();
+    let observed = status.observed_generation.unwrap_or(0) >= set.metadata.generation.unwrap_or(0);
+    let desired = status.desired_number_scheduled;
+    let ready = status.number_ready;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    Readiness {
+        kind: "DaemonSet".into(),
+        name: set.metadata.name.clone().unwrap_or_default(),
+        ready,
+        desired,
+        done: observed && desired > 0 && ready >= desired && updated >= desired,
+        failed: None,
+        condition: (desired == 0).then(|| "no node to run on yet".to_string()),
+    }
+}
+
+fn not_ready_line(namespace: &str, r: &Readiness) -> String {
+    let mut line = format!("{} {namespace}/{}: {}/{} ready", r.kind, r.name, r.ready, r.desired);
+    if let Some(condition) = &r.condition {
+        line.push_str(&format!(" ({condition})"));
+    }
+    line
+}
+
+/// Waits until every Deployment and DaemonSet of `step` is ready.
+pub async fn wait_for_workloads(
+    cluster: &Cluster,
+    step: &Step,
+    waits: Waits,
+    mut report: impl FnMut(&[String]),
+) -> Result<(), InstallError> {
+    let started = Instant::now();
+    let mut last: Vec<String> = Vec::new();
+    loop {
+        let mut waiting = Vec::new();
+        for object in &step.objects {
+            let (namespace, readiness) = match object {
+                Object::Deployment(d) => {
+                    let ns = d.metadata.namespace.clone().unwrap_or_default();
+                    let name = d.metadata.name.clone().unwrap_or_default();
+                    let found = cluster.get::<Deployment>(&ns, &name).await?;
+                    (ns, found.as_ref().map(instance::deployment_readiness))
+                }
+                Object::DaemonSet(d) => {
+                    let ns = d.metadata.namespace.clone().unwrap_or_default();
+                    let name = d.metadata.name.clone().unwrap_or_default();
+                    let found = cluster.get::<DaemonSet>(&ns, &name).await?;
+                    (ns, found.as_ref().map(daemon_set_readiness))
+                }
+                _ => continue,
+            };
+            match readiness {
+                Some(r) if r.done => {}
+                Some(r) => waiting.push(not_ready_line(&namespace, &r)),
+                None => waiting.push(format!("{} is missing", object.describe())),
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if waiting != last {
+            report(&waiting);
+            last = waiting;
+        }
+        if started.elapsed() >= waits.timeout {
+            return Err(InstallError::Timeout {
+                what: format!("{} ({})", step.name, step.title),
+                waited: started.elapsed(),
+                details: last,
+            });
+        }
+        tokio::time::sleep(waits.interval).await;
+    }
+}
+
+/// Whether a node reports `Ready=True`, and its Ready condition's reason and message if not.
+pub fn node_readiness(node: &Node) -> Result<(), String> {
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    match conditions.iter().find(|c| c.type_ == "Ready") {
+        Some(c) if c.status == "True" => Ok(()),
+        Some(c) => Err(format!("{} {}", c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default())
+            .trim()
+            .to_string()),
+        None => Err("has not reported yet".into()),
+    }
+}
+
+/// Waits until `expected` nodes are registered and Ready.
+pub async fn wait_for_nodes(
+    cluster: &Cluster,
+    expected: usize,
+    waits: Waits,
+    mut report: impl FnMut(&[String]),
+) -> Result<usize, InstallError> {
+    let started = Instant::now();
+    let mut last: Vec<String> = Vec::new();
+    loop {
+        let nodes: Vec<Node> = cluster.list_cluster_scoped().await?;
+        let mut ready = 0;
+        let mut waiting = Vec::new();
+        for node in &nodes {
+            match node_readiness(node) {
+                Ok(()) => ready += 1,
+                Err(why) => waiting.push(format!("node {}: {why}", node.metadata.name.clone().unwrap_or_default())),
+            }
+        }
+        if ready >= expected {
+            return Ok(ready);
+        }
+        waiting.insert(0, format!("{ready}/{expected} nodes Ready ({} registered)", nodes.len()));
+        if waiting != last {
+            report(&waiting);
+            last = waiting;
+        }
+        if started.elapsed() >= waits.timeout {
+            return Err(InstallError::Timeout { what: "the nodes".into(), waited: started.elapsed(), details: last });
+        }
+        tokio::time::sleep(waits.interval).await;
+    }
+}
+
+/// The service manager request that installs the platform for `config`.
+pub fn platform_request(config: &Config) -> InstanceRequest {
+    let mut sets = vec![("DOMAIN".to_string(), config.domain.clone())];
+    if let Some(ldap) = &config.ldap {
+        sets.push(("LDAP_URI".to_string(), ldap.uri.clone()));
+    }
+    InstanceRequest {
+        service_id: PLATFORM_SERVICE.into(),
+        product_version: None,
+        sdl_version: None,
+        idl: sdl::Idl::default(),
+        idl_source: "bootstrap".into(),
+        sets,
+        instance_id: Some(PLATFORM_INSTANCE.into()),
+    }
+}
+
+/// The cluster profile the platform (and later instances) are planned with: the storage
+/// classes this install made.
+pub fn platform_profile(config: &Config) -> ClusterProfile {
+    ClusterProfile {
+        block_storage_class: Some(crate::platform::BLOCK_CLASS.into()),
+        shared_storage_class: (config.gluster_node_count > 0).then(|| crate::platform::SHARED_CLASS.into()),
+        ..ClusterProfile::default()
+    }
+}
+
+/// Installs (or converges) the platform service and waits until it runs.
+pub async fn install_platform(
+    cluster: &Cluster,
+    catalog: &sdl::catalog::Catalog,
+    config: &Config,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<CreateReport, InstallError> {
+    let options = CreateOptions { wait: true, timeout };
+    Ok(instance::create(cluster, catalog, &platform_request(config), &platform_profile(config), options, progress)
+        .await?)
+}
+
+/// What the operator is told, and the credentials kept for them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    /// `(record, points at)` DNS records to create, e.g. `("hsm.example.com", "192.0.2.7")`.
+    pub dns: Vec<(String, String)>,
+    /// Endpoints by name (`hsm`, `identity`).
+    pub endpoints: BTreeMap<String, String>,
+    /// The credentials file's content (secret: write it 0600, never print it).
+    #[serde(skip)]
+    pub credentials: String,
+}
+
+/// Reads the platform's public addresses and generated credentials back from the cluster.
+pub async fn platform_report(
+    cluster: &Cluster,
+    config: &Config,
+    api_address: &str,
+    kubeconfig: &std::path::Path,
+) -> Result<PlatformReport, InstallError> {
+    let detail = instance::get(cluster, PLATFORM_INSTANCE).await?;
+    let address = |service: &str| {
+        detail
+            .service_locations
+            .iter()
+            .find(|l| l.service_name == service)
+            .map(|l| l.public_location.clone())
+            .unwrap_or_else(|| "<pending>".into())
+    };
+    let domain = &config.domain;
+    let hsm = address("hsm-server");
+    let identity = address("ident-api");
+    let mut dns = Vec::new();
+    if config.provider != crate::config::Provider::Local {
+        dns.push((format!("api.{domain}"), api_address.to_string()));
+    }
+    dns.extend([
+        (format!("hcp.{domain}"), hsm.clone()),
+        (format!("hsm.{domain}"), hsm),
+        (format!("identity.{domain}"), identity.clone()),
+        (format!("*.identity.{domain}"), identity),
+    ]);
+    let endpoints = BTreeMap::from([
+        ("hsm".to_string(), format!("https://hsm.{domain}")),
+        ("identity".to_string(), format!("https://identity.{domain}")),
+    ]);
+    let secret = cluster.get::<Secret>(PLATFORM_INSTANCE, service_manager::plan::SECRET_NAME).await?;
+    let data = secret.and_then(|s| s.data).unwrap_or_default();
+    let value = |key: &str| data.get(key).map(|b| String::from_utf8_lossy(&b.0).into_owned()).unwrap_or_default();
+    let credentials = serde_yaml::to_string(&serde_json::json!({
+        "cluster": config.cluster_name,
+        "kubeconfig": kubeconfig.display().to_string(),
+        "identity": {"url": endpoints["identity"], "username": "admin", "password": value("identity-admin-password")},
+        "hsm": {"url": endpoints["hsm"], "client_id": "hsm", "client_secret": value("hsm-client-secret")},
+        "platform_ca_certificate": value("hcp-ca-cert"),
+    }))
+    .expect("YAML serialises");
+    Ok(PlatformReport {
+        dns,
+        endpoints,
+        credentials: format!(
+            "# Credentials of Stratus cluster {}. Keep this file private.\n{credentials}",
+            config.cluster_name
+        ),
+    })
+}
+
+/// What draining a node did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Pods evicted.
+    pub evicted: Vec<String>,
+    /// Whether the Node object was there (and is now deleted).
+    pub existed: bool,
+}
+
+/// Cordons node `name`, evicts its pods (not DaemonSet or static pods, which go with the
+/// machine), waits until they are gone, and deletes the Node object — what `kubectl drain`
+/// and `kubectl delete node` do before a machine is removed.
+pub async fn drain_node(cluster: &Cluster, name: &str, waits: Waits) -> Result<Drained, InstallError> {
+    if !cluster.cordon(name).await? {
+        return Ok(Drained::default());
+    }
+    let movable = |pod: &Pod| {
+        let owners = pod.metadata.owner_references.clone().unwrap_or_default();
+        let daemon = owners.iter().any(|o| o.kind == "DaemonSet");
+        let mirror = pod.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+        !daemon && !mirror
+    };
+    let pods: Vec<Pod> = cluster.pods_on_node(name).await?.into_iter().filter(movable).collect();
+    let mut evicted = Vec::new();
+    for pod in &pods {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        cluster.evict(&namespace, &pod_name).await?;
+        evicted.push(format!("{namespace}/{pod_name}"));
+    }
+    let started = Instant::now();
+    loop {
+        let left: Vec<String> = cluster
+            .pods_on_node(name)
+            .await?
+            .into_iter()
+            .filter(movable)
+            .map(|p| {
+                format!("pod {}/{}", p.metadata.namespace.unwrap_or_default(), p.metadata.name.unwrap_or_default())
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        if started.elapsed() >= waits.timeout {
+            return Err(InstallError::Timeout {
+                what: format!("draining node {name}"),
+                waited: started.elapsed(),
+                details: left,
+            });
+        }
+        tokio::time::sleep(waits.interval).await;
+    }
+    cluster.delete_node(name).await?;
+    Ok(Drained { evicted, existed: true })
+}

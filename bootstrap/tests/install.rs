@@ -1,0 +1,261 @@
+//! `bootstrap install` end to end on the `local` provider: five "machines" (a throw-away sshd
+//! on 127.0.0.1-4, Terraform's SSH provisioners), the install killed in the middle of the
+//! apply, then a re-run that finishes the machines, waits for the Kubernetes API (the test
+//! API server, started only once bootstrap is waiting, serving TLS with a certificate from
+//! the cluster CA bootstrap made and requiring its admin client certificate), installs
+//! flannel, the local-path provisioner, the storage classes and `hcp`, and writes the report
+//! and a 0600 credentials file. A further run skips every finished phase and changes nothing;
+//! removing a node drains it first; uninstall leaves nothing.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stratus_tests::apiserver::store::ControllerConfig;
+use stratus_tests::apiserver::tls::Tls;
+use stratus_tests::apiserver::{Config, FakeApiServer};
+
+fn properties(sshd: &common::Sshd, machines: &Path, api_port: u16) -> PathBuf {
+    let text = format!(
+        "Provider = local\nClusterName = fx\nHCPDomainName = stratus.example.com\n\
+         Local.MasterAddresses = 127.0.0.1\nLocal.NodeAddresses = 127.0.0.2, 127.0.0.3\n\
+         Local.GlusterFSAddresses = 127.0.0.4, 127.0.0.5\n\
+         Local.SSHUser = root\nLocal.SSHPort = {}\nLocal.SSHKeyFile = {}\nLocal.MachineDir = {}\nLocal.APIPort = {api_port}\n",
+        sshd.port,
+        sshd.dir.path().join("userkey").display(),
+        machines.display()
+    );
+    let path = sshd.dir.path().join("bootstrap.properties");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn install(input: &Path, state: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    command
+        .arg("install")
+        .arg("-i")
+        .arg(input)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--timeout", "60"])
+        .args(extra)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .stdin(Stdio::null());
+    command
+}
+
+fn state_list(state: &Path) -> Vec<String> {
+    let output = Command::new("terraform")
+        .args(["state", "list"])
+        .current_dir(state.join("terraform"))
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn api_server(state: &Path, port: u16, kubelets: &[&str]) -> FakeApiServer {
+    let pki: Value = serde_json::from_str(&std::fs::read_to_string(state.join("pki.json")).unwrap()).unwrap();
+    let tls = Tls::issued_by(pki["ca_certificate"].as_str().unwrap(), pki["ca_key"].as_str().unwrap(), &["127.0.0.1"])
+        .unwrap();
+    let config = Config {
+        controller: ControllerConfig {
+            ready_after: Duration::from_millis(50),
+            kubelets: kubelets.iter().map(|k| k.to_string()).collect(),
+            ..ControllerConfig::default()
+        },
+        tls: Some(tls),
+        ..Config::default()
+    };
+    FakeApiServer::spawn(config, ([127, 0, 0, 1], port).into()).unwrap()
+}
+
+/// Every stored object, for comparing before and after a run.
+fn snapshot(server: &FakeApiServer) -> Vec<Value> {
+    server.objects()
+}
+
+fn kill_mid_apply(input: &Path, state: &Path) -> usize {
+    let mut child =
+        install(input, state, &["--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(state.join("terraform.log")).unwrap_or_default();
+        if log.contains("$ terraform apply") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the apply never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-9", "--", &format!("-{}", child.id())]).status().unwrap();
+    let _ = child.wait();
+    state_list(state).len()
+}
+
+#[test]
+fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
+    let sshd = common::sshd();
+    let work = tempfile::tempdir().unwrap();
+    let machines = work.path().join("machines");
+    let state = work.path().join("state");
+    let port = free_port();
+    let input = properties(&sshd, &machines, port);
+
+    let after_kill = kill_mid_apply(&input, &state);
+    assert!(after_kill < 5, "the kill came too late to test anything ({after_kill} resources done)");
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(state.join("install.json")).unwrap()).unwrap();
+    let provision = record["phases"].as_array().unwrap().iter().find(|p| p["name"] == "provision").unwrap();
+    assert_eq!(provision["state"], "running", "the killed phase stays recorded as unfinished");
+
+    // Run again; start the API server only once bootstrap is waiting for it.
+    let mut child = install(&input, &state, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr_lines = Vec::new();
+    let mut server = None;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if server.is_none() && line.contains("waiting for the Kubernetes API at") {
+            server = Some(api_server(&state, port, &["fx-master-0", "fx-node-0", "fx-node-1"]));
+        }
+        stderr_lines.push(line);
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr_lines.join("\n");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stderr}\n{stdout}");
+    let server = server.expect("bootstrap waited for the API");
+
+    // The machines: only what the kill left undone.
+    let rest = 5 - after_kill;
+    assert!(stderr.contains(&format!("{rest}/{rest} ready terraform_data.machine")), "{stderr}");
+    assert_eq!(state_list(&state).len(), 5);
+    assert!(stderr.contains(&format!("waiting for the Kubernetes API at https://127.0.0.1:{port}/")), "{stderr}");
+    for phase in ["api", "network", "cloud", "storage", "platform", "report"] {
+        assert!(stderr.contains(&format!("] {phase}: done in")), "phase {phase} did not finish:\n{stderr}");
+    }
+    assert!(stderr.contains("network: done in") && stderr.contains("3 node(s) Ready"), "{stderr}");
+
+    // The platform in the cluster.
+    let flannel = server.object("DaemonSet", "kube-flannel", "kube-flannel-ds").expect("flannel is installed");
+    assert_eq!(flannel["status"]["numberReady"], 3);
+    let config = server.object("ConfigMap", "kube-flannel", "kube-flannel-cfg").unwrap();
+    assert!(config["data"]["net-conf.json"].as_str().unwrap().contains("\"Network\": \"10.244.0.0/16\""));
+    assert!(server.object("Deployment", "local-path-storage", "local-path-provisioner").is_some());
+    let block = server.object("StorageClass", "", "block").unwrap();
+    assert_eq!(block["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"], "true");
+    assert_eq!(block["provisioner"], "rancher.io/local-path");
+    assert_eq!(server.object("StorageClass", "", "glusterfs").unwrap()["provisioner"], "stratus.io/glusterfs");
+    let nfs = server.object("Deployment", "glusterfs-provisioner", "glusterfs-provisioner").unwrap();
+    assert_eq!(
+        nfs["spec"]["template"]["spec"]["volumes"][0]["nfs"],
+        json!({"server": "127.0.0.4", "path": "/stratus"})
+    );
+    let hcp = server.object("Namespace", "", "hcp").expect("the platform is installed");
+    assert_eq!(hcp["metadata"]["annotations"]["hsm.stratus.io/state"], "running");
+    let ident_db = server.object("StatefulSet", "hcp", "ident-db").unwrap();
+    assert_eq!(ident_db["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"], "block");
+
+    // The report, and credentials only in the 0600 file.
+    assert!(stdout.starts_with("cluster fx is installed"), "{stdout}");
+    assert!(stdout.contains(&format!("Kubernetes API   https://127.0.0.1:{port}\n")), "{stdout}");
+    for record in [
+        "hcp.stratus.example.com",
+        "hsm.stratus.example.com",
+        "identity.stratus.example.com",
+        "*.identity.stratus.example.com",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(record))
+            .unwrap_or_else(|| panic!("no {record}: {stdout}"));
+        assert!(line.contains("A  192.0.2."), "{line}");
+    }
+    let credentials_path = state.join("credentials.yaml");
+    assert_eq!(std::fs::metadata(&credentials_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let credentials: Value = serde_yaml::from_str(&std::fs::read_to_string(&credentials_path).unwrap()).unwrap();
+    let password = credentials["identity"]["password"].as_str().unwrap().to_string();
+    assert_eq!(password.len(), 32);
+    let secret = server.object("Secret", "hcp", "secret-parameters").unwrap();
+    let stored = base64_decode(secret["data"]["identity-admin-password"].as_str().unwrap());
+    assert_eq!(stored, password, "the credentials file holds the password the platform runs with");
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(!text.contains(&password), "the admin password leaked to {name}");
+    }
+    assert!(!std::fs::read_to_string(state.join("terraform.log")).unwrap().contains(&password));
+
+    // Again: every finished phase is skipped and nothing in the cluster changes.
+    let before = snapshot(&server);
+    let again = install(&input, &state, &[]).output().unwrap();
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{again_err}");
+    for phase in ["preflight", "provision", "network", "cloud", "storage", "platform"] {
+        assert!(again_err.contains(&format!("{phase}: done in an earlier run, skipped")), "{again_err}");
+    }
+    assert_eq!(snapshot(&server), before, "a re-run changed the cluster");
+    let status =
+        Command::new(env!("CARGO_BIN_EXE_bootstrap")).args(["status", "--state-dir"]).arg(&state).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("status: installed\n"), "{status}");
+    assert!(status.contains("  platform   done, "), "{status}");
+
+    // Removing a node: refused without confirmation, then drained before its machine goes.
+    for (name, owner) in [("web-1", None), ("kube-proxy-x", Some("DaemonSet"))] {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": "fx-node-1", "containers": [{"name": "c", "image": "busybox"}]}});
+        if let Some(kind) = owner {
+            pod["metadata"]["ownerReferences"] =
+                json!([{"apiVersion": "apps/v1", "kind": kind, "name": "kube-proxy", "uid": "u-1"}]);
+        }
+        server.create("hcp", pod).unwrap();
+    }
+    let text = std::fs::read_to_string(&input).unwrap().replace("127.0.0.2, 127.0.0.3", "127.0.0.2");
+    std::fs::write(&input, text).unwrap();
+    let refused = install(&input, &state, &[]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cancelled: nothing was changed"));
+    assert_eq!(state_list(&state).len(), 5);
+    server.set_controller(ControllerConfig {
+        ready_after: Duration::from_millis(50),
+        kubelets: vec!["fx-master-0".into(), "fx-node-0".into()],
+        ..ControllerConfig::default()
+    });
+    let smaller = install(&input, &state, &["--yes"]).output().unwrap();
+    let smaller_err = String::from_utf8_lossy(&smaller.stderr);
+    assert!(smaller.status.success(), "{smaller_err}");
+    assert!(
+        smaller_err.contains("drained node fx-node-1: 1 pod(s) evicted, node removed from Kubernetes"),
+        "{smaller_err}"
+    );
+    assert!(server.object("Pod", "hcp", "web-1").is_none(), "the workload pod was evicted");
+    assert!(server.object("Pod", "hcp", "kube-proxy-x").is_some(), "DaemonSet pods are left to go with the machine");
+    assert!(server.object("Node", "", "fx-node-1").is_none());
+    assert!(!state_list(&state).iter().any(|r| r.contains("node-1")));
+
+    let removed = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["uninstall", "--yes", "-i"])
+        .arg(&input)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert!(state_list(&state).is_empty());
+    assert!(!state.join("install.json").exists() && !credentials_path.exists());
+}
+
+fn base64_decode(text: &str) -> String {
+    use base64::Engine as _;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).unwrap()).unwrap()
+}
