@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service};
 use serde::Serialize;
 use service_manager::cluster::{Cluster, ClusterError};
 use service_manager::instance::{self, CreateOptions, CreateReport, InstanceError, Readiness};
@@ -385,4 +385,107 @@ pub async fn drain_node(cluster: &Cluster, name: &str, waits: Waits) -> Result<D
     }
     cluster.delete_node(name).await?;
     Ok(Drained { evicted, existed: true })
+}
+
+/// Namespaces Kubernetes itself keeps; uninstall leaves them (and the platform's own).
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// What [`release_cloud_resources`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Namespaces deleted (service instances and the platform service).
+    pub namespaces: Vec<String>,
+    /// LoadBalancer Services deleted outside those namespaces.
+    pub load_balancers: Vec<String>,
+    /// Claims deleted outside those namespaces.
+    pub claims: Vec<String>,
+}
+
+/// Before the machines go: deletes every namespace but the system's and those in `keep` (the
+/// platform's: its CSI driver and cloud controller must live to clean up), then the
+/// LoadBalancer Services and claims left elsewhere, and waits until the cloud controller and
+/// the CSI driver have released their load balancers and volumes (no LoadBalancer Service and
+/// no volume with reclaim policy `Delete` left).
+pub async fn release_cloud_resources(
+    cluster: &Cluster,
+    keep: &[String],
+    waits: Waits,
+    mut report: impl FnMut(&[String]),
+) -> Result<Released, InstallError> {
+    let kept = |ns: &str| SYSTEM_NAMESPACES.contains(&ns) || keep.iter().any(|k| k == ns);
+    let mut released = Released::default();
+    for namespace in cluster.namespaces("").await? {
+        let name = namespace.metadata.name.clone().unwrap_or_default();
+        if !kept(&name) {
+            cluster.delete_namespace(&name).await?;
+            released.namespaces.push(name);
+        }
+    }
+    for service in cluster.list_all_namespaces::<Service>().await? {
+        let namespace = service.metadata.namespace.clone().unwrap_or_default();
+        let balanced = service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+        if balanced && kept(&namespace) {
+            let name = service.metadata.name.clone().unwrap_or_default();
+            cluster.delete::<Service>(&namespace, &name).await?;
+            released.load_balancers.push(format!("{namespace}/{name}"));
+        }
+    }
+    for claim in cluster.list_all_namespaces::<PersistentVolumeClaim>().await? {
+        let namespace = claim.metadata.namespace.clone().unwrap_or_default();
+        if kept(&namespace) {
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            cluster.delete::<PersistentVolumeClaim>(&namespace, &name).await?;
+            released.claims.push(format!("{namespace}/{name}"));
+        }
+    }
+    let started = Instant::now();
+    let mut last = Vec::new();
+    loop {
+        let mut left = Vec::new();
+        for namespace in cluster.namespaces("").await? {
+            let name = namespace.metadata.name.clone().unwrap_or_default();
+            if released.namespaces.contains(&name) {
+                left.push(format!("namespace {name} (terminating)"));
+            }
+        }
+        for service in cluster.list_all_namespaces::<Service>().await? {
+            if service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") {
+                let ns = service.metadata.namespace.unwrap_or_default();
+                left.push(format!("load balancer of Service {ns}/{}", service.metadata.name.unwrap_or_default()));
+            }
+        }
+        for volume in cluster.list_cluster_scoped::<PersistentVolume>().await? {
+            let policy = volume.spec.as_ref().and_then(|s| s.persistent_volume_reclaim_policy.as_deref());
+            if policy == Some("Delete") {
+                left.push(format!("volume {}", volume.metadata.name.unwrap_or_default()));
+            }
+        }
+        if left.is_empty() {
+            return Ok(released);
+        }
+        if left != last {
+            report(&left);
+            last = left;
+        }
+        if started.elapsed() >= waits.timeout {
+            return Err(InstallError::Timeout {
+                what: "the release of load balancers and volumes".into(),
+                waited: started.elapsed(),
+                details: last,
+            });
+        }
+        tokio::time::sleep(waits.interval).await;
+    }
+}
+
+/// Namespaces the platform plan creates (kept by uninstall until the machines go).
+pub fn platform_namespaces(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .flat_map(|s| s.objects.iter())
+        .filter_map(|o| match o {
+            Object::Namespace(Namespace { metadata, .. }) => metadata.name.clone(),
+            _ => None,
+        })
+        .collect()
 }

@@ -242,6 +242,34 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     assert!(server.object("Node", "", "fx-node-1").is_none());
     assert!(!state_list(&state).iter().any(|r| r.contains("node-1")));
 
+    // Uninstall lets Kubernetes release what it made in the cloud before the machines go:
+    // the platform's namespace (its load balancers and claims) and any other LoadBalancer
+    // Service or claim, until their volumes are reclaimed.
+    server
+        .create(
+            "default",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}}),
+        )
+        .unwrap();
+    server
+        .create(
+            "default",
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        )
+        .unwrap();
+    for (volume, namespace, claim) in [("pv-1", "default", "data"), ("pv-2", "hcp", "ident-db-data-ident-db-0")] {
+        server
+            .create(
+                "",
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": volume},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "persistentVolumeReclaimPolicy": "Delete", "claimRef": {"namespace": namespace, "name": claim},
+                         "csi": {"driver": "rancher.io/local-path", "volumeHandle": volume}}}),
+            )
+            .unwrap();
+    }
     let removed = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
         .args(["uninstall", "--yes", "-i"])
         .arg(&input)
@@ -250,7 +278,24 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
         .env("TF_CLI_CONFIG_FILE", "/dev/null")
         .output()
         .unwrap();
-    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    let removed_err = String::from_utf8_lossy(&removed.stderr);
+    assert!(removed.status.success(), "{removed_err}");
+    assert!(
+        removed_err.contains(
+            "Kubernetes released its cloud resources: 1 namespace(s) (hcp), 1 other load balancer(s), 1 other claim(s)"
+        ),
+        "{removed_err}"
+    );
+    assert!(server.object("Namespace", "", "hcp").is_none());
+    assert!(server.object("Service", "default", "ingress").is_none());
+    assert!(
+        server.object("PersistentVolume", "", "pv-1").is_none()
+            && server.object("PersistentVolume", "", "pv-2").is_none()
+    );
+    assert!(
+        server.object("DaemonSet", "kube-flannel", "kube-flannel-ds").is_some(),
+        "the platform stays until the machines go"
+    );
     assert!(state_list(&state).is_empty());
     assert!(!state.join("install.json").exists() && !credentials_path.exists());
 }

@@ -293,6 +293,13 @@ impl Cluster {
         }
     }
 
+    /// Objects of type `K` in every namespace.
+    pub async fn list_all_namespaces<K: Namespaced>(&self) -> Result<Vec<K>, ClusterError> {
+        let api: Api<K> = Api::all(self.client.clone());
+        let params = ListParams::default();
+        Ok(self.retry(&format!("list {} in all namespaces", K::plural(&())), || api.list(&params)).await?.items)
+    }
+
     /// Every object of the cluster-scoped type `K` (nodes, storage classes, ...).
     pub async fn list_cluster_scoped<K>(&self) -> Result<Vec<K>, ClusterError>
     where

@@ -449,6 +449,44 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
     Ok(())
 }
 
+/// Lets Kubernetes remove what it created in the cloud (load balancers of Services, volumes
+/// of claims) while its controllers still run; skipped when the API does not answer.
+fn release_cloud_resources(prepared: &Prepared, started: Instant) -> Result<(), Failure> {
+    let kubeconfig = prepared.state.join("kubeconfig");
+    let outputs = read_outputs(&prepared.state).unwrap_or_default();
+    let keep = bootstrap::install::platform_namespaces(&bootstrap::platform::plan(
+        &prepared.config,
+        &bootstrap::platform::Facts::from_outputs(&outputs),
+    ));
+    runtime().block_on(async {
+        let options = service_manager::cluster::ClientOptions { attempts: 2, ..Default::default() };
+        let cluster = match service_manager::cluster::Cluster::connect(Some(&kubeconfig), None, options).await {
+            Ok(cluster) if cluster.ready().await.is_ok() => cluster,
+            _ => {
+                phase(started, "the Kubernetes API does not answer: what it created in the cloud is left to the sweep");
+                return Ok(());
+            }
+        };
+        let waits = bootstrap::install::Waits { timeout: Duration::from_secs(900), interval: Duration::from_secs(1) };
+        let released = bootstrap::install::release_cloud_resources(&cluster, &keep, waits, |left| {
+            phase(started, &format!("waiting for Kubernetes to release {}", left.join(", ")))
+        })
+        .await
+        .map_err(|e| Failure(e.to_string(), 1))?;
+        phase(
+            started,
+            &format!(
+                "Kubernetes released its cloud resources: {} namespace(s) ({}), {} other load balancer(s), {} other claim(s)",
+                released.namespaces.len(),
+                released.namespaces.join(", "),
+                released.load_balancers.len(),
+                released.claims.len()
+            ),
+        );
+        Ok(())
+    })
+}
+
 fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<String, String>) -> Result<(), Failure> {
     let started = Instant::now();
     let prepared = prepare(input, state_dir, env, started, true)?;
@@ -460,8 +498,10 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
     if !yes && !ask(&question) {
         return Err(Failure("cancelled: nothing was destroyed (pass --yes to confirm without a terminal)".into(), 1));
     }
+    release_cloud_resources(&prepared, started)?;
     if let Some(aws) = &prepared.config.aws {
-        // What Kubernetes created in the cloud goes first: it would keep the network alive.
+        // Whatever Kubernetes created in the cloud and did not release goes next: it would
+        // keep the network alive.
         let failures = runtime()
             .block_on(async {
                 let client = bootstrap_aws::client(&aws_connection(aws, env)).await;

@@ -145,8 +145,16 @@ impl FakeApiServer {
             None => None,
         };
         let scheme = if acceptor.is_some() { "https" } else { "http" };
+        // Like a fresh cluster: the namespaces Kubernetes makes for itself exist.
+        let mut store = Store::default();
+        let namespaces = resources::by_kind("v1", "Namespace").expect("namespaces are served");
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            store
+                .create(namespaces, "", serde_json::json!({"metadata": {"name": name}}))
+                .expect("a fresh store takes the system namespaces");
+        }
         let shared = Arc::new(Shared {
-            store: Mutex::new(Store::default()),
+            store: Mutex::new(store),
             controller: Mutex::new(config.controller.clone()),
             latency_us: AtomicU64::new(config.latency.as_micros() as u64),
             faults: Mutex::new(config.faults),

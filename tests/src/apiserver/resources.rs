@@ -96,6 +96,7 @@ pub const RESOURCES: &[ResourceType] = &[
     core("Event", "events", true, &["ev"]),
     core("ServiceAccount", "serviceaccounts", true, &["sa"]),
     core("Node", "nodes", false, &["no"]),
+    core("PersistentVolume", "persistentvolumes", false, &["pv"]),
     grouped("apps", "Deployment", "deployments", &["deploy"]),
     grouped("apps", "StatefulSet", "statefulsets", &["sts"]),
     grouped("apps", "DaemonSet", "daemonsets", &["ds"]),

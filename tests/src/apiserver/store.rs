@@ -817,6 +817,30 @@ impl Store {
             self.changed.remove(&key);
         }
         self.run_kubelets(config);
+        self.reclaim_volumes();
+    }
+
+    /// What the volume controller and a CSI driver do together: a volume whose claim is gone
+    /// and whose reclaim policy is `Delete` is deleted.
+    fn reclaim_volumes(&mut self) {
+        let released: Vec<Key> = self
+            .objects
+            .iter()
+            .filter(|(k, v)| {
+                k.resource == "persistentvolumes"
+                    && v["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+                    && v["spec"]["claimRef"].is_object()
+                    && !self.objects.keys().any(|c| {
+                        c.resource == "persistentvolumeclaims"
+                            && c.namespace == v["spec"]["claimRef"]["namespace"].as_str().unwrap_or_default()
+                            && c.name == v["spec"]["claimRef"]["name"].as_str().unwrap_or_default()
+                    })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in released {
+            self.remove(&key);
+        }
     }
 
     fn node_count(&self) -> i64 {
