@@ -1,0 +1,329 @@
+//! The installer's OpenStack edge: preflight checks through the `openstack` crate (Keystone
+//! authentication, Glance image, Nova flavors, key pair and absolute limits, Neutron network,
+//! subnet and floating-IP pool) that list every problem before anything is created, and the
+//! sweep of what Kubernetes itself created for a cluster (Octavia load balancers of
+//! LoadBalancer Services, their floating IPs, Cinder volumes of claims) so nothing is left
+//! behind after `terraform destroy`. A leaf crate: nothing else builds the OpenStack SDK.
+
+use openstack::session::Session;
+use openstack::{Cloud, ErrorKind};
+use osauth_services::{LOAD_BALANCER, COMPUTE};
+use serde_json::Value;
+
+/// Service types the `openstack` crate has no client for (Octavia) or whose calls it does not
+/// wrap (Nova limits).
+mod osauth_services {
+    use openstack::session::ServiceType;
+
+    /// Octavia, API v2.
+    #[derive(Debug, Clone, Copy)]
+    pub struct LoadBalancer;
+
+    impl ServiceType for LoadBalancer {
+        fn catalog_type(&self) -> &'static str {
+            "load-balancer"
+        }
+
+        fn major_version_supported(&self, version: openstack::common::ApiVersion) -> bool {
+            version.0 == 2
+        }
+    }
+
+    /// Octavia.
+    pub const LOAD_BALANCER: LoadBalancer = LoadBalancer;
+
+    /// Nova, API v2.x.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Compute;
+
+    impl ServiceType for Compute {
+        fn catalog_type(&self) -> &'static str {
+            "compute"
+        }
+
+        fn major_version_supported(&self, version: openstack::common::ApiVersion) -> bool {
+            version.0 == 2
+        }
+    }
+
+    /// Nova.
+    pub const COMPUTE: Compute = Compute;
+}
+
+/// Where and as whom to talk to OpenStack.
+#[derive(Clone, Default)]
+pub struct Connection {
+    /// Keystone v3 URL.
+    pub auth_url: String,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Domain of the user and the project.
+    pub domain: String,
+    /// Project name.
+    pub project: String,
+    /// Region (endpoints of other regions are ignored).
+    pub region: String,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Connection({} as {} in {})", self.auth_url, self.username, self.project)
+    }
+}
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+#[error("OpenStack {action}: {message}")]
+pub struct OpenStackError {
+    action: String,
+    message: String,
+}
+
+fn failed(action: impl Into<String>) -> impl Fn(openstack::Error) -> OpenStackError {
+    let action = action.into();
+    move |e| OpenStackError { action: action.clone(), message: e.to_string() }
+}
+
+/// An authenticated client, and a raw session for the calls the crate does not wrap.
+pub struct Client {
+    cloud: Cloud,
+    session: Session,
+}
+
+fn auth(connection: &Connection) -> Result<openstack::auth::Password, OpenStackError> {
+    let scope = openstack::auth::Scope::Project {
+        project: openstack::IdOrName::from_name(&connection.project),
+        domain: Some(openstack::IdOrName::from_name(&connection.domain)),
+    };
+    Ok(openstack::auth::Password::new(
+        &connection.auth_url,
+        &connection.username,
+        &connection.password,
+        &connection.domain,
+    )
+    .map_err(failed("authentication URL"))?
+    .with_scope(scope))
+}
+
+/// Authenticates with Keystone; a refusal is an error naming the URL and user (never the
+/// password).
+pub async fn connect(connection: &Connection) -> Result<Client, OpenStackError> {
+    let action = format!("authentication at {} as {}", connection.auth_url, connection.username);
+    let mut session = Session::new(auth(connection)?).await.map_err(failed(&action))?;
+    let mut cloud = Cloud::new(auth(connection)?).await.map_err(failed(&action))?;
+    if !connection.region.is_empty() {
+        session.endpoint_filters_mut().set_region(&connection.region);
+        cloud.endpoint_filters_mut().set_region(&connection.region);
+    }
+    Ok(Client { cloud, session })
+}
+
+/// One flavor the cluster uses, and for what.
+#[derive(Debug, Clone)]
+pub struct FlavorUse {
+    /// The properties key naming it (`OpenStack.MasterFlavorID`).
+    pub key: String,
+    /// Flavor id or name.
+    pub flavor: String,
+    /// Machines of that flavor.
+    pub count: u32,
+}
+
+/// What the cluster will need from the project.
+#[derive(Debug, Clone, Default)]
+pub struct Requirements {
+    /// Image of every machine.
+    pub image: String,
+    /// Flavors in use.
+    pub flavors: Vec<FlavorUse>,
+    /// Network of the machines.
+    pub network: String,
+    /// Its subnet.
+    pub subnet: String,
+    /// Nova key pair.
+    pub keypair: String,
+    /// External network floating IPs come from.
+    pub floating_ip_pool: String,
+}
+
+fn not_found(e: &openstack::Error) -> bool {
+    e.kind() == ErrorKind::ResourceNotFound
+}
+
+/// Checks the project against `needs`: every problem, each naming the properties key to fix.
+/// Only a failure to reach or authenticate with the cloud is an error.
+pub async fn preflight(client: &Client, needs: &Requirements) -> Result<Vec<String>, OpenStackError> {
+    let mut problems = Vec::new();
+    match client.cloud.get_image(&needs.image).await {
+        Ok(image) if format!("{:?}", image.status()).to_lowercase() != "active" => problems.push(format!(
+            "OpenStack.LinuxImageID: image {} is {:?}, not active",
+            needs.image,
+            image.status()
+        )),
+        Ok(_) => {}
+        Err(e) if not_found(&e) => {
+            problems.push(format!("OpenStack.LinuxImageID: no image {} in the project", needs.image))
+        }
+        Err(e) => return Err(failed("image lookup")(e)),
+    }
+    let (mut cores, mut ram, mut instances) = (0u64, 0u64, 0u64);
+    for flavor_use in &needs.flavors {
+        match client.cloud.get_flavor(&flavor_use.flavor).await {
+            Ok(flavor) => {
+                cores += u64::from(flavor.vcpu_count()) * u64::from(flavor_use.count);
+                ram += flavor.ram_size() * u64::from(flavor_use.count);
+            }
+            Err(e) if not_found(&e) => {
+                problems.push(format!("{}: no flavor {} in the project", flavor_use.key, flavor_use.flavor))
+            }
+            Err(e) => return Err(failed("flavor lookup")(e)),
+        }
+        instances += u64::from(flavor_use.count);
+    }
+    let network = match client.cloud.get_network(&needs.network).await {
+        Ok(network) => Some(network.id().clone()),
+        Err(e) if not_found(&e) => {
+            problems.push(format!("OpenStack.NetworkID: no network {}", needs.network));
+            None
+        }
+        Err(e) => return Err(failed("network lookup")(e)),
+    };
+    match client.cloud.get_subnet(&needs.subnet).await {
+        Ok(subnet) => {
+            if let Some(network) = &network {
+                if subnet.network_id() != network {
+                    problems.push(format!(
+                        "OpenStack.SubnetID: subnet {} belongs to network {}, not to OpenStack.NetworkID {}",
+                        needs.subnet,
+                        subnet.network_id(),
+                        needs.network
+                    ));
+                }
+            }
+        }
+        Err(e) if not_found(&e) => problems.push(format!("OpenStack.SubnetID: no subnet {}", needs.subnet)),
+        Err(e) => return Err(failed("subnet lookup")(e)),
+    }
+    match client.cloud.get_keypair(&needs.keypair).await {
+        Ok(_) => {}
+        Err(e) if not_found(&e) => {
+            problems.push(format!("OpenStack.Keypair: no key pair {} for this user", needs.keypair))
+        }
+        Err(e) => return Err(failed("key pair lookup")(e)),
+    }
+    match client.cloud.get_network(&needs.floating_ip_pool).await {
+        Ok(pool) if pool.external() != Some(true) => problems.push(format!(
+            "OpenStack.FloatingIPPoolName: network {} is not external: floating IPs cannot come from it",
+            needs.floating_ip_pool
+        )),
+        Ok(_) => {}
+        Err(e) if not_found(&e) => problems.push(format!(
+            "OpenStack.FloatingIPPoolName: no external network {} for floating IPs",
+            needs.floating_ip_pool
+        )),
+        Err(e) => return Err(failed("floating IP pool lookup")(e)),
+    }
+    let limits: Value = client.session.get_json(COMPUTE, ["limits"]).await.map_err(failed("compute limits"))?;
+    let absolute = &limits["limits"]["absolute"];
+    let room = |max: &str, used: &str| {
+        let max = absolute[max].as_i64().unwrap_or(-1);
+        let used = absolute[used].as_i64().unwrap_or(0);
+        (max >= 0).then(|| (max - used).max(0) as u64)
+    };
+    for (what, needed, max, used) in [
+        ("instances", instances, "maxTotalInstances", "totalInstancesUsed"),
+        ("vCPUs", cores, "maxTotalCores", "totalCoresUsed"),
+        ("MB of RAM", ram, "maxTotalRAMSize", "totalRAMUsed"),
+    ] {
+        if let Some(free) = room(max, used) {
+            if needed > free {
+                problems.push(format!("quota: the cluster needs {needed} {what}, the project has {free} left"));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Something Kubernetes created in the cloud for a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// `load balancer`, `floating IP` or `volume`.
+    pub kind: &'static str,
+    /// Its id.
+    pub id: String,
+    /// Its name or description.
+    pub name: String,
+}
+
+/// Octavia balancers the OpenStack cloud controller made for the cluster's Services: it names
+/// them `kube_service_<cluster>_<namespace>_<service>`.
+fn balancer_prefix(cluster: &str) -> String {
+    format!("kube_service_{cluster}_")
+}
+
+/// What Kubernetes created for `cluster` and left: load balancers named for it, floating IPs
+/// the controller described as its own, volumes the Cinder CSI driver tagged with it.
+pub async fn leftovers(client: &Client, cluster: &str) -> Result<Vec<Leftover>, OpenStackError> {
+    let mut found = Vec::new();
+    let balancers: Value = client
+        .session
+        .get_json(LOAD_BALANCER, ["lbaas", "loadbalancers"])
+        .await
+        .map_err(failed("list load balancers"))?;
+    for lb in balancers["loadbalancers"].as_array().into_iter().flatten() {
+        let name = lb["name"].as_str().unwrap_or_default();
+        if name.starts_with(&balancer_prefix(cluster)) {
+            found.push(Leftover {
+                kind: "load balancer",
+                id: lb["id"].as_str().unwrap_or_default().to_string(),
+                name: name.to_string(),
+            });
+        }
+    }
+    let marker = format!("from cluster {cluster}");
+    for ip in client.cloud.list_floating_ips().await.map_err(failed("list floating IPs"))? {
+        let description = ip.description().clone().unwrap_or_default();
+        if description.ends_with(&marker) {
+            found.push(Leftover { kind: "floating IP", id: ip.id().clone(), name: description });
+        }
+    }
+    for volume in client.cloud.list_volumes().await.map_err(failed("list volumes"))? {
+        if volume.metadata().get("cinder.csi.openstack.org/cluster").map(String::as_str) == Some(cluster) {
+            found.push(Leftover { kind: "volume", id: volume.id().clone(), name: volume.name().clone() });
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes every leftover of `cluster` (balancers with everything under them first, then
+/// floating IPs, then volumes); returns the ones that could not be deleted, with why.
+pub async fn sweep(client: &Client, cluster: &str) -> Result<Vec<(Leftover, String)>, OpenStackError> {
+    let mut failures = Vec::new();
+    for leftover in leftovers(client, cluster).await? {
+        let outcome = match leftover.kind {
+            "load balancer" => client
+                .session
+                .delete(LOAD_BALANCER, ["lbaas", "loadbalancers", leftover.id.as_str()])
+                .query(&[("cascade", "true")])
+                .send()
+                .await
+                .map(|_| ()),
+            "floating IP" => match client.cloud.get_floating_ip(&leftover.id).await {
+                Ok(ip) => ip.delete().await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+            _ => match client.cloud.get_volume(&leftover.id).await {
+                Ok(volume) => volume.delete().await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(e) if not_found(&e) => {}
+            Err(e) => failures.push((leftover, e.to_string())),
+        }
+    }
+    Ok(failures)
+}
