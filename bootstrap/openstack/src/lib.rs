@@ -7,7 +7,7 @@
 
 use openstack::session::Session;
 use openstack::{Cloud, ErrorKind};
-use osauth_services::{LOAD_BALANCER, COMPUTE};
+use osauth_services::{COMPUTE, LOAD_BALANCER};
 use serde_json::Value;
 
 /// Service types the `openstack` crate has no client for (Octavia) or whose calls it does not
@@ -157,11 +157,9 @@ fn not_found(e: &openstack::Error) -> bool {
 pub async fn preflight(client: &Client, needs: &Requirements) -> Result<Vec<String>, OpenStackError> {
     let mut problems = Vec::new();
     match client.cloud.get_image(&needs.image).await {
-        Ok(image) if format!("{:?}", image.status()).to_lowercase() != "active" => problems.push(format!(
-            "OpenStack.LinuxImageID: image {} is {:?}, not active",
-            needs.image,
-            image.status()
-        )),
+        Ok(image) if format!("{:?}", image.status()).to_lowercase() != "active" => {
+            problems.push(format!("OpenStack.LinuxImageID: image {} is {:?}, not active", needs.image, image.status()))
+        }
         Ok(_) => {}
         Err(e) if not_found(&e) => {
             problems.push(format!("OpenStack.LinuxImageID: no image {} in the project", needs.image))

@@ -89,8 +89,9 @@ enum Command {
         #[arg(short = 'y', long)]
         yes: bool,
     },
-    /// Check the cloud account before anything is created (AWS: AMI, instance types, VPC,
-    /// subnets and their zones, key pair) and list every problem.
+    /// Check the cloud account before anything is created and list every problem (AWS: AMI,
+    /// instance types, VPC, subnets and their zones, key pair; OpenStack: image, flavors,
+    /// network and subnet, key pair, floating-IP pool, quotas).
     Preflight {
         /// The properties file.
         #[arg(short = 'i', long = "input", value_name = "FILE")]
@@ -307,6 +308,90 @@ fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) 
     }
 }
 
+fn openstack_connection(os: &bootstrap::config::OpenStack) -> bootstrap_openstack::Connection {
+    bootstrap_openstack::Connection {
+        auth_url: os.auth_url.clone(),
+        username: os.username.clone(),
+        password: os.password.expose().to_string(),
+        domain: os.domain.clone(),
+        project: os.project.clone(),
+        region: os.region.clone(),
+    }
+}
+
+/// Checks the OpenStack project (image, flavors, network and subnet, key pair, floating-IP
+/// pool, quotas); every problem is listed before anything is created.
+fn openstack_preflight(
+    config: &bootstrap::config::Config,
+    os: &bootstrap::config::OpenStack,
+    started: Instant,
+) -> Result<(), Failure> {
+    let flavor = |key: &str, flavor: &str, count: u32| bootstrap_openstack::FlavorUse {
+        key: key.into(),
+        flavor: flavor.into(),
+        count,
+    };
+    let mut flavors = vec![
+        flavor("OpenStack.MasterFlavorID", &os.master_flavor, config.master_count),
+        flavor("OpenStack.NodeFlavorID", &os.node_flavor, config.node_count),
+    ];
+    if config.gluster_node_count > 0 {
+        flavors.push(flavor("OpenStack.GlusterFSFlavorID", &os.gluster_flavor, config.gluster_node_count));
+    }
+    let needs = bootstrap_openstack::Requirements {
+        image: os.image_id.clone(),
+        flavors,
+        network: os.network_id.clone(),
+        subnet: os.subnet_id.clone(),
+        keypair: os.keypair.clone(),
+        floating_ip_pool: os.floating_ip_pool.clone(),
+    };
+    let problems = runtime()
+        .block_on(async {
+            let client = bootstrap_openstack::connect(&openstack_connection(os)).await?;
+            bootstrap_openstack::preflight(&client, &needs).await
+        })
+        .map_err(|e| Failure(format!("{e}; nothing was created"), 1))?;
+    if !problems.is_empty() {
+        let count = problems.len();
+        return Err(Failure(
+            format!(
+                "preflight found {count} problem{} in the OpenStack project; nothing was created:\n  {}",
+                if count == 1 { "" } else { "s" },
+                problems.join("\n  ")
+            ),
+            1,
+        ));
+    }
+    phase(started, "preflight: the OpenStack project has everything the cluster needs");
+    Ok(())
+}
+
+/// What Kubernetes left in the cloud for the cluster: AWS resources tagged with it, or the
+/// OpenStack balancers, floating IPs and volumes its controllers made.
+fn cloud_leftovers(config: &bootstrap::config::Config, env: &BTreeMap<String, String>) -> Result<Vec<String>, Failure> {
+    let cluster = &config.cluster_name;
+    if let Some(aws) = &config.aws {
+        return runtime()
+            .block_on(async {
+                let client = bootstrap_aws::client(&aws_connection(aws, env)).await;
+                bootstrap_aws::tagged(&client, cluster).await
+            })
+            .map(|found| found.iter().map(|l| format!("{} {}", l.kind, l.id)).collect())
+            .map_err(|e| Failure(e.to_string(), 1));
+    }
+    if let Some(os) = &config.openstack {
+        return runtime()
+            .block_on(async {
+                let client = bootstrap_openstack::connect(&openstack_connection(os)).await?;
+                bootstrap_openstack::leftovers(&client, cluster).await
+            })
+            .map(|found| found.iter().map(|l| format!("{} {} ({})", l.kind, l.id, l.name)).collect())
+            .map_err(|e| Failure(e.to_string(), 1));
+    }
+    Ok(Vec::new())
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts")
 }
@@ -317,10 +402,13 @@ fn preflight(
     env: &BTreeMap<String, String>,
     started: Instant,
 ) -> Result<(), Failure> {
+    if let Some(openstack) = &config.openstack {
+        return openstack_preflight(config, openstack, started);
+    }
     let Some(aws) = &config.aws else {
         let what = match config.provider {
             bootstrap::config::Provider::Local => "nothing to check beyond the configuration for existing machines",
-            _ => "checks through the cloud SDK are not implemented yet for this provider",
+            _ => "vSphere is not checked through its API yet: the configuration is all that was checked",
         };
         phase(started, &format!("preflight: {what}"));
         return Ok(());
@@ -514,6 +602,20 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
         }
         phase(started, "removed what Kubernetes created in EC2 for the cluster");
     }
+    if let Some(os) = &prepared.config.openstack {
+        let failures = runtime()
+            .block_on(async {
+                let client = bootstrap_openstack::connect(&openstack_connection(os)).await?;
+                bootstrap_openstack::sweep(&client, &prepared.config.cluster_name).await
+            })
+            .map_err(|e| Failure(e.to_string(), 1))?;
+        if !failures.is_empty() {
+            let list: Vec<String> =
+                failures.iter().map(|(l, why)| format!("{} {} ({}): {why}", l.kind, l.id, l.name)).collect();
+            return Err(Failure(format!("could not remove what Kubernetes created:\n  {}", list.join("\n  ")), 1));
+        }
+        phase(started, "removed what Kubernetes created in OpenStack for the cluster");
+    }
     let resources = prepared.terraform.run(&["state", "list"]).unwrap_or_default().lines().count() as u64;
     run_with_progress(
         &prepared,
@@ -526,6 +628,13 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
         prepared.terraform.run(&["state", "list"]).map_err(terraform_failure)?.lines().map(str::to_string).collect();
     if !left.is_empty() {
         return Err(Failure(format!("these resources are still recorded after destroy:\n  {}", left.join("\n  ")), 1));
+    }
+    let leaked = cloud_leftovers(&prepared.config, env)?;
+    if !leaked.is_empty() {
+        return Err(Failure(
+            format!("destroyed, but these resources of the cluster are still in the cloud:\n  {}", leaked.join("\n  ")),
+            1,
+        ));
     }
     write_state(&prepared.state, "uninstalled", serde_json::Value::Null)?;
     // A later install starts from the beginning; the credentials are of a cluster now gone.
