@@ -1,7 +1,8 @@
 //! The installer's AWS edge (aws-sdk-ec2): preflight checks that list every problem before
-//! anything is created, and the sweep that finds what Kubernetes itself created in EC2 for a
-//! cluster (volumes, security groups, network interfaces tagged
-//! `kubernetes.io/cluster/<name>`) so it can be removed before Terraform destroys the network.
+//! anything is created, and the sweep that finds what Kubernetes itself created for a cluster
+//! (Classic and v2 load balancers, target groups, volumes, security groups, network interfaces
+//! tagged `kubernetes.io/cluster/<name>`) so it can be removed before Terraform destroys the
+//! network.
 
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
@@ -55,8 +56,20 @@ where
     }
 }
 
-/// An EC2 client for `connection`.
-pub async fn client(connection: &Connection) -> Client {
+/// Clients of the APIs the installer uses: EC2, and both Elastic Load Balancing APIs (the
+/// cloud controller makes Classic balancers by default and NLBs on request).
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// EC2.
+    pub ec2: Client,
+    /// Classic load balancers.
+    pub elb: aws_sdk_elasticloadbalancing::Client,
+    /// Application and network load balancers.
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+/// Clients for `connection`.
+pub async fn client(connection: &Connection) -> Clients {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(connection.region.clone()));
     if let Some(endpoint) = &connection.endpoint {
@@ -65,11 +78,17 @@ pub async fn client(connection: &Connection) -> Client {
     if let Some((key, secret)) = &connection.credentials {
         loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(key, secret, None, None, "stratus"));
     }
-    Client::new(&loader.load().await)
+    let config = loader.load().await;
+    Clients {
+        ec2: Client::new(&config),
+        elb: aws_sdk_elasticloadbalancing::Client::new(&config),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+    }
 }
 
 /// Every problem with `requirements` in the account, all listed; empty when ready.
-pub async fn preflight(client: &Client, requirements: &Requirements) -> Result<Vec<String>, AwsError> {
+pub async fn preflight(clients: &Clients, requirements: &Requirements) -> Result<Vec<String>, AwsError> {
+    let client = &clients.ec2;
     let mut problems = Vec::new();
 
     let images = client.describe_images().image_ids(&requirements.ami).send().await;
@@ -155,9 +174,10 @@ pub async fn preflight(client: &Client, requirements: &Requirements) -> Result<V
 /// One resource Kubernetes created for the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Leftover {
-    /// `volume`, `security-group` or `network-interface`.
+    /// `load-balancer` (Classic), `load-balancer-v2`, `target-group`, `network-interface`,
+    /// `volume` or `security-group`.
     pub kind: &'static str,
-    /// Its id.
+    /// Its id (a name for Classic balancers, an ARN for v2 ones and target groups).
     pub id: String,
 }
 
@@ -165,9 +185,68 @@ fn cluster_filter(cluster: &str) -> Filter {
     Filter::builder().name("tag-key").values(format!("kubernetes.io/cluster/{cluster}")).build()
 }
 
-/// What is tagged with the cluster in EC2.
-pub async fn tagged(client: &Client, cluster: &str) -> Result<Vec<Leftover>, AwsError> {
+fn tag_key(cluster: &str) -> String {
+    format!("kubernetes.io/cluster/{cluster}")
+}
+
+/// Load balancers and target groups tagged with the cluster.
+async fn tagged_balancers(clients: &Clients, cluster: &str) -> Result<Vec<Leftover>, AwsError> {
+    let key = tag_key(cluster);
     let mut found = Vec::new();
+    let classic = clients.elb.describe_load_balancers().send().await.map_err(failed("DescribeLoadBalancers"))?;
+    let names: Vec<String> = classic
+        .load_balancer_descriptions()
+        .iter()
+        .filter_map(|d| d.load_balancer_name().map(str::to_string))
+        .collect();
+    for chunk in names.chunks(20) {
+        let tags = clients
+            .elb
+            .describe_tags()
+            .set_load_balancer_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(failed("DescribeTags"))?;
+        for description in tags.tag_descriptions() {
+            if description.tags().iter().any(|t| t.key() == key) {
+                let id = description.load_balancer_name().unwrap_or_default().to_string();
+                found.push(Leftover { kind: "load-balancer", id });
+            }
+        }
+    }
+    let balancers = clients.elbv2.describe_load_balancers().send().await.map_err(failed("DescribeLoadBalancers"))?;
+    let groups = clients.elbv2.describe_target_groups().send().await.map_err(failed("DescribeTargetGroups"))?;
+    let arns: Vec<(&'static str, String)> = balancers
+        .load_balancers()
+        .iter()
+        .filter_map(|b| b.load_balancer_arn().map(|a| ("load-balancer-v2", a.to_string())))
+        .chain(
+            groups.target_groups().iter().filter_map(|g| g.target_group_arn().map(|a| ("target-group", a.to_string()))),
+        )
+        .collect();
+    for chunk in arns.chunks(20) {
+        let tags = clients
+            .elbv2
+            .describe_tags()
+            .set_resource_arns(Some(chunk.iter().map(|(_, a)| a.clone()).collect()))
+            .send()
+            .await
+            .map_err(failed("DescribeTags"))?;
+        for description in tags.tag_descriptions() {
+            if description.tags().iter().any(|t| t.key() == Some(key.as_str())) {
+                let arn = description.resource_arn().unwrap_or_default();
+                let kind = chunk.iter().find(|(_, a)| a == arn).map(|(k, _)| *k).unwrap_or("load-balancer-v2");
+                found.push(Leftover { kind, id: arn.to_string() });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// What is tagged with the cluster in EC2 and Elastic Load Balancing.
+pub async fn tagged(clients: &Clients, cluster: &str) -> Result<Vec<Leftover>, AwsError> {
+    let client = &clients.ec2;
+    let mut found = tagged_balancers(clients, cluster).await?;
     let volumes =
         client.describe_volumes().filters(cluster_filter(cluster)).send().await.map_err(failed("DescribeVolumes"))?;
     found.extend(
@@ -203,19 +282,66 @@ pub async fn tagged(client: &Client, cluster: &str) -> Result<Vec<Leftover>, Aws
     Ok(found)
 }
 
-/// Deletes what Kubernetes created for the cluster (interfaces, then volumes, then security
-/// groups) and returns what could not be deleted, with why.
-pub async fn sweep(client: &Client, cluster: &str) -> Result<Vec<(Leftover, String)>, AwsError> {
+/// Deletes what Kubernetes created for the cluster (load balancers, then their target groups,
+/// interfaces, volumes, security groups) and returns what could not be deleted, with why.
+/// Balancers release their interfaces and groups with a delay: what fails is tried again,
+/// up to three passes, `retry_after` apart.
+pub async fn sweep(
+    clients: &Clients,
+    cluster: &str,
+    retry_after: std::time::Duration,
+) -> Result<Vec<(Leftover, String)>, AwsError> {
     let mut failures = Vec::new();
-    let mut found = tagged(client, cluster).await?;
+    for pass in 0..3 {
+        if pass > 0 {
+            if failures.is_empty() {
+                break;
+            }
+            tokio::time::sleep(retry_after).await;
+        }
+        failures = sweep_once(clients, cluster).await?;
+    }
+    Ok(failures)
+}
+
+async fn sweep_once(clients: &Clients, cluster: &str) -> Result<Vec<(Leftover, String)>, AwsError> {
+    let client = &clients.ec2;
+    let mut failures = Vec::new();
+    let mut found = tagged(clients, cluster).await?;
     let order = |kind: &str| match kind {
-        "network-interface" => 0,
-        "volume" => 1,
-        _ => 2,
+        "load-balancer" | "load-balancer-v2" => 0,
+        "target-group" => 1,
+        "network-interface" => 2,
+        "volume" => 3,
+        _ => 4,
     };
     found.sort_by_key(|l| order(l.kind));
     for leftover in found {
         let result = match leftover.kind {
+            "load-balancer" => clients
+                .elb
+                .delete_load_balancer()
+                .load_balancer_name(&leftover.id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:?}")),
+            "load-balancer-v2" => clients
+                .elbv2
+                .delete_load_balancer()
+                .load_balancer_arn(&leftover.id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:?}")),
+            "target-group" => clients
+                .elbv2
+                .delete_target_group()
+                .target_group_arn(&leftover.id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:?}")),
             "network-interface" => client
                 .delete_network_interface()
                 .network_interface_id(&leftover.id)

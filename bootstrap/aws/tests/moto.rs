@@ -23,7 +23,8 @@ fn tags(resource: ResourceType, cluster: &str) -> TagSpecification {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_lists_every_problem_and_passes_a_ready_account() {
     let moto = MotoServer::start();
-    let ec2 = client(&connection(&moto)).await;
+    let clients = client(&connection(&moto)).await;
+    let ec2 = &clients.ec2;
     let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
     let mut subnets = Vec::new();
     for (i, zone) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
@@ -49,7 +50,7 @@ async fn preflight_lists_every_problem_and_passes_a_ready_account() {
         keypair: "stratus-key".into(),
         instances: 8,
     };
-    assert_eq!(preflight(&ec2, &ready).await.unwrap(), Vec::<String>::new());
+    assert_eq!(preflight(&clients, &ready).await.unwrap(), Vec::<String>::new());
 
     let broken = Requirements {
         ami: "ami-00000000000000000".into(),
@@ -59,7 +60,7 @@ async fn preflight_lists_every_problem_and_passes_a_ready_account() {
         keypair: "missing-key".into(),
         instances: 8,
     };
-    let problems = preflight(&ec2, &broken).await.unwrap();
+    let problems = preflight(&clients, &broken).await.unwrap();
     assert_eq!(
         problems,
         vec![
@@ -77,7 +78,8 @@ async fn preflight_lists_every_problem_and_passes_a_ready_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_removes_what_kubernetes_created_and_nothing_else() {
     let moto = MotoServer::start();
-    let ec2 = client(&connection(&moto)).await;
+    let clients = client(&connection(&moto)).await;
+    let ec2 = &clients.ec2;
     let vpc = ec2.create_vpc().cidr_block("10.1.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
     let subnet = ec2
         .create_subnet()
@@ -127,12 +129,78 @@ async fn sweep_removes_what_kubernetes_created_and_nothing_else() {
         .volume_id
         .unwrap();
     let untagged = ec2.create_volume().availability_zone("us-east-1a").size(1).send().await.unwrap().volume_id.unwrap();
+    // The load balancers of LoadBalancer Services: a Classic one (the controller's default),
+    // an NLB with its target group, and another cluster's Classic one.
+    let owned = |cluster: &str| {
+        aws_sdk_elasticloadbalancing::types::Tag::builder()
+            .key(format!("kubernetes.io/cluster/{cluster}"))
+            .value("owned")
+            .build()
+            .unwrap()
+    };
+    let listener = aws_sdk_elasticloadbalancing::types::Listener::builder()
+        .protocol("TCP")
+        .load_balancer_port(443)
+        .instance_port(30443)
+        .build()
+        .unwrap();
+    for (name, cluster) in [("a1b2c3demo", "demo"), ("d4e5f6other", "other")] {
+        clients
+            .elb
+            .create_load_balancer()
+            .load_balancer_name(name)
+            .listeners(listener.clone())
+            .subnets(&subnet)
+            .tags(owned(cluster))
+            .send()
+            .await
+            .unwrap();
+    }
+    let tag_v2 = aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+        .key("kubernetes.io/cluster/demo")
+        .value("owned")
+        .build();
+    clients
+        .elbv2
+        .create_load_balancer()
+        .name("k8s-hcp-hsmserv-0123456789")
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+        .subnets(&subnet)
+        .tags(tag_v2.clone())
+        .send()
+        .await
+        .unwrap();
+    clients
+        .elbv2
+        .create_target_group()
+        .name("k8s-hcp-hsmserv-tg")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
+        .port(30443)
+        .vpc_id(&vpc)
+        .tags(tag_v2)
+        .send()
+        .await
+        .unwrap();
 
-    let found = tagged(&ec2, "demo").await.unwrap();
+    let found = tagged(&clients, "demo").await.unwrap();
     let kinds: Vec<&str> = found.iter().map(|l| l.kind).collect();
-    assert_eq!(kinds, vec!["network-interface", "security-group", "volume", "volume"]);
-    assert_eq!(sweep(&ec2, "demo").await.unwrap(), vec![]);
-    assert_eq!(tagged(&ec2, "demo").await.unwrap(), vec![], "nothing tagged for the cluster remains");
+    assert_eq!(
+        kinds,
+        vec![
+            "load-balancer",
+            "load-balancer-v2",
+            "network-interface",
+            "security-group",
+            "target-group",
+            "volume",
+            "volume"
+        ]
+    );
+    assert_eq!(sweep(&clients, "demo", std::time::Duration::from_millis(100)).await.unwrap(), vec![]);
+    assert_eq!(tagged(&clients, "demo").await.unwrap(), vec![], "nothing tagged for the cluster remains");
+    let classic = clients.elb.describe_load_balancers().send().await.unwrap();
+    let names: Vec<&str> = classic.load_balancer_descriptions().iter().filter_map(|d| d.load_balancer_name()).collect();
+    assert_eq!(names, ["d4e5f6other"], "another cluster's balancer stays");
     let volumes = ec2.describe_volumes().send().await.unwrap();
     let left: Vec<&str> = volumes.volumes().iter().filter_map(|v| v.volume_id()).collect();
     assert!(left.contains(&other.as_str()) && left.contains(&untagged.as_str()), "{left:?}");

@@ -593,7 +593,7 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
         let failures = runtime()
             .block_on(async {
                 let client = bootstrap_aws::client(&aws_connection(aws, env)).await;
-                bootstrap_aws::sweep(&client, &prepared.config.cluster_name).await
+                bootstrap_aws::sweep(&client, &prepared.config.cluster_name, Duration::from_secs(15)).await
             })
             .map_err(|e| Failure(e.to_string(), 1))?;
         if !failures.is_empty() {
