@@ -281,3 +281,56 @@ fn injected_faults_answer_with_kubernetes_statuses() {
     let (all, discovery) = server.request_counts();
     assert_eq!((all, discovery), (4, 1));
 }
+
+/// A CA, and a client certificate from it for `kubernetes-admin` (PEM pairs).
+fn cluster_ca() -> ((String, String), (String, String)) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), rcgen::KeyPair::from_pem(&ca_key.serialize_pem()).unwrap())
+            .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes-admin");
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer).unwrap();
+    ((ca_cert.pem(), ca_key.serialize_pem()), (client_cert.pem(), client_key.serialize_pem()))
+}
+
+#[test]
+fn kubectl_needs_a_client_certificate_from_the_cluster_ca_over_tls() {
+    let encode = |pem: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem);
+    let ((ca, ca_key), (cert, key)) = cluster_ca();
+    let tls = stratus_tests::apiserver::tls::Tls::issued_by(&ca, &ca_key, &["127.0.0.1"]).unwrap();
+    let server =
+        FakeApiServer::spawn(Config { tls: Some(tls), ..Config::default() }, "127.0.0.1:0".parse().unwrap()).unwrap();
+    assert!(server.url().starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = |user: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {user}\n",
+            server.url(),
+            encode(&ca)
+        )
+    };
+    let with_cert = format!("\n    client-certificate-data: {}\n    client-key-data: {}", encode(&cert), encode(&key));
+    std::fs::write(dir.path().join("admin"), kubeconfig(&with_cert)).unwrap();
+    std::fs::write(dir.path().join("anonymous"), kubeconfig("{}")).unwrap();
+    let kubectl = |config: &str| {
+        Command::new("kubectl")
+            .args(["get", "namespaces", "-o", "name", "--request-timeout=5s"])
+            .env("KUBECONFIG", dir.path().join(config))
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let admin = kubectl("admin");
+    assert!(admin.status.success(), "{}", String::from_utf8_lossy(&admin.stderr));
+    let names = String::from_utf8_lossy(&admin.stdout);
+    assert!(names.contains("namespace/default") && names.contains("namespace/kube-system"), "{names}");
+    let anonymous = kubectl("anonymous");
+    assert!(!anonymous.status.success(), "a client without a certificate was served");
+}

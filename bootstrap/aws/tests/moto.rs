@@ -156,10 +156,8 @@ async fn sweep_removes_what_kubernetes_created_and_nothing_else() {
             .await
             .unwrap();
     }
-    let tag_v2 = aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-        .key("kubernetes.io/cluster/demo")
-        .value("owned")
-        .build();
+    let tag_v2 =
+        aws_sdk_elasticloadbalancingv2::types::Tag::builder().key("kubernetes.io/cluster/demo").value("owned").build();
     clients
         .elbv2
         .create_load_balancer()
