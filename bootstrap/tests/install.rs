@@ -44,7 +44,7 @@ fn install(input: &Path, state: &Path, extra: &[&str]) -> Command {
         .arg(input)
         .arg("--state-dir")
         .arg(state)
-        .args(["--timeout", "60"])
+        .args(if extra.contains(&"--timeout") { &[][..] } else { &["--timeout", "60"][..] })
         .args(extra)
         .env("TF_CLI_CONFIG_FILE", "/dev/null")
         .stdin(Stdio::null());
@@ -65,13 +65,13 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn api_server(state: &Path, port: u16, kubelets: &[&str]) -> FakeApiServer {
+fn api_server(state: &Path, port: u16, kubelets: &[&str], ready_after: Duration) -> FakeApiServer {
     let pki: Value = serde_json::from_str(&std::fs::read_to_string(state.join("pki.json")).unwrap()).unwrap();
     let tls = Tls::issued_by(pki["ca_certificate"].as_str().unwrap(), pki["ca_key"].as_str().unwrap(), &["127.0.0.1"])
         .unwrap();
     let config = Config {
         controller: ControllerConfig {
-            ready_after: Duration::from_millis(50),
+            ready_after,
             kubelets: kubelets.iter().map(|k| k.to_string()).collect(),
             ..ControllerConfig::default()
         },
@@ -119,28 +119,51 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     let provision = record["phases"].as_array().unwrap().iter().find(|p| p["name"] == "provision").unwrap();
     assert_eq!(provision["state"], "running", "the killed phase stays recorded as unfinished");
 
-    // Run again; start the API server only once bootstrap is waiting for it.
-    let mut child = install(&input, &state, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Run again; start the API server only once bootstrap is waiting for it, with workloads
+    // that never get ready: the network phase fails after its timeout, saying what waits.
+    let kubelets = ["fx-master-0", "fx-node-0", "fx-node-1"];
+    let mut child = install(&input, &state, &["--yes", "--timeout", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stderr_lines = Vec::new();
     let mut server = None;
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
         if server.is_none() && line.contains("waiting for the Kubernetes API at") {
-            server = Some(api_server(&state, port, &["fx-master-0", "fx-node-0", "fx-node-1"]));
+            server = Some(api_server(&state, port, &kubelets, Duration::from_secs(3600)));
         }
         stderr_lines.push(line);
     }
-    let output = child.wait_with_output().unwrap();
+    let failed = child.wait_with_output().unwrap();
     let stderr = stderr_lines.join("\n");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{stderr}\n{stdout}");
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
     let server = server.expect("bootstrap waited for the API");
-
     // The machines: only what the kill left undone.
     let rest = 5 - after_kill;
     assert!(stderr.contains(&format!("{rest}/{rest} ready terraform_data.machine")), "{stderr}");
     assert_eq!(state_list(&state).len(), 5);
     assert!(stderr.contains(&format!("waiting for the Kubernetes API at https://127.0.0.1:{port}/")), "{stderr}");
+    assert!(stderr.contains("] network: FAILED in"), "{stderr}");
+    assert!(
+        stderr.contains("DaemonSet kube-flannel/kube-flannel-ds: 0/3 ready")
+            && stderr
+                .contains("(phase network failed; fix the cause and run the same command again to continue from it)"),
+        "{stderr}"
+    );
+
+    // The cause fixed, the same command continues from the network phase.
+    server.set_controller(ControllerConfig {
+        ready_after: Duration::from_millis(50),
+        kubelets: kubelets.iter().map(|k| k.to_string()).collect(),
+        ..ControllerConfig::default()
+    });
+    let output = install(&input, &state, &["--yes"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stderr}\n{stdout}");
+    assert!(stderr.contains("provision: done in an earlier run, skipped"), "{stderr}");
     for phase in ["api", "network", "cloud", "storage", "platform", "report"] {
         assert!(stderr.contains(&format!("] {phase}: done in")), "phase {phase} did not finish:\n{stderr}");
     }

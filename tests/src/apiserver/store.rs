@@ -862,21 +862,25 @@ impl Store {
             }
         }
         let nodes = self.node_count();
-        let scheduled: Vec<(Key, Value)> = self
+        let scheduled: Vec<(Key, Value, bool)> = self
             .objects
             .iter()
-            .filter(|(k, v)| {
-                k.resource == "daemonsets.apps" && v["status"].is_object() && !self.changed.contains_key(k)
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, _)| k.resource == "daemonsets.apps")
+            .map(|(k, v)| (k.clone(), v.clone(), !self.changed.contains_key(k)))
             .collect();
         let mut network_ready = false;
-        for (key, set) in scheduled {
-            let status = daemon_set_status(&set, nodes);
+        for (key, set, started) in scheduled {
+            // Scheduled on every node at once; ready once the pods had time to start.
+            let mut status = daemon_set_status(&set, nodes);
+            if !started {
+                status["numberReady"] = json!(0);
+                status["numberAvailable"] = json!(0);
+                status["numberUnavailable"] = json!(nodes);
+            }
             let mounts_cni = set["spec"]["template"]["spec"]["volumes"]
                 .as_array()
                 .is_some_and(|volumes| volumes.iter().any(|v| v["hostPath"]["path"] == "/etc/cni/net.d"));
-            network_ready |= mounts_cni && nodes > 0;
+            network_ready |= mounts_cni && started && nodes > 0;
             if set["status"] != status {
                 let mut next = set.clone();
                 next["status"] = status;
