@@ -814,6 +814,11 @@ fn install(
     let config = load(input, env)?;
     let state =
         state_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("stratus-{}", config.cluster_name)));
+    // Bad input is found before anything is created: the catalog holding the platform too.
+    let catalog = sdl::catalog::Catalog::load(&options.catalog).map_err(|e| Failure(e.to_string(), 2))?;
+    catalog.service(bootstrap::install::PLATFORM_SERVICE).map_err(|e| {
+        Failure(format!("{}: {e} (the platform service must be in the catalog)", options.catalog.display()), 2)
+    })?;
     let mut phases = Phases::load(&state, started)?;
     if let Some(from) = &options.from {
         phases.record.forget_from(from);
@@ -916,8 +921,6 @@ fn install(
         })?;
     }
 
-    let catalog = sdl::catalog::Catalog::load(&options.catalog)
-        .map_err(|e| Failure(format!("{}: {e}", options.catalog.display()), 2))?;
     let request = k8s::platform_request(&config);
     let platform_fingerprint = fingerprint_of(&(
         &request.sets,
