@@ -33,6 +33,8 @@ pub struct Requirements {
     pub keypair: String,
     /// Instances the cluster will run.
     pub instances: u32,
+    /// Elastic IPs it will allocate (one per master).
+    pub elastic_ips: u32,
 }
 
 /// A failed call.
@@ -162,12 +164,44 @@ pub async fn preflight(clients: &Clients, requirements: &Requirements) -> Result
         problems.push(format!("AWS.Keypair: key pair {} does not exist", requirements.keypair));
     }
 
-    let attributes = client
-        .describe_account_attributes()
-        .attribute_names(aws_sdk_ec2::types::AccountAttributeName::DefaultVpc)
-        .send()
-        .await;
-    let _ = attributes; // reachable account; instance limits are per vCPU quota (Service Quotas), not checked here
+    // The account's limits, as EC2 reports them, against what is already in use.
+    let attributes = client.describe_account_attributes().send().await.map_err(failed("DescribeAccountAttributes"))?;
+    let limit = |name: &str| {
+        attributes
+            .account_attributes()
+            .iter()
+            .find(|a| a.attribute_name() == Some(name))
+            .and_then(|a| a.attribute_values().first())
+            .and_then(|v| v.attribute_value())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    if let Some(max) = limit("max-instances") {
+        let running = client
+            .describe_instances()
+            .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+            .send()
+            .await
+            .map_err(failed("DescribeInstances"))?;
+        let used: u64 = running.reservations().iter().map(|r| r.instances().len() as u64).sum();
+        let free = max.saturating_sub(used);
+        if u64::from(requirements.instances) > free {
+            problems.push(format!(
+                "limits: the cluster needs {} instances, the account allows {free} more (max-instances {max}, {used} running)",
+                requirements.instances
+            ));
+        }
+    }
+    if let Some(max) = limit("vpc-max-elastic-ips") {
+        let addresses = client.describe_addresses().send().await.map_err(failed("DescribeAddresses"))?;
+        let used = addresses.addresses().len() as u64;
+        let free = max.saturating_sub(used);
+        if u64::from(requirements.elastic_ips) > free {
+            problems.push(format!(
+                "limits: the cluster needs {} elastic IPs, the account allows {free} more (vpc-max-elastic-ips {max}, {used} allocated)",
+                requirements.elastic_ips
+            ));
+        }
+    }
     Ok(problems)
 }
 

@@ -49,16 +49,20 @@ async fn preflight_lists_every_problem_and_passes_a_ready_account() {
         subnets: subnets.clone(),
         keypair: "stratus-key".into(),
         instances: 8,
+        elastic_ips: 1,
     };
     assert_eq!(preflight(&clients, &ready).await.unwrap(), Vec::<String>::new());
 
+    // Limits count what is already in use.
+    ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
     let broken = Requirements {
         ami: "ami-00000000000000000".into(),
         instance_types: vec!["m5.large".into(), "x9.gigantic".into()],
         vpc_id: "vpc-00000000".into(),
         subnets: vec![(subnets[0].0.clone(), "us-east-1c".into()), ("subnet-00000000".into(), "us-east-1a".into())],
         keypair: "missing-key".into(),
-        instances: 8,
+        instances: 500,
+        elastic_ips: 50,
     };
     let problems = preflight(&clients, &broken).await.unwrap();
     assert_eq!(
@@ -71,6 +75,10 @@ async fn preflight_lists_every_problem_and_passes_a_ready_account() {
             format!("subnet {} belongs to {vpc}, not vpc-00000000", subnets[0].0),
             "subnet subnet-00000000 does not exist".to_string(),
             "AWS.Keypair: key pair missing-key does not exist".to_string(),
+            "limits: the cluster needs 500 instances, the account allows 20 more (max-instances 20, 0 running)"
+                .to_string(),
+            "limits: the cluster needs 50 elastic IPs, the account allows 4 more (vpc-max-elastic-ips 5, 1 allocated)"
+                .to_string(),
         ]
     );
 }

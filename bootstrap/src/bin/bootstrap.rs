@@ -425,6 +425,7 @@ fn preflight(
         subnets: aws.public_subnets.iter().chain(&aws.private_subnets).cloned().collect(),
         keypair: aws.keypair.clone(),
         instances: config.master_count + config.node_count + config.gluster_node_count,
+        elastic_ips: config.master_count,
     };
     let problems = runtime()
         .block_on(async {
