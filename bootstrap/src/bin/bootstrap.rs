@@ -185,12 +185,15 @@ fn prepare(
     env: &BTreeMap<String, String>,
     started: Instant,
     init: bool,
+    announce: bool,
 ) -> Result<Prepared, Failure> {
     let config = load(input, env)?;
-    phase(
-        started,
-        &format!("validated {}: {} cluster \"{}\"", input.display(), config.provider.templates(), config.cluster_name),
-    );
+    if announce {
+        phase(
+            started,
+            &format!("validated {}: {} cluster \"{}\"", input.display(), config.provider.templates(), config.cluster_name),
+        );
+    }
     let state =
         state_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("stratus-{}", config.cluster_name)));
     let dir = state.join("terraform");
@@ -243,7 +246,7 @@ fn plan(
     env: &BTreeMap<String, String>,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let prepared = prepare(input, state_dir, env, started, !render_only)?;
+    let prepared = prepare(input, state_dir, env, started, !render_only, true)?;
     if render_only {
         println!("{}", prepared.dir.display());
         return Ok(());
@@ -526,7 +529,7 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
     let started = Instant::now();
     let config = load(input, env)?;
     preflight(&config, env, started)?;
-    let prepared = prepare(input, state_dir, env, started, true)?;
+    let prepared = prepare(input, state_dir, env, started, true, true)?;
     // `provision` is the explicit command: what it plans is what was asked for.
     apply_machines(&prepared, started, true)?;
     phase(started, "provisioned");
@@ -578,7 +581,7 @@ fn release_cloud_resources(prepared: &Prepared, started: Instant) -> Result<(), 
 
 fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<String, String>) -> Result<(), Failure> {
     let started = Instant::now();
-    let prepared = prepare(input, state_dir, env, started, true)?;
+    let prepared = prepare(input, state_dir, env, started, true, true)?;
     let question = format!(
         "Destroy every resource of cluster {} recorded in {}?",
         prepared.config.cluster_name,
@@ -843,7 +846,7 @@ fn install(
     })?;
     let prepared = phases
         .run("render", None, || {
-            let prepared = prepare(input, Some(&state), env, started, true)?;
+            let prepared = prepare(input, Some(&state), env, started, true, false)?;
             Ok((prepared, String::new()))
         })?
         .expect("render always runs");
