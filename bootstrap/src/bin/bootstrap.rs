@@ -191,7 +191,12 @@ fn prepare(
     if announce {
         phase(
             started,
-            &format!("validated {}: {} cluster \"{}\"", input.display(), config.provider.templates(), config.cluster_name),
+            &format!(
+                "validated {}: {} cluster \"{}\"",
+                input.display(),
+                config.provider.templates(),
+                config.cluster_name
+            ),
         );
     }
     let state =
