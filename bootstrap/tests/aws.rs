@@ -40,13 +40,12 @@ fn preflight_against_moto() {
     // Make the account ready, through the same API.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (vpc, subnets, ami) = runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(moto.url())
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
-            .load()
-            .await;
-        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let connection = bootstrap_aws::Connection {
+            region: "us-east-1".into(),
+            endpoint: Some(moto.url().to_string()),
+            credentials: Some(("testing".into(), "testing".into())),
+        };
+        let ec2 = bootstrap_aws::client(&connection).await.ec2;
         let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
         let mut subnets = Vec::new();
         for (i, zone) in ["us-east-1a", "us-east-1b", "us-east-1c"].iter().enumerate() {

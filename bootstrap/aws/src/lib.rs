@@ -72,7 +72,13 @@ pub struct Clients {
 
 /// Clients for `connection`.
 pub async fn client(connection: &Connection) -> Clients {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
         .region(aws_config::Region::new(connection.region.clone()));
     if let Some(endpoint) = &connection.endpoint {
         loader = loader.endpoint_url(endpoint);

@@ -111,7 +111,8 @@ struct Failure(String, u8);
 const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
 
 fn main() -> ExitCode {
-    // kube-rs and the AWS SDK both bring rustls; pick one crypto provider for the process.
+    // kube-rs, the AWS SDKs and the OpenStack SDK all use rustls: one crypto provider (ring)
+    // for the whole process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
