@@ -85,12 +85,14 @@ impl Pki {
         })
     }
 
-    /// `sha256:<hex>` of the CA's SubjectPublicKeyInfo, as `kubeadm join
-    /// --discovery-token-ca-cert-hash` expects.
+    /// `sha256:<hex>` of the CA certificate's SubjectPublicKeyInfo, as `kubeadm join
+    /// --discovery-token-ca-cert-hash` expects. Read from the certificate (cheap), not
+    /// recomputed from the key.
     pub fn ca_cert_hash(&self) -> String {
-        let key = KeyPair::from_pem(&self.ca_key).expect("the stored CA key parses");
-        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
-        let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.ca_certificate.as_bytes()).expect("the stored CA parses");
+        let certificate = pem.parse_x509().expect("the stored CA is a certificate");
+        let spki = certificate.tbs_certificate.subject_pki.raw;
+        let digest = ring::digest::digest(&ring::digest::SHA256, spki);
         format!("sha256:{}", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
     }
 
