@@ -4,7 +4,7 @@
 //! - `bootstrap plan` wall time against a bare `terraform plan` of the same rendered directory
 //!   (local provider, both after the first init), and their ratio.
 //!
-//! Medians of repeated runs; figures only, no assertion.
+//! Medians of repeated runs (the two plans interleaved); figures only, no assertion.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -87,8 +87,20 @@ fn main() {
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     };
-    let bootstrap_plan = time(15, plan);
-    let terraform_plan = time(15, bare);
+    // Interleaved (plan, bare, plan, bare, ...) so drift in the machine's speed during the
+    // run affects both sides alike.
+    plan();
+    bare();
+    let (mut plans, mut bares) = (Vec::new(), Vec::new());
+    for _ in 0..31 {
+        let start = Instant::now();
+        plan();
+        plans.push(start.elapsed());
+        let start = Instant::now();
+        bare();
+        bares.push(start.elapsed());
+    }
+    let (bootstrap_plan, terraform_plan) = (median(plans), median(bares));
     println!("bootstrap plan (local):  {:>8.1} ms", bootstrap_plan.as_secs_f64() * 1e3);
     println!("terraform plan (bare):   {:>8.1} ms", terraform_plan.as_secs_f64() * 1e3);
     println!("ratio:                   {:>8.3}", bootstrap_plan.as_secs_f64() / terraform_plan.as_secs_f64());
