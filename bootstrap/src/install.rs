@@ -54,31 +54,47 @@ pub struct Waits {
     pub interval: Duration,
 }
 
-/// Polls `GET /readyz` until the API server answers; `report` hears each failure (once per
-/// distinct message), so an operator sees why it is still waiting.
-pub async fn wait_for_api(cluster: &Cluster, waits: Waits, mut report: impl FnMut(&str)) -> Result<(), InstallError> {
+/// Asks `pending` every `waits.interval` what is still being waited for, until the answer is
+/// nothing. `report` hears each answer that differs from the one before, so an operator sees
+/// progress without repetition; after `waits.timeout` the last answer is the error's detail.
+async fn poll_until<F, Fut>(
+    waits: Waits,
+    what: impl FnOnce() -> String,
+    mut pending: F,
+    mut report: impl FnMut(&[String]),
+) -> Result<(), InstallError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, InstallError>>,
+{
     let started = Instant::now();
-    let mut last = String::new();
+    let mut last: Vec<String> = Vec::new();
     loop {
-        match cluster.ready().await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                let message = error.to_string();
-                if message != last {
-                    report(&message);
-                    last = message;
-                }
-            }
+        let waiting = pending().await?;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if waiting != last {
+            report(&waiting);
+            last = waiting;
         }
         if started.elapsed() >= waits.timeout {
-            return Err(InstallError::Timeout {
-                what: format!("the Kubernetes API at {}", cluster.server()),
-                waited: started.elapsed(),
-                details: vec![last],
-            });
+            return Err(InstallError::Timeout { what: what(), waited: started.elapsed(), details: last });
         }
         tokio::time::sleep(waits.interval).await;
     }
+}
+
+/// Polls `GET /readyz` until the API server answers; `report` hears each failure (once per
+/// distinct message), so an operator sees why it is still waiting.
+pub async fn wait_for_api(cluster: &Cluster, waits: Waits, mut report: impl FnMut(&str)) -> Result<(), InstallError> {
+    poll_until(
+        waits,
+        || format!("the Kubernetes API at {}", cluster.server()),
+        move || async move { Ok(cluster.ready().await.err().map(|e| e.to_string()).into_iter().collect()) },
+        |why| report(&why[0]),
+    )
+    .await
 }
 
 /// Server-side applies the objects of `step` in order.
@@ -132,11 +148,9 @@ pub async fn wait_for_workloads(
     cluster: &Cluster,
     step: &Step,
     waits: Waits,
-    mut report: impl FnMut(&[String]),
+    report: impl FnMut(&[String]),
 ) -> Result<(), InstallError> {
-    let started = Instant::now();
-    let mut last: Vec<String> = Vec::new();
-    loop {
+    let not_ready = move || async move {
         let mut waiting = Vec::new();
         for object in &step.objects {
             let (namespace, readiness) = match object {
@@ -160,22 +174,9 @@ pub async fn wait_for_workloads(
                 None => waiting.push(format!("{} is missing", object.describe())),
             }
         }
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        if waiting != last {
-            report(&waiting);
-            last = waiting;
-        }
-        if started.elapsed() >= waits.timeout {
-            return Err(InstallError::Timeout {
-                what: format!("{} ({})", step.name, step.title),
-                waited: started.elapsed(),
-                details: last,
-            });
-        }
-        tokio::time::sleep(waits.interval).await;
-    }
+        Ok(waiting)
+    };
+    poll_until(waits, || format!("{} ({})", step.name, step.title), not_ready, report).await
 }
 
 /// Whether a node reports `Ready=True`, and its Ready condition's reason and message if not.
@@ -190,38 +191,32 @@ pub fn node_readiness(node: &Node) -> Result<(), String> {
     }
 }
 
-/// Waits until `expected` nodes are registered and Ready.
+/// Waits until `expected` nodes are registered and Ready; returns how many are Ready.
 pub async fn wait_for_nodes(
     cluster: &Cluster,
     expected: usize,
     waits: Waits,
-    mut report: impl FnMut(&[String]),
+    report: impl FnMut(&[String]),
 ) -> Result<usize, InstallError> {
-    let started = Instant::now();
-    let mut last: Vec<String> = Vec::new();
-    loop {
+    let ready = std::cell::Cell::new(0);
+    let counted = &ready;
+    let not_ready = move || async move {
         let nodes: Vec<Node> = cluster.list_cluster_scoped().await?;
-        let mut ready = 0;
         let mut waiting = Vec::new();
         for node in &nodes {
-            match node_readiness(node) {
-                Ok(()) => ready += 1,
-                Err(why) => waiting.push(format!("node {}: {why}", node.metadata.name.clone().unwrap_or_default())),
+            if let Err(why) = node_readiness(node) {
+                waiting.push(format!("node {}: {why}", node.metadata.name.clone().unwrap_or_default()));
             }
         }
-        if ready >= expected {
-            return Ok(ready);
+        counted.set(nodes.len() - waiting.len());
+        if counted.get() >= expected {
+            return Ok(Vec::new());
         }
-        waiting.insert(0, format!("{ready}/{expected} nodes Ready ({} registered)", nodes.len()));
-        if waiting != last {
-            report(&waiting);
-            last = waiting;
-        }
-        if started.elapsed() >= waits.timeout {
-            return Err(InstallError::Timeout { what: "the nodes".into(), waited: started.elapsed(), details: last });
-        }
-        tokio::time::sleep(waits.interval).await;
-    }
+        waiting.insert(0, format!("{}/{expected} nodes Ready ({} registered)", counted.get(), nodes.len()));
+        Ok(waiting)
+    };
+    poll_until(waits, || "the nodes".to_string(), not_ready, report).await?;
+    Ok(ready.get())
 }
 
 /// The service manager request that installs the platform for `config`.
@@ -360,9 +355,9 @@ pub async fn drain_node(cluster: &Cluster, name: &str, waits: Waits) -> Result<D
         cluster.evict(&namespace, &pod_name).await?;
         evicted.push(format!("{namespace}/{pod_name}"));
     }
-    let started = Instant::now();
-    loop {
-        let left: Vec<String> = cluster
+    let movable = &movable;
+    let left = move || async move {
+        Ok(cluster
             .pods_on_node(name)
             .await?
             .into_iter()
@@ -370,19 +365,9 @@ pub async fn drain_node(cluster: &Cluster, name: &str, waits: Waits) -> Result<D
             .map(|p| {
                 format!("pod {}/{}", p.metadata.namespace.unwrap_or_default(), p.metadata.name.unwrap_or_default())
             })
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        if started.elapsed() >= waits.timeout {
-            return Err(InstallError::Timeout {
-                what: format!("draining node {name}"),
-                waited: started.elapsed(),
-                details: left,
-            });
-        }
-        tokio::time::sleep(waits.interval).await;
-    }
+            .collect())
+    };
+    poll_until(waits, || format!("draining node {name}"), left, |_| {}).await?;
     cluster.delete_node(name).await?;
     Ok(Drained { evicted, existed: true })
 }
@@ -410,7 +395,7 @@ pub async fn release_cloud_resources(
     cluster: &Cluster,
     keep: &[String],
     waits: Waits,
-    mut report: impl FnMut(&[String]),
+    report: impl FnMut(&[String]),
 ) -> Result<Released, InstallError> {
     let kept = |ns: &str| SYSTEM_NAMESPACES.contains(&ns) || keep.iter().any(|k| k == ns);
     let mut released = Released::default();
@@ -438,13 +423,12 @@ pub async fn release_cloud_resources(
             released.claims.push(format!("{namespace}/{name}"));
         }
     }
-    let started = Instant::now();
-    let mut last = Vec::new();
-    loop {
+    let deleted = &released.namespaces;
+    let left = move || async move {
         let mut left = Vec::new();
         for namespace in cluster.namespaces("").await? {
             let name = namespace.metadata.name.clone().unwrap_or_default();
-            if released.namespaces.contains(&name) {
+            if deleted.contains(&name) {
                 left.push(format!("namespace {name} (terminating)"));
             }
         }
@@ -460,22 +444,10 @@ pub async fn release_cloud_resources(
                 left.push(format!("volume {}", volume.metadata.name.unwrap_or_default()));
             }
         }
-        if left.is_empty() {
-            return Ok(released);
-        }
-        if left != last {
-            report(&left);
-            last = left;
-        }
-        if started.elapsed() >= waits.timeout {
-            return Err(InstallError::Timeout {
-                what: "the release of load balancers and volumes".into(),
-                waited: started.elapsed(),
-                details: last,
-            });
-        }
-        tokio::time::sleep(waits.interval).await;
-    }
+        Ok(left)
+    };
+    poll_until(waits, || "the release of load balancers and volumes".to_string(), left, report).await?;
+    Ok(released)
 }
 
 /// Namespaces the platform plan creates (kept by uninstall until the machines go).

@@ -34,6 +34,21 @@ pub struct Rendered {
     pub environment: BTreeMap<String, String>,
 }
 
+impl Rendered {
+    /// A digest of everything Terraform will be given: names and contents of every file and
+    /// the environment. Equal digests mean an apply would have nothing new to do.
+    pub fn fingerprint(&self) -> String {
+        let parts: Vec<&[u8]> = self
+            .files
+            .iter()
+            .chain(&self.secret_files)
+            .chain(&self.environment)
+            .flat_map(|(name, content)| [name.as_bytes(), content.as_bytes()])
+            .collect();
+        crate::phases::fingerprint(&parts)
+    }
+}
+
 /// A template that could not be rendered (a bug in a template, not bad input).
 #[derive(Debug, thiserror::Error)]
 #[error("rendering the {provider} Terraform templates: {message}")]

@@ -11,10 +11,9 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use stratus_tests::apiserver::store::ControllerConfig;
@@ -37,28 +36,10 @@ fn properties(sshd: &common::Sshd, machines: &Path, api_port: u16) -> PathBuf {
 }
 
 fn install(input: &Path, state: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    let timeout: &[&str] = if extra.contains(&"--timeout") { &[] } else { &["--timeout", "60"] };
+    let mut command = common::bootstrap(&["install"], input, state);
+    command.args(timeout).args(extra);
     command
-        .arg("install")
-        .arg("-i")
-        .arg(input)
-        .arg("--state-dir")
-        .arg(state)
-        .args(if extra.contains(&"--timeout") { &[][..] } else { &["--timeout", "60"][..] })
-        .args(extra)
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .stdin(Stdio::null());
-    command
-}
-
-fn state_list(state: &Path) -> Vec<String> {
-    let output = Command::new("terraform")
-        .args(["state", "list"])
-        .current_dir(state.join("terraform"))
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
 }
 
 fn free_port() -> u16 {
@@ -81,29 +62,6 @@ fn api_server(state: &Path, port: u16, kubelets: &[&str], ready_after: Duration)
     FakeApiServer::spawn(config, ([127, 0, 0, 1], port).into()).unwrap()
 }
 
-/// Every stored object, for comparing before and after a run.
-fn snapshot(server: &FakeApiServer) -> Vec<Value> {
-    server.objects()
-}
-
-fn kill_mid_apply(input: &Path, state: &Path) -> usize {
-    let mut child =
-        install(input, state, &["--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn().unwrap();
-    let started = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(state.join("terraform.log")).unwrap_or_default();
-        if log.contains("$ terraform apply") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the apply never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill").args(["-9", "--", &format!("-{}", child.id())]).status().unwrap();
-    let _ = child.wait();
-    state_list(state).len()
-}
-
 #[test]
 fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     let sshd = common::sshd();
@@ -113,7 +71,7 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     let port = free_port();
     let input = properties(&sshd, &machines, port);
 
-    let after_kill = kill_mid_apply(&input, &state);
+    let after_kill = common::kill_mid_apply(install(&input, &state, &["--yes"]), &state);
     assert!(after_kill < 5, "the kill came too late to test anything ({after_kill} resources done)");
     let record: Value = serde_json::from_str(&std::fs::read_to_string(state.join("install.json")).unwrap()).unwrap();
     let provision = record["phases"].as_array().unwrap().iter().find(|p| p["name"] == "provision").unwrap();
@@ -143,7 +101,7 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     // The machines: only what the kill left undone.
     let rest = 5 - after_kill;
     assert!(stderr.contains(&format!("{rest}/{rest} ready terraform_data.machine")), "{stderr}");
-    assert_eq!(state_list(&state).len(), 5);
+    assert_eq!(common::state_list(&state).len(), 5);
     assert!(stderr.contains(&format!("waiting for the Kubernetes API at https://127.0.0.1:{port}/")), "{stderr}");
     assert!(stderr.contains("] network: FAILED in"), "{stderr}");
     assert!(
@@ -218,14 +176,14 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     assert!(!std::fs::read_to_string(state.join("terraform.log")).unwrap().contains(&password));
 
     // Again: every finished phase is skipped and nothing in the cluster changes.
-    let before = snapshot(&server);
+    let before = server.objects();
     let again = install(&input, &state, &[]).output().unwrap();
     let again_err = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{again_err}");
     for phase in ["preflight", "provision", "network", "cloud", "storage", "platform"] {
         assert!(again_err.contains(&format!("{phase}: done in an earlier run, skipped")), "{again_err}");
     }
-    assert_eq!(snapshot(&server), before, "a re-run changed the cluster");
+    assert_eq!(server.objects(), before, "a re-run changed the cluster");
     let status =
         Command::new(env!("CARGO_BIN_EXE_bootstrap")).args(["status", "--state-dir"]).arg(&state).output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
@@ -247,7 +205,7 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     let refused = install(&input, &state, &[]).output().unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cancelled: nothing was changed"));
-    assert_eq!(state_list(&state).len(), 5);
+    assert_eq!(common::state_list(&state).len(), 5);
     server.set_controller(ControllerConfig {
         ready_after: Duration::from_millis(50),
         kubelets: vec!["fx-master-0".into(), "fx-node-0".into()],
@@ -263,7 +221,7 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     assert!(server.object("Pod", "hcp", "web-1").is_none(), "the workload pod was evicted");
     assert!(server.object("Pod", "hcp", "kube-proxy-x").is_some(), "DaemonSet pods are left to go with the machine");
     assert!(server.object("Node", "", "fx-node-1").is_none());
-    assert!(!state_list(&state).iter().any(|r| r.contains("node-1")));
+    assert!(!common::state_list(&state).iter().any(|r| r.contains("node-1")));
 
     // Uninstall lets Kubernetes release what it made in the cloud before the machines go:
     // the platform's namespace (its load balancers and claims) and any other LoadBalancer
@@ -319,7 +277,7 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
         server.object("DaemonSet", "kube-flannel", "kube-flannel-ds").is_some(),
         "the platform stays until the machines go"
     );
-    assert!(state_list(&state).is_empty());
+    assert!(common::state_list(&state).is_empty());
     assert!(!state.join("install.json").exists() && !credentials_path.exists());
 }
 

@@ -7,10 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{sshd, Sshd};
+use common::{bootstrap, kill_mid_apply, sshd, state_list, Sshd};
 
 fn properties(sshd: &Sshd, machines: &Path) -> PathBuf {
     let text = format!(
@@ -24,29 +23,6 @@ fn properties(sshd: &Sshd, machines: &Path) -> PathBuf {
     path
 }
 
-fn bootstrap(args: &[&str], input: &Path, state: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    command
-        .args(args)
-        .arg("-i")
-        .arg(input)
-        .arg("--state-dir")
-        .arg(state)
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .stdin(Stdio::null());
-    command
-}
-
-fn state_list(state: &Path) -> Vec<String> {
-    let output = Command::new("terraform")
-        .args(["state", "list"])
-        .current_dir(state.join("terraform"))
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
-}
-
 #[test]
 fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     let sshd = sshd();
@@ -56,25 +32,7 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     let input = properties(&sshd, &machines);
 
     // Kill the whole process group (bootstrap and its terraform) in the middle of the apply.
-    let mut child = bootstrap(&["provision"], &input, &state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(state.join("terraform.log")).unwrap_or_default();
-        if log.contains("$ terraform apply") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the apply never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill").args(["-9", "--", &format!("-{}", child.id())]).status().unwrap();
-    let _ = child.wait();
-    let after_kill = state_list(&state).len();
+    let after_kill = kill_mid_apply(bootstrap(&["provision"], &input, &state), &state);
     assert!(after_kill < 3, "the kill came too late to test anything ({after_kill} resources done)");
 
     let output = bootstrap(&["provision"], &input, &state).output().unwrap();
@@ -121,5 +79,3 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     assert!(String::from_utf8_lossy(&removed.stderr).contains("2/2 destroyed"));
     assert!(state_list(&state).is_empty());
 }
-
-use std::os::unix::process::CommandExt;

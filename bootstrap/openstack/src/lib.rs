@@ -5,50 +5,30 @@
 //! LoadBalancer Services, their floating IPs, Cinder volumes of claims) so nothing is left
 //! behind after `terraform destroy`. A leaf crate: nothing else builds the OpenStack SDK.
 
+use openstack::session::ServiceType;
 use openstack::session::Session;
 use openstack::{Cloud, ErrorKind};
-use osauth_services::{COMPUTE, LOAD_BALANCER};
 use serde_json::Value;
 
-/// Service types the `openstack` crate has no client for (Octavia) or whose calls it does not
-/// wrap (Nova limits).
-mod osauth_services {
-    use openstack::session::ServiceType;
+/// A catalog service at a major API version, for the calls the `openstack` crate does not
+/// wrap (Octavia, Nova's limits).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceAt(pub &'static str, pub u16);
 
-    /// Octavia, API v2.
-    #[derive(Debug, Clone, Copy)]
-    pub struct LoadBalancer;
-
-    impl ServiceType for LoadBalancer {
-        fn catalog_type(&self) -> &'static str {
-            "load-balancer"
-        }
-
-        fn major_version_supported(&self, version: openstack::common::ApiVersion) -> bool {
-            version.0 == 2
-        }
+impl ServiceType for ServiceAt {
+    fn catalog_type(&self) -> &'static str {
+        self.0
     }
 
-    /// Octavia.
-    pub const LOAD_BALANCER: LoadBalancer = LoadBalancer;
-
-    /// Nova, API v2.x.
-    #[derive(Debug, Clone, Copy)]
-    pub struct Compute;
-
-    impl ServiceType for Compute {
-        fn catalog_type(&self) -> &'static str {
-            "compute"
-        }
-
-        fn major_version_supported(&self, version: openstack::common::ApiVersion) -> bool {
-            version.0 == 2
-        }
+    fn major_version_supported(&self, version: openstack::common::ApiVersion) -> bool {
+        version.0 == self.1
     }
-
-    /// Nova.
-    pub const COMPUTE: Compute = Compute;
 }
+
+/// Octavia, API v2.
+const LOAD_BALANCER: ServiceAt = ServiceAt("load-balancer", 2);
+/// Nova, API v2.x.
+const COMPUTE: ServiceAt = ServiceAt("compute", 2);
 
 /// Where and as whom to talk to OpenStack.
 #[derive(Clone, Default)]

@@ -3,28 +3,14 @@
 //! (`tests/openstack/standin.py`). What Kubernetes would have created is created through the
 //! same REST APIs its cloud controller and CSI driver use.
 
-use bootstrap_openstack::{connect, leftovers, preflight, sweep, Connection, FlavorUse, Requirements};
-use openstack::session::{ServiceType, Session};
+use bootstrap_openstack::{connect, leftovers, preflight, sweep, Connection, FlavorUse, Requirements, ServiceAt};
+use openstack::session::Session;
 use serde_json::json;
 use stratus_tests::openstack::OpenStack;
 
-/// A catalog service at a major API version, as the controllers address it.
-#[derive(Debug, Clone, Copy)]
-struct Service(&'static str, u16);
-
-impl ServiceType for Service {
-    fn catalog_type(&self) -> &'static str {
-        self.0
-    }
-
-    fn major_version_supported(&self, version: openstack::common::ApiVersion) -> bool {
-        version.0 == self.1
-    }
-}
-
-const NETWORK: Service = Service("network", 2);
-const VOLUME: Service = Service("block-storage", 3);
-const OCTAVIA: Service = Service("load-balancer", 2);
+const NETWORK: ServiceAt = ServiceAt("network", 2);
+const VOLUME: ServiceAt = ServiceAt("block-storage", 3);
+const OCTAVIA: ServiceAt = ServiceAt("load-balancer", 2);
 const EXTERNAL_NETWORK: &str = "0f5ad1b2-6c3e-4a8f-9d27-5b1f0e6c7a11";
 
 fn connection(cloud: &OpenStack) -> Connection {
@@ -65,7 +51,7 @@ async fn session(cloud: &OpenStack) -> Session {
     Session::new(auth).await.unwrap()
 }
 
-async fn post(session: &Session, service: Service, path: &[&str], body: serde_json::Value) -> serde_json::Value {
+async fn post(session: &Session, service: ServiceAt, path: &[&str], body: serde_json::Value) -> serde_json::Value {
     let response = session.post(service, path).json(&body).send().await.unwrap();
     response.json().await.unwrap()
 }

@@ -178,6 +178,8 @@ struct Prepared {
     state: PathBuf,
     dir: PathBuf,
     terraform: Terraform,
+    /// Digest of the rendered files: what the provision phase is done for.
+    rendered_fingerprint: String,
 }
 
 fn prepare(
@@ -238,7 +240,7 @@ fn prepare(
             phase(started, "terraform init");
         }
     }
-    Ok(Prepared { config, state, dir, terraform })
+    Ok(Prepared { config, state, dir, terraform, rendered_fingerprint: rendered.fingerprint() })
 }
 
 fn terraform_failure(e: bootstrap::terraform::TerraformError) -> Failure {
@@ -361,19 +363,41 @@ fn openstack_preflight(
             bootstrap_openstack::preflight(&client, &needs).await
         })
         .map_err(|e| Failure(format!("{e}; nothing was created"), 1))?;
-    if !problems.is_empty() {
-        let count = problems.len();
-        return Err(Failure(
-            format!(
-                "preflight found {count} problem{} in the OpenStack project; nothing was created:\n  {}",
-                if count == 1 { "" } else { "s" },
-                problems.join("\n  ")
-            ),
-            1,
-        ));
+    preflight_verdict(&problems, "OpenStack project", started)
+}
+
+/// Success when the cloud (`place`: "AWS account", ...) has no problem; else every problem,
+/// exit 1.
+fn preflight_verdict(problems: &[String], place: &str, started: Instant) -> Result<(), Failure> {
+    if problems.is_empty() {
+        phase(started, &format!("preflight: the {place} has everything the cluster needs"));
+        return Ok(());
     }
-    phase(started, "preflight: the OpenStack project has everything the cluster needs");
-    Ok(())
+    let count = problems.len();
+    Err(Failure(
+        format!(
+            "preflight found {count} problem{} in the {place}; nothing was created:\n  {}",
+            if count == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        ),
+        1,
+    ))
+}
+
+/// Failure listing what a cloud sweep could not remove (`kind id: why` lines).
+fn sweep_failed(failures: Vec<String>) -> Result<(), Failure> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Failure(format!("could not remove what Kubernetes created:\n  {}", failures.join("\n  ")), 1))
+}
+
+/// The cluster behind the state directory's kubeconfig, if its API answers now.
+async fn answering_cluster(state: &Path) -> Option<service_manager::cluster::Cluster> {
+    let options = service_manager::cluster::ClientOptions { attempts: 2, ..Default::default() };
+    let cluster =
+        service_manager::cluster::Cluster::connect(Some(&state.join("kubeconfig")), None, options).await.ok()?;
+    cluster.ready().await.ok().map(|_| cluster)
 }
 
 /// What Kubernetes left in the cloud for the cluster: AWS resources tagged with it, or the
@@ -442,19 +466,7 @@ fn preflight(
             bootstrap_aws::preflight(&client, &requirements).await
         })
         .map_err(|e| Failure(e.to_string(), 1))?;
-    if !problems.is_empty() {
-        let count = problems.len();
-        return Err(Failure(
-            format!(
-                "preflight found {count} problem{} in the AWS account; nothing was created:\n  {}",
-                if count == 1 { "" } else { "s" },
-                problems.join("\n  ")
-            ),
-            1,
-        ));
-    }
-    phase(started, "preflight: the AWS account has everything the cluster needs");
-    Ok(())
+    preflight_verdict(&problems, "AWS account", started)
 }
 
 /// What `apply_machines` did.
@@ -502,15 +514,10 @@ fn apply_machines(prepared: &Prepared, started: Instant, yes: bool) -> Result<Ap
 /// Drains the nodes of machines about to be removed, if the cluster answers; a cluster that
 /// never came up has nothing to drain.
 fn drain(prepared: &Prepared, machines: &[String], started: Instant) -> Result<(), Failure> {
-    let kubeconfig = prepared.state.join("kubeconfig");
     runtime().block_on(async {
-        let options = service_manager::cluster::ClientOptions { attempts: 2, ..Default::default() };
-        let cluster = match service_manager::cluster::Cluster::connect(Some(&kubeconfig), None, options).await {
-            Ok(cluster) if cluster.ready().await.is_ok() => cluster,
-            _ => {
-                phase(started, "the Kubernetes API does not answer: nothing to drain");
-                return Ok(());
-            }
+        let Some(cluster) = answering_cluster(&prepared.state).await else {
+            phase(started, "the Kubernetes API does not answer: nothing to drain");
+            return Ok(());
         };
         let waits = bootstrap::install::Waits { timeout: Duration::from_secs(600), interval: Duration::from_secs(1) };
         for machine in machines {
@@ -550,20 +557,15 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
 /// Lets Kubernetes remove what it created in the cloud (load balancers of Services, volumes
 /// of claims) while its controllers still run; skipped when the API does not answer.
 fn release_cloud_resources(prepared: &Prepared, started: Instant) -> Result<(), Failure> {
-    let kubeconfig = prepared.state.join("kubeconfig");
     let outputs = read_outputs(&prepared.state).unwrap_or_default();
     let keep = bootstrap::install::platform_namespaces(&bootstrap::platform::plan(
         &prepared.config,
         &bootstrap::platform::Facts::from_outputs(&outputs),
     ));
     runtime().block_on(async {
-        let options = service_manager::cluster::ClientOptions { attempts: 2, ..Default::default() };
-        let cluster = match service_manager::cluster::Cluster::connect(Some(&kubeconfig), None, options).await {
-            Ok(cluster) if cluster.ready().await.is_ok() => cluster,
-            _ => {
-                phase(started, "the Kubernetes API does not answer: what it created in the cloud is left to the sweep");
-                return Ok(());
-            }
+        let Some(cluster) = answering_cluster(&prepared.state).await else {
+            phase(started, "the Kubernetes API does not answer: what it created in the cloud is left to the sweep");
+            return Ok(());
         };
         let waits = bootstrap::install::Waits { timeout: Duration::from_secs(900), interval: Duration::from_secs(1) };
         let released = bootstrap::install::release_cloud_resources(&cluster, &keep, waits, |left| {
@@ -606,10 +608,7 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
                 bootstrap_aws::sweep(&client, &prepared.config.cluster_name, Duration::from_secs(15)).await
             })
             .map_err(|e| Failure(e.to_string(), 1))?;
-        if !failures.is_empty() {
-            let list: Vec<String> = failures.iter().map(|(l, why)| format!("{} {}: {why}", l.kind, l.id)).collect();
-            return Err(Failure(format!("could not remove what Kubernetes created:\n  {}", list.join("\n  ")), 1));
-        }
+        sweep_failed(failures.iter().map(|(l, why)| format!("{} {}: {why}", l.kind, l.id)).collect())?;
         phase(started, "removed what Kubernetes created in EC2 for the cluster");
     }
     if let Some(os) = &prepared.config.openstack {
@@ -619,11 +618,7 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
                 bootstrap_openstack::sweep(&client, &prepared.config.cluster_name).await
             })
             .map_err(|e| Failure(e.to_string(), 1))?;
-        if !failures.is_empty() {
-            let list: Vec<String> =
-                failures.iter().map(|(l, why)| format!("{} {} ({}): {why}", l.kind, l.id, l.name)).collect();
-            return Err(Failure(format!("could not remove what Kubernetes created:\n  {}", list.join("\n  ")), 1));
-        }
+        sweep_failed(failures.iter().map(|(l, why)| format!("{} {} ({}): {why}", l.kind, l.id, l.name)).collect())?;
         phase(started, "removed what Kubernetes created in OpenStack for the cluster");
     }
     let resources = prepared.terraform.run(&["state", "list"]).unwrap_or_default().lines().count() as u64;
@@ -856,29 +851,7 @@ fn install(
             Ok((prepared, String::new()))
         })?
         .expect("render always runs");
-    let rendered_fingerprint = {
-        let mut files: Vec<Vec<u8>> = Vec::new();
-        for entry in
-            std::fs::read_dir(&prepared.dir).map_err(|e| Failure(format!("{}: {e}", prepared.dir.display()), 1))?
-        {
-            let path = entry.map_err(|e| Failure(e.to_string(), 1))?.path();
-            if path.is_file() && path.extension().is_some_and(|x| x == "tf" || x == "tfvars" || x == "yaml") {
-                files.push(path.file_name().unwrap_or_default().as_encoded_bytes().to_vec());
-                files.push(std::fs::read(&path).unwrap_or_default());
-            }
-        }
-        let cloud_init = prepared.dir.join("cloud-init");
-        if let Ok(entries) = std::fs::read_dir(&cloud_init) {
-            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            paths.sort();
-            for path in paths {
-                files.push(std::fs::read(&path).unwrap_or_default());
-            }
-        }
-        let parts: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-        bootstrap::phases::fingerprint(&parts)
-    };
-    phases.run("provision", Some(&rendered_fingerprint), || {
+    phases.run("provision", Some(&prepared.rendered_fingerprint), || {
         let applied = apply_machines(&prepared, started, options.yes)?;
         let (add, change, remove) = applied.changes;
         Ok(((), format!("{add} added, {change} changed, {remove} destroyed")))
@@ -932,11 +905,13 @@ fn install(
     }
 
     let request = k8s::platform_request(&config);
-    let platform_fingerprint = fingerprint_of(&(
-        &request.sets,
-        &request.service_id,
-        catalog.service(k8s::PLATFORM_SERVICE).ok().map(|s| s.versions.len()),
-    ));
+    // The request and the version it will install (the catalog's newest).
+    let newest = catalog
+        .service(k8s::PLATFORM_SERVICE)
+        .ok()
+        .and_then(|s| s.versions.last())
+        .map(|v| (v.product_version.clone(), v.sdl_version.clone()));
+    let platform_fingerprint = fingerprint_of(&(&request.sets, &request.service_id, newest));
     phases.run("platform", Some(&platform_fingerprint), || {
         let progress = service_manager::progress::Stderr::new();
         let report = runtime

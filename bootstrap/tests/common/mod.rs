@@ -1,6 +1,8 @@
-//! A throw-away `sshd` (Debian's openssh-server) answering on 127.0.0.1-5: the "machines"
-//! of the `local` provider in tests.
+//! What the `local`-provider tests share: a throw-away `sshd` (Debian's openssh-server)
+//! answering on 127.0.0.1-5 as the "machines", the `bootstrap` command against a state
+//! directory, Terraform's state listing, and a kill in the middle of an apply.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,4 +60,49 @@ pub fn sshd() -> Sshd {
         std::thread::sleep(Duration::from_millis(50));
     }
     Sshd { child, dir, port }
+}
+
+/// `bootstrap <args> -i input --state-dir state`, without a terminal or a Terraform CLI config.
+pub fn bootstrap(args: &[&str], input: &Path, state: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    command
+        .args(args)
+        .arg("-i")
+        .arg(input)
+        .arg("--state-dir")
+        .arg(state)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .stdin(Stdio::null());
+    command
+}
+
+/// The resources in the Terraform state of `state`.
+pub fn state_list(state: &Path) -> Vec<String> {
+    let output = Command::new("terraform")
+        .args(["state", "list"])
+        .current_dir(state.join("terraform"))
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+}
+
+/// Runs `command` (a bootstrap run against `state`) and kill -9s its whole process group
+/// (bootstrap and its terraform) 300 ms into `terraform apply`; returns how many resources the
+/// state then holds.
+pub fn kill_mid_apply(mut command: Command, state: &Path) -> usize {
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(state.join("terraform.log")).unwrap_or_default();
+        if log.contains("$ terraform apply") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the apply never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-9", "--", &format!("-{}", child.id())]).status().unwrap();
+    let _ = child.wait();
+    state_list(state).len()
 }
