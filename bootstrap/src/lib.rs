@@ -73,14 +73,24 @@ pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<config::Confi
 }
 
 /// Writes `rendered` into `dir` (created if needed): plain files 0644, secret files 0600.
+///
+/// A file that already holds the same bytes (and, for a secret file, is a regular file with
+/// mode 0600) is left alone: a re-run changes no mtime, and truncating a file on ext4 would
+/// otherwise start its writeback at close.
 pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir)?;
     for (name, content) in &rendered.files {
-        std::fs::write(dir.join(name), content)?;
+        let path = dir.join(name);
+        if !holds(&path, content, None) {
+            std::fs::write(path, content)?;
+        }
     }
     for (name, content) in &rendered.secret_files {
         let path = dir.join(name);
+        if holds(&path, content, Some(0o600)) {
+            continue;
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -89,6 +99,17 @@ pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Resul
         std::io::Write::write_all(&mut file, content.as_bytes())?;
     }
     Ok(())
+}
+
+/// Whether `path` is a regular file holding exactly `content` (with permission bits `mode`,
+/// when given).
+fn holds(path: &Path, content: &str, mode: Option<u32>) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return false };
+    meta.is_file()
+        && meta.len() == content.len() as u64
+        && mode.is_none_or(|m| meta.permissions().mode() & 0o777 == m)
+        && std::fs::read(path).is_ok_and(|bytes| bytes == content.as_bytes())
 }
 
 /// The cluster's PKI from `path`, or a new one written there (0600) for every later run.
@@ -110,4 +131,68 @@ pub fn load_or_create_pki(path: &Path, cluster: &str) -> Result<pki::Pki, String
     std::io::Write::write_all(&mut file, serde_json::to_string(&pki).expect("PKIs serialise").as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(pki)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn rendered(main: &str, secret: &str) -> render::Rendered {
+        render::Rendered {
+            files: [("main.tf".to_string(), main.to_string())].into(),
+            secret_files: [("secrets.auto.tfvars".to_string(), secret.to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    fn modified(path: &Path) -> std::time::SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn rewriting_the_same_files_leaves_them_alone_and_changed_ones_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (main, secret) = (dir.path().join("main.tf"), dir.path().join("secrets.auto.tfvars"));
+        write_rendered(dir.path(), &rendered("a", "s = 1")).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for path in [&main, &secret] {
+            std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+        }
+
+        write_rendered(dir.path(), &rendered("a", "s = 1")).unwrap();
+        assert_eq!(modified(&main), old, "unchanged file rewritten");
+        assert_eq!(modified(&secret), old, "unchanged secret file rewritten");
+
+        // Same length, other bytes: rewritten.
+        write_rendered(dir.path(), &rendered("b", "s = 2")).unwrap();
+        assert_eq!(std::fs::read_to_string(&main).unwrap(), "b");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s = 2");
+        assert_ne!(modified(&main), old);
+    }
+
+    #[test]
+    fn a_secret_file_with_the_right_content_but_open_permissions_is_recreated_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secrets.auto.tfvars");
+        std::fs::write(&secret, "s = 1").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_rendered(dir.path(), &rendered("a", "s = 1")).unwrap();
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s = 1");
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_a_secret_file_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "s = 1").unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secret = dir.path().join("secrets.auto.tfvars");
+        std::os::unix::fs::symlink(&elsewhere, &secret).unwrap();
+        write_rendered(dir.path(), &rendered("a", "s = 2")).unwrap();
+        assert!(std::fs::symlink_metadata(&secret).unwrap().is_file());
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "s = 1");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s = 2");
+    }
 }

@@ -52,8 +52,9 @@ enum Command {
         #[arg(short = 'i', long = "input", value_name = "FILE")]
         input: PathBuf,
     },
-    /// Validate, render the Terraform configuration into the state directory and run
-    /// `terraform init`, `validate` and `plan`. Changes nothing in any cloud.
+    /// Validate, render the Terraform configuration into the state directory, run `terraform
+    /// init` (once per provider set) and `terraform plan -out=plan.tfplan`. Changes nothing
+    /// in any cloud.
     Plan {
         /// The properties file.
         #[arg(short = 'i', long = "input", value_name = "FILE")]
