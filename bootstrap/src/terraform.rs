@@ -179,6 +179,50 @@ impl Event {
     }
 }
 
+/// How far an apply or destroy has got, from its `-json` events: resources finished out of
+/// the total the plan announced, and the ones in flight.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Resources the plan changes.
+    pub total: u64,
+    /// Resources finished (or failed) so far.
+    pub done: u64,
+    /// Resources started and not yet finished, in the order they started.
+    pub in_flight: Vec<String>,
+}
+
+impl Tally {
+    /// Nothing done yet out of `total`.
+    pub fn new(total: u64) -> Tally {
+        Tally { total, ..Tally::default() }
+    }
+
+    /// Takes one event. When it finishes a resource, returns the line to print for it:
+    /// `3/5 <verb> <address>` (or `FAILED`), followed by what is still in flight.
+    pub fn observe(&mut self, event: &Event, verb: &str) -> Option<String> {
+        let resource = event.resource.clone().unwrap_or_default();
+        match event.kind.as_str() {
+            "apply_start" => {
+                self.in_flight.push(resource);
+                None
+            }
+            "apply_complete" | "apply_errored" => {
+                self.in_flight.retain(|r| r != &resource);
+                self.done += 1;
+                // Terraform may finish more than the plan counted (a replace is two steps).
+                self.total = self.total.max(self.done);
+                let outcome = if event.kind == "apply_errored" { "FAILED" } else { verb };
+                let waiting = match self.in_flight.is_empty() {
+                    true => String::new(),
+                    false => format!("; in flight: {}", self.in_flight.join(", ")),
+                };
+                Some(format!("{}/{} {outcome} {resource}{waiting}", self.done, self.total))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The machines (`node-1`, `master-0`, ...) a plan deletes or replaces, from its
 /// `planned_change` events: what has to be drained before the apply.
 pub fn machines_going_away(events: &[Event]) -> Vec<String> {
@@ -261,6 +305,25 @@ mod tests {
         let summary = Event::parse(r#"{"@level":"info","@message":"Apply complete!","type":"change_summary","changes":{"add":2,"change":0,"remove":1}}"#).unwrap();
         assert_eq!(summary.changes, Some((2, 0, 1)));
         assert!(Event::parse("not json").is_none());
+    }
+
+    #[test]
+    fn the_tally_counts_finished_resources_and_keeps_the_ones_in_flight() {
+        let event = |kind: &str, addr: &str| {
+            Event::parse(&format!(r#"{{"type":"{kind}","hook":{{"resource":{{"addr":"{addr}"}}}}}}"#)).unwrap()
+        };
+        let mut tally = Tally::new(3);
+        assert_eq!(tally.observe(&event("apply_start", "a.x"), "ready"), None);
+        assert_eq!(tally.observe(&event("apply_start", "a.y"), "ready"), None);
+        assert_eq!(tally.observe(&event("apply_progress", "a.y"), "ready"), None);
+        assert_eq!(
+            tally.observe(&event("apply_complete", "a.x"), "ready").as_deref(),
+            Some("1/3 ready a.x; in flight: a.y")
+        );
+        assert_eq!(tally.observe(&event("apply_errored", "a.y"), "ready").as_deref(), Some("2/3 FAILED a.y"));
+        assert_eq!(tally.in_flight, Vec::<String>::new());
+        tally.observe(&event("apply_complete", "a.z"), "ready");
+        assert_eq!(tally.observe(&event("apply_complete", "a.w"), "ready").as_deref(), Some("4/4 ready a.w"));
     }
 
     #[test]

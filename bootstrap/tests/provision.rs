@@ -79,3 +79,33 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     assert!(String::from_utf8_lossy(&removed.stderr).contains("2/2 destroyed"));
     assert!(state_list(&state).is_empty());
 }
+
+#[test]
+fn on_a_terminal_the_apply_shows_a_progress_bar() {
+    let sshd = sshd();
+    let work = tempfile::tempdir().unwrap();
+    let (machines, state) = (work.path().join("machines"), work.path().join("state"));
+    let input = properties(&sshd, &machines);
+    let command =
+        format!("{} provision -i {} --state-dir {}", env!("CARGO_BIN_EXE_bootstrap"), input.display(), state.display());
+    // util-linux `script` gives bootstrap a pseudo-terminal and copies what it draws.
+    let output = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    // The bar: elapsed time, resources done out of the total, what is in flight.
+    assert!(screen.contains("[00:00:"), "no elapsed time drawn: {screen:?}");
+    assert!(
+        screen.contains(" 0/3 in flight: terraform_data.machine[\""),
+        "no bar before the first machine: {screen:?}"
+    );
+    // A line per finished resource above it, and the bar gone at the end.
+    assert!(screen.contains("3/3 ready terraform_data.machine[\""), "{screen:?}");
+    assert!(screen.contains("provisioned cluster fx (master-0, node-0, node-1)"), "{screen:?}");
+    assert_eq!(state_list(&state).len(), 3);
+}

@@ -2,6 +2,7 @@
 //! 1 a failure of Terraform or the cloud.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -274,8 +275,10 @@ fn plan(
     Ok(())
 }
 
-/// Runs a `-json` Terraform command, printing a line per finished resource with a running
-/// count, what is still in flight and the elapsed time.
+/// Runs a `-json` Terraform command with live progress on stderr. On a terminal: an indicatif
+/// bar with the elapsed time, resources done out of the total and the ones in flight, and a
+/// line per finished resource above it. Otherwise: the timestamped line per finished
+/// resource, with what is still in flight.
 fn run_with_progress(
     prepared: &Prepared,
     args: &[&str],
@@ -283,25 +286,38 @@ fn run_with_progress(
     total: u64,
     started: Instant,
 ) -> Result<(), Failure> {
-    let mut done = 0u64;
-    let mut in_flight: Vec<String> = Vec::new();
-    prepared
-        .terraform
-        .run_json(args, |event| match event.kind.as_str() {
-            "apply_start" => in_flight.extend(event.resource.clone()),
-            "apply_complete" | "apply_errored" => {
-                let resource = event.resource.clone().unwrap_or_default();
-                in_flight.retain(|r| r != &resource);
-                done += 1;
-                let outcome = if event.kind == "apply_errored" { "FAILED" } else { verb };
-                let waiting =
-                    if in_flight.is_empty() { String::new() } else { format!("; in flight: {}", in_flight.join(", ")) };
-                phase(started, &format!("{done}/{total} {outcome} {resource}{waiting}"));
+    let mut tally = bootstrap::terraform::Tally::new(total);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {wide_msg}")
+                .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let result = prepared.terraform.run_json(args, |event| {
+        let line = tally.observe(event, verb);
+        let Some(bar) = &bar else {
+            if let Some(line) = line {
+                phase(started, &line);
             }
-            _ => {}
-        })
-        .map_err(terraform_failure)?;
-    Ok(())
+            return;
+        };
+        bar.set_length(tally.total);
+        bar.set_position(tally.done);
+        bar.set_message(match tally.in_flight.is_empty() {
+            true => String::new(),
+            false => format!("in flight: {}", tally.in_flight.join(", ")),
+        });
+        if let Some(line) = line {
+            bar.println(format!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64()));
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result.map(|_| ()).map_err(terraform_failure)
 }
 
 fn write_state(state: &Path, status: &str, outputs: serde_json::Value) -> Result<(), Failure> {
@@ -689,7 +705,7 @@ fn status(state_dir: &Path) -> Result<(), Failure> {
 
 /// Asks a yes/no question on the terminal; without one, the answer is no.
 fn ask(question: &str) -> bool {
-    use std::io::{BufRead, IsTerminal};
+    use std::io::BufRead;
     if !std::io::stdin().is_terminal() {
         eprintln!("{question}");
         return false;
