@@ -338,6 +338,7 @@ const KEYS: &[KeySpec] = &[
     general("KubernetesVersion"),
     general("PodCIDR"),
     general("ServiceCIDR"),
+    provider(O, "OpenStack.Cloud", false),
     provider(O, "OpenStack.CACertFile", false),
     provider(O, "OpenStack.AuthURL", false),
     provider(O, "OpenStack.Username", false),
@@ -429,6 +430,8 @@ pub struct Surroundings<'a> {
     pub file_exists: &'a dyn Fn(&Path) -> bool,
     /// Folder that relative file names are relative to (the properties file's).
     pub base_dir: &'a Path,
+    /// The text of a file, if it can be read (OpenStack's `clouds.yaml`).
+    pub read_file: &'a dyn Fn(&Path) -> Option<String>,
 }
 
 /// Reads and validates the configuration; every problem is returned together.
@@ -768,9 +771,61 @@ impl Reader<'_> {
         provider.map(|_| config)
     }
 
+    /// The `clouds.yaml` cloud named by `OpenStack.Cloud` or `OS_CLOUD`: `None` when none is
+    /// named, `Some(None)` when the named one cannot be read (a problem says why).
+    fn cloud(&mut self) -> Option<Option<crate::clouds::Cloud>> {
+        let key = "OpenStack.Cloud";
+        let (name, from) = match self.optional(key) {
+            Some(name) => (name, String::new()),
+            None => {
+                (self.surroundings.env.get("OS_CLOUD").filter(|c| !c.is_empty())?.clone(), " (from OS_CLOUD)".into())
+            }
+        };
+        let surroundings = self.surroundings;
+        match crate::clouds::find(&name, surroundings.env, surroundings.base_dir, surroundings.read_file) {
+            Ok(cloud) => Some(Some(cloud)),
+            Err(e) => {
+                self.problem(Some(key), self.line(key), format!("cloud \"{name}\"{from}: {e}"));
+                Some(None)
+            }
+        }
+    }
+
+    /// `key`, else the environment, else the cloud's first of `fields`; a problem when none has
+    /// it (unless the named cloud could not be read: that problem says it all).
+    fn credential(
+        &mut self,
+        key: &str,
+        env: &[&str],
+        cloud: Option<Option<&crate::clouds::Cloud>>,
+        fields: &[&str],
+        why: &str,
+    ) -> String {
+        match (self.optional_or_env(key, env), cloud) {
+            (Some(value), _) => value,
+            (None, Some(None)) => String::new(),
+            (None, Some(Some(cloud))) => cloud.get(fields).unwrap_or_else(|| {
+                let message = format!(
+                    "required {why} (or set {}, or {} in cloud \"{}\" of {})",
+                    env.join(" or "),
+                    fields.join(" or "),
+                    cloud.name,
+                    cloud.file.display()
+                );
+                self.problem(Some(key), self.line(key), message);
+                String::new()
+            }),
+            (None, None) => self.required_or_env(key, env, why),
+        }
+    }
+
     fn openstack(&mut self) -> OpenStack {
         let why = "when Provider = OpenStack";
-        let auth_url = self.required_or_env("OpenStack.AuthURL", &["OS_AUTH_URL"], why);
+        let named = self.cloud();
+        let (cloud, cloud_broken) = (named.as_ref().and_then(|c| c.as_ref()), matches!(named, Some(None)));
+        let credential_cloud = named.as_ref().map(|c| c.as_ref());
+        let auth_url =
+            self.credential("OpenStack.AuthURL", &["OS_AUTH_URL"], credential_cloud, &["auth.auth_url"], why);
         self.url("OpenStack.AuthURL", &auth_url);
         if !auth_url.is_empty() && !auth_url.trim_end_matches('/').ends_with("/v3") {
             self.problem(
@@ -779,30 +834,70 @@ impl Reader<'_> {
                 format!("\"{auth_url}\" is not a Keystone v3 URL (ending in /v3)"),
             );
         }
-        let ca_cert_file = self.optional("OpenStack.CACertFile").map(|f| self.file("OpenStack.CACertFile", &f));
+        let ca_cert_file = match self.optional_or_env("OpenStack.CACertFile", &["OS_CACERT"]) {
+            Some(file) => Some(self.file("OpenStack.CACertFile", &file)),
+            None => cloud.and_then(|c| c.get(&["cacert"]).map(|file| (c, file))).map(|(c, file)| {
+                // Relative to the clouds.yaml it is named in.
+                let path = c.file.parent().unwrap_or(Path::new("/")).join(&file);
+                if !(self.surroundings.file_exists)(&path) {
+                    let message = format!("file \"{file}\" (cacert of cloud \"{}\") does not exist", c.name);
+                    self.problem(Some("OpenStack.CACertFile"), None, message);
+                }
+                path
+            }),
+        };
         let keypair_file = self.required("OpenStack.KeypairFile", why);
         let keypair_file = self.file("OpenStack.KeypairFile", &keypair_file);
+        const PROJECT_KEYS: [&str; 4] =
+            ["OpenStack.ProjectID", "OpenStack.ProjectName", "OpenStack.TenantID", "OpenStack.TenantName"];
         let project = match self.optional_or_env("OpenStack.ProjectName", &["OS_PROJECT_NAME"]) {
             Some(p) => p,
-            None => self.one_of(
-                &["OpenStack.ProjectID", "OpenStack.ProjectName", "OpenStack.TenantID", "OpenStack.TenantName"],
-                why,
-            ),
+            None => match (PROJECT_KEYS.iter().any(|k| self.optional(k).is_some()), cloud) {
+                (false, Some(c)) if c.get(&["auth.project_name", "auth.project_id", "auth.tenant_name"]).is_some() => {
+                    c.get(&["auth.project_name", "auth.project_id", "auth.tenant_name"]).unwrap_or_default()
+                }
+                (false, None) if cloud_broken => String::new(),
+                _ => self.one_of(&PROJECT_KEYS, why),
+            },
         };
+        const DOMAIN_FIELDS: [&str; 5] = [
+            "auth.user_domain_name",
+            "auth.domain_name",
+            "auth.project_domain_name",
+            "auth.user_domain_id",
+            "auth.domain_id",
+        ];
         let domain = match self.optional_or_env("OpenStack.DomainName", &["OS_USER_DOMAIN_NAME"]) {
             Some(d) => d,
-            None => self.one_of(&["OpenStack.DomainID", "OpenStack.DomainName"], why),
+            None => match (self.optional("OpenStack.DomainID").is_some(), cloud.and_then(|c| c.get(&DOMAIN_FIELDS))) {
+                (false, Some(d)) => d,
+                (false, None) if cloud_broken => String::new(),
+                _ => self.one_of(&["OpenStack.DomainID", "OpenStack.DomainName"], why),
+            },
         };
         let floating_ip_pool = self.one_of(&["OpenStack.FloatingIPPoolName", "OpenStack.FloatingIPPoolID"], why);
         let zones = self.list("OpenStack.AvailabilityZones");
         OpenStack {
             auth_url,
-            username: self.required_or_env("OpenStack.Username", &["OS_USERNAME"], why),
-            password: Secret(self.required_or_env("OpenStack.Password", &["OS_PASSWORD"], why)),
+            username: self.credential(
+                "OpenStack.Username",
+                &["OS_USERNAME"],
+                credential_cloud,
+                &["auth.username"],
+                why,
+            ),
+            password: Secret(self.credential(
+                "OpenStack.Password",
+                &["OS_PASSWORD"],
+                credential_cloud,
+                &["auth.password"],
+                why,
+            )),
             domain,
             project,
             region: self
                 .optional_or_env("OpenStack.RegionName", &["OS_REGION_NAME"])
+                .or_else(|| cloud.and_then(|c| c.get(&["region_name"])))
                 .unwrap_or_else(|| "RegionOne".into()),
             availability_zones: if zones.is_empty() { vec!["nova".into()] } else { zones },
             image_id: self.required("OpenStack.LinuxImageID", why),

@@ -5,6 +5,7 @@
 //! from the handlebars templates in `terraform-templates/<provider>/`; [`terraform`] runs the
 //! Terraform binary at the edge. Everything else here is pure except reading the input file.
 
+pub mod clouds;
 pub mod config;
 pub mod install;
 pub mod nodes;
@@ -68,7 +69,8 @@ pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<config::Confi
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let base = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
     let exists = |p: &Path| p.exists();
-    let surroundings = config::Surroundings { env, file_exists: &exists, base_dir: &base };
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let surroundings = config::Surroundings { env, file_exists: &exists, base_dir: &base, read_file: &read };
     config::read(&entries, &surroundings).map_err(|problems| InputError::Invalid { path: path.to_path_buf(), problems })
 }
 

@@ -1,6 +1,6 @@
 //! The `bootstrap` command line: the example configurations validate, and the bad-input
 //! corpus (`tests/bad-input/<case>/`: `args`, `bootstrap.properties`, `expected.txt`) gets
-//! its exact message, exit code 2, nothing on stdout, no file created, and no secret value
+//! its exact message (`{dir}` standing for the case's folder), exit code 2, nothing on stdout, no file created, and no secret value
 //! of the input in any output. Runs with an empty environment, so no OS_*/AWS_* variable
 //! leaks in.
 
@@ -48,7 +48,9 @@ fn bad_input_corpus() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let args: Vec<String> =
             std::fs::read_to_string(case.join("args")).unwrap().lines().map(str::to_string).collect();
-        let expected = std::fs::read_to_string(case.join("expected.txt")).unwrap();
+        let expected = std::fs::read_to_string(case.join("expected.txt"))
+            .unwrap()
+            .replace("{dir}", &case.canonicalize().unwrap().display().to_string());
         let before = listing(case);
         let output = bootstrap(case, &args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -114,4 +116,68 @@ fn credentials_may_come_from_the_environment() {
     let ok = run(&[("OS_PASSWORD", "from-env-secret"), ("OS_AUTH_URL", "https://keystone.example.com:5000/v3")]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(!String::from_utf8_lossy(&ok.stdout).contains("from-env-secret"));
+}
+
+#[test]
+fn openstack_credentials_may_come_from_clouds_yaml_and_secure_yaml() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(examples.join("openstack.properties")).unwrap();
+    let credentials = ["AuthURL", "Username", "Password", "ProjectName", "DomainName", "RegionName"];
+    let without: String = text
+        .lines()
+        .filter(|l| !credentials.iter().any(|k| l.starts_with(&format!("OpenStack.{k} "))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("b.properties"), &without).unwrap();
+    std::fs::copy(examples.join("example-key"), dir.path().join("example-key")).unwrap();
+    // ~/.config/openstack/ is one of the places looked in.
+    let config = dir.path().join("home/.config/openstack");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("clouds.yaml"),
+        "clouds:\n  prod:\n    auth:\n      auth_url: https://keystone.example.com:5000/v3\n      username: ops\n      project_name: stratus\n      user_domain_name: Default\n    region_name: RegionTwo\n",
+    )
+    .unwrap();
+    std::fs::write(config.join("secure.yaml"), "clouds:\n  prod:\n    auth:\n      password: from-secure-yaml\n")
+        .unwrap();
+    let terraform = dir.path().join("state/terraform");
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        command
+            .args(["plan", "--render-only", "-i", "b.properties", "--state-dir", "state"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("HOME", dir.path().join("home"));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+
+    let ok = run(&[("OS_CLOUD", "prod")]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let main = std::fs::read_to_string(terraform.join("main.tf")).unwrap();
+    for value in ["https://keystone.example.com:5000/v3", "\"ops\"", "\"stratus\"", "\"Default\"", "\"RegionTwo\""] {
+        assert!(main.contains(value), "{value} from clouds.yaml is not in main.tf:\n{main}");
+    }
+    // The password from secure.yaml goes only into the 0600 variables file.
+    let tfvars = std::fs::read_to_string(terraform.join("secrets.auto.tfvars")).unwrap();
+    assert_eq!(tfvars, "openstack_password = \"from-secure-yaml\"\n");
+    let printed = format!("{}{}", String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
+    assert!(!printed.contains("from-secure-yaml") && !main.contains("from-secure-yaml"));
+
+    // An environment variable wins over the cloud; a cloud that is not there is one problem.
+    let from_env = run(&[("OS_CLOUD", "prod"), ("OS_REGION_NAME", "RegionThree")]);
+    assert!(from_env.status.success());
+    assert!(std::fs::read_to_string(terraform.join("main.tf")).unwrap().contains("\"RegionThree\""));
+    let missing = run(&[("OS_CLOUD", "staging")]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        format!(
+            "error: b.properties is not a valid configuration (1 problem):\n  OpenStack.Cloud: cloud \"staging\" (from OS_CLOUD): not in {}/home/.config/openstack/clouds.yaml (it has: prod)\n",
+            dir.path().display()
+        )
+    );
 }

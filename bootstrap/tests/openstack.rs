@@ -1,6 +1,7 @@
 //! `bootstrap preflight` and `provision` on OpenStack against a real Keystone and the in-repo
 //! service fakes: the example project passes; a wrong one gets every problem listed (each with
-//! the key to fix) and nothing is created; a wrong password is one clear line without it.
+//! the key to fix) and nothing is created; a wrong password is one clear line without it; the
+//! credentials may come from `clouds.yaml` instead.
 
 use std::path::Path;
 use std::process::Command;
@@ -79,4 +80,32 @@ fn preflight_against_keystone_and_the_service_fakes() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains(&format!("OpenStack authentication at {} as operator", cloud.auth_url)), "{stderr}");
     assert!(!stderr.contains("wrong-secret"), "the password was printed: {stderr}");
+
+    // The same project through clouds.yaml (OS_CLOUD) instead of keys in the file.
+    let text = std::fs::read_to_string(dir.path().join("ready.properties")).unwrap();
+    let credentials = ["AuthURL", "Username", "Password", "ProjectName", "DomainName", "RegionName"];
+    let without: String = text
+        .lines()
+        .filter(|l| !credentials.iter().any(|k| l.starts_with(&format!("OpenStack.{k} "))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("cloud.properties"), without).unwrap();
+    std::fs::write(
+        dir.path().join("clouds.yaml"),
+        format!(
+            "clouds:\n  standin:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      project_name: {}\n      user_domain_name: Default\n    region_name: RegionOne\n",
+            cloud.auth_url, cloud.username, cloud.password, cloud.project
+        ),
+    )
+    .unwrap();
+    let via_cloud = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["preflight", "-i", "cloud.properties"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("OS_CLOUD", "standin")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&via_cloud.stderr);
+    assert!(via_cloud.status.success(), "{stderr}");
+    assert!(stderr.contains("preflight: the OpenStack project has everything the cluster needs"), "{stderr}");
 }
