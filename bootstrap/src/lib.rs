@@ -103,6 +103,36 @@ pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Resul
     Ok(())
 }
 
+/// What `KeepTerraform = false` clears from the Terraform working directory `dir` once an
+/// install or provision has succeeded: the saved plan (it holds every variable, passwords
+/// included) and the secret files named in `secret_files` (the cloud password, the machines'
+/// cloud-configs with the cluster CA key and join token), with folders they leave empty. Every
+/// run renders them again before Terraform needs them; the state, the configuration and the
+/// provider plugins stay. Returns the names removed.
+pub fn clear_terraform_secrets<'a>(
+    dir: &Path,
+    secret_files: impl IntoIterator<Item = &'a String>,
+) -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in std::iter::once("plan.tfplan".to_string()).chain(secret_files.into_iter().cloned()) {
+        let path = dir.join(&name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+        // Folders the file leaves empty (`cloud-init/`) go too; a non-empty one stays.
+        let mut parent = path.parent();
+        while let Some(folder) = parent.filter(|p| p.starts_with(dir) && *p != dir) {
+            if std::fs::remove_dir(folder).is_err() {
+                break;
+            }
+            parent = folder.parent();
+        }
+    }
+    Ok(removed)
+}
+
 /// Whether `path` is a regular file holding exactly `content` (with permission bits `mode`,
 /// when given).
 fn holds(path: &Path, content: &str, mode: Option<u32>) -> bool {
@@ -171,6 +201,31 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&main).unwrap(), "b");
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s = 2");
         assert_ne!(modified(&main), old);
+    }
+
+    #[test]
+    fn clearing_removes_the_plan_and_the_secret_files_and_keeps_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let rendered = render::Rendered {
+            files: [("main.tf".to_string(), "x".to_string())].into(),
+            secret_files: [
+                ("secrets.auto.tfvars".to_string(), "p".to_string()),
+                ("cloud-init/master-0.yaml".to_string(), "c".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        write_rendered(dir.path(), &rendered).unwrap();
+        for kept in ["terraform.tfstate", "plan.tfplan"] {
+            std::fs::write(dir.path().join(kept), "{}").unwrap();
+        }
+        let removed = clear_terraform_secrets(dir.path(), rendered.secret_files.keys()).unwrap();
+        assert_eq!(removed, ["plan.tfplan", "cloud-init/master-0.yaml", "secrets.auto.tfvars"]);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(left, ["main.tf", "terraform.tfstate"]);
+        assert_eq!(clear_terraform_secrets(dir.path(), rendered.secret_files.keys()).unwrap(), Vec::<String>::new());
     }
 
     #[test]

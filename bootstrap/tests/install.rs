@@ -175,6 +175,13 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     }
     assert!(!std::fs::read_to_string(state.join("terraform.log")).unwrap().contains(&password));
 
+    // KeepTerraform is not set: the saved plan and the rendered secrets (cloud-configs holding
+    // the CA key and join token) are gone from the working directory; its state stays.
+    let terraform = state.join("terraform");
+    assert!(terraform.join("terraform.tfstate").exists() && terraform.join("main.tf").exists());
+    assert!(!terraform.join("plan.tfplan").exists() && !terraform.join("cloud-init").exists(), "secrets left behind");
+    assert!(stderr.contains("removed the saved plan and secret files from"), "{stderr}");
+
     // Again: every finished phase is skipped and nothing in the cluster changes.
     let before = server.objects();
     let again = install(&input, &state, &[]).output().unwrap();
@@ -277,7 +284,8 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
         server.object("DaemonSet", "kube-flannel", "kube-flannel-ds").is_some(),
         "the platform stays until the machines go"
     );
-    assert!(common::state_list(&state).is_empty());
+    assert!(removed_err.contains("uninstalled: nothing is left in the Terraform state"), "{removed_err}");
+    assert!(!terraform.exists(), "the emptied working directory stays without KeepTerraform");
     assert!(!state.join("install.json").exists() && !credentials_path.exists());
 }
 

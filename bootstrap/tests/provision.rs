@@ -53,6 +53,8 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     }
     let delivered = std::fs::read_to_string(machines.join("machine.json")).unwrap();
     assert!(delivered.contains("\"cluster\":\"fx\""), "{delivered}");
+    let terraform = state.join("terraform");
+    assert!(!terraform.join("cloud-init").exists() && !terraform.join("plan.tfplan").exists());
 
     // Re-running changes nothing and duplicates nothing.
     let again = bootstrap(&["provision"], &input, &state).output().unwrap();
@@ -76,8 +78,10 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     assert_eq!(state_list(&state).len(), 2, "nothing destroyed without confirmation");
     let removed = bootstrap(&["uninstall", "--yes"], &input, &state).output().unwrap();
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
-    assert!(String::from_utf8_lossy(&removed.stderr).contains("2/2 destroyed"));
-    assert!(state_list(&state).is_empty());
+    let removed_err = String::from_utf8_lossy(&removed.stderr);
+    assert!(removed_err.contains("2/2 destroyed"), "{removed_err}");
+    assert!(removed_err.contains("uninstalled: nothing is left in the Terraform state"), "{removed_err}");
+    assert!(!terraform.exists());
 }
 
 #[test]
@@ -86,6 +90,9 @@ fn on_a_terminal_the_apply_shows_a_progress_bar() {
     let work = tempfile::tempdir().unwrap();
     let (machines, state) = (work.path().join("machines"), work.path().join("state"));
     let input = properties(&sshd, &machines);
+    // KeepTerraform keeps everything Terraform was given, for running it by hand.
+    let text = std::fs::read_to_string(&input).unwrap();
+    std::fs::write(&input, format!("{text}KeepTerraform = true\n")).unwrap();
     let command =
         format!("{} provision -i {} --state-dir {}", env!("CARGO_BIN_EXE_bootstrap"), input.display(), state.display());
     // util-linux `script` gives bootstrap a pseudo-terminal and copies what it draws.
@@ -108,4 +115,8 @@ fn on_a_terminal_the_apply_shows_a_progress_bar() {
     assert!(screen.contains("3/3 ready terraform_data.machine[\""), "{screen:?}");
     assert!(screen.contains("provisioned cluster fx (master-0, node-0, node-1)"), "{screen:?}");
     assert_eq!(state_list(&state).len(), 3);
+    let terraform = state.join("terraform");
+    for kept in ["plan.tfplan", "cloud-init/master-0.yaml", "cloud-init/node-1.yaml"] {
+        assert!(terraform.join(kept).exists(), "KeepTerraform = true, yet {kept} is gone: {screen:?}");
+    }
 }

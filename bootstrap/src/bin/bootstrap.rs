@@ -182,6 +182,31 @@ struct Prepared {
     terraform: Terraform,
     /// Digest of the rendered files: what the provision phase is done for.
     rendered_fingerprint: String,
+    /// Names of the rendered files holding secrets.
+    secret_files: Vec<String>,
+}
+
+impl Prepared {
+    /// Unless `KeepTerraform` is set: clears the saved plan and the rendered secret files from
+    /// the working directory once a run has succeeded (the next run renders them again).
+    fn clear_terraform_secrets(&self, started: Instant) -> Result<(), Failure> {
+        if self.config.keep_terraform {
+            return Ok(());
+        }
+        let removed = bootstrap::clear_terraform_secrets(&self.dir, &self.secret_files)
+            .map_err(|e| Failure(format!("{}: {e}", self.dir.display()), 1))?;
+        if !removed.is_empty() {
+            phase(
+                started,
+                &format!(
+                    "removed the saved plan and secret files from {} ({} file(s); KeepTerraform = true keeps them)",
+                    self.dir.display(),
+                    removed.len()
+                ),
+            );
+        }
+        Ok(())
+    }
 }
 
 fn prepare(
@@ -242,7 +267,14 @@ fn prepare(
             phase(started, "terraform init");
         }
     }
-    Ok(Prepared { config, state, dir, terraform, rendered_fingerprint: rendered.fingerprint() })
+    Ok(Prepared {
+        config,
+        state,
+        dir,
+        terraform,
+        rendered_fingerprint: rendered.fingerprint(),
+        secret_files: rendered.secret_files.keys().cloned().collect(),
+    })
 }
 
 fn terraform_failure(e: bootstrap::terraform::TerraformError) -> Failure {
@@ -563,6 +595,7 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
     // `provision` is the explicit command: what it plans is what was asked for.
     apply_machines(&prepared, started, true)?;
     phase(started, "provisioned");
+    prepared.clear_terraform_secrets(started)?;
     let machines = bootstrap::nodes::machines(&prepared.config).iter().map(|m| m.key()).collect::<Vec<_>>().join(", ");
     println!("provisioned cluster {} ({machines})", prepared.config.cluster_name);
     println!("API: https://{}", bootstrap::nodes::api_endpoint(&prepared.config));
@@ -664,6 +697,11 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
         let _ = std::fs::remove_file(prepared.state.join(stale));
     }
     phase(started, "uninstalled: nothing is left in the Terraform state");
+    if !prepared.config.keep_terraform {
+        // Nothing in it is of use any more; a later install renders and initialises afresh.
+        std::fs::remove_dir_all(&prepared.dir).map_err(|e| Failure(format!("{}: {e}", prepared.dir.display()), 1))?;
+        phase(started, &format!("removed {} (KeepTerraform = true keeps it)", prepared.dir.display()));
+    }
     println!("uninstalled cluster {}", prepared.config.cluster_name);
     Ok(())
 }
@@ -965,6 +1003,7 @@ fn install(
         })?
         .expect("the report always runs");
     write_state(&state, "installed", outputs)?;
+    prepared.clear_terraform_secrets(started)?;
     println!("cluster {} is installed ({:.1}s)", config.cluster_name, started.elapsed().as_secs_f64());
     println!("  Kubernetes API   https://{}", bootstrap::nodes::api_endpoint(&config));
     for (name, url) in &report.endpoints {
