@@ -47,10 +47,11 @@ pub struct Terraform {
 }
 
 impl Terraform {
-    /// Terraform (`STRATUS_TERRAFORM`, else `terraform` on PATH) working in `dir`, logging to
-    /// `log`, with `environment` added to its own.
+    /// Terraform (see [`binary`]) working in `dir`, logging to `log`, with `environment` added
+    /// to its own.
     pub fn new(dir: &Path, log: &Path, environment: BTreeMap<String, String>) -> Terraform {
-        let binary = std::env::var("STRATUS_TERRAFORM").unwrap_or_else(|_| "terraform".into());
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let binary = binary(std::env::var("STRATUS_TERRAFORM").ok(), &path, &|p| p.is_file());
         Terraform { binary, dir: dir.to_path_buf(), log: log.to_path_buf(), environment }
     }
 
@@ -137,6 +138,20 @@ impl Terraform {
             summary: summary.join("\n"),
             log: self.log.clone(),
         })
+    }
+}
+
+/// The program to run: `STRATUS_TERRAFORM` when set, else `terraform` if a folder of `path`
+/// has it, else `tofu` (OpenTofu) if one has that, else `terraform` (whose absence is then
+/// reported when it is run).
+pub fn binary(chosen: Option<String>, path: &std::ffi::OsStr, is_file: &dyn Fn(&Path) -> bool) -> String {
+    if let Some(chosen) = chosen.filter(|c| !c.is_empty()) {
+        return chosen;
+    }
+    let on_path = |name: &str| std::env::split_paths(path).any(|folder| is_file(&folder.join(name)));
+    match ["terraform", "tofu"].into_iter().find(|name| on_path(name)) {
+        Some(found) => found.to_string(),
+        None => "terraform".to_string(),
     }
 }
 
@@ -294,6 +309,16 @@ fn strip_ansi(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terraform_is_preferred_then_tofu_and_the_override_wins() {
+        let path = std::ffi::OsString::from("/opt/tofu/bin:/usr/local/bin");
+        let only = |present: &'static [&'static str]| move |p: &Path| present.iter().any(|f| p == Path::new(f));
+        assert_eq!(binary(None, &path, &only(&["/usr/local/bin/terraform", "/opt/tofu/bin/tofu"])), "terraform");
+        assert_eq!(binary(None, &path, &only(&["/opt/tofu/bin/tofu"])), "tofu");
+        assert_eq!(binary(None, &path, &only(&[])), "terraform");
+        assert_eq!(binary(Some("/srv/tf".into()), &path, &only(&["/opt/tofu/bin/tofu"])), "/srv/tf");
+    }
 
     #[test]
     fn json_events_parse() {

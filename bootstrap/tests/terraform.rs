@@ -155,6 +155,36 @@ fn plan_runs_terraform_for_the_local_provider() {
 }
 
 #[test]
+fn opentofu_is_used_when_terraform_is_not_on_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A `tofu` that notes each call and hands it to the real binary (OpenTofu takes the same
+    // commands); the PATH holds no `terraform`.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let real = String::from_utf8(Command::new("sh").args(["-c", "command -v terraform"]).output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let calls = dir.path().join("calls");
+    std::fs::write(bin.join("tofu"), format!("#!/bin/sh\necho \"$1\" >> {}\nexec {real} \"$@\"\n", calls.display()))
+        .unwrap();
+    std::fs::set_permissions(bin.join("tofu"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["plan", "-i"])
+        .arg(examples().join("local.properties"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("PATH", &bin)
+        .env_remove("STRATUS_TERRAFORM")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read_to_string(&calls).unwrap(), "init\nplan\n");
+}
+
+#[test]
 fn terraform_failures_are_summarised_with_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let output = plan_example("openstack", dir.path());
