@@ -66,6 +66,41 @@ impl Provider {
     }
 }
 
+/// A Keystone project or domain, given by ID or by name (they go to Keystone, Terraform and
+/// the cloud controller as different fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdOrName {
+    /// An ID.
+    Id(String),
+    /// A name.
+    Name(String),
+}
+
+impl IdOrName {
+    /// The ID or name itself.
+    pub fn value(&self) -> &str {
+        match self {
+            IdOrName::Id(v) | IdOrName::Name(v) => v,
+        }
+    }
+
+    /// The ID, when it is one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            IdOrName::Id(v) => Some(v),
+            IdOrName::Name(_) => None,
+        }
+    }
+
+    /// The name, when it is one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            IdOrName::Name(v) => Some(v),
+            IdOrName::Id(_) => None,
+        }
+    }
+}
+
 /// An IPv4 CIDR block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -103,10 +138,10 @@ pub struct OpenStack {
     pub username: String,
     /// Password.
     pub password: Secret,
-    /// Domain id or name.
-    pub domain: String,
-    /// Project id or name (older: tenant).
-    pub project: String,
+    /// Domain of the user and the project.
+    pub domain: IdOrName,
+    /// Project (older: tenant).
+    pub project: IdOrName,
     /// Region.
     pub region: String,
     /// Availability zones.
@@ -819,10 +854,44 @@ impl Reader<'_> {
         }
     }
 
+    /// The first of `keys`, else of the environment variables `env`, else of the cloud's
+    /// `fields` that is set, as an ID or a name as its source says; a problem naming the keys
+    /// when none is (unless the named cloud could not be read).
+    fn id_or_name(
+        &mut self,
+        keys: &[(&str, bool)],
+        env: &[(&str, bool)],
+        cloud: Option<Option<&crate::clouds::Cloud>>,
+        fields: &[(&str, bool)],
+        why: &str,
+    ) -> IdOrName {
+        let typed = |value: String, is_id: bool| if is_id { IdOrName::Id(value) } else { IdOrName::Name(value) };
+        let found = keys
+            .iter()
+            .find_map(|(key, is_id)| self.optional(key).map(|v| typed(v, *is_id)))
+            .or_else(|| {
+                env.iter().find_map(|(var, is_id)| {
+                    self.surroundings.env.get(*var).filter(|v| !v.is_empty()).map(|v| typed(v.clone(), *is_id))
+                })
+            })
+            .or_else(|| {
+                let cloud = cloud.flatten()?;
+                fields.iter().find_map(|(field, is_id)| cloud.get(&[field]).map(|v| typed(v, *is_id)))
+            });
+        match (found, cloud) {
+            (Some(found), _) => found,
+            (None, Some(None)) => IdOrName::Name(String::new()),
+            (None, _) => {
+                let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                IdOrName::Name(self.one_of(&names, why))
+            }
+        }
+    }
+
     fn openstack(&mut self) -> OpenStack {
         let why = "when Provider = OpenStack";
         let named = self.cloud();
-        let (cloud, cloud_broken) = (named.as_ref().and_then(|c| c.as_ref()), matches!(named, Some(None)));
+        let cloud = named.as_ref().and_then(|c| c.as_ref());
         let credential_cloud = named.as_ref().map(|c| c.as_ref());
         let auth_url =
             self.credential("OpenStack.AuthURL", &["OS_AUTH_URL"], credential_cloud, &["auth.auth_url"], why);
@@ -848,33 +917,42 @@ impl Reader<'_> {
         };
         let keypair_file = self.required("OpenStack.KeypairFile", why);
         let keypair_file = self.file("OpenStack.KeypairFile", &keypair_file);
-        const PROJECT_KEYS: [&str; 4] =
-            ["OpenStack.ProjectID", "OpenStack.ProjectName", "OpenStack.TenantID", "OpenStack.TenantName"];
-        let project = match self.optional_or_env("OpenStack.ProjectName", &["OS_PROJECT_NAME"]) {
-            Some(p) => p,
-            None => match (PROJECT_KEYS.iter().any(|k| self.optional(k).is_some()), cloud) {
-                (false, Some(c)) if c.get(&["auth.project_name", "auth.project_id", "auth.tenant_name"]).is_some() => {
-                    c.get(&["auth.project_name", "auth.project_id", "auth.tenant_name"]).unwrap_or_default()
-                }
-                (false, None) if cloud_broken => String::new(),
-                _ => self.one_of(&PROJECT_KEYS, why),
-            },
-        };
-        const DOMAIN_FIELDS: [&str; 5] = [
-            "auth.user_domain_name",
-            "auth.domain_name",
-            "auth.project_domain_name",
-            "auth.user_domain_id",
-            "auth.domain_id",
-        ];
-        let domain = match self.optional_or_env("OpenStack.DomainName", &["OS_USER_DOMAIN_NAME"]) {
-            Some(d) => d,
-            None => match (self.optional("OpenStack.DomainID").is_some(), cloud.and_then(|c| c.get(&DOMAIN_FIELDS))) {
-                (false, Some(d)) => d,
-                (false, None) if cloud_broken => String::new(),
-                _ => self.one_of(&["OpenStack.DomainID", "OpenStack.DomainName"], why),
-            },
-        };
+        let project = self.id_or_name(
+            &[
+                ("OpenStack.ProjectID", true),
+                ("OpenStack.ProjectName", false),
+                ("OpenStack.TenantID", true),
+                ("OpenStack.TenantName", false),
+            ],
+            &[("OS_PROJECT_ID", true), ("OS_PROJECT_NAME", false), ("OS_TENANT_ID", true), ("OS_TENANT_NAME", false)],
+            credential_cloud,
+            &[
+                ("auth.project_id", true),
+                ("auth.project_name", false),
+                ("auth.tenant_id", true),
+                ("auth.tenant_name", false),
+            ],
+            why,
+        );
+        let domain = self.id_or_name(
+            &[("OpenStack.DomainID", true), ("OpenStack.DomainName", false)],
+            &[
+                ("OS_USER_DOMAIN_ID", true),
+                ("OS_USER_DOMAIN_NAME", false),
+                ("OS_DOMAIN_ID", true),
+                ("OS_DOMAIN_NAME", false),
+            ],
+            credential_cloud,
+            &[
+                ("auth.user_domain_id", true),
+                ("auth.user_domain_name", false),
+                ("auth.domain_id", true),
+                ("auth.domain_name", false),
+                ("auth.project_domain_id", true),
+                ("auth.project_domain_name", false),
+            ],
+            why,
+        );
         let floating_ip_pool = self.one_of(&["OpenStack.FloatingIPPoolName", "OpenStack.FloatingIPPoolID"], why);
         let zones = self.list("OpenStack.AvailabilityZones");
         OpenStack {

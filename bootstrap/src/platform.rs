@@ -719,14 +719,16 @@ fn csi(spec: &Csi) -> Vec<Object> {
 
 fn openstack(config: &Config, facts: &Facts) -> Vec<Object> {
     let Some(os) = &config.openstack else { return Vec::new() };
+    // Keys as the cloud controller's gcfg parser names them (`tenant-…` for the project).
+    let (domain_kind, project_kind) =
+        (if os.domain.id().is_some() { "id" } else { "name" }, if os.project.id().is_some() { "id" } else { "name" });
+    let domain = ini_quote(os.domain.value());
     let mut cloud_conf = format!(
-        "[Global]\nauth-url={}\nusername={}\npassword={}\nuser-domain-name={}\nproject-domain-name={}\ntenant-name={}\nregion={}\n",
+        "[Global]\nauth-url={}\nusername={}\npassword={}\nuser-domain-{domain_kind}={domain}\ntenant-domain-{domain_kind}={domain}\ntenant-{project_kind}={}\nregion={}\n",
         ini_quote(&os.auth_url),
         ini_quote(&os.username),
         ini_quote(os.password.expose()),
-        ini_quote(&os.domain),
-        ini_quote(&os.domain),
-        ini_quote(&os.project),
+        ini_quote(os.project.value()),
         ini_quote(&os.region),
     );
     let mut data = BTreeMap::new();

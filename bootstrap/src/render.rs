@@ -117,7 +117,9 @@ pub fn model(config: &Config) -> Value {
     });
     if let Some(o) = &config.openstack {
         model["openstack"] = json!({
-            "auth_url": o.auth_url, "username": o.username, "domain": o.domain, "project": o.project,
+            "auth_url": o.auth_url, "username": o.username,
+            "domain_id": o.domain.id(), "domain_name": o.domain.name(),
+            "project_id": o.project.id(), "project_name": o.project.name(),
             "region": o.region, "ca_cert_file": o.ca_cert_file.as_ref().map(|p| p.display().to_string()),
             "availability_zones": o.availability_zones, "image_id": o.image_id, "master_flavor": o.master_flavor,
             "node_flavor": o.node_flavor,

@@ -112,3 +112,57 @@ fn configuration_reaches_the_objects() {
         .collect();
     assert_eq!(classes, ["block"], "no GlusterFS machines, no shared class");
 }
+
+/// The `[Global]` section of the OpenStack controllers' `cloud.conf`, as key/value lines.
+fn openstack_global(config: &bootstrap::config::Config) -> Vec<(String, String)> {
+    let steps = platform::plan(config, &facts());
+    let conf = objects(&steps)
+        .find_map(|o| match o {
+            Object::Secret(s) => s.data.as_ref()?.get("cloud.conf").map(|v| String::from_utf8_lossy(&v.0).into_owned()),
+            _ => None,
+        })
+        .expect("a Secret holds cloud.conf");
+    conf.lines()
+        .skip_while(|l| *l != "[Global]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+#[test]
+fn the_openstack_cloud_conf_uses_the_keys_the_controllers_parse() {
+    // The [Global] keys of cloud-provider-openstack's gcfg parser (an unknown key is fatal).
+    const KNOWN: [&str; 12] = [
+        "auth-url",
+        "username",
+        "password",
+        "user-domain-name",
+        "user-domain-id",
+        "tenant-domain-name",
+        "tenant-domain-id",
+        "tenant-name",
+        "tenant-id",
+        "region",
+        "ca-file",
+        "domain-name",
+    ];
+    let by_name = openstack_global(&example("openstack"));
+    for (key, _) in &by_name {
+        assert!(KNOWN.contains(&key.as_str()), "cloud.conf has [Global] key {key}, which the controllers reject");
+    }
+    let value = |pairs: &[(String, String)], key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(value(&by_name, "tenant-name").as_deref(), Some("\"stratus\""));
+    assert_eq!(value(&by_name, "user-domain-name").as_deref(), Some("\"default\""));
+    assert_eq!(value(&by_name, "tenant-domain-name").as_deref(), Some("\"default\""));
+
+    let mut config = example("openstack");
+    let os = config.openstack.as_mut().unwrap();
+    os.project = bootstrap::config::IdOrName::Id("8d3f0a9c".into());
+    os.domain = bootstrap::config::IdOrName::Id("2b6e6c1e".into());
+    let by_id = openstack_global(&config);
+    assert_eq!(value(&by_id, "tenant-id").as_deref(), Some("\"8d3f0a9c\""));
+    assert_eq!(value(&by_id, "user-domain-id").as_deref(), Some("\"2b6e6c1e\""));
+    assert_eq!(value(&by_id, "tenant-domain-id").as_deref(), Some("\"2b6e6c1e\""));
+    assert!(value(&by_id, "tenant-name").is_none() && value(&by_id, "user-domain-name").is_none());
+}

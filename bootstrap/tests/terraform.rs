@@ -125,7 +125,7 @@ fn values_that_look_like_expressions_stay_literal() {
     std::fs::write(os.join("b.properties"), text).unwrap();
     let rendered = render(&os.join("b.properties"));
     assert!(
-        rendered.files["main.tf"].contains(r#"user_name   = "op\"$${var.x}%%{if}\\""#),
+        rendered.files["main.tf"].contains(r#"user_name = "op\"$${var.x}%%{if}\\""#),
         "{}",
         &rendered.files["main.tf"][..800]
     );
@@ -152,6 +152,27 @@ fn plan_runs_terraform_for_the_local_provider() {
     assert!(!String::from_utf8_lossy(&again.stderr).contains("terraform init"));
     assert!(state.join("terraform/plan.tfplan").exists());
     assert!(std::fs::read_to_string(state.join("terraform.log")).unwrap().contains("$ terraform plan"));
+}
+
+#[test]
+fn projects_and_domains_given_by_id_render_as_ids_and_stay_fmt_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(examples().join("example-key"), dir.path().join("example-key")).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "not checked here").unwrap();
+    let text = std::fs::read_to_string(examples().join("openstack.properties"))
+        .unwrap()
+        .replace("OpenStack.DomainName = default", "OpenStack.DomainID = 2b6e6c1e")
+        .replace("OpenStack.ProjectName = stratus", "OpenStack.ProjectID = 8d3f0a9c\nOpenStack.CACertFile = ca.pem");
+    std::fs::write(dir.path().join("b.properties"), text).unwrap();
+    let rendered = render(&dir.path().join("b.properties"));
+    let main = &rendered.files["main.tf"];
+    for line in ["  domain_id = \"2b6e6c1e\"\n", "  tenant_id = \"8d3f0a9c\"\n", "  cacert_file = \""] {
+        assert!(main.contains(line), "no {line:?} in\n{}", &main[..900]);
+    }
+    assert!(!main.contains("tenant_name") && !main.contains("domain_name"), "{}", &main[..900]);
+    bootstrap::write_rendered(&dir.path().join("tf"), &rendered).unwrap();
+    let fmt = terraform(&dir.path().join("tf"), &["fmt", "-check", "-diff", "."]);
+    assert!(fmt.status.success(), "{}", String::from_utf8_lossy(&fmt.stdout));
 }
 
 #[test]

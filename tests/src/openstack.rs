@@ -21,6 +21,8 @@ pub struct OpenStack {
     pub password: String,
     /// Project name (domain `default`).
     pub project: String,
+    /// The project's ID.
+    pub project_id: String,
     /// Base URL of the fakes (for their test-only `/_stand-in/...` controls).
     pub services_url: String,
 }
@@ -84,6 +86,7 @@ impl OpenStack {
             username: field("username"),
             password: field("password"),
             project: field("project"),
+            project_id: field("project_id"),
             services_url: field("services_url"),
             child,
             _work: work,

@@ -5,10 +5,13 @@
 //! LoadBalancer Services, their floating IPs, Cinder volumes of claims) so nothing is left
 //! behind after `terraform destroy`. A leaf crate: nothing else builds the OpenStack SDK.
 
+use openstack::auth::{AuthType, Scope};
 use openstack::session::ServiceType;
 use openstack::session::Session;
 use openstack::{Cloud, ErrorKind};
 use serde_json::Value;
+
+pub use openstack::IdOrName;
 
 /// A catalog service at a major API version, for the calls the `openstack` crate does not
 /// wrap (Octavia, Nova's limits).
@@ -31,7 +34,7 @@ const LOAD_BALANCER: ServiceAt = ServiceAt("load-balancer", 2);
 const COMPUTE: ServiceAt = ServiceAt("compute", 2);
 
 /// Where and as whom to talk to OpenStack.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Connection {
     /// Keystone v3 URL.
     pub auth_url: String,
@@ -40,16 +43,16 @@ pub struct Connection {
     /// Password.
     pub password: String,
     /// Domain of the user and the project.
-    pub domain: String,
-    /// Project name.
-    pub project: String,
+    pub domain: IdOrName,
+    /// Project.
+    pub project: IdOrName,
     /// Region (endpoints of other regions are ignored).
     pub region: String,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Connection({} as {} in {})", self.auth_url, self.username, self.project)
+        write!(f, "Connection({} as {} in {:?})", self.auth_url, self.username, self.project)
     }
 }
 
@@ -72,32 +75,82 @@ pub struct Client {
     session: Session,
 }
 
-fn auth(connection: &Connection) -> Result<openstack::auth::Password, OpenStackError> {
-    let scope = openstack::auth::Scope::Project {
-        project: openstack::IdOrName::from_name(&connection.project),
-        domain: Some(openstack::IdOrName::from_name(&connection.domain)),
+/// The project to work in: by ID on its own, by name within the domain.
+fn scope(connection: &Connection) -> Scope {
+    let domain = match &connection.project {
+        IdOrName::Id(_) => None,
+        IdOrName::Name(_) => Some(connection.domain.clone()),
     };
-    Ok(openstack::auth::Password::new(
-        &connection.auth_url,
-        &connection.username,
-        &connection.password,
-        &connection.domain,
-    )
-    .map_err(failed("authentication URL"))?
-    .with_scope(scope))
+    Scope::Project { project: connection.project.clone(), domain }
 }
 
 /// Authenticates with Keystone; a refusal is an error naming the URL and user (never the
 /// password).
 pub async fn connect(connection: &Connection) -> Result<Client, OpenStackError> {
     let action = format!("authentication at {} as {}", connection.auth_url, connection.username);
-    let mut session = Session::new(auth(connection)?).await.map_err(failed(&action))?;
-    let mut cloud = Cloud::new(auth(connection)?).await.map_err(failed(&action))?;
+    match &connection.domain {
+        IdOrName::Name(domain) => {
+            let password = openstack::auth::Password::new(
+                &connection.auth_url,
+                &connection.username,
+                &connection.password,
+                domain,
+            )
+            .map_err(failed("authentication URL"))?
+            .with_scope(scope(connection));
+            open(password, connection, &action).await
+        }
+        // The SDK names the user's domain only by name: with an ID, Keystone is asked for an
+        // unscoped token first, and that token is exchanged for the project's.
+        IdOrName::Id(domain) => {
+            let token = unscoped_token(connection, domain)
+                .await
+                .map_err(|message| OpenStackError { action: action.clone(), message })?;
+            let token = openstack::auth::Token::new(&connection.auth_url, token)
+                .map_err(failed("authentication URL"))?
+                .with_scope(scope(connection));
+            open(token, connection, &action).await
+        }
+    }
+}
+
+async fn open<A: AuthType + Clone + 'static>(
+    auth: A,
+    connection: &Connection,
+    action: &str,
+) -> Result<Client, OpenStackError> {
+    let mut session = Session::new(auth.clone()).await.map_err(failed(action))?;
+    let mut cloud = Cloud::new(auth).await.map_err(failed(action))?;
     if !connection.region.is_empty() {
         session.endpoint_filters_mut().set_region(&connection.region);
         cloud.endpoint_filters_mut().set_region(&connection.region);
     }
     Ok(Client { cloud, session })
+}
+
+/// `POST /v3/auth/tokens` for the user of domain `domain_id`, unscoped; the token is in the
+/// `X-Subject-Token` header. Errors say what Keystone answered, never the password.
+async fn unscoped_token(connection: &Connection, domain_id: &str) -> Result<String, String> {
+    let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": connection.username, "domain": {"id": domain_id}, "password": connection.password}}}}});
+    let url = format!("{}/auth/tokens", connection.auth_url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("Keystone answered {status}"));
+    }
+    response
+        .headers()
+        .get("X-Subject-Token")
+        .and_then(|t| t.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| "Keystone's answer has no X-Subject-Token".to_string())
 }
 
 /// One flavor the cluster uses, and for what.

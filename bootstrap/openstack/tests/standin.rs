@@ -3,7 +3,9 @@
 //! (`tests/openstack/standin.py`). What Kubernetes would have created is created through the
 //! same REST APIs its cloud controller and CSI driver use.
 
-use bootstrap_openstack::{connect, leftovers, preflight, sweep, Connection, FlavorUse, Requirements, ServiceAt};
+use bootstrap_openstack::{
+    connect, leftovers, preflight, sweep, Connection, FlavorUse, IdOrName, Requirements, ServiceAt,
+};
 use openstack::session::Session;
 use serde_json::json;
 use stratus_tests::openstack::OpenStack;
@@ -18,8 +20,8 @@ fn connection(cloud: &OpenStack) -> Connection {
         auth_url: cloud.auth_url.clone(),
         username: cloud.username.clone(),
         password: cloud.password.clone(),
-        domain: "Default".into(),
-        project: cloud.project.clone(),
+        domain: IdOrName::Name("Default".into()),
+        project: IdOrName::Name(cloud.project.clone()),
         region: "RegionOne".into(),
     }
 }
@@ -100,6 +102,20 @@ async fn preflight_and_sweep_against_keystone_and_the_service_fakes() {
     let error = connect(&wrong).await.err().expect("a wrong password is refused").to_string();
     assert!(error.contains(&cloud.auth_url) && error.contains("operator"), "{error}");
     assert!(!error.contains("not-the-password"), "{error}");
+
+    // The domain and the project by ID: the user's domain ID goes through a token exchange
+    // (the SDK names it only by name), a wrong one is refused.
+    let by_id = Connection {
+        domain: IdOrName::Id("default".into()),
+        project: IdOrName::Id(cloud.project_id.clone()),
+        ..connection(&cloud)
+    };
+    let client = connect(&by_id).await.unwrap();
+    assert_eq!(preflight(&client, &example_needs()).await.unwrap(), Vec::<String>::new());
+    let elsewhere = Connection { domain: IdOrName::Id("no-such-domain".into()), ..by_id.clone() };
+    let error = connect(&elsewhere).await.err().expect("an unknown domain is refused").to_string();
+    assert!(error.contains("Keystone answered 401"), "{error}");
+    assert!(!error.contains(&cloud.password), "{error}");
 
     let client = connect(&connection(&cloud)).await.unwrap();
     assert_eq!(preflight(&client, &example_needs()).await.unwrap(), Vec::<String>::new());

@@ -373,8 +373,14 @@ fn openstack_connection(os: &bootstrap::config::OpenStack) -> bootstrap_openstac
         auth_url: os.auth_url.clone(),
         username: os.username.clone(),
         password: os.password.expose().to_string(),
-        domain: os.domain.clone(),
-        project: os.project.clone(),
+        domain: match &os.domain {
+            bootstrap::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
+            bootstrap::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
+        },
+        project: match &os.project {
+            bootstrap::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
+            bootstrap::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
+        },
         region: os.region.clone(),
     }
 }

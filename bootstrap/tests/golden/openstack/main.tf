@@ -16,12 +16,14 @@ variable "openstack_password" {
 }
 
 provider "openstack" {
-  auth_url    = "https://keystone.example.com:5000/v3"
-  user_name   = "operator"
-  password    = var.openstack_password
+  auth_url  = "https://keystone.example.com:5000/v3"
+  user_name = "operator"
+  password  = var.openstack_password
+  region    = "RegionOne"
+
   domain_name = "default"
+
   tenant_name = "stratus"
-  region      = "RegionOne"
 }
 
 locals {
