@@ -860,6 +860,23 @@ fn vsphere(config: &Config) -> Vec<Object> {
             "vsphere-csi",
             BTreeMap::from([("csi-vsphere.conf".to_string(), csi_conf)]),
         ),
+        // The driver reads its feature switches from this ConfigMap (`--fss-name`) and will
+        // not start without it.
+        config_map(
+            KUBE_SYSTEM,
+            "internal-feature-states.csi.vsphere.vmware.com",
+            "vsphere-csi",
+            [
+                ("csi-migration", "true"),
+                ("online-volume-extend", "true"),
+                ("improved-csi-idempotency", "true"),
+                ("block-volume-snapshot", "true"),
+                ("max-pvscsi-targets-per-vm", "true"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ),
     ];
     let mut controller = cloud_controller(
         "vsphere-cloud-controller-manager",

@@ -166,3 +166,23 @@ fn the_openstack_cloud_conf_uses_the_keys_the_controllers_parse() {
     assert_eq!(value(&by_id, "tenant-domain-id").as_deref(), Some("\"2b6e6c1e\""));
     assert!(value(&by_id, "tenant-name").is_none() && value(&by_id, "user-domain-name").is_none());
 }
+
+#[test]
+fn the_vsphere_csi_driver_finds_its_feature_states_config_map() {
+    let steps = platform::plan(&example("vsphere"), &facts());
+    let printed = platform::yaml(&steps);
+    let arg = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("- --{name}=")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no --{name} in the vSphere plan"))
+    };
+    let (name, namespace) = (arg("fss-name"), arg("fss-namespace"));
+    let found = objects(&steps).any(|o| match o {
+        Object::ConfigMap(c) => {
+            c.metadata.name.as_deref() == Some(&name) && c.metadata.namespace.as_deref() == Some(&namespace)
+        }
+        _ => false,
+    });
+    assert!(found, "the driver reads ConfigMap {namespace}/{name}, which the plan does not create");
+}
