@@ -5,6 +5,7 @@
 //! from the handlebars templates in `terraform-templates/<provider>/`; [`terraform`] runs the
 //! Terraform binary at the edge. Everything else here is pure except reading the input file.
 
+pub mod cloud;
 pub mod clouds;
 pub mod config;
 pub mod install;

@@ -181,3 +181,44 @@ fn openstack_credentials_may_come_from_clouds_yaml_and_secure_yaml() {
         )
     );
 }
+
+#[test]
+fn without_its_cloud_helper_bootstrap_says_where_it_looked() {
+    // `bootstrap` alone in a folder, with a PATH that has no `bootstrap-cloud` either.
+    let dir = tempfile::tempdir().unwrap();
+    let lonely = dir.path().join("bootstrap");
+    std::fs::copy(env!("CARGO_BIN_EXE_bootstrap"), &lonely).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let output = Command::new(&lonely)
+        .args(["preflight", "-i"])
+        .arg(examples.join("aws.properties"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: cannot run the cloud helper bootstrap-cloud: No such file or directory")
+            && stderr.contains("it is built and installed next to bootstrap"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_cloud_helper_refuses_what_is_not_a_request_without_echoing_it() {
+    use std::io::Write;
+    let helper = Path::new(env!("CARGO_BIN_EXE_bootstrap")).with_file_name("bootstrap-cloud");
+    let mut child = Command::new(&helper)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(br#"{"call": "aws-preflight", "password": "hunter2-secret"#).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: bootstrap-cloud: not a request (line 1, column "), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret") && output.stdout.is_empty());
+}

@@ -7,8 +7,8 @@
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
 
-/// Where and as whom to talk to EC2.
-#[derive(Debug, Clone, Default)]
+/// Where and as whom to talk to EC2 (sent to the cloud helper as JSON on its stdin).
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Connection {
     /// Region.
     pub region: String,
@@ -18,8 +18,15 @@ pub struct Connection {
     pub credentials: Option<(String, String)>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = self.credentials.as_ref().map(|(key, _)| key.as_str()).unwrap_or("the credential chain");
+        write!(f, "Connection({} via {:?} as {who})", self.region, self.endpoint)
+    }
+}
+
 /// What the cluster will need from the account.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Requirements {
     /// AMI of every machine.
     pub ami: String,

@@ -11,7 +11,23 @@ use openstack::session::Session;
 use openstack::{Cloud, ErrorKind};
 use serde_json::Value;
 
-pub use openstack::IdOrName;
+/// A project or domain, by ID or by name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum IdOrName {
+    /// By ID.
+    Id(String),
+    /// By name.
+    Name(String),
+}
+
+impl From<&IdOrName> for openstack::IdOrName {
+    fn from(value: &IdOrName) -> Self {
+        match value {
+            IdOrName::Id(id) => openstack::IdOrName::Id(id.clone()),
+            IdOrName::Name(name) => openstack::IdOrName::Name(name.clone()),
+        }
+    }
+}
 
 /// A catalog service at a major API version, for the calls the `openstack` crate does not
 /// wrap (Octavia, Nova's limits).
@@ -33,8 +49,8 @@ const LOAD_BALANCER: ServiceAt = ServiceAt("load-balancer", 2);
 /// Nova, API v2.x.
 const COMPUTE: ServiceAt = ServiceAt("compute", 2);
 
-/// Where and as whom to talk to OpenStack.
-#[derive(Clone)]
+/// Where and as whom to talk to OpenStack (sent to the cloud helper as JSON on its stdin).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Connection {
     /// Keystone v3 URL.
     pub auth_url: String,
@@ -79,9 +95,9 @@ pub struct Client {
 fn scope(connection: &Connection) -> Scope {
     let domain = match &connection.project {
         IdOrName::Id(_) => None,
-        IdOrName::Name(_) => Some(connection.domain.clone()),
+        IdOrName::Name(_) => Some((&connection.domain).into()),
     };
-    Scope::Project { project: connection.project.clone(), domain }
+    Scope::Project { project: (&connection.project).into(), domain }
 }
 
 /// Authenticates with Keystone; a refusal is an error naming the URL and user (never the
@@ -154,7 +170,7 @@ async fn unscoped_token(connection: &Connection, domain_id: &str) -> Result<Stri
 }
 
 /// One flavor the cluster uses, and for what.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FlavorUse {
     /// The properties key naming it (`OpenStack.MasterFlavorID`).
     pub key: String,
@@ -165,7 +181,7 @@ pub struct FlavorUse {
 }
 
 /// What the cluster will need from the project.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Requirements {
     /// Image of every machine.
     pub image: String,

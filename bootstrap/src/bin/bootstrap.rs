@@ -412,12 +412,12 @@ fn openstack_preflight(
         keypair: os.keypair.clone(),
         floating_ip_pool: os.floating_ip_pool.clone(),
     };
-    let problems = runtime()
-        .block_on(async {
-            let client = bootstrap_openstack::connect(&openstack_connection(os)).await?;
-            bootstrap_openstack::preflight(&client, &needs).await
-        })
-        .map_err(|e| Failure(format!("{e}; nothing was created"), 1))?;
+    let request =
+        bootstrap::cloud::Request::OpenStackPreflight { connection: openstack_connection(os), requirements: needs };
+    let problems = match ask_cloud(&request)? {
+        bootstrap::cloud::Answer::Problems(problems) => problems,
+        other => return Err(unexpected_answer(other, "; nothing was created")),
+    };
     preflight_verdict(&problems, "OpenStack project", started)
 }
 
@@ -458,26 +458,32 @@ async fn answering_cluster(state: &Path) -> Option<service_manager::cluster::Clu
 /// What Kubernetes left in the cloud for the cluster: AWS resources tagged with it, or the
 /// OpenStack balancers, floating IPs and volumes its controllers made.
 fn cloud_leftovers(config: &bootstrap::config::Config, env: &BTreeMap<String, String>) -> Result<Vec<String>, Failure> {
-    let cluster = &config.cluster_name;
-    if let Some(aws) = &config.aws {
-        return runtime()
-            .block_on(async {
-                let client = bootstrap_aws::client(&aws_connection(aws, env)).await;
-                bootstrap_aws::tagged(&client, cluster).await
-            })
-            .map(|found| found.iter().map(|l| format!("{} {}", l.kind, l.id)).collect())
-            .map_err(|e| Failure(e.to_string(), 1));
+    let cluster = config.cluster_name.clone();
+    let request = match (&config.aws, &config.openstack) {
+        (Some(aws), _) => bootstrap::cloud::Request::AwsLeftovers { connection: aws_connection(aws, env), cluster },
+        (_, Some(os)) => {
+            bootstrap::cloud::Request::OpenStackLeftovers { connection: openstack_connection(os), cluster }
+        }
+        _ => return Ok(Vec::new()),
+    };
+    match ask_cloud(&request)? {
+        bootstrap::cloud::Answer::Found(found) => Ok(found),
+        other => Err(unexpected_answer(other, "")),
     }
-    if let Some(os) = &config.openstack {
-        return runtime()
-            .block_on(async {
-                let client = bootstrap_openstack::connect(&openstack_connection(os)).await?;
-                bootstrap_openstack::leftovers(&client, cluster).await
-            })
-            .map(|found| found.iter().map(|l| format!("{} {} ({})", l.kind, l.id, l.name)).collect())
-            .map_err(|e| Failure(e.to_string(), 1));
+}
+
+/// Asks the cloud helper (the program that links the cloud SDKs).
+fn ask_cloud(request: &bootstrap::cloud::Request) -> Result<bootstrap::cloud::Answer, Failure> {
+    let helper = bootstrap::cloud::helper_path(std::env::current_exe().ok().as_deref());
+    bootstrap::cloud::ask(&helper, request).map_err(|e| Failure(e.to_string(), 1))
+}
+
+/// The failure for an answer other than the one asked for (`Failed`: the cloud's own error).
+fn unexpected_answer(answer: bootstrap::cloud::Answer, suffix: &str) -> Failure {
+    match answer {
+        bootstrap::cloud::Answer::Failed(why) => Failure(format!("{why}{suffix}"), 1),
+        other => Failure(format!("the cloud helper answered {other:?} to another question"), 1),
     }
-    Ok(Vec::new())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -515,12 +521,11 @@ fn preflight(
         instances: config.master_count + config.node_count + config.gluster_node_count,
         elastic_ips: config.master_count,
     };
-    let problems = runtime()
-        .block_on(async {
-            let client = bootstrap_aws::client(&aws_connection(aws, env)).await;
-            bootstrap_aws::preflight(&client, &requirements).await
-        })
-        .map_err(|e| Failure(e.to_string(), 1))?;
+    let request = bootstrap::cloud::Request::AwsPreflight { connection: aws_connection(aws, env), requirements };
+    let problems = match ask_cloud(&request)? {
+        bootstrap::cloud::Answer::Problems(problems) => problems,
+        other => return Err(unexpected_answer(other, "")),
+    };
     preflight_verdict(&problems, "AWS account", started)
 }
 
@@ -655,27 +660,30 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
         return Err(Failure("cancelled: nothing was destroyed (pass --yes to confirm without a terminal)".into(), 1));
     }
     release_cloud_resources(&prepared, started)?;
-    if let Some(aws) = &prepared.config.aws {
-        // Whatever Kubernetes created in the cloud and did not release goes next: it would
-        // keep the network alive.
-        let failures = runtime()
-            .block_on(async {
-                let client = bootstrap_aws::client(&aws_connection(aws, env)).await;
-                bootstrap_aws::sweep(&client, &prepared.config.cluster_name, Duration::from_secs(15)).await
-            })
-            .map_err(|e| Failure(e.to_string(), 1))?;
-        sweep_failed(failures.iter().map(|(l, why)| format!("{} {}: {why}", l.kind, l.id)).collect())?;
-        phase(started, "removed what Kubernetes created in EC2 for the cluster");
-    }
-    if let Some(os) = &prepared.config.openstack {
-        let failures = runtime()
-            .block_on(async {
-                let client = bootstrap_openstack::connect(&openstack_connection(os)).await?;
-                bootstrap_openstack::sweep(&client, &prepared.config.cluster_name).await
-            })
-            .map_err(|e| Failure(e.to_string(), 1))?;
-        sweep_failed(failures.iter().map(|(l, why)| format!("{} {} ({}): {why}", l.kind, l.id, l.name)).collect())?;
-        phase(started, "removed what Kubernetes created in OpenStack for the cluster");
+    // Whatever Kubernetes created in the cloud and did not release goes next: it would keep
+    // the network alive.
+    let cluster = prepared.config.cluster_name.clone();
+    let sweep = match (&prepared.config.aws, &prepared.config.openstack) {
+        (Some(aws), _) => Some((
+            bootstrap::cloud::Request::AwsSweep {
+                connection: aws_connection(aws, env),
+                cluster,
+                retry_after_seconds: 15,
+            },
+            "EC2",
+        )),
+        (_, Some(os)) => Some((
+            bootstrap::cloud::Request::OpenStackSweep { connection: openstack_connection(os), cluster },
+            "OpenStack",
+        )),
+        _ => None,
+    };
+    if let Some((request, cloud)) = sweep {
+        match ask_cloud(&request)? {
+            bootstrap::cloud::Answer::NotRemoved(failures) => sweep_failed(failures)?,
+            other => return Err(unexpected_answer(other, "")),
+        }
+        phase(started, &format!("removed what Kubernetes created in {cloud} for the cluster"));
     }
     let resources = prepared.terraform.run(&["state", "list"]).unwrap_or_default().lines().count() as u64;
     run_with_progress(
