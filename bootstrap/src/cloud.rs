@@ -143,6 +143,7 @@ mod tests {
                 domain: bootstrap_openstack::IdOrName::Id("default".into()),
                 project: bootstrap_openstack::IdOrName::Name("stratus".into()),
                 region: "RegionOne".into(),
+                ca_certificate: None,
             },
             cluster: "demo".into(),
         };

@@ -1,5 +1,5 @@
 //! `bootstrap preflight` and `provision` on OpenStack against a real Keystone and the in-repo
-//! service fakes: the example project passes; a wrong one gets every problem listed (each with
+//! service fakes, served over HTTPS by a private CA (`OpenStack.CACertFile`): the example project passes; a wrong one gets every problem listed (each with
 //! the key to fix) and nothing is created; a wrong password is one clear line without it; the
 //! credentials may come from `clouds.yaml` instead.
 
@@ -24,9 +24,13 @@ fn properties(cloud: &OpenStack, dir: &Path, name: &str, changes: &[(&str, &str)
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut text = std::fs::read_to_string(examples.join("openstack.properties")).unwrap();
     let mut set = |key: &str, value: &str| {
+        let prefix = format!("{key} ");
+        if !text.lines().any(|l| l.starts_with(&prefix)) {
+            text.push_str(&format!("\n{key} = {value}"));
+        }
         text = text
             .lines()
-            .map(|l| if l.starts_with(&format!("{key} ")) { format!("{key} = {value}") } else { l.to_string() })
+            .map(|l| if l.starts_with(&prefix) { format!("{key} = {value}") } else { l.to_string() })
             .collect::<Vec<_>>()
             .join("\n");
     };
@@ -35,6 +39,7 @@ fn properties(cloud: &OpenStack, dir: &Path, name: &str, changes: &[(&str, &str)
     set("OpenStack.Password", &cloud.password);
     set("OpenStack.ProjectName", &cloud.project);
     set("OpenStack.DomainName", "Default");
+    set("OpenStack.CACertFile", "ca.pem");
     for (key, value) in changes {
         set(key, value);
     }
@@ -43,10 +48,24 @@ fn properties(cloud: &OpenStack, dir: &Path, name: &str, changes: &[(&str, &str)
 
 #[test]
 fn preflight_against_keystone_and_the_service_fakes() {
-    let cloud = OpenStack::start();
+    let cloud = OpenStack::start_tls();
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     std::fs::copy(examples.join("example-key"), dir.path().join("example-key")).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), cloud.ca_certificate.as_ref().unwrap()).unwrap();
+    std::fs::write(dir.path().join("other-ca.pem"), OpenStack::unrelated_ca_certificate()).unwrap();
+
+    // The endpoints' certificate chains to the private CA only: without it, TLS refuses them.
+    properties(&cloud, dir.path(), "untrusted.properties", &[("OpenStack.CACertFile", "other-ca.pem")]);
+    let untrusted = bootstrap(&["preflight", "-i", "untrusted.properties"], dir.path());
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("https://127.0.0.1:")
+            && stderr.contains("certificate")
+            && stderr.contains("nothing was created"),
+        "{stderr}"
+    );
 
     properties(&cloud, dir.path(), "ready.properties", &[]);
     let ready = bootstrap(&["preflight", "-i", "ready.properties"], dir.path());

@@ -8,8 +8,9 @@ balancers), and check every token with Keystone the way keystonemiddleware does
 (`GET /v3/auth/tokens` with the service's own token), so an unauthenticated or expired request
 gets a 401 as on a cloud.
 
-Usage: standin.py --work DIR --keystone-port P --services-port Q
-Prints one line of JSON (`{"auth_url": ..., "username": ..., ...}`) once everything answers,
+Usage: standin.py --work DIR --keystone-port P --services-port Q [--tls-cert F --tls-key F]
+With a certificate and key, the fakes serve HTTPS (as a cloud with a private CA would; the
+client must be given the CA), Keystone stays on HTTP. Prints one line of JSON (`{"auth_url": ..., "username": ..., ...}`) once everything answers,
 then serves until SIGTERM.
 """
 
@@ -18,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -60,8 +62,10 @@ def http(method, url, body=None, headers=None):
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    # Only the stand-in's own readiness check goes to its HTTPS fakes: it need not verify them.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             text = resp.read()
             return resp.status, dict(resp.headers), (json.loads(text) if text else None)
     except urllib.error.HTTPError as e:
@@ -447,17 +451,20 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--keystone-port", type=int, required=True)
     parser.add_argument("--services-port", type=int, required=True)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    services_url = f"http://127.0.0.1:{args.services_port}"
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    services_url = f"{'https' if tls else 'http'}://127.0.0.1:{args.services_port}"
     logging.getLogger("werkzeug").setLevel(logging.INFO if os.environ.get("STANDIN_LOG") else logging.ERROR)
     keystone, auth_url = start_keystone(args.work, args.keystone_port)
     signal.signal(signal.SIGTERM, lambda *_: (keystone.terminate(), os._exit(0)))
     try:
         project_id = register(auth_url, services_url)
         app = make_app(auth_url, services_url)
-        server = threading.Thread(target=lambda: app.run("127.0.0.1", args.services_port, threaded=True),
-                                  daemon=True)
+        server = threading.Thread(
+            target=lambda: app.run("127.0.0.1", args.services_port, threaded=True, ssl_context=tls), daemon=True)
         server.start()
         deadline = time.time() + 30
         while True:

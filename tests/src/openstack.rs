@@ -23,6 +23,8 @@ pub struct OpenStack {
     pub project: String,
     /// The project's ID.
     pub project_id: String,
+    /// PEM of the CA that issued the fakes' HTTPS certificate ([`OpenStack::start_tls`]).
+    pub ca_certificate: Option<String>,
     /// Base URL of the fakes (for their test-only `/_stand-in/...` controls).
     pub services_url: String,
 }
@@ -55,13 +57,41 @@ impl OpenStack {
     /// Starts Keystone and the fakes (about 20 s: Keystone's database and keys are made
     /// fresh) and returns once both answer.
     pub fn start() -> OpenStack {
+        Self::start_with(false)
+    }
+
+    /// The same, with the fakes on HTTPS under a certificate from a fresh private CA
+    /// ([`OpenStack::ca_certificate`]); Keystone stays on HTTP.
+    pub fn start_tls() -> OpenStack {
+        Self::start_with(true)
+    }
+
+    /// A CA certificate (PEM) that issued none of the stand-in's certificates.
+    pub fn unrelated_ca_certificate() -> String {
+        private_ca_and_serving_certificate().0
+    }
+
+    fn start_with(tls: bool) -> OpenStack {
         let work = tempfile::tempdir().expect("a temporary directory");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openstack/standin.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg("--work")
-            .arg(work.path())
-            .args(["--keystone-port", &free_port().to_string(), "--services-port", &free_port().to_string()])
+        let mut command = Command::new(python());
+        command.arg(script).arg("--work").arg(work.path()).args([
+            "--keystone-port",
+            &free_port().to_string(),
+            "--services-port",
+            &free_port().to_string(),
+        ]);
+        let mut ca_certificate = None;
+        if tls {
+            let (ca, serving) = private_ca_and_serving_certificate();
+            for (name, text) in [("services.crt", &serving.certificate), ("services.key", &serving.key)] {
+                std::fs::write(work.path().join(name), text).expect("the stand-in's certificate is written");
+            }
+            command.arg("--tls-cert").arg(work.path().join("services.crt"));
+            command.arg("--tls-key").arg(work.path().join("services.key"));
+            ca_certificate = Some(ca);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0)
@@ -87,9 +117,23 @@ impl OpenStack {
             password: field("password"),
             project: field("project"),
             project_id: field("project_id"),
+            ca_certificate,
             services_url: field("services_url"),
             child,
             _work: work,
         }
     }
+}
+
+/// A fresh self-signed CA (PEM) and a serving certificate it issued for 127.0.0.1.
+fn private_ca_and_serving_certificate() -> (String, crate::apiserver::tls::Tls) {
+    let key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "stand-in cloud CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let ca = params.self_signed(&key).expect("a CA certificate").pem();
+    let serving =
+        crate::apiserver::tls::Tls::issued_by(&ca, &key.serialize_pem(), &["127.0.0.1"]).expect("a certificate");
+    (ca, serving)
 }

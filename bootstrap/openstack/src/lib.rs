@@ -64,6 +64,9 @@ pub struct Connection {
     pub project: IdOrName,
     /// Region (endpoints of other regions are ignored).
     pub region: String,
+    /// PEM of a private CA the endpoints' certificates chain to (`OpenStack.CACertFile`),
+    /// trusted besides the usual roots.
+    pub ca_certificate: Option<String>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -82,13 +85,48 @@ pub struct OpenStackError {
 
 fn failed(action: impl Into<String>) -> impl Fn(openstack::Error) -> OpenStackError {
     let action = action.into();
-    move |e| OpenStackError { action: action.clone(), message: e.to_string() }
+    move |e| OpenStackError { action: action.clone(), message: with_causes(&e) }
+}
+
+/// `result`, with a request that could not be sent explained: the SDK keeps only "error
+/// sending request for url (…)", so that URL is asked once more with the same client to learn
+/// why (an unknown certificate issuer, a refused connection).
+async fn explained<T>(http: &reqwest::Client, result: Result<T, OpenStackError>) -> Result<T, OpenStackError> {
+    let Err(mut error) = result else { return result };
+    let url = error
+        .message
+        .split_once("for url (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(url, _)| url.to_string());
+    if let Some(url) = url {
+        if let Err(e) = http.get(&url).send().await {
+            let (first, all) = (e.to_string(), with_causes(&e));
+            error.message.push_str(all.strip_prefix(first.as_str()).unwrap_or(&all));
+        }
+    }
+    Err(error)
+}
+
+/// An error and its causes, `: `-separated (an HTTPS failure says why: "invalid peer
+/// certificate: UnknownIssuer"), each said once.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// An authenticated client, and a raw session for the calls the crate does not wrap.
 pub struct Client {
     cloud: Cloud,
     session: Session,
+    http: reqwest::Client,
 }
 
 /// The project to work in: by ID on its own, by name within the domain.
@@ -104,6 +142,7 @@ fn scope(connection: &Connection) -> Scope {
 /// password).
 pub async fn connect(connection: &Connection) -> Result<Client, OpenStackError> {
     let action = format!("authentication at {} as {}", connection.auth_url, connection.username);
+    let http = http_client(connection)?;
     match &connection.domain {
         IdOrName::Name(domain) => {
             let password = openstack::auth::Password::new(
@@ -114,49 +153,64 @@ pub async fn connect(connection: &Connection) -> Result<Client, OpenStackError> 
             )
             .map_err(failed("authentication URL"))?
             .with_scope(scope(connection));
-            open(password, connection, &action).await
+            open(http, password, connection, &action).await
         }
         // The SDK names the user's domain only by name: with an ID, Keystone is asked for an
         // unscoped token first, and that token is exchanged for the project's.
         IdOrName::Id(domain) => {
-            let token = unscoped_token(connection, domain)
+            let token = unscoped_token(&http, connection, domain)
                 .await
                 .map_err(|message| OpenStackError { action: action.clone(), message })?;
             let token = openstack::auth::Token::new(&connection.auth_url, token)
                 .map_err(failed("authentication URL"))?
                 .with_scope(scope(connection));
-            open(token, connection, &action).await
+            open(http, token, connection, &action).await
         }
     }
 }
 
-async fn open<A: AuthType + Clone + 'static>(
+/// The HTTP client of every call: the usual roots, and the private CA when there is one.
+fn http_client(connection: &Connection) -> Result<reqwest::Client, OpenStackError> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = &connection.ca_certificate {
+        let ca = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| OpenStackError {
+            action: "CA certificate (OpenStack.CACertFile)".into(),
+            message: e.to_string(),
+        })?;
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().map_err(|e| OpenStackError { action: "HTTPS client".into(), message: e.to_string() })
+}
+
+/// One session (one token) for the SDK's calls and the raw ones.
+async fn open<A: AuthType + 'static>(
+    http: reqwest::Client,
     auth: A,
     connection: &Connection,
     action: &str,
 ) -> Result<Client, OpenStackError> {
-    let mut session = Session::new(auth.clone()).await.map_err(failed(action))?;
-    let mut cloud = Cloud::new(auth).await.map_err(failed(action))?;
+    let http_for_diagnosis = http.clone();
+    let session = Session::new_with_client(http.clone(), auth).await.map_err(failed(action));
+    let mut session = explained(&http, session).await?;
     if !connection.region.is_empty() {
         session.endpoint_filters_mut().set_region(&connection.region);
-        cloud.endpoint_filters_mut().set_region(&connection.region);
     }
-    Ok(Client { cloud, session })
+    Ok(Client { cloud: Cloud::from(session.clone()), session, http: http_for_diagnosis })
 }
 
 /// `POST /v3/auth/tokens` for the user of domain `domain_id`, unscoped; the token is in the
 /// `X-Subject-Token` header. Errors say what Keystone answered, never the password.
-async fn unscoped_token(connection: &Connection, domain_id: &str) -> Result<String, String> {
+async fn unscoped_token(http: &reqwest::Client, connection: &Connection, domain_id: &str) -> Result<String, String> {
     let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": connection.username, "domain": {"id": domain_id}, "password": connection.password}}}}});
     let url = format!("{}/auth/tokens", connection.auth_url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
+    let response = http
         .post(&url)
         .header("Content-Type", "application/json")
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| with_causes(&e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("Keystone answered {status}"));
@@ -204,6 +258,10 @@ fn not_found(e: &openstack::Error) -> bool {
 /// Checks the project against `needs`: every problem, each naming the properties key to fix.
 /// Only a failure to reach or authenticate with the cloud is an error.
 pub async fn preflight(client: &Client, needs: &Requirements) -> Result<Vec<String>, OpenStackError> {
+    explained(&client.http, check(client, needs).await).await
+}
+
+async fn check(client: &Client, needs: &Requirements) -> Result<Vec<String>, OpenStackError> {
     let mut problems = Vec::new();
     match client.cloud.get_image(&needs.image).await {
         Ok(image) if format!("{:?}", image.status()).to_lowercase() != "active" => {
@@ -313,6 +371,10 @@ fn balancer_prefix(cluster: &str) -> String {
 /// What Kubernetes created for `cluster` and left: load balancers named for it, floating IPs
 /// the controller described as its own, volumes the Cinder CSI driver tagged with it.
 pub async fn leftovers(client: &Client, cluster: &str) -> Result<Vec<Leftover>, OpenStackError> {
+    explained(&client.http, find_leftovers(client, cluster).await).await
+}
+
+async fn find_leftovers(client: &Client, cluster: &str) -> Result<Vec<Leftover>, OpenStackError> {
     let mut found = Vec::new();
     let balancers: Value = client
         .session

@@ -23,6 +23,7 @@ fn connection(cloud: &OpenStack) -> Connection {
         domain: IdOrName::Name("Default".into()),
         project: IdOrName::Name(cloud.project.clone()),
         region: "RegionOne".into(),
+        ca_certificate: None,
     }
 }
 

@@ -368,21 +368,25 @@ fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) 
     }
 }
 
-fn openstack_connection(os: &bootstrap::config::OpenStack) -> bootstrap_openstack::Connection {
-    bootstrap_openstack::Connection {
+fn openstack_connection(os: &bootstrap::config::OpenStack) -> Result<bootstrap_openstack::Connection, Failure> {
+    let typed = |value: &bootstrap::config::IdOrName| match value {
+        bootstrap::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
+        bootstrap::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
+    };
+    let ca_certificate = os
+        .ca_cert_file
+        .as_ref()
+        .map(|file| std::fs::read_to_string(file).map_err(|e| Failure(format!("{}: {e}", file.display()), 2)))
+        .transpose()?;
+    Ok(bootstrap_openstack::Connection {
         auth_url: os.auth_url.clone(),
         username: os.username.clone(),
         password: os.password.expose().to_string(),
-        domain: match &os.domain {
-            bootstrap::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
-            bootstrap::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
-        },
-        project: match &os.project {
-            bootstrap::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
-            bootstrap::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
-        },
+        domain: typed(&os.domain),
+        project: typed(&os.project),
         region: os.region.clone(),
-    }
+        ca_certificate,
+    })
 }
 
 /// Checks the OpenStack project (image, flavors, network and subnet, key pair, floating-IP
@@ -413,7 +417,7 @@ fn openstack_preflight(
         floating_ip_pool: os.floating_ip_pool.clone(),
     };
     let request =
-        bootstrap::cloud::Request::OpenStackPreflight { connection: openstack_connection(os), requirements: needs };
+        bootstrap::cloud::Request::OpenStackPreflight { connection: openstack_connection(os)?, requirements: needs };
     let problems = match ask_cloud(&request)? {
         bootstrap::cloud::Answer::Problems(problems) => problems,
         other => return Err(unexpected_answer(other, "; nothing was created")),
@@ -462,7 +466,7 @@ fn cloud_leftovers(config: &bootstrap::config::Config, env: &BTreeMap<String, St
     let request = match (&config.aws, &config.openstack) {
         (Some(aws), _) => bootstrap::cloud::Request::AwsLeftovers { connection: aws_connection(aws, env), cluster },
         (_, Some(os)) => {
-            bootstrap::cloud::Request::OpenStackLeftovers { connection: openstack_connection(os), cluster }
+            bootstrap::cloud::Request::OpenStackLeftovers { connection: openstack_connection(os)?, cluster }
         }
         _ => return Ok(Vec::new()),
     };
@@ -673,7 +677,7 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
             "EC2",
         )),
         (_, Some(os)) => Some((
-            bootstrap::cloud::Request::OpenStackSweep { connection: openstack_connection(os), cluster },
+            bootstrap::cloud::Request::OpenStackSweep { connection: openstack_connection(os)?, cluster },
             "OpenStack",
         )),
         _ => None,
