@@ -1,8 +1,11 @@
 //! The `bootstrap` command line: the example configurations validate, and the bad-input
 //! corpus (`tests/bad-input/<case>/`: `args`, `bootstrap.properties`, `expected.txt`) gets
-//! its exact message (`{dir}` standing for the case's folder), exit code 2, nothing on stdout, no file created, and no secret value
-//! of the input in any output. Runs with an empty environment, so no OS_*/AWS_* variable
-//! leaks in.
+//! its exact message (`{dir}` standing for the case's folder), exit code 2, nothing on
+//! stdout, no file created, and no secret value of the input in any output. Runs with an
+//! empty environment, so no OS_*/AWS_* variable leaks in. Also: credentials from the
+//! environment and from `clouds.yaml`, and the cloud helper's own errors.
+
+mod fixtures;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -123,12 +126,7 @@ fn openstack_credentials_may_come_from_clouds_yaml_and_secure_yaml() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(examples.join("openstack.properties")).unwrap();
-    let credentials = ["AuthURL", "Username", "Password", "ProjectName", "DomainName", "RegionName"];
-    let without: String = text
-        .lines()
-        .filter(|l| !credentials.iter().any(|k| l.starts_with(&format!("OpenStack.{k} "))))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let without = fixtures::without_openstack_credentials(&text);
     std::fs::write(dir.path().join("b.properties"), &without).unwrap();
     std::fs::copy(examples.join("example-key"), dir.path().join("example-key")).unwrap();
     // ~/.config/openstack/ is one of the places looked in.

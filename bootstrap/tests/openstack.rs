@@ -3,6 +3,8 @@
 //! the key to fix) and nothing is created; a wrong password is one clear line without it; the
 //! credentials may come from `clouds.yaml` instead.
 
+mod fixtures;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -102,12 +104,7 @@ fn preflight_against_keystone_and_the_service_fakes() {
 
     // The same project through clouds.yaml (OS_CLOUD) instead of keys in the file.
     let text = std::fs::read_to_string(dir.path().join("ready.properties")).unwrap();
-    let credentials = ["AuthURL", "Username", "Password", "ProjectName", "DomainName", "RegionName"];
-    let without: String = text
-        .lines()
-        .filter(|l| !credentials.iter().any(|k| l.starts_with(&format!("OpenStack.{k} "))))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let without = fixtures::without_openstack_credentials(&text);
     std::fs::write(dir.path().join("cloud.properties"), without).unwrap();
     std::fs::write(
         dir.path().join("clouds.yaml"),
