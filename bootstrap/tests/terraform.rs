@@ -1,7 +1,9 @@
 //! Rendered Terraform: golden files per provider example (`tests/golden/<provider>/`,
 //! refreshed with `UPDATE_GOLDEN=1`), `terraform fmt -check` on all of it, values that look
-//! like HCL expressions staying literal, secrets kept out of `.tf` files, and a real
-//! `terraform init/validate/plan` of the `local` provider through `bootstrap plan`.
+//! like HCL expressions staying literal, secrets kept out of `.tf` files, a real
+//! `terraform init/plan` of the `local` provider through `bootstrap plan` and `terraform
+//! validate` of what it rendered, IDs for OpenStack projects and domains, and OpenTofu when
+//! Terraform is not there. (Apply, destroy and a kill mid-apply: `provision.rs`.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -152,6 +154,12 @@ fn plan_runs_terraform_for_the_local_provider() {
     assert!(!String::from_utf8_lossy(&again.stderr).contains("terraform init"));
     assert!(state.join("terraform/plan.tfplan").exists());
     assert!(std::fs::read_to_string(state.join("terraform.log")).unwrap().contains("$ terraform plan"));
+
+    // `terraform validate` of the same directory: valid, without a warning.
+    let validated = terraform(&state.join("terraform"), &["validate", "-json"]);
+    let report: serde_json::Value = serde_json::from_slice(&validated.stdout).unwrap();
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["warning_count"], 0, "{report}");
 }
 
 #[test]
