@@ -895,6 +895,14 @@ impl Reader<'_> {
         let credential_cloud = named.as_ref().map(|c| c.as_ref());
         let auth_url =
             self.credential("OpenStack.AuthURL", &["OS_AUTH_URL"], credential_cloud, &["auth.auth_url"], why);
+        // An unversioned Keystone URL (as clouds.yaml and OS_AUTH_URL often give it) is
+        // where the clients discover v3, at /v3.
+        let auth_url = match auth_url.split_once("://") {
+            Some((_, rest)) if !rest.is_empty() && !rest.trim_end_matches('/').contains('/') => {
+                format!("{}/v3", auth_url.trim_end_matches('/'))
+            }
+            _ => auth_url,
+        };
         self.url("OpenStack.AuthURL", &auth_url);
         if !auth_url.is_empty() && !auth_url.trim_end_matches('/').ends_with("/v3") {
             self.problem(

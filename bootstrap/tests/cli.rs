@@ -134,7 +134,7 @@ fn openstack_credentials_may_come_from_clouds_yaml_and_secure_yaml() {
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(
         config.join("clouds.yaml"),
-        "clouds:\n  prod:\n    auth:\n      auth_url: https://keystone.example.com:5000/v3\n      username: ops\n      project_name: stratus\n      user_domain_name: Default\n    region_name: RegionTwo\n",
+        "clouds:\n  prod:\n    auth:\n      auth_url: https://keystone.example.com:5000\n      username: ops\n      project_name: stratus\n      user_domain_name: Default\n    region_name: RegionTwo\n",
     )
     .unwrap();
     std::fs::write(config.join("secure.yaml"), "clouds:\n  prod:\n    auth:\n      password: from-secure-yaml\n")
@@ -159,7 +159,8 @@ fn openstack_credentials_may_come_from_clouds_yaml_and_secure_yaml() {
     for value in ["https://keystone.example.com:5000/v3", "\"ops\"", "\"stratus\"", "\"Default\"", "\"RegionTwo\""] {
         assert!(main.contains(value), "{value} from clouds.yaml is not in main.tf:\n{main}");
     }
-    // The password from secure.yaml goes only into the 0600 variables file.
+    // The unversioned URL became Keystone's v3 one (checked above); the password from
+    // secure.yaml goes only into the 0600 variables file.
     let tfvars = std::fs::read_to_string(terraform.join("secrets.auto.tfvars")).unwrap();
     assert_eq!(tfvars, "openstack_password = \"from-secure-yaml\"\n");
     let printed = format!("{}{}", String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
