@@ -220,4 +220,9 @@ fn the_cloud_helper_refuses_what_is_not_a_request_without_echoing_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("error: bootstrap-cloud: not a request (line 1, column "), "{stderr}");
     assert!(!stderr.contains("hunter2-secret") && output.stdout.is_empty());
+
+    // Run by hand, it says what it is instead of waiting for a request.
+    let by_hand = Command::new(&helper).arg("--help").stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(by_hand.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&by_hand.stderr).starts_with("bootstrap-cloud is run by bootstrap"));
 }

@@ -2,7 +2,7 @@
 //! sweeps (see `bootstrap::cloud`). Reads one JSON request on stdin, writes one JSON answer on
 //! stdout; exit 0 when it answered (even `Failed`), 2 when the request was not understood.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +11,12 @@ use bootstrap::cloud::{Answer, Request};
 fn main() -> ExitCode {
     // The AWS SDKs and the OpenStack SDK use rustls: one crypto provider (ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if std::io::stdin().is_terminal() || std::env::args().len() > 1 {
+        eprintln!(
+            "bootstrap-cloud is run by bootstrap (preflight, uninstall): it reads one JSON request on stdin and takes no arguments"
+        );
+        return ExitCode::from(2);
+    }
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("error: bootstrap-cloud: cannot read the request: {e}");
