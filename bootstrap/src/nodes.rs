@@ -117,6 +117,22 @@ fn ganesha_export(volume: &str) -> String {
 
 /// The cloud-config of `machine`.
 pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
+    cloud_config_with(config, pki, &pki.ca_cert_hash(), machine)
+}
+
+/// Every machine's cloud-config, in [`machines`] order (the CA hash worked out once).
+pub fn cloud_configs(config: &Config, pki: &Pki) -> Vec<(Machine, String)> {
+    let ca_cert_hash = pki.ca_cert_hash();
+    machines(config)
+        .into_iter()
+        .map(|machine| {
+            let text = cloud_config_with(config, pki, &ca_cert_hash, &machine);
+            (machine, text)
+        })
+        .collect()
+}
+
+fn cloud_config_with(config: &Config, pki: &Pki, ca_cert_hash: &str, machine: &Machine) -> String {
     let endpoint = api_endpoint(config);
     let api_host = endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(&endpoint).to_string();
     let kubernetes = |extra_files: Vec<Value>, command: Vec<String>| {
@@ -146,7 +162,7 @@ pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
         json!({"kubeletExtraArgs": [{"name": "cloud-provider", "value": "external"}]})
     };
     let discovery = json!({"bootstrapToken": {
-        "token": pki.join_token, "apiServerEndpoint": endpoint, "caCertHashes": [pki.ca_cert_hash()],
+        "token": pki.join_token, "apiServerEndpoint": endpoint, "caCertHashes": [ca_cert_hash],
     }});
     let body = match (machine.role, machine.index) {
         (Role::Master, 0) => {

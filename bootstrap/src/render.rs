@@ -172,10 +172,10 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
     for (_, name, template) in TEMPLATES.iter().filter(|(p, _, _)| *p == config.provider) {
         files.insert(name.to_string(), engine.render_template(template, &model).map_err(fail)?);
     }
-    let mut secret_files = BTreeMap::new();
-    for machine in nodes::machines(config) {
-        secret_files.insert(format!("cloud-init/{}.yaml", machine.key()), nodes::cloud_config(config, pki, &machine));
-    }
+    let mut secret_files: BTreeMap<String, String> = nodes::cloud_configs(config, pki)
+        .into_iter()
+        .map(|(machine, text)| (format!("cloud-init/{}.yaml", machine.key()), text))
+        .collect();
     let mut environment = BTreeMap::new();
     if let Some(o) = &config.openstack {
         secret_files.insert(
