@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::properties::Entry;
 
 /// A secret value: printed as `<redacted>`, compared and used only where needed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
 
 impl Secret {
@@ -32,7 +32,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Where the cluster runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Provider {
     /// OpenStack (Nova, Neutron, Cinder, Octavia).
     OpenStack,
@@ -68,7 +68,7 @@ impl Provider {
 
 /// A Keystone project or domain, given by ID or by name (they go to Keystone, Terraform and
 /// the cloud controller as different fields).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IdOrName {
     /// An ID.
     Id(String),
@@ -102,7 +102,7 @@ impl IdOrName {
 }
 
 /// An IPv4 CIDR block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     /// Network address.
     pub address: std::net::Ipv4Addr,
@@ -130,7 +130,7 @@ impl std::str::FromStr for Cidr {
 }
 
 /// OpenStack settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OpenStack {
     /// Keystone v3 URL.
     pub auth_url: String,
@@ -173,7 +173,7 @@ pub struct OpenStack {
 }
 
 /// AWS settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Aws {
     /// Access key (else the credential chain).
     pub access_key: Option<String>,
@@ -206,7 +206,7 @@ pub struct Aws {
 }
 
 /// vSphere settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VSphere {
     /// User.
     pub username: String,
@@ -239,7 +239,7 @@ pub struct VSphere {
 }
 
 /// Existing machines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Local {
     /// Masters.
     pub masters: Vec<String>,
@@ -263,7 +263,7 @@ pub struct Local {
 }
 
 /// LDAP federation of the identity service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ldap {
     /// Server.
     pub uri: String,
@@ -284,7 +284,7 @@ pub struct Ldap {
 }
 
 /// The whole installer configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
     /// Where the cluster runs.
     pub provider: Provider,

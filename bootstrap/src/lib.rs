@@ -104,6 +104,72 @@ pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Resul
     Ok(())
 }
 
+/// What a working directory holds after [`render_into`]: enough to run Terraform there
+/// whether it rendered afresh or found the same rendering already in place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RenderRecord {
+    /// [`render::inputs_digest`] of the configuration, PKI and program that rendered.
+    pub inputs: String,
+    /// [`render::Rendered::fingerprint`] of what was rendered.
+    pub fingerprint: String,
+    /// [`render::Rendered::required_providers`].
+    pub providers: String,
+    /// Names of the files holding secrets.
+    pub secret_files: Vec<String>,
+    /// Every rendered file as it was left: name → (size, modification time in ns, mode).
+    pub files: BTreeMap<String, (u64, i128, u32)>,
+}
+
+/// The record's file in the working directory.
+const RENDER_RECORD: &str = ".stratus-rendered";
+
+/// Renders `config` with `pki` into `dir` — unless `dir`'s record says the same inputs
+/// (configuration, PKI and `program`, see [`render::inputs_digest`]) were rendered there and
+/// every file is still as it was left (size, modification time, mode), in which case nothing
+/// is rendered or written. Returns the record and whether it rendered.
+pub fn render_into(
+    dir: &Path,
+    config: &config::Config,
+    pki: &pki::Pki,
+    program: &str,
+) -> Result<(RenderRecord, bool), String> {
+    let inputs = render::inputs_digest(config, pki, program);
+    let record_path = dir.join(RENDER_RECORD);
+    let recorded: Option<RenderRecord> =
+        std::fs::read(&record_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if let Some(record) = recorded.filter(|r| r.inputs == inputs) {
+        if record.files.iter().all(|(name, state)| file_state(&dir.join(name)).as_ref() == Some(state)) {
+            return Ok((record, false));
+        }
+    }
+    let rendered = render::render(config, pki).map_err(|e| e.to_string())?;
+    write_rendered(dir, &rendered).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files = BTreeMap::new();
+    for name in rendered.files.keys().chain(rendered.secret_files.keys()) {
+        let path = dir.join(name);
+        let state = file_state(&path).ok_or_else(|| format!("{}: written but not there", path.display()))?;
+        files.insert(name.clone(), state);
+    }
+    let record = RenderRecord {
+        inputs,
+        fingerprint: rendered.fingerprint(),
+        providers: rendered.required_providers(),
+        secret_files: rendered.secret_files.keys().cloned().collect(),
+        files,
+    };
+    // The record goes last: a run killed before it renders again.
+    std::fs::write(&record_path, serde_json::to_vec(&record).expect("records serialise"))
+        .map_err(|e| format!("{}: {e}", record_path.display()))?;
+    Ok((record, true))
+}
+
+/// Size, modification time (ns since the epoch) and permission bits of a regular file.
+fn file_state(path: &Path) -> Option<(u64, i128, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+    Some((meta.len(), i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()), meta.mode() & 0o7777))
+}
+
 /// What `KeepTerraform = false` clears from the Terraform working directory `dir` once an
 /// install or provision has succeeded: the saved plan (it holds every variable, passwords
 /// included) and the secret files named in `secret_files` (the cloud password, the machines'
@@ -227,6 +293,50 @@ mod tests {
         left.sort();
         assert_eq!(left, ["main.tf", "terraform.tfstate"]);
         assert_eq!(clear_terraform_secrets(dir.path(), rendered.secret_files.keys()).unwrap(), Vec::<String>::new());
+    }
+
+    fn example() -> config::Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local.properties");
+        load(&path, &BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn the_same_inputs_are_not_rendered_twice_and_anything_changed_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, pki) = (example(), pki::Pki::generate("demo").unwrap());
+        let (first, rendered) = render_into(dir.path(), &config, &pki, "bootstrap 1").unwrap();
+        assert!(rendered);
+        assert_eq!(first.fingerprint, render::render(&config, &pki).unwrap().fingerprint());
+        assert_eq!(first.files.len(), 7);
+
+        let (again, rendered) = render_into(dir.path(), &config, &pki, "bootstrap 1").unwrap();
+        assert!(!rendered, "the same inputs were rendered again");
+        assert_eq!(again, first);
+
+        // Another program, another configuration or PKI: rendered again.
+        assert!(render_into(dir.path(), &config, &pki, "bootstrap 2").unwrap().1);
+        let mut bigger = config.clone();
+        bigger.local.as_mut().unwrap().nodes.push("10.0.0.30".into());
+        bigger.node_count += 1;
+        let (record, rendered) = render_into(dir.path(), &bigger, &pki, "bootstrap 2").unwrap();
+        assert!(rendered && record.files.len() == 8 && record.fingerprint != first.fingerprint);
+        let other_pki = pki::Pki::generate("demo").unwrap();
+        assert!(render_into(dir.path(), &bigger, &other_pki, "bootstrap 2").unwrap().1);
+
+        // A file edited, removed or opened up: rendered again, and put back as rendered.
+        let main = dir.path().join("main.tf");
+        let expected = std::fs::read_to_string(&main).unwrap();
+        std::fs::write(&main, format!("{expected}# edited\n")).unwrap();
+        assert!(render_into(dir.path(), &bigger, &other_pki, "bootstrap 2").unwrap().1);
+        assert_eq!(std::fs::read_to_string(&main).unwrap(), expected);
+        std::fs::remove_file(dir.path().join("cloud-init/node-0.yaml")).unwrap();
+        assert!(render_into(dir.path(), &bigger, &other_pki, "bootstrap 2").unwrap().1);
+        assert!(dir.path().join("cloud-init/node-0.yaml").exists());
+        let secret = dir.path().join("cloud-init/master-0.yaml");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(render_into(dir.path(), &bigger, &other_pki, "bootstrap 2").unwrap().1);
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!render_into(dir.path(), &bigger, &other_pki, "bootstrap 2").unwrap().1);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Secret;
 
 /// Everything secret a cluster is born with.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Pki {
     /// PEM CA certificate.
     pub ca_certificate: String,

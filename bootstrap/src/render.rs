@@ -47,6 +47,50 @@ impl Rendered {
             .collect();
         crate::phases::fingerprint(&parts)
     }
+
+    /// The `terraform { ... }` block of `main.tf`: what `terraform init` depends on.
+    pub fn required_providers(&self) -> String {
+        let main = self.files.get("main.tf").map(String::as_str).unwrap_or_default();
+        let start = main.find("terraform {").unwrap_or(0);
+        let end = main[start..].find("\n}\n").map(|e| start + e + 3).unwrap_or(main.len());
+        main[start..end].to_string()
+    }
+}
+
+/// A digest of everything rendering depends on: the configuration, the cluster PKI and the
+/// program that renders (`program`: something that changes when the program does, such as its
+/// path, size and modification time). [`render`] is a pure function of the first two, so equal
+/// digests mean equal renderings.
+pub fn inputs_digest(config: &Config, pki: &Pki, program: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    /// Feeds what `Hash` writes into SHA-256.
+    struct Sha256(ring::digest::Context);
+    impl Hasher for Sha256 {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            unreachable!("only the SHA-256 digest is read")
+        }
+    }
+    let mut hasher = Sha256(ring::digest::Context::new(&ring::digest::SHA256));
+    program.hash(&mut hasher);
+    config.hash(&mut hasher);
+    pki.hash(&mut hasher);
+    hasher.0.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The environment Terraform runs with for `config`: AWS keys when the properties file gives
+/// them (they never go into a file).
+pub fn environment(config: &Config) -> BTreeMap<String, String> {
+    let mut environment = BTreeMap::new();
+    if let Some(a) = &config.aws {
+        if let (Some(key), Some(secret)) = (&a.access_key, &a.secret_key) {
+            environment.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
+            environment.insert("AWS_SECRET_ACCESS_KEY".into(), secret.expose().to_string());
+        }
+    }
+    environment
 }
 
 /// A template that could not be rendered (a bug in a template, not bad input).
@@ -176,7 +220,6 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
         .into_iter()
         .map(|(machine, text)| (format!("cloud-init/{}.yaml", machine.key()), text))
         .collect();
-    let mut environment = BTreeMap::new();
     if let Some(o) = &config.openstack {
         secret_files.insert(
             "secrets.auto.tfvars".into(),
@@ -189,19 +232,13 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
             format!("vsphere_password = {}\n", hcl_literal(&json!(v.password.expose()))),
         );
     }
-    if let Some(a) = &config.aws {
-        if let (Some(key), Some(secret)) = (&a.access_key, &a.secret_key) {
-            environment.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
-            environment.insert("AWS_SECRET_ACCESS_KEY".into(), secret.expose().to_string());
-        }
-    }
     if let Some(l) = &config.local {
         files.insert(
             "terraform.tfvars".into(),
             format!("ssh_private_key_file = {}\n", hcl_literal(&json!(l.ssh_key_file.display().to_string()))),
         );
     }
-    Ok(Rendered { files, secret_files, environment })
+    Ok(Rendered { files, secret_files, environment: environment(config) })
 }
 
 #[cfg(test)]

@@ -162,12 +162,13 @@ fn validate(input: &Path, env: &BTreeMap<String, String>) -> Result<(), Failure>
     Ok(())
 }
 
-/// The `terraform { ... }` block of the rendered files: what `terraform init` depends on.
-fn required_providers(rendered: &bootstrap::render::Rendered) -> String {
-    let main = rendered.files.get("main.tf").map(String::as_str).unwrap_or_default();
-    let start = main.find("terraform {").unwrap_or(0);
-    let end = main[start..].find("\n}\n").map(|e| start + e + 3).unwrap_or(main.len());
-    main[start..end].to_string()
+/// What identifies this program for [`bootstrap::render::inputs_digest`]: its path, size and
+/// modification time (a rebuilt or upgraded program renders afresh).
+fn program_identity() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let meta = std::fs::metadata(&exe).ok();
+    let modified = meta.as_ref().and_then(|m| m.modified().ok()).map(|t| format!("{t:?}")).unwrap_or_default();
+    format!("{} {} {modified} {}", exe.display(), meta.map(|m| m.len()).unwrap_or(0), env!("CARGO_PKG_VERSION"))
 }
 
 fn phase(started: Instant, text: &str) {
@@ -250,20 +251,18 @@ fn prepare(
         )
         .map_err(|e| Failure(format!("{}: {e}", state.display()), 1))?;
     }
-    let rendered = bootstrap::render::render(&config, &pki).map_err(|e| Failure(e.to_string(), 1))?;
-    bootstrap::write_rendered(&dir, &rendered).map_err(|e| Failure(format!("{}: {e}", dir.display()), 1))?;
-    phase(
-        started,
-        &format!("rendered {} file(s) into {}", rendered.files.len() + rendered.secret_files.len(), dir.display()),
-    );
-    let terraform = Terraform::new(&dir, &state.join("terraform.log"), rendered.environment.clone());
+    let (record, rendered) =
+        bootstrap::render_into(&dir, &config, &pki, &program_identity()).map_err(|e| Failure(e, 1))?;
+    let what = if rendered { "rendered" } else { "already rendered, unchanged:" };
+    phase(started, &format!("{what} {} file(s) in {}", record.files.len(), dir.display()));
+    let environment = bootstrap::render::environment(&config);
+    let terraform = Terraform::new(&dir, &state.join("terraform.log"), environment);
     if init {
         // Init once per provider set: re-running it costs a second for nothing.
-        let providers = required_providers(&rendered);
         let marker = dir.join(".stratus-init");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(providers.as_str()) {
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(record.providers.as_str()) {
             terraform.run(&["init", "-input=false", "-no-color"]).map_err(terraform_failure)?;
-            std::fs::write(&marker, &providers).map_err(|e| Failure(format!("{}: {e}", marker.display()), 1))?;
+            std::fs::write(&marker, &record.providers).map_err(|e| Failure(format!("{}: {e}", marker.display()), 1))?;
             phase(started, "terraform init");
         }
     }
@@ -272,8 +271,8 @@ fn prepare(
         state,
         dir,
         terraform,
-        rendered_fingerprint: rendered.fingerprint(),
-        secret_files: rendered.secret_files.keys().cloned().collect(),
+        rendered_fingerprint: record.fingerprint,
+        secret_files: record.secret_files,
     })
 }
 
