@@ -10,6 +10,15 @@
 
 use std::path::{Path, PathBuf};
 
+impl From<&crate::config::IdOrName> for bootstrap_openstack::IdOrName {
+    fn from(value: &crate::config::IdOrName) -> Self {
+        match value {
+            crate::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
+            crate::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
+        }
+    }
+}
+
 /// What the helper is asked to do.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "call", rename_all = "kebab-case")]

@@ -499,6 +499,17 @@ pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config
     }
 }
 
+/// The `clouds.yaml` cloud credentials may come from.
+enum CloudChoice {
+    /// None is named.
+    None,
+    /// One is named but cannot be read (a problem says why; the credentials it would have
+    /// given are not reported missing on top).
+    Unreadable,
+    /// The named cloud.
+    Found(crate::clouds::Cloud),
+}
+
 struct Reader<'a> {
     values: BTreeMap<String, (String, usize)>,
     problems: Vec<Problem>,
@@ -806,40 +817,34 @@ impl Reader<'_> {
         provider.map(|_| config)
     }
 
-    /// The `clouds.yaml` cloud named by `OpenStack.Cloud` or `OS_CLOUD`: `None` when none is
-    /// named, `Some(None)` when the named one cannot be read (a problem says why).
-    fn cloud(&mut self) -> Option<Option<crate::clouds::Cloud>> {
+    /// The `clouds.yaml` cloud named by `OpenStack.Cloud` or `OS_CLOUD`, if any (a cloud that
+    /// cannot be read is a problem saying why).
+    fn cloud(&mut self) -> CloudChoice {
         let key = "OpenStack.Cloud";
         let (name, from) = match self.optional(key) {
             Some(name) => (name, String::new()),
-            None => {
-                (self.surroundings.env.get("OS_CLOUD").filter(|c| !c.is_empty())?.clone(), " (from OS_CLOUD)".into())
-            }
+            None => match self.surroundings.env.get("OS_CLOUD").filter(|c| !c.is_empty()) {
+                Some(name) => (name.clone(), " (from OS_CLOUD)".into()),
+                None => return CloudChoice::None,
+            },
         };
         let surroundings = self.surroundings;
         match crate::clouds::find(&name, surroundings.env, surroundings.base_dir, surroundings.read_file) {
-            Ok(cloud) => Some(Some(cloud)),
+            Ok(cloud) => CloudChoice::Found(cloud),
             Err(e) => {
                 self.problem(Some(key), self.line(key), format!("cloud \"{name}\"{from}: {e}"));
-                Some(None)
+                CloudChoice::Unreadable
             }
         }
     }
 
     /// `key`, else the environment, else the cloud's first of `fields`; a problem when none has
     /// it (unless the named cloud could not be read: that problem says it all).
-    fn credential(
-        &mut self,
-        key: &str,
-        env: &[&str],
-        cloud: Option<Option<&crate::clouds::Cloud>>,
-        fields: &[&str],
-        why: &str,
-    ) -> String {
+    fn credential(&mut self, key: &str, env: &[&str], cloud: &CloudChoice, fields: &[&str], why: &str) -> String {
         match (self.optional_or_env(key, env), cloud) {
             (Some(value), _) => value,
-            (None, Some(None)) => String::new(),
-            (None, Some(Some(cloud))) => cloud.get(fields).unwrap_or_else(|| {
+            (None, CloudChoice::Unreadable) => String::new(),
+            (None, CloudChoice::Found(cloud)) => cloud.get(fields).unwrap_or_else(|| {
                 let message = format!(
                     "required {why} (or set {}, or {} in cloud \"{}\" of {})",
                     env.join(" or "),
@@ -850,7 +855,7 @@ impl Reader<'_> {
                 self.problem(Some(key), self.line(key), message);
                 String::new()
             }),
-            (None, None) => self.required_or_env(key, env, why),
+            (None, CloudChoice::None) => self.required_or_env(key, env, why),
         }
     }
 
@@ -861,7 +866,7 @@ impl Reader<'_> {
         &mut self,
         keys: &[(&str, bool)],
         env: &[(&str, bool)],
-        cloud: Option<Option<&crate::clouds::Cloud>>,
+        cloud: &CloudChoice,
         fields: &[(&str, bool)],
         why: &str,
     ) -> IdOrName {
@@ -875,12 +880,12 @@ impl Reader<'_> {
                 })
             })
             .or_else(|| {
-                let cloud = cloud.flatten()?;
+                let CloudChoice::Found(cloud) = cloud else { return None };
                 fields.iter().find_map(|(field, is_id)| cloud.get(&[field]).map(|v| typed(v, *is_id)))
             });
         match (found, cloud) {
             (Some(found), _) => found,
-            (None, Some(None)) => IdOrName::Name(String::new()),
+            (None, CloudChoice::Unreadable) => IdOrName::Name(String::new()),
             (None, _) => {
                 let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
                 IdOrName::Name(self.one_of(&names, why))
@@ -890,11 +895,12 @@ impl Reader<'_> {
 
     fn openstack(&mut self) -> OpenStack {
         let why = "when Provider = OpenStack";
-        let named = self.cloud();
-        let cloud = named.as_ref().and_then(|c| c.as_ref());
-        let credential_cloud = named.as_ref().map(|c| c.as_ref());
-        let auth_url =
-            self.credential("OpenStack.AuthURL", &["OS_AUTH_URL"], credential_cloud, &["auth.auth_url"], why);
+        let choice = self.cloud();
+        let cloud = match &choice {
+            CloudChoice::Found(cloud) => Some(cloud),
+            _ => None,
+        };
+        let auth_url = self.credential("OpenStack.AuthURL", &["OS_AUTH_URL"], &choice, &["auth.auth_url"], why);
         // An unversioned Keystone URL (as clouds.yaml and OS_AUTH_URL often give it) is
         // where the clients discover v3, at /v3.
         let auth_url = match auth_url.split_once("://") {
@@ -933,7 +939,7 @@ impl Reader<'_> {
                 ("OpenStack.TenantName", false),
             ],
             &[("OS_PROJECT_ID", true), ("OS_PROJECT_NAME", false), ("OS_TENANT_ID", true), ("OS_TENANT_NAME", false)],
-            credential_cloud,
+            &choice,
             &[
                 ("auth.project_id", true),
                 ("auth.project_name", false),
@@ -950,7 +956,7 @@ impl Reader<'_> {
                 ("OS_DOMAIN_ID", true),
                 ("OS_DOMAIN_NAME", false),
             ],
-            credential_cloud,
+            &choice,
             &[
                 ("auth.user_domain_id", true),
                 ("auth.user_domain_name", false),
@@ -965,20 +971,8 @@ impl Reader<'_> {
         let zones = self.list("OpenStack.AvailabilityZones");
         OpenStack {
             auth_url,
-            username: self.credential(
-                "OpenStack.Username",
-                &["OS_USERNAME"],
-                credential_cloud,
-                &["auth.username"],
-                why,
-            ),
-            password: Secret(self.credential(
-                "OpenStack.Password",
-                &["OS_PASSWORD"],
-                credential_cloud,
-                &["auth.password"],
-                why,
-            )),
+            username: self.credential("OpenStack.Username", &["OS_USERNAME"], &choice, &["auth.username"], why),
+            password: Secret(self.credential("OpenStack.Password", &["OS_PASSWORD"], &choice, &["auth.password"], why)),
             domain,
             project,
             region: self

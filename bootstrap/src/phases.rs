@@ -102,7 +102,12 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
         context.update(&(part.len() as u64).to_be_bytes());
         context.update(part);
     }
-    context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(context.finish())
+}
+
+/// A digest in lowercase hexadecimal.
+pub(crate) fn hex(digest: ring::digest::Digest) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -389,6 +389,18 @@ fn deployment(namespace: &str, name: &str, app: &str, replicas: i32, spec: PodSp
     })
 }
 
+/// A storage provisioner: one replica of `container` running as service account `app`, with
+/// the one volume it works on.
+fn provisioner_deployment(namespace: &str, app: &str, container: Container, volume: Volume) -> Object {
+    let spec = PodSpec {
+        service_account_name: Some(app.into()),
+        containers: vec![container],
+        volumes: Some(vec![volume]),
+        ..PodSpec::default()
+    };
+    deployment(namespace, app, app, 1, spec)
+}
+
 fn secret(namespace: &str, name: &str, app: &str, data: BTreeMap<String, String>) -> Object {
     Object::Secret(SecretObject {
         metadata: meta(name, Some(namespace), app),
@@ -980,18 +992,7 @@ fn local_path() -> Vec<Object> {
         volume_mounts: Some(vec![mount("config-volume", "/etc/config/")]),
         ..container(APP, images::LOCAL_PATH, Vec::new())
     };
-    objects.push(deployment(
-        NS,
-        APP,
-        APP,
-        1,
-        PodSpec {
-            service_account_name: Some(APP.into()),
-            containers: vec![provisioner],
-            volumes: Some(vec![config_map_volume("config-volume", "local-path-config")]),
-            ..PodSpec::default()
-        },
-    ));
+    objects.push(provisioner_deployment(NS, APP, provisioner, config_map_volume("config-volume", "local-path-config")));
     objects
 }
 
@@ -1052,26 +1053,16 @@ fn shared_storage(facts: &Facts) -> Vec<Object> {
         volume_mounts: Some(vec![mount("export", "/persistentvolumes")]),
         ..container(APP, images::NFS_SUBDIR, Vec::new())
     };
-    objects.push(deployment(
-        NS,
-        APP,
-        APP,
-        1,
-        PodSpec {
-            service_account_name: Some(APP.into()),
-            containers: vec![provisioner],
-            volumes: Some(vec![Volume {
-                name: "export".into(),
-                nfs: Some(k8s_openapi::api::core::v1::NFSVolumeSource {
-                    server,
-                    path: format!("/{GLUSTER_VOLUME}"),
-                    read_only: None,
-                }),
-                ..Volume::default()
-            }]),
-            ..PodSpec::default()
-        },
-    ));
+    let export = Volume {
+        name: "export".into(),
+        nfs: Some(k8s_openapi::api::core::v1::NFSVolumeSource {
+            server,
+            path: format!("/{GLUSTER_VOLUME}"),
+            read_only: None,
+        }),
+        ..Volume::default()
+    };
+    objects.push(provisioner_deployment(NS, APP, provisioner, export));
     objects.push(Object::StorageClass(StorageClass {
         metadata: meta(SHARED_CLASS, None, "stratus-storage"),
         provisioner: PROVISIONER.into(),

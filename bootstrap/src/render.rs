@@ -77,7 +77,7 @@ pub fn inputs_digest(config: &Config, pki: &Pki, program: &str) -> String {
     program.hash(&mut hasher);
     config.hash(&mut hasher);
     pki.hash(&mut hasher);
-    hasher.0.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::phases::hex(hasher.0.finish())
 }
 
 /// The environment Terraform runs with for `config`: AWS keys when the properties file gives

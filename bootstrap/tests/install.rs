@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -19,21 +19,6 @@ use serde_json::{json, Value};
 use stratus_tests::apiserver::store::ControllerConfig;
 use stratus_tests::apiserver::tls::Tls;
 use stratus_tests::apiserver::{Config, FakeApiServer};
-
-fn properties(sshd: &common::Sshd, machines: &Path, api_port: u16) -> PathBuf {
-    let text = format!(
-        "Provider = local\nClusterName = fx\nHCPDomainName = stratus.example.com\n\
-         Local.MasterAddresses = 127.0.0.1\nLocal.NodeAddresses = 127.0.0.2, 127.0.0.3\n\
-         Local.GlusterFSAddresses = 127.0.0.4, 127.0.0.5\n\
-         Local.SSHUser = root\nLocal.SSHPort = {}\nLocal.SSHKeyFile = {}\nLocal.MachineDir = {}\nLocal.APIPort = {api_port}\n",
-        sshd.port,
-        sshd.dir.path().join("userkey").display(),
-        machines.display()
-    );
-    let path = sshd.dir.path().join("bootstrap.properties");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn install(input: &Path, state: &Path, extra: &[&str]) -> Command {
     let timeout: &[&str] = if extra.contains(&"--timeout") { &[] } else { &["--timeout", "60"] };
@@ -69,7 +54,11 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     let machines = work.path().join("machines");
     let state = work.path().join("state");
     let port = free_port();
-    let input = properties(&sshd, &machines, port);
+    let input = common::local_properties(
+        &sshd,
+        &machines,
+        &format!("Local.GlusterFSAddresses = 127.0.0.4, 127.0.0.5\nLocal.APIPort = {port}\n"),
+    );
 
     let after_kill = common::kill_mid_apply(install(&input, &state, &["--yes"]), &state);
     assert!(after_kill < 5, "the kill came too late to test anything ({after_kill} resources done)");

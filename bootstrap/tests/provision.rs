@@ -2,26 +2,13 @@
 //! at 127.0.0.1-3 served by a throw-away `sshd` (Debian's openssh-server), Terraform's
 //! `terraform_data` + SSH provisioners, a kill in the middle of the apply and a re-run that
 //! finishes without duplicating anything, a node removed by editing the list, then a teardown
-//! that leaves nothing.
+//! that leaves nothing; and the apply's progress bar on a pseudo-terminal, with `KeepTerraform`.
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bootstrap, kill_mid_apply, sshd, state_list, Sshd};
-
-fn properties(sshd: &Sshd, machines: &Path) -> PathBuf {
-    let text = format!(
-        "Provider = local\nClusterName = fx\nHCPDomainName = stratus.example.com\nLocal.MasterAddresses = 127.0.0.1\nLocal.NodeAddresses = 127.0.0.2, 127.0.0.3\nLocal.SSHUser = root\nLocal.SSHPort = {}\nLocal.SSHKeyFile = {}\nLocal.MachineDir = {}\n",
-        sshd.port,
-        sshd.dir.path().join("userkey").display(),
-        machines.display()
-    );
-    let path = sshd.dir.path().join("bootstrap.properties");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use common::{bootstrap, kill_mid_apply, local_properties, sshd, state_list};
 
 #[test]
 fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
@@ -29,7 +16,7 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     let work = tempfile::tempdir().unwrap();
     let machines = work.path().join("machines");
     let state = work.path().join("state");
-    let input = properties(&sshd, &machines);
+    let input = local_properties(&sshd, &machines, "");
 
     // Kill the whole process group (bootstrap and its terraform) in the middle of the apply.
     let after_kill = kill_mid_apply(bootstrap(&["provision"], &input, &state), &state);
@@ -89,10 +76,8 @@ fn on_a_terminal_the_apply_shows_a_progress_bar() {
     let sshd = sshd();
     let work = tempfile::tempdir().unwrap();
     let (machines, state) = (work.path().join("machines"), work.path().join("state"));
-    let input = properties(&sshd, &machines);
     // KeepTerraform keeps everything Terraform was given, for running it by hand.
-    let text = std::fs::read_to_string(&input).unwrap();
-    std::fs::write(&input, format!("{text}KeepTerraform = true\n")).unwrap();
+    let input = local_properties(&sshd, &machines, "KeepTerraform = true\n");
     let command =
         format!("{} provision -i {} --state-dir {}", env!("CARGO_BIN_EXE_bootstrap"), input.display(), state.display());
     // util-linux `script` gives bootstrap a pseudo-terminal and copies what it draws.

@@ -28,12 +28,8 @@ enum Command {
     /// storage classes, the platform (`hcp`), report. Re-running after a failure or a kill
     /// continues from the phase that did not finish.
     Install {
-        /// The properties file.
-        #[arg(short = 'i', long = "input", value_name = "FILE")]
-        input: PathBuf,
-        /// State directory (default: ./stratus-<ClusterName>).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
         /// Do not ask before creating or destroying cloud resources.
         #[arg(short = 'y', long)]
         yes: bool,
@@ -57,13 +53,8 @@ enum Command {
     /// init` (once per provider set) and `terraform plan -out=plan.tfplan`. Changes nothing
     /// in any cloud.
     Plan {
-        /// The properties file.
-        #[arg(short = 'i', long = "input", value_name = "FILE")]
-        input: PathBuf,
-        /// Where the rendered configuration, Terraform state and logs live
-        /// (default: ./stratus-<ClusterName>).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
         /// Only render the configuration; do not run Terraform.
         #[arg(long)]
         render_only: bool,
@@ -72,21 +63,13 @@ enum Command {
     /// Terraform, each machine receiving its cloud-config. Safe to re-run after a failure or a
     /// kill: it continues and never duplicates a resource.
     Provision {
-        /// The properties file.
-        #[arg(short = 'i', long = "input", value_name = "FILE")]
-        input: PathBuf,
-        /// State directory (default: ./stratus-<ClusterName>).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Destroy everything `provision` created and check that nothing is left.
     Uninstall {
-        /// The properties file.
-        #[arg(short = 'i', long = "input", value_name = "FILE")]
-        input: PathBuf,
-        /// State directory (default: ./stratus-<ClusterName>).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
         /// Do not ask for confirmation.
         #[arg(short = 'y', long)]
         yes: bool,
@@ -107,6 +90,18 @@ enum Command {
     },
 }
 
+/// The properties file and the state directory a command works on.
+#[derive(clap::Args)]
+struct Target {
+    /// The properties file.
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    input: PathBuf,
+    /// Where the rendered configuration, Terraform state and logs live
+    /// (default: ./stratus-<ClusterName>).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
 struct Failure(String, u8);
 
 /// The catalog shipped with Stratus.
@@ -120,8 +115,10 @@ fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let result = match cli.command {
         Command::Validate { input } => validate(&input, &env),
-        Command::Plan { input, state_dir, render_only } => plan(&input, state_dir.as_deref(), render_only, &env),
-        Command::Install { input, state_dir, yes, from, timeout, catalog } => {
+        Command::Plan { target: Target { input, state_dir }, render_only } => {
+            plan(&input, state_dir.as_deref(), render_only, &env)
+        }
+        Command::Install { target: Target { input, state_dir }, yes, from, timeout, catalog } => {
             let options = InstallOptions {
                 yes,
                 from,
@@ -130,8 +127,10 @@ fn main() -> ExitCode {
             };
             install(&input, state_dir.as_deref(), &options, &env)
         }
-        Command::Provision { input, state_dir } => provision(&input, state_dir.as_deref(), &env),
-        Command::Uninstall { input, state_dir, yes } => uninstall(&input, state_dir.as_deref(), yes, &env),
+        Command::Provision { target: Target { input, state_dir } } => provision(&input, state_dir.as_deref(), &env),
+        Command::Uninstall { target: Target { input, state_dir }, yes } => {
+            uninstall(&input, state_dir.as_deref(), yes, &env)
+        }
         Command::Status { state_dir } => status(&state_dir),
         Command::Preflight { input } => load(&input, &env).and_then(|config| preflight(&config, &env, Instant::now())),
     };
@@ -368,10 +367,6 @@ fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) 
 }
 
 fn openstack_connection(os: &bootstrap::config::OpenStack) -> Result<bootstrap_openstack::Connection, Failure> {
-    let typed = |value: &bootstrap::config::IdOrName| match value {
-        bootstrap::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
-        bootstrap::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
-    };
     let ca_certificate = os
         .ca_cert_file
         .as_ref()
@@ -381,8 +376,8 @@ fn openstack_connection(os: &bootstrap::config::OpenStack) -> Result<bootstrap_o
         auth_url: os.auth_url.clone(),
         username: os.username.clone(),
         password: os.password.expose().to_string(),
-        domain: typed(&os.domain),
-        project: typed(&os.project),
+        domain: (&os.domain).into(),
+        project: (&os.project).into(),
         region: os.region.clone(),
         ca_certificate,
     })

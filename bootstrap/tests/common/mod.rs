@@ -1,5 +1,5 @@
 //! What the `local`-provider tests share: a throw-away `sshd` (Debian's openssh-server)
-//! answering on 127.0.0.1-5 as the "machines", the `bootstrap` command against a state
+//! answering on 127.0.0.1-5 as the "machines", their properties file, the `bootstrap` command against a state
 //! directory, Terraform's state listing, and a kill in the middle of an apply.
 
 use std::os::unix::process::CommandExt;
@@ -60,6 +60,23 @@ pub fn sshd() -> Sshd {
         std::thread::sleep(Duration::from_millis(50));
     }
     Sshd { child, dir, port }
+}
+
+/// A `local` cluster `fx` on the sshd's machines (master 127.0.0.1, nodes 127.0.0.2-3) whose
+/// files go under `machines`, with the `extra` lines appended; written next to the sshd's
+/// keys. Returns its path.
+pub fn local_properties(sshd: &Sshd, machines: &Path, extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        "Provider = local\nClusterName = fx\nHCPDomainName = stratus.example.com\n\
+         Local.MasterAddresses = 127.0.0.1\nLocal.NodeAddresses = 127.0.0.2, 127.0.0.3\n\
+         Local.SSHUser = root\nLocal.SSHPort = {}\nLocal.SSHKeyFile = {}\nLocal.MachineDir = {}\n{extra}",
+        sshd.port,
+        sshd.dir.path().join("userkey").display(),
+        machines.display()
+    );
+    let path = sshd.dir.path().join("bootstrap.properties");
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// `bootstrap <args> -i input --state-dir state`, without a terminal or a Terraform CLI config.
