@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::{bootstrap, kill_mid_apply, local_properties, sshd, state_list};
@@ -103,5 +104,47 @@ fn on_a_terminal_the_apply_shows_a_progress_bar() {
     let terraform = state.join("terraform");
     for kept in ["plan.tfplan", "cloud-init/master-0.yaml", "cloud-init/node-1.yaml"] {
         assert!(terraform.join(kept).exists(), "KeepTerraform = true, yet {kept} is gone: {screen:?}");
+    }
+}
+
+#[test]
+fn two_clusters_provisioned_at_once_on_the_same_machines_each_get_their_own_files() {
+    let sshd = sshd();
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name);
+    // Two clusters, both named fx, on the same three machines, with separate machine dirs.
+    let first = local_properties(&sshd, &path("machines-a"), "KeepTerraform = true\n");
+    let text = std::fs::read_to_string(&first).unwrap();
+    let inputs = [path("a.properties"), path("b.properties")];
+    std::fs::write(&inputs[0], &text).unwrap();
+    std::fs::write(&inputs[1], text.replace("machines-a", "machines-b")).unwrap();
+    let states = [path("state-a"), path("state-b")];
+
+    let runs: Vec<_> = (0..2).map(|i| bootstrap(&["provision"], &inputs[i], &states[i]).spawn().unwrap()).collect();
+    for (run, machines) in runs.into_iter().zip(["machines-a", "machines-b"]) {
+        let output = run.wait_with_output().unwrap();
+        assert!(output.status.success(), "{machines}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    for (state, machines) in states.iter().zip(["machines-a", "machines-b"]) {
+        // The three machines share the dir: the file is the last one's, from this cluster.
+        let delivered = std::fs::read(path(machines).join("cloud-config.yaml"))
+            .unwrap_or_else(|e| panic!("{machines}/cloud-config.yaml: {e}"));
+        let own = ["master-0", "node-0", "node-1"]
+            .map(|m| std::fs::read(state.join("terraform/cloud-init").join(format!("{m}.yaml"))).unwrap());
+        assert!(own.contains(&delivered), "{machines} holds another cluster's cloud-config");
+        // The private upload dirs, named after each resource's ID, are gone.
+        let show = Command::new("terraform")
+            .args(["show", "-json"])
+            .current_dir(state.join("terraform"))
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .output()
+            .unwrap();
+        let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        let resources = shown["values"]["root_module"]["resources"].as_array().unwrap();
+        assert_eq!(resources.len(), 3);
+        for resource in resources {
+            let id = resource["values"]["id"].as_str().unwrap();
+            assert!(!Path::new(&format!("/tmp/stratus-{id}")).exists(), "/tmp/stratus-{id} was left behind");
+        }
     }
 }

@@ -42,17 +42,26 @@ resource "terraform_data" "machine" {
     timeout     = "2m"
   }
 
-  # The machine's cloud-config, for its cloud-init (or an operator) to apply.
-  provisioner "file" {
-    source      = "${path.module}/cloud-init/${each.key}.yaml"
-    destination = "/tmp/stratus-cloud-config-${each.key}.yaml"
+  # The machine's cloud-config, for its cloud-init (or an operator) to apply. It holds keys, so
+  # it travels through a directory only the SSH user can read, named after this resource's
+  # random ID: two clusters (or two runs) on one machine never share it. mkdir fails if the
+  # name exists, so nobody can lay it out in advance.
+  provisioner "remote-exec" {
+    inline = ["mkdir -m 700 /tmp/stratus-${self.id}"]
   }
 
+  provisioner "file" {
+    source      = "${path.module}/cloud-init/${each.key}.yaml"
+    destination = "/tmp/stratus-${self.id}/cloud-config.yaml"
+  }
+
+  # One command per line: under `set -e` a failure on the left of `&&` would not stop the script.
   provisioner "remote-exec" {
     inline = [
       "set -eu",
       "${local.sudo}mkdir -p ${local.machine_dir}",
-      "${local.sudo}install -m 600 /tmp/stratus-cloud-config-${each.key}.yaml ${local.machine_dir}/cloud-config.yaml && rm -f /tmp/stratus-cloud-config-${each.key}.yaml",
+      "${local.sudo}install -m 600 /tmp/stratus-${self.id}/cloud-config.yaml ${local.machine_dir}/cloud-config.yaml",
+      "rm -rf /tmp/stratus-${self.id}",
       "echo '${jsonencode({ cluster = local.cluster, role = each.value.role, api = local.api_address })}' | ${local.sudo}tee ${local.machine_dir}/machine.json >/dev/null",
     ]
   }
