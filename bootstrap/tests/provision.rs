@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{bootstrap, kill_mid_apply, local_properties, sshd, state_list};
@@ -18,6 +18,15 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     let machines = work.path().join("machines");
     let state = work.path().join("state");
     let input = local_properties(&sshd, &machines, "");
+    // Upload dirs a killed run left on the machine an hour ago go; a fresh one (another run's) stays.
+    let upload_dir =
+        |n: u32| PathBuf::from(format!("/tmp/stratus-{:08x}-0000-4000-8000-{:012x}", std::process::id(), n));
+    let (stale, fresh) = (upload_dir(1), upload_dir(2));
+    for dir in [&stale, &fresh] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("cloud-config.yaml"), "left by a killed run").unwrap();
+    }
+    assert!(Command::new("touch").args(["-d", "2 hours ago"]).arg(&stale).status().unwrap().success());
 
     // Kill the whole process group (bootstrap and its terraform) in the middle of the apply.
     let after_kill = kill_mid_apply(bootstrap(&["provision"], &input, &state), &state);
@@ -39,6 +48,9 @@ fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
     for file in ["machine.json", "cloud-config.yaml"] {
         assert!(machines.join(file).exists(), "{file} was not delivered over SSH");
     }
+    assert!(!stale.exists(), "{} was not cleared", stale.display());
+    assert!(fresh.join("cloud-config.yaml").exists(), "{} was removed too early", fresh.display());
+    std::fs::remove_dir_all(&fresh).unwrap();
     let delivered = std::fs::read_to_string(machines.join("machine.json")).unwrap();
     assert!(delivered.contains("\"cluster\":\"fx\""), "{delivered}");
     let terraform = state.join("terraform");

@@ -45,9 +45,14 @@ resource "terraform_data" "machine" {
   # The machine's cloud-config, for its cloud-init (or an operator) to apply. It holds keys, so
   # it travels through a directory only the SSH user can read, named after this resource's
   # random ID: two clusters (or two runs) on one machine never share it. mkdir fails if the
-  # name exists, so nobody can lay it out in advance.
+  # name exists, so nobody can lay it out in advance. Such dirs of this user over an hour old
+  # were left by a killed run: they go.
   provisioner "remote-exec" {
-    inline = ["mkdir -m 700 /tmp/stratus-${self.id}"]
+    inline = [
+      "set -eu",
+      "find /tmp -maxdepth 1 -name 'stratus-????????-????-????-????-????????????' -user \"$(id -u)\" -mmin +60 -exec rm -rf {} +",
+      "mkdir -m 700 /tmp/stratus-${self.id}",
+    ]
   }
 
   provisioner "file" {
