@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bootstrap, kill_mid_apply, local_properties, sshd, state_list};
+use common::{bootstrap, kill_mid_apply, local_properties, sshd, state_list, terraform};
 
 #[test]
 fn provision_survives_a_kill_and_uninstall_leaves_nothing() {
@@ -145,13 +145,8 @@ fn two_clusters_provisioned_at_once_on_the_same_machines_each_get_their_own_file
             .map(|m| std::fs::read(state.join("terraform/cloud-init").join(format!("{m}.yaml"))).unwrap());
         assert!(own.contains(&delivered), "{machines} holds another cluster's cloud-config");
         // The private upload dirs, named after each resource's ID, are gone.
-        let show = Command::new("terraform")
-            .args(["show", "-json"])
-            .current_dir(state.join("terraform"))
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .output()
-            .unwrap();
-        let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        let shown: serde_json::Value =
+            serde_json::from_slice(&terraform(&state.join("terraform"), &["show", "-json"]).stdout).unwrap();
         let resources = shown["values"]["root_module"]["resources"].as_array().unwrap();
         assert_eq!(resources.len(), 3);
         for resource in resources {

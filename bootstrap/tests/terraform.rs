@@ -9,17 +9,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// Only its Terraform runner is used here.
+#[allow(dead_code)]
+mod common;
+use common::terraform;
+
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
-}
-
-fn terraform(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("terraform")
-        .args(args)
-        .current_dir(dir)
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .output()
-        .expect("terraform is installed")
 }
 
 fn render(properties: &Path) -> bootstrap::render::Rendered {

@@ -1,6 +1,6 @@
 //! What the `local`-provider tests share: a throw-away `sshd` (Debian's openssh-server)
 //! answering on 127.0.0.1-5 as the "machines", their properties file, the `bootstrap` command against a state
-//! directory, Terraform's state listing, and a kill in the middle of an apply.
+//! directory, the Terraform CLI and its state listing, and a kill in the middle of an apply.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -93,15 +93,22 @@ pub fn bootstrap(args: &[&str], input: &Path, state: &Path) -> Command {
     command
 }
 
-/// The resources in the Terraform state of `state`.
-pub fn state_list(state: &Path) -> Vec<String> {
-    let output = Command::new("terraform")
-        .args(["state", "list"])
-        .current_dir(state.join("terraform"))
+/// `terraform <args>` in the working directory `dir`, without a CLI config.
+pub fn terraform(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("terraform")
+        .args(args)
+        .current_dir(dir)
         .env("TF_CLI_CONFIG_FILE", "/dev/null")
         .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+        .expect("terraform is installed")
+}
+
+/// The resources in the Terraform state of `state`.
+pub fn state_list(state: &Path) -> Vec<String> {
+    String::from_utf8_lossy(&terraform(&state.join("terraform"), &["state", "list"]).stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Runs `command` (a bootstrap run against `state`) and kill -9s its whole process group
