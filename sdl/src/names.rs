@@ -110,6 +110,71 @@ pub fn label_key(value: &str) -> Option<String> {
     None
 }
 
+/// Longest DNS subdomain (object names, storage class names, external names).
+pub const DNS_SUBDOMAIN_MAX: usize = 253;
+
+/// An RFC 1123 DNS subdomain: dot-separated DNS labels, at most 253 characters (names of
+/// most Kubernetes objects, storage classes, a Service's external name).
+pub fn dns_subdomain(value: &str) -> Option<String> {
+    let shown = value.escape_debug();
+    if value.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if value.len() > DNS_SUBDOMAIN_MAX {
+        return Some(format!("is {} characters long; at most {DNS_SUBDOMAIN_MAX} are allowed", value.len()));
+    }
+    if value.split('.').any(|label| dns_label(label).is_some()) {
+        return Some(format!(
+            "\"{shown}\" is not a DNS name: lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit"
+        ));
+    }
+    None
+}
+
+/// A registry that replaces images' registries: `host[:port][/path]`, the host a DNS name
+/// (letters may be uppercase), an IPv4 address or a bracketed IPv6 address.
+pub fn registry(value: &str) -> Option<String> {
+    let shown = value.escape_debug();
+    let expected =
+        || Some(format!("\"{shown}\" is not a registry: expected host[:port][/path], e.g. mirror.example.com:5000"));
+    let (authority, path) = value.split_once('/').unwrap_or((value, ""));
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else { return expected() };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return expected();
+        }
+        match after {
+            "" => (None, None),
+            p if p.starts_with(':') => (None, Some(&p[1..])),
+            _ => return expected(),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(authority), None),
+        }
+    };
+    if let Some(host) = host {
+        if host.len() > DNS_SUBDOMAIN_MAX || host.split('.').any(|l| dns_label(&l.to_ascii_lowercase()).is_some()) {
+            return expected();
+        }
+    }
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |n| n == 0) || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return expected();
+    }
+    let path_ok = path.is_empty()
+        || path.split('/').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+                && part.as_bytes()[0].is_ascii_alphanumeric()
+                && part.as_bytes()[part.len() - 1].is_ascii_alphanumeric()
+        });
+    if !path_ok {
+        return expected();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +210,29 @@ mod tests {
         assert_eq!(label_key("stratus.io/tier"), None);
         assert_eq!(label_key("tier"), None);
         assert!(label_key("Bad Key").is_some());
+    }
+
+    #[test]
+    fn subdomains_and_registries() {
+        assert_eq!(dns_subdomain("fast-ssd"), None);
+        assert_eq!(dns_subdomain("sql.example.com"), None);
+        assert!(dns_subdomain("").is_some());
+        assert!(dns_subdomain("bad host").unwrap().contains("not a DNS name"));
+        assert!(dns_subdomain("a;rm -rf").is_some());
+        assert!(dns_subdomain("a..b").is_some());
+        assert!(dns_subdomain("Fast").is_some());
+        assert!(dns_subdomain(&"a.".repeat(127)).unwrap().contains("at most 253"));
+        assert!(dns_subdomain("a\u{1b}[31m").unwrap().contains("\\u{1b}"), "control characters are escaped");
+        for good in
+            ["mirror.local:5000", "Registry.Example.com", "10.0.0.5:5000", "[2001:db8::1]:5000", "host/team/sub"]
+        {
+            assert_eq!(registry(good), None, "{good}");
+        }
+        for bad in
+            ["", "bad registry", "host:0", "host:99999", "host:", "[::1", "[nope]:5000", "host/Team", "host//x", "a\nb"]
+        {
+            assert!(registry(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! retries, reads of instance namespaces and their objects, namespace creation and metadata
 //! patches with optimistic concurrency, watches for readiness, and deletion. Everything that
 //! decides *what* to do lives in [`crate::instance`]; this module only does it.
+//!
+//! Every call is bounded: each attempt by [`ClientOptions::request_timeout`], its retries by
+//! [`ClientOptions::attempts`] and a budget of twice the request timeout, and all of them by
+//! the command's deadline ([`Cluster::with_deadline`]). kube's own retry layer is off, so
+//! there is exactly one retry policy and it is this one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +25,7 @@ use kube::core::ApiResource;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use crate::labels;
 use crate::plan::KubeObject;
@@ -54,7 +60,7 @@ pub enum ClusterError {
     #[error("cannot configure a Kubernetes client: {0}")]
     Config(String),
     /// The API server answered with an error status.
-    #[error("{action}: {message} ({code} {reason})")]
+    #[error("{action}: {message} ({code} {reason}){}", tries(*attempts))]
     Api {
         /// What was being done, e.g. `apply Deployment hcf/api`.
         action: String,
@@ -64,6 +70,8 @@ pub enum ClusterError {
         reason: String,
         /// Server message.
         message: String,
+        /// How many times it was asked.
+        attempts: u32,
     },
     /// The server could not be reached (after retries).
     #[error("{action}: {message}")]
@@ -73,6 +81,34 @@ pub enum ClusterError {
         /// Why.
         message: String,
     },
+    /// The command's deadline passed while a call was still failing or unanswered.
+    #[error("timed out after {} waiting for the API server to {action}{}", seconds(*waited), last.as_ref().map(|l| format!("; its last answer: {l}")).unwrap_or_default())]
+    Deadline {
+        /// What was being done.
+        action: String,
+        /// How long the command had waited in all.
+        waited: Duration,
+        /// The last failure seen, if any.
+        last: Option<String>,
+    },
+}
+
+fn tries(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(", gave up after {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
+/// `12s`, `1.5s`: a duration as a person reads it.
+fn seconds(duration: Duration) -> String {
+    let tenths = duration.as_millis().div_ceil(100);
+    if tenths % 10 == 0 {
+        format!("{}s", tenths / 10)
+    } else {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    }
 }
 
 impl ClusterError {
@@ -90,15 +126,23 @@ impl ClusterError {
 pub struct ClientOptions {
     /// Objects applied at once within one step.
     pub concurrency: usize,
-    /// Attempts for a call failing with 429, 5xx, a conflict or a transport error.
+    /// Attempts for a call failing with 429, 5xx, a conflict, a transport error or no answer.
     pub attempts: u32,
-    /// First retry delay (doubles each time, honours `Retry-After` up to 5 s).
+    /// First retry delay (doubles each time, up to 5 s).
     pub backoff: Duration,
+    /// How long one attempt may wait for an answer. A call's retries stop once twice this
+    /// has passed since its first attempt.
+    pub request_timeout: Duration,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { concurrency: 32, attempts: 8, backoff: Duration::from_millis(50) }
+        ClientOptions {
+            concurrency: 32,
+            attempts: 8,
+            backoff: Duration::from_millis(50),
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -108,23 +152,59 @@ pub struct Cluster {
     client: Client,
     options: ClientOptions,
     server: String,
+    /// When every call must have ended, and the timeout it was set from.
+    deadline: Option<(Instant, Duration)>,
+}
+
+/// Why one attempt of a call failed.
+enum Attempt {
+    /// kube's error (an API status or a transport failure).
+    Failed(kube::Error),
+    /// No answer within the request timeout.
+    NoAnswer(Duration),
+}
+
+impl Attempt {
+    fn retryable(&self) -> bool {
+        match self {
+            Attempt::Failed(error) => retryable(error),
+            Attempt::NoAnswer(_) => true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Attempt::Failed(kube::Error::Api(status)) => {
+                format!("{} {} ({})", status.code, status.reason, status.message)
+            }
+            Attempt::Failed(other) => other.to_string(),
+            Attempt::NoAnswer(after) => format!("no answer within {}", seconds(*after)),
+        }
+    }
 }
 
 fn retryable(error: &kube::Error) -> bool {
     match error {
-        kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504),
+        // A conflict on an update is worth another try; "already exists" is an answer.
+        kube::Error::Api(status) if status.code == 409 => status.reason != "AlreadyExists",
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
         _ => false,
     }
 }
 
 fn convert(action: &str, error: kube::Error) -> ClusterError {
+    convert_after(action, error, 1)
+}
+
+fn convert_after(action: &str, error: kube::Error, attempts: u32) -> ClusterError {
     match error {
         kube::Error::Api(status) => ClusterError::Api {
             action: action.to_string(),
             code: status.code,
             reason: status.reason.clone(),
             message: status.message.clone(),
+            attempts,
         },
         other => ClusterError::Transport { action: action.to_string(), message: other.to_string() },
     }
@@ -166,39 +246,108 @@ impl Cluster {
             }
             None => kube::Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
         };
+        let mut config = config;
+        // One retry policy, ours (bounded by attempts, budget and deadline): kube's default
+        // layer retries 429s up to 15 times with delays of up to 1,000 s.
+        config.default_retry = false;
         let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
-        Ok(Cluster { client, options, server })
+        Ok(Cluster { client, options, server, deadline: None })
     }
 
-    /// Runs `call` with retries on transient failures.
+    /// This cluster with every call bounded by a deadline `timeout` from now: a call still
+    /// failing or unanswered then ends with [`ClusterError::Deadline`]. A timeout too large
+    /// to represent means no deadline.
+    pub fn with_timeout(&self, timeout: Duration) -> Cluster {
+        let deadline = Instant::now().checked_add(timeout).map(|at| (at, timeout));
+        Cluster { deadline, ..self.clone() }
+    }
+
+    /// The deadline calls are bounded by, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.map(|(at, _)| at)
+    }
+
+    /// Runs `call` with retries on transient failures, each attempt bounded by the request
+    /// timeout, all of them by the retry budget and the deadline.
     async fn retry<T, F, Fut>(&self, action: &str, mut call: F) -> Result<T, ClusterError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, kube::Error>>,
     {
+        let started = Instant::now();
+        let budget = started + self.options.request_timeout * 2;
         let mut delay = self.options.backoff;
         let mut attempt = 1;
         loop {
-            match call().await {
-                Ok(value) => return Ok(value),
-                Err(error) if attempt < self.options.attempts && retryable(&error) => {
-                    tracing::debug!(action, attempt, %error, "retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    attempt += 1;
-                }
-                Err(error) => {
-                    return Err(match convert(action, error) {
-                        ClusterError::Transport { action, message } => ClusterError::Transport {
-                            action,
-                            message: format!("{message} (is the API server at {} reachable?)", self.server),
-                        },
-                        other => other,
-                    })
-                }
+            let limit = match self.deadline() {
+                Some(deadline) => self.options.request_timeout.min(deadline.saturating_duration_since(Instant::now())),
+                None => self.options.request_timeout,
+            };
+            let failure = match tokio::time::timeout(limit, call()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => Attempt::Failed(error),
+                Err(_) => Attempt::NoAnswer(limit),
+            };
+            let now = Instant::now();
+            let past_deadline = self.deadline().is_some_and(|d| now + delay >= d);
+            if failure.retryable() && past_deadline {
+                return Err(self.deadline_error(action, Some(failure.describe())));
             }
+            if failure.retryable() && attempt < self.options.attempts && now + delay < budget {
+                tracing::debug!(action, attempt, failure = %failure.describe(), "retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+                continue;
+            }
+            return Err(match failure {
+                Attempt::Failed(error) => match convert_after(action, error, attempt) {
+                    ClusterError::Transport { action, message } => ClusterError::Transport {
+                        action,
+                        message: format!("{message} (is the API server at {} reachable?)", self.server),
+                    },
+                    other => other,
+                },
+                Attempt::NoAnswer(_) => ClusterError::Transport {
+                    action: action.to_string(),
+                    message: format!(
+                        "the API server at {} accepted the request but sent no answer ({} attempts over {})",
+                        self.server,
+                        attempt,
+                        seconds(now - started)
+                    ),
+                },
+            });
         }
+    }
+
+    /// Runs `call` once (no retries: its failure is the answer), bounded by the request
+    /// timeout and the deadline.
+    async fn once<T>(
+        &self,
+        action: &str,
+        call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, ClusterError> {
+        let limit = match self.deadline() {
+            Some(deadline) => self.options.request_timeout.min(deadline.saturating_duration_since(Instant::now())),
+            None => self.options.request_timeout,
+        };
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result.map_err(|e| convert(action, e)),
+            Err(_) if self.deadline().is_some_and(|d| Instant::now() >= d) => {
+                Err(self.deadline_error(action, Some(format!("no answer within {}", seconds(limit)))))
+            }
+            Err(_) => Err(ClusterError::Transport {
+                action: action.to_string(),
+                message: format!("the API server at {} sent no answer within {}", self.server, seconds(limit)),
+            }),
+        }
+    }
+
+    fn deadline_error(&self, action: &str, last: Option<String>) -> ClusterError {
+        let waited = self.deadline.map(|(_, timeout)| timeout).unwrap_or_default();
+        ClusterError::Deadline { action: action.to_string(), waited, last }
     }
 
     /// Server-side applies `object` with field manager `hsm` (forcing ownership), returning the
@@ -240,10 +389,9 @@ impl Cluster {
     /// `ok`; no retries, so callers can poll with their own schedule and report each failure.
     pub async fn ready(&self) -> Result<(), ClusterError> {
         let request = http::Request::get("/readyz").body(Vec::new()).expect("a static request is valid");
-        match self.client.request_text(request).await {
-            Ok(text) if text.trim() == "ok" => Ok(()),
-            Ok(text) => Err(ClusterError::Transport { action: "GET /readyz".into(), message: text }),
-            Err(error) => Err(convert("GET /readyz", error)),
+        match self.once("GET /readyz", self.client.request_text(request)).await? {
+            text if text.trim() == "ok" => Ok(()),
+            text => Err(ClusterError::Transport { action: "GET /readyz".into(), message: text }),
         }
     }
 
@@ -361,7 +509,7 @@ impl Cluster {
         let merge = Patch::Merge(&patch);
         if resource_version.is_some() {
             // A conditional patch is not retried: a conflict is the answer.
-            return api.patch(name, &params, &merge).await.map_err(|e| convert(&action, e));
+            return self.once(&action, api.patch(name, &params, &merge)).await;
         }
         self.retry(&action, || api.patch(name, &params, &merge)).await
     }
@@ -422,7 +570,7 @@ impl Cluster {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let name = object.meta().name.clone().unwrap_or_default();
         let action = format!("replace {} {namespace}/{name}", K::kind(&()));
-        api.replace(&name, &PostParams::default(), object).await.map_err(|e| convert(&action, e))
+        self.once(&action, api.replace(&name, &PostParams::default(), object)).await
     }
 
     /// Merge-patches the object of type `K`.
@@ -449,48 +597,94 @@ impl Cluster {
     }
 
     /// Streams changes of type `K` in `namespace` (current objects first, as ADDED), restarting
-    /// the watch when the server ends it. Each item is the object after the change.
+    /// the watch when the server ends it. Each item is the object after the change. A watch
+    /// that keeps failing (errors, or ending at once) ends the stream with an error after
+    /// [`ClientOptions::attempts`] restarts in a row; starting one is bounded like any call.
     pub fn watch<K: Namespaced>(
         &self,
         namespace: &str,
     ) -> impl futures::Stream<Item = Result<K, ClusterError>> + Send + 'static {
-        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        let attempts = self.options.attempts;
-        futures::stream::unfold(
-            (api, "0".to_string(), None, 0u32),
-            move |(api, mut rv, mut current, mut failures)| async move {
+        struct State<K: Namespaced> {
+            cluster: Cluster,
+            api: Api<K>,
+            rv: String,
+            current: Option<futures::stream::BoxStream<'static, kube::Result<WatchEvent<K>>>>,
+            opened: Instant,
+            failures: u32,
+            last: String,
+        }
+        let action = format!("watch {} in {namespace}", K::plural(&()));
+        let start = State {
+            cluster: self.clone(),
+            api: Api::<K>::namespaced(self.client.clone(), namespace),
+            rv: "0".to_string(),
+            current: None,
+            opened: Instant::now(),
+            failures: 0,
+            last: String::new(),
+        };
+        futures::stream::unfold(Some(start), move |state| {
+            let action = action.clone();
+            async move {
+                let mut state = state?;
                 loop {
-                    if current.is_none() {
+                    if state.failures >= state.cluster.options.attempts {
+                        let error = ClusterError::Transport {
+                            action: action.clone(),
+                            message: format!("failed {} times in a row: {}", state.failures, state.last),
+                        };
+                        return Some((Err(error), None));
+                    }
+                    if state.current.is_none() {
                         let params = WatchParams::default().timeout(290);
-                        match api.watch(&params, &rv).await {
-                            Ok(stream) => current = Some(stream.boxed()),
-                            Err(error) if failures + 1 < attempts && retryable(&error) => {
-                                failures += 1;
-                                tokio::time::sleep(Duration::from_millis(100 << failures.min(5))).await;
-                                continue;
+                        let (api, rv) = (state.api.clone(), state.rv.clone());
+                        match state.cluster.retry(&action, || api.watch(&params, &rv)).await {
+                            Ok(stream) => {
+                                state.current = Some(stream.boxed());
+                                state.opened = Instant::now();
                             }
-                            Err(error) => return Some((Err(convert("watch", error)), (api, rv, None, attempts))),
+                            Err(error) => return Some((Err(error), None)),
                         }
                     }
-                    let stream = current.as_mut().expect("set above");
+                    let stream = state.current.as_mut().expect("set above");
                     match stream.next().await {
                         Some(Ok(WatchEvent::Added(o))) | Some(Ok(WatchEvent::Modified(o))) => {
-                            let next_rv = o.meta().resource_version.clone().unwrap_or(rv.clone());
-                            return Some((Ok(o), (api, next_rv, current, 0)));
+                            if let Some(rv) = o.meta().resource_version.clone() {
+                                state.rv = rv;
+                            }
+                            state.failures = 0;
+                            return Some((Ok(o), Some(state)));
                         }
                         Some(Ok(WatchEvent::Deleted(_))) | Some(Ok(WatchEvent::Bookmark(_))) => continue,
-                        Some(Ok(WatchEvent::Error(_))) => {
-                            // An expired resource version: start over from the current state.
-                            rv = "0".into();
-                            current = None;
+                        Some(Ok(WatchEvent::Error(status))) => {
+                            // 410 Gone: an expired resource version; start over from the
+                            // current state. Anything else counts as a failure.
+                            if status.code != 410 {
+                                state.failures += 1;
+                                state.last = format!("{} {} ({})", status.code, status.reason, status.message);
+                            }
+                            state.rv = "0".into();
+                            state.current = None;
                         }
-                        Some(Err(_)) | None => {
-                            current = None;
+                        Some(Err(error)) => {
+                            state.failures += 1;
+                            state.last = error.to_string();
+                            state.current = None;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        None => {
+                            // The server ended the watch: normal after its timeout, a failure
+                            // when it happens at once.
+                            if state.opened.elapsed() < Duration::from_secs(1) {
+                                state.failures += 1;
+                                state.last = "the server ended the watch at once".into();
+                            }
+                            state.current = None;
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     }
                 }
-            },
-        )
+            }
+        })
     }
 }

@@ -47,6 +47,11 @@ pub const CREATED: &str = "hsm.stratus.io/created";
 pub const UPDATED: &str = "hsm.stratus.io/updated";
 /// Annotation: why the last operation failed, or what was kept.
 pub const MESSAGE: &str = "hsm.stratus.io/message";
+/// Annotation: a random id of the operation that created the namespace, so that the process
+/// whose creation reply was lost recognises the namespace as its own.
+pub const OPERATION_ID: &str = "hsm.stratus.io/operation-id";
+/// How long after its deadline an operation may still take to record that it failed.
+pub const RECORD_GRACE: Duration = Duration::from_secs(10);
 /// An operation not renewed for this long is abandoned and may be taken over.
 pub const LOCK_TTL_SECONDS: u64 = 60;
 
@@ -125,6 +130,16 @@ pub enum InstanceError {
     /// The operator said no.
     #[error("cancelled: nothing was deleted")]
     Cancelled,
+    /// Something the instance keeps on the cluster cannot be read: going on would lose it.
+    #[error("instance \"{id}\": {what} cannot be read ({error}); refusing to go on, because it holds what the instance was created with (generated passwords, its CA key); restore it, or delete the instance")]
+    Corrupt {
+        /// Instance id.
+        id: String,
+        /// Which record, e.g. `the Secret's hsm-generated.json`.
+        what: String,
+        /// Why it cannot be read.
+        error: String,
+    },
 }
 
 /// The running operation recorded on an instance.
@@ -162,6 +177,12 @@ pub struct Record {
     /// The IDL (no secret values).
     #[serde(skip)]
     pub idl: Idl,
+    /// Why the recorded IDL could not be read, when it could not.
+    #[serde(skip)]
+    pub idl_error: Option<String>,
+    /// The id of the operation that created the namespace.
+    #[serde(skip)]
+    pub operation_id: Option<String>,
     /// The namespace's resourceVersion (for conditional updates).
     #[serde(skip)]
     pub resource_version: String,
@@ -198,6 +219,11 @@ impl Record {
             message: annotations.get(MESSAGE).cloned(),
             operation,
             idl: annotations.get(IDL).and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default(),
+            idl_error: annotations
+                .get(IDL)
+                .and_then(|text| serde_json::from_str::<Idl>(text).err())
+                .map(|e| e.to_string()),
+            operation_id: annotations.get(OPERATION_ID).cloned(),
             resource_version: meta.resource_version.clone().unwrap_or_default(),
             terminating: meta.deletion_timestamp.is_some()
                 || namespace.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating"),
@@ -270,7 +296,15 @@ fn recorded_idl(idl: &Idl, sdl: &sdl::Sdl) -> String {
 
 /// What a re-run or upgrade resolves with: the recorded IDL's values, the Secret's values and
 /// the generated objects.
-pub async fn stored_values(cluster: &Cluster, record: &Record) -> Result<Stored, ClusterError> {
+pub async fn stored_values(cluster: &Cluster, record: &Record) -> Result<Stored, InstanceError> {
+    let corrupt = |what: &str, error: String| InstanceError::Corrupt {
+        id: record.instance_id.clone(),
+        what: what.to_string(),
+        error,
+    };
+    if let Some(error) = &record.idl_error {
+        return Err(corrupt(&format!("the namespace's {IDL} annotation"), error.clone()));
+    }
     let mut stored = Stored::default();
     for p in &record.idl.parameters {
         stored.parameters.insert(p.name.clone(), p.value.clone());
@@ -280,10 +314,11 @@ pub async fn stored_values(cluster: &Cluster, record: &Record) -> Result<Stored,
     }
     if let Some(secret) = cluster.get::<Secret>(&record.instance_id, SECRET_NAME).await? {
         for (key, value) in secret.data.unwrap_or_default() {
-            let text = String::from_utf8_lossy(&value.0).into_owned();
             if key == GENERATED_KEY {
-                stored.generated = serde_json::from_str::<BTreeMap<String, GeneratedObject>>(&text).unwrap_or_default();
+                stored.generated = serde_json::from_slice::<BTreeMap<String, GeneratedObject>>(&value.0)
+                    .map_err(|e| corrupt(&format!("Secret {SECRET_NAME}'s {GENERATED_KEY}"), e.to_string()))?;
             } else {
+                let text = String::from_utf8_lossy(&value.0).into_owned();
                 stored.previous.insert(key.clone(), text.clone());
                 stored.parameters.insert(key, text);
             }
@@ -401,6 +436,10 @@ fn spawn_renewer(cluster: &Cluster, namespace: &str, me: &str, with_lease: bool)
 
 /// Creates (or converges) an instance: plans it, applies the plan in order, waits for jobs
 /// and workloads, and records the outcome. Safe to re-run after any interruption.
+///
+/// An existing instance is planned only while this process holds its operation lock, from
+/// the record as it is then: two operations never apply plans made from the same old record.
+/// Every cluster call is bounded by `options.timeout`.
 pub async fn create(
     cluster: &Cluster,
     catalog: &Catalog,
@@ -410,7 +449,8 @@ pub async fn create(
     progress: &dyn Progress,
 ) -> Result<CreateReport, InstanceError> {
     let me = holder_identity();
-    let deadline = tokio::time::Instant::now() + options.timeout;
+    let base = cluster;
+    let cluster = &base.with_timeout(options.timeout);
     let mut request = request.clone();
     let mut rng = rand::rng();
     let id = match request.instance_id.clone().or_else(|| request.idl.instance_id.clone()) {
@@ -422,77 +462,115 @@ pub async fn create(
     };
     request.instance_id = Some(id.clone());
 
-    let existing = match cluster.namespace(&id).await? {
-        None => None,
-        Some(ns) => {
-            let record = Record::from_namespace(&ns).ok_or_else(|| InstanceError::NotOurs(id.clone()))?;
-            if record.terminating {
-                return Err(InstanceError::Terminating(id));
+    let (existing, plan, idl_annotation) = match cluster.namespace(&id).await? {
+        Some(namespace) => {
+            let record = existing_record(&namespace, &id, &mut request)?;
+            take_lease(cluster, &record, &me).await?;
+            // Under the lock: the record as it is now, and a plan made from it.
+            let planned = async {
+                let namespace = cluster.namespace(&id).await?.ok_or_else(|| InstanceError::NotFound(id.clone()))?;
+                let record = existing_record(&namespace, &id, &mut request)?;
+                let stored = stored_values(cluster, &record).await?;
+                let prepared = prepare(catalog, &request, &stored, profile, &mut rng)?;
+                let plan = prepared.plan(profile)?;
+                let idl_annotation = recorded_idl(&prepared.idl, &prepared.sdl);
+                Ok::<_, InstanceError>((record, plan, idl_annotation))
             }
-            let asked_version = request.product_version.clone().or(request.idl.product_version.clone());
-            if record.service_id != request.service_id
-                || asked_version.as_ref().is_some_and(|v| v != &record.product_version)
-            {
-                return Err(InstanceError::Exists {
-                    id,
-                    existing: format!("{} {}/{}", record.service_id, record.product_version, record.sdl_version),
-                    hint: "; use upgrade-instance to change its version, or choose another instance id",
-                });
+            .await;
+            match planned {
+                Ok((record, plan, idl_annotation)) => (Some(record), plan, idl_annotation),
+                Err(error) => {
+                    release_lease(&base.with_timeout(RECORD_GRACE), &id).await;
+                    return Err(error);
+                }
             }
-            request.product_version = Some(record.product_version.clone());
-            request.sdl_version = Some(record.sdl_version.clone());
-            Some(record)
         }
-    };
-    let stored = match &existing {
-        Some(record) => stored_values(cluster, record).await?,
-        None => Stored::default(),
-    };
-    let prepared = prepare(catalog, &request, &stored, profile, &mut rng)?;
-    let plan = prepared.plan(profile)?;
-    let idl_annotation = recorded_idl(&prepared.idl, &prepared.sdl);
-
-    match &existing {
-        Some(record) => take_lease(cluster, record, &me).await?,
         None => {
+            let prepared = prepare(catalog, &request, &Stored::default(), profile, &mut rng)?;
+            let plan = prepared.plan(profile)?;
+            let idl_annotation = recorded_idl(&prepared.idl, &prepared.sdl);
             let KubeObject::Namespace(planned) = &plan.steps[0].objects[0] else {
                 unreachable!("a plan starts with its namespace")
             };
+            let operation_id = sdl::generate::password(&mut rng, 16, "0123456789abcdef");
             let mut namespace = planned.clone();
             let now = rfc3339_now();
             namespace.metadata.annotations.get_or_insert_with(BTreeMap::new).extend([
                 (STATE.to_string(), state::CREATING.to_string()),
                 (OPERATION.to_string(), format!("{me} {}", unix_now())),
+                (OPERATION_ID.to_string(), operation_id.clone()),
                 (IDL.to_string(), idl_annotation.clone()),
                 (CREATED.to_string(), now.clone()),
                 (UPDATED.to_string(), now),
             ]);
             if cluster.create_namespace(&namespace).await?.is_none() {
-                return Err(InstanceError::Exists {
-                    id,
-                    existing: format!("{} (created by another hsm just now)", request.service_id),
-                    hint: "",
-                });
+                // Taken: by another hsm, or by this one when the reply to an earlier attempt
+                // was lost (then the namespace carries this operation's id).
+                let ours = cluster
+                    .namespace(&id)
+                    .await?
+                    .and_then(|n| Record::from_namespace(&n))
+                    .is_some_and(|r| r.operation_id.as_deref() == Some(operation_id.as_str()));
+                if !ours {
+                    return Err(InstanceError::Exists {
+                        id,
+                        existing: format!("{} (created by another hsm just now)", request.service_id),
+                        hint: "",
+                    });
+                }
+                tracing::info!(instance = %id, "the namespace was created by this operation (its reply was lost)");
             }
+            (None, plan, idl_annotation)
         }
-    }
+    };
 
-    let renewer = spawn_renewer(cluster, &id, &me, existing.is_some());
-    let result = apply_plan(cluster, &plan, existing.is_none(), &[], options, deadline, progress).await;
+    let renewer = spawn_renewer(base, &id, &me, existing.is_some());
+    let result = apply_plan(cluster, &plan, existing.is_none(), &[], options, progress).await;
     renewer.abort();
     let (final_state, message) = match &result {
         Ok(_) if options.wait => (state::RUNNING, None),
         Ok(_) => (state::CREATING, Some("applied without waiting (--no-wait)".to_string())),
         Err(error) => (state::FAILED, Some(error.to_string())),
     };
-    finish(cluster, &id, existing.as_ref(), final_state, message, &idl_annotation).await?;
+    let recorder = if result.is_ok() { cluster.clone() } else { base.with_timeout(RECORD_GRACE) };
+    let finished = finish(&recorder, &id, existing.as_ref(), final_state, message, &idl_annotation).await;
     result?;
+    finished?;
     Ok(CreateReport {
         instance_id: id,
         objects: plan.objects().count(),
         existed: existing.is_some(),
         state: final_state.into(),
     })
+}
+
+/// The record of an existing instance `id` that `request` asks to create again: refused when
+/// hsm does not manage the namespace, it is being deleted, or it holds another service or
+/// version. Fills in the request's versions from the record.
+fn existing_record(namespace: &Namespace, id: &str, request: &mut InstanceRequest) -> Result<Record, InstanceError> {
+    let record = Record::from_namespace(namespace).ok_or_else(|| InstanceError::NotOurs(id.to_string()))?;
+    if record.terminating {
+        return Err(InstanceError::Terminating(id.to_string()));
+    }
+    let asked_version = request.product_version.clone().or(request.idl.product_version.clone());
+    if record.service_id != request.service_id || asked_version.as_ref().is_some_and(|v| v != &record.product_version) {
+        return Err(InstanceError::Exists {
+            id: id.to_string(),
+            existing: format!("{} {}/{}", record.service_id, record.product_version, record.sdl_version),
+            hint: "; use upgrade-instance to change its version, or choose another instance id",
+        });
+    }
+    request.product_version = Some(record.product_version.clone());
+    request.sdl_version = Some(record.sdl_version.clone());
+    Ok(record)
+}
+
+/// Gives the operation lock back after a failure before anything was changed; a failure to
+/// do so only delays the next operation until the lock expires.
+async fn release_lease(cluster: &Cluster, id: &str) {
+    if let Err(error) = cluster.delete::<Lease>(id, LEASE_NAME).await {
+        tracing::warn!(%error, "could not release the operation lock");
+    }
 }
 
 /// Records the outcome of an operation on the namespace (only what changed, so a re-run that
@@ -528,24 +606,31 @@ async fn finish(
 }
 
 /// Applies `plan` step by step, waiting where the step needs it. Jobs named in `rerun_jobs`
-/// are deleted first (a Job's template cannot change, and an upgrade runs its jobs again).
+/// are deleted first (a Job's template cannot change, and an upgrade runs its jobs again), and
+/// so are jobs of the plan that failed before: re-running an operation runs them again.
 async fn apply_plan(
     cluster: &Cluster,
     plan: &Plan,
     namespace_created: bool,
     rerun_jobs: &[String],
     options: CreateOptions,
-    deadline: tokio::time::Instant,
     progress: &dyn Progress,
 ) -> Result<(), InstanceError> {
     let total = plan.steps.len();
     let namespace = plan.instance_id.clone();
+    let mut rerun: BTreeSet<String> = rerun_jobs.iter().cloned().collect();
+    let planned_jobs = plan.objects().filter(|o| matches!(o, KubeObject::Job(_)) && !rerun.contains(o.name()));
+    if !namespace_created && planned_jobs.count() > 0 {
+        let failed =
+            cluster.list::<Job>(&namespace, None).await?.into_iter().filter(|j| job_readiness(j).failed.is_some());
+        rerun.extend(failed.filter_map(|j| j.metadata.name));
+    }
     for (index, step) in plan.steps.iter().enumerate() {
         progress.step(index + 1, total, step.phase.title(), step.objects.len());
         if step.phase == Phase::Namespace && namespace_created {
             continue;
         }
-        for job in step.objects.iter().filter(|o| o.kind() == "Job" && rerun_jobs.iter().any(|j| j == o.name())) {
+        for job in step.objects.iter().filter(|o| matches!(o, KubeObject::Job(_)) && rerun.contains(o.name())) {
             cluster.delete::<Job>(&namespace, job.name()).await?;
         }
         cluster.apply_all(&step.objects).await?;
@@ -555,7 +640,7 @@ async fn apply_plan(
             _ => false,
         };
         if waiting {
-            wait_for(cluster, &namespace, step, options.timeout, deadline, progress).await?;
+            wait_for(cluster, &namespace, step, options.timeout, progress).await?;
         }
     }
     progress.finish();
@@ -652,7 +737,6 @@ async fn wait_for(
     namespace: &str,
     step: &crate::plan::Step,
     timeout: Duration,
-    deadline: tokio::time::Instant,
     progress: &dyn Progress,
 ) -> Result<(), InstanceError> {
     let mut pending: BTreeMap<(String, String), Readiness> = step
@@ -694,11 +778,19 @@ async fn wait_for(
         if pending.values().all(|r| r.done) {
             return Ok(());
         }
-        let next = tokio::time::timeout_at(deadline, events.next()).await;
+        let next = match cluster.deadline() {
+            Some(deadline) => tokio::time::timeout_at(deadline, events.next()).await,
+            None => Ok(events.next().await),
+        };
         let observed = match next {
             Err(_) => {
-                // The namespace's events say why (image pulls, scheduling, crashes).
-                let events = cluster.list::<Event>(namespace, None).await.unwrap_or_default();
+                // The namespace's events say why (image pulls, scheduling, crashes): asked
+                // past the deadline, so with a short bound of its own.
+                let events = cluster
+                    .with_timeout(Duration::from_secs(5))
+                    .list::<Event>(namespace, None)
+                    .await
+                    .unwrap_or_default();
                 let details: Vec<String> = pending
                     .values()
                     .filter(|r| !r.done)
@@ -757,6 +849,9 @@ pub struct ChangeReport {
 /// version) and applies `sets`. The catalog's `upgrade_from` rules decide which upgrades are
 /// allowed; generated secrets are kept; immutable parameters may not change; objects of the old
 /// version that the new one lacks are removed (volume claims are kept); jobs run again.
+///
+/// The change is planned only while this process holds the instance's operation lock, from
+/// the record as it is then, so a change made by another hsm just before is never reverted.
 #[allow(clippy::too_many_arguments)]
 pub async fn change(
     cluster: &Cluster,
@@ -768,7 +863,86 @@ pub async fn change(
     options: CreateOptions,
     progress: &dyn Progress,
 ) -> Result<ChangeReport, InstanceError> {
-    let deadline = tokio::time::Instant::now() + options.timeout;
+    let base = cluster;
+    let cluster = &base.with_timeout(options.timeout);
+    let namespace = cluster.namespace(id).await?.ok_or_else(|| InstanceError::NotFound(id.to_string()))?;
+    let record = Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotOurs(id.to_string()))?;
+    if record.terminating {
+        return Err(InstanceError::Terminating(id.to_string()));
+    }
+    let me = holder_identity();
+    take_lease(cluster, &record, &me).await?;
+    let change = match plan_change(cluster, catalog, id, target, sets, profile).await {
+        Ok(change) => change,
+        Err(error) => {
+            release_lease(&base.with_timeout(RECORD_GRACE), id).await;
+            return Err(error);
+        }
+    };
+    let PlannedChange { record, from, to, old_plan, plan, idl_annotation } = change;
+
+    let upgrading = BTreeMap::from([(STATE.to_string(), Some(state::UPGRADING.to_string()))]);
+    let renewer = spawn_renewer(base, id, &me, true);
+    let mut removed = Vec::new();
+    let result = async {
+        cluster.annotate_namespace(id, &upgrading, None).await?;
+        let keep: BTreeSet<(String, String)> =
+            plan.objects().map(|o| (o.kind().to_string(), o.name().to_string())).collect();
+        for old in old_plan.iter().flat_map(|p| p.objects()) {
+            let key = (old.kind().to_string(), old.name().to_string());
+            if keep.contains(&key) || matches!(old, KubeObject::Namespace(_) | KubeObject::PersistentVolumeClaim(_)) {
+                continue;
+            }
+            delete_object(cluster, id, old).await?;
+            removed.push(format!("{}/{}", key.0, key.1));
+        }
+        let jobs: Vec<String> =
+            plan.objects().filter(|o| matches!(o, KubeObject::Job(_))).map(|o| o.name().to_string()).collect();
+        apply_plan(cluster, &plan, false, &jobs, options, progress).await
+    }
+    .await;
+    renewer.abort();
+    let (final_state, message) = match &result {
+        Ok(_) if options.wait => (state::RUNNING, None),
+        Ok(_) => (state::UPGRADING, Some("applied without waiting (--no-wait)".to_string())),
+        Err(error) => (state::FAILED, Some(error.to_string())),
+    };
+    let mut before = record.clone();
+    before.state = state::UPGRADING.into();
+    let recorder = if result.is_ok() { cluster.clone() } else { base.with_timeout(RECORD_GRACE) };
+    let finished = finish(&recorder, id, Some(&before), final_state, message, &idl_annotation).await;
+    result?;
+    finished?;
+    Ok(ChangeReport {
+        instance_id: id.to_string(),
+        from,
+        to,
+        applied: plan.objects().count(),
+        removed,
+        state: final_state.into(),
+    })
+}
+
+/// A change planned under the operation lock.
+struct PlannedChange {
+    record: Record,
+    from: String,
+    to: String,
+    old_plan: Option<Plan>,
+    plan: Plan,
+    idl_annotation: String,
+}
+
+/// Reads instance `id`'s record (the caller holds its lock), checks the change against the
+/// catalog's rules and plans the old and the new version.
+async fn plan_change(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    id: &str,
+    target: Option<(String, Option<String>)>,
+    sets: &[(String, String)],
+    profile: &ClusterProfile,
+) -> Result<PlannedChange, InstanceError> {
     let namespace = cluster.namespace(id).await?.ok_or_else(|| InstanceError::NotFound(id.to_string()))?;
     let record = Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotOurs(id.to_string()))?;
     if record.terminating {
@@ -848,45 +1022,7 @@ pub async fn change(
     let plan = prepared.plan(profile)?;
     let idl_annotation = recorded_idl(&prepared.idl, &prepared.sdl);
 
-    let me = holder_identity();
-    take_lease(cluster, &record, &me).await?;
-    let upgrading = BTreeMap::from([(STATE.to_string(), Some(state::UPGRADING.to_string()))]);
-    cluster.annotate_namespace(id, &upgrading, None).await?;
-    let renewer = spawn_renewer(cluster, id, &me, true);
-    let mut removed = Vec::new();
-    let result = async {
-        let keep: BTreeSet<(String, String)> =
-            plan.objects().map(|o| (o.kind().to_string(), o.name().to_string())).collect();
-        for old in old_plan.iter().flat_map(|p| p.objects()) {
-            let key = (old.kind().to_string(), old.name().to_string());
-            if keep.contains(&key) || matches!(old.kind(), "Namespace" | "PersistentVolumeClaim") {
-                continue;
-            }
-            delete_object(cluster, id, old).await?;
-            removed.push(format!("{}/{}", key.0, key.1));
-        }
-        let jobs: Vec<String> = plan.objects().filter(|o| o.kind() == "Job").map(|o| o.name().to_string()).collect();
-        apply_plan(cluster, &plan, false, &jobs, options, deadline, progress).await
-    }
-    .await;
-    renewer.abort();
-    let (final_state, message) = match &result {
-        Ok(_) if options.wait => (state::RUNNING, None),
-        Ok(_) => (state::UPGRADING, Some("applied without waiting (--no-wait)".to_string())),
-        Err(error) => (state::FAILED, Some(error.to_string())),
-    };
-    let mut before = record.clone();
-    before.state = state::UPGRADING.into();
-    finish(cluster, id, Some(&before), final_state, message, &idl_annotation).await?;
-    result?;
-    Ok(ChangeReport {
-        instance_id: id.to_string(),
-        from,
-        to,
-        applied: plan.objects().count(),
-        removed,
-        state: final_state.into(),
-    })
+    Ok(PlannedChange { record, from, to, old_plan, plan, idl_annotation })
 }
 
 async fn delete_object(cluster: &Cluster, namespace: &str, object: &KubeObject) -> Result<(), ClusterError> {
@@ -1041,6 +1177,8 @@ pub async fn delete(
     if !confirm(&description) {
         return Err(InstanceError::Cancelled);
     }
+    // The deadline starts once the operator has answered.
+    let cluster = &cluster.with_timeout(timeout);
     let me = holder_identity();
     take_lease(cluster, &record, &me).await?;
     let deleting = BTreeMap::from([(STATE.to_string(), Some(state::DELETING.to_string()))]);
@@ -1083,9 +1221,9 @@ fn name_of(meta: &ObjectMeta) -> String {
 }
 
 async fn wait_gone(cluster: &Cluster, id: &str, timeout: Duration) -> Result<(), InstanceError> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
     while cluster.namespace(id).await?.is_some() {
-        if tokio::time::Instant::now() >= deadline {
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return Err(InstanceError::Timeout {
                 seconds: timeout.as_secs(),
                 what: format!("namespace {id} to be deleted"),

@@ -98,8 +98,12 @@ pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, Hs
         idl.instance_id = Some(id.clone());
         problems.extend(validate_idl(&sdl, &service.id, &Idl { instance_id: Some(id.clone()), ..Idl::default() }));
     }
+    let mut seen = std::collections::BTreeSet::new();
     for (name, value) in &request.sets {
         let path = format!("--set {name}");
+        if !seen.insert(name.as_str()) {
+            problems.push(Problem::new(path.clone(), "is given more than once; give each parameter once"));
+        }
         match sdl.parameter(name) {
             None => {
                 let message = match closest(name, sdl.parameters.iter().map(|p| p.name.as_str())) {
@@ -108,8 +112,20 @@ pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, Hs
                 };
                 problems.push(Problem::new(path, message));
             }
+            Some(def) if def.required && value.is_empty() => {
+                problems.push(Problem::new(path, "is required and may not be empty"));
+            }
             Some(def) => {
                 if let Some(problem) = sdl::validate::check_data_type(def.data_type, value) {
+                    // A secret's value is never printed, not even when it is wrong.
+                    let problem = if def.secret {
+                        format!(
+                            "the value given is not {} (not shown: the parameter is secret)",
+                            expected(def.data_type)
+                        )
+                    } else {
+                        problem
+                    };
                     problems.push(Problem::new(path, problem));
                 }
             }
@@ -128,6 +144,16 @@ pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, Hs
         .into());
     }
     Ok(Checked { service: service.clone(), version: version.clone(), sdl, idl })
+}
+
+/// What a value of `data_type` looks like, for messages.
+fn expected(data_type: Option<sdl::model::DataType>) -> &'static str {
+    match data_type {
+        Some(sdl::model::DataType::Integer) => "an integer",
+        Some(sdl::model::DataType::Number) => "a number",
+        Some(sdl::model::DataType::Boolean) => "true or false",
+        _ => "a string",
+    }
 }
 
 /// Checks the request against the catalog and resolves its parameters. `stored` holds what

@@ -479,3 +479,328 @@ fn upgrades_remove_what_the_new_version_no_longer_has() {
     assert!(env.server.object("Service", "app", "worker-int").is_none());
     assert!(env.server.object("Deployment", "app", "web").is_some());
 }
+
+/// Waits for `child`, killing it if it has not finished within `limit`: a hang fails the test
+/// instead of stalling the suite.
+fn finishes_within(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!("hsm was still running after {limit:?}; stderr so far:\n{}", stderr(&output));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A catalog with one service, `test.acme.app`, whose two parameters ALPHA and BETA can be
+/// changed independently; returns the catalog folder.
+fn two_parameter_catalog(dir: &std::path::Path) -> String {
+    let catalog = dir.join("catalog");
+    let sdl = r#"{"name": "app", "vendor": "acme", "product_version": "1", "sdl_version": "1.0.0",
+        "components": [{"name": "web", "image": "docker.io/acme/web:1.0", "min_RAM_mb": 64,
+            "parameters": ["ALPHA", "BETA"],
+            "service_ports": [{"name": "http", "source_port": 80, "target_port": 8080}]}],
+        "parameters": [{"name": "ALPHA", "default": "0"}, {"name": "BETA", "default": "0"}]}"#;
+    let version = catalog.join("services/acme/app/1/1.0.0");
+    std::fs::create_dir_all(version.join("sdl")).unwrap();
+    std::fs::write(version.join("sdl/sdl.json"), sdl).unwrap();
+    std::fs::write(version.join("config.json"), "{}").unwrap();
+    std::fs::write(catalog.join("config.json"), r#"{"name": "test"}"#).unwrap();
+    std::fs::write(catalog.join("services/acme/app/config.json"), r#"{"description": "test app"}"#).unwrap();
+    catalog.to_str().unwrap().to_string()
+}
+
+#[test]
+fn concurrent_configures_never_revert_each_other() {
+    let env = Env::new(Duration::from_millis(100));
+    let catalog = two_parameter_catalog(env.dir.path());
+    env.ok(&["--catalog", &catalog, "create-instance", "test.acme.app", "--instance-id", "app"]);
+    // Slow answers widen the window between reading the record and applying the plan.
+    env.server.set_latency(Duration::from_millis(15));
+    for round in 1..=3 {
+        let (alpha, beta) = (format!("ALPHA=a{round}"), format!("BETA=b{round}"));
+        let first = env.spawn(&["--catalog", &catalog, "configure-instance", "app", "--set", &alpha]);
+        let second = env.spawn(&["--catalog", &catalog, "configure-instance", "app", "--set", &beta]);
+        let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+        let parameters = env.server.object("ConfigMap", "app", "parameters").unwrap();
+        let mut succeeded = 0;
+        for (output, (name, value)) in
+            outputs.iter().zip([("ALPHA", format!("a{round}")), ("BETA", format!("b{round}"))])
+        {
+            if output.status.success() {
+                succeeded += 1;
+                assert_eq!(parameters["data"][name], value, "round {round}: a change that succeeded was reverted");
+            } else {
+                assert_eq!(output.status.code(), Some(1));
+                assert!(
+                    stderr(output).contains("error: instance \"app\" exists and is being changed by another hsm"),
+                    "{}",
+                    stderr(output)
+                );
+            }
+        }
+        assert!(succeeded >= 1, "round {round}: {:?}", outputs.iter().map(stderr).collect::<Vec<_>>());
+        assert!(env.server.object("Lease", "app", "hsm-operation").is_none(), "the lock is released");
+    }
+}
+
+#[test]
+fn a_busy_instance_is_reported_at_once() {
+    let env = Env::new(Duration::from_millis(50));
+    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let renewed = time_rfc3339(now);
+    env.server
+        .create(
+            "cache",
+            serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "hsm-operation", "namespace": "cache"},
+                "spec": {"holderIdentity": "elsewhere/1", "leaseDurationSeconds": 60,
+                         "acquireTime": renewed, "renewTime": renewed}}),
+        )
+        .unwrap();
+    let (before, _) = env.server.request_counts();
+    let output = env.hsm(&["configure-instance", "cache", "--set", "REDIS_MAXMEMORY=256mb"]);
+    let (after, _) = env.server.request_counts();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .starts_with("error: instance \"cache\" exists and is being changed by another hsm (elsewhere/1, "),
+        "{}",
+        stderr(&output)
+    );
+    // Read the instance, try the Lease once, read who holds it: no retrying a taken name.
+    assert!(after - before <= 5, "{} requests to find the instance busy", after - before);
+    assert_eq!(env.state("cache").as_deref(), Some("running"), "nothing changed");
+}
+
+/// RFC 3339 (UTC, microseconds) for unix seconds `secs`, as a Lease's times are written.
+fn time_rfc3339(secs: u64) -> String {
+    let output = Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S.000000Z"]).output();
+    String::from_utf8(output.unwrap().stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_server_answering_429_to_everything_is_given_up_on() {
+    let env = Env::new(Duration::from_millis(50));
+    env.server.set_faults(Faults { throttle_every: 1, ..Faults::default() });
+    let create = env.spawn(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache", "--timeout", "3s"]);
+    let output = finishes_within(create, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("error: timed out after 3s waiting for the API server to get namespace cache; its last answer: 429 TooManyRequests (injected throttling)"),
+        "{}",
+        stderr(&output)
+    );
+    let list = env.spawn(&["list-instances", "--request-timeout", "1s"]);
+    let output = finishes_within(list, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .starts_with("error: list namespaces: injected throttling (429 TooManyRequests), gave up after "),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A TCP server on loopback that accepts connections and never answers; stops when dropped.
+struct SilentServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentServer {
+    fn start() -> SilentServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((connection, _)) => held.push(connection),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        SilentServer { port, stop }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_is_given_up_on() {
+    let silent = SilentServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: http://127.0.0.1:{}\ncontexts:\n- name: s\n  context:\n    cluster: s\n    user: s\ncurrent-context: s\nusers:\n- name: s\n  user: {{}}\n",
+            silent.port
+        ),
+    )
+    .unwrap();
+    let hsm = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hsm"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .env_remove("HSM_CATALOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let output = finishes_within(
+        hsm(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache", "--timeout", "2s"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with(
+            "error: timed out after 2s waiting for the API server to get namespace cache; its last answer: no answer within"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let output = finishes_within(hsm(&["get-instance", "cache", "--request-timeout", "1s"]), Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("error: get namespace cache: the API server at http://127.0.0.1:"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("accepted the request but sent no answer (2 attempts over"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_lost_reply_to_the_namespace_creation_is_recognised_as_our_own() {
+    let env = Env::new(Duration::from_millis(50));
+    env.server.lose_next_reply("POST", "/api/v1/namespaces");
+    let out = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
+    assert_eq!(out, "instance cache created: 7 objects applied, state running\n");
+    assert_eq!(env.state("cache").as_deref(), Some("running"));
+    assert!(env.server.object("StatefulSet", "cache", "redis").is_some());
+}
+
+#[test]
+fn rerunning_create_reruns_jobs_that_failed() {
+    let env = Env::new(Duration::from_millis(50));
+    env.server.fail_job("sso-create-service");
+    let args = ["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"];
+    let output = env.hsm(&args);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("job \"sso-create-service\" failed"), "{}", stderr(&output));
+    let failed_uid = env.server.object("Job", "cf", "sso-create-service").unwrap()["metadata"]["uid"].clone();
+
+    // Whatever made it fail is mended; the same command is run again.
+    env.server
+        .set_controller(ControllerConfig { ready_after: Duration::from_millis(50), ..ControllerConfig::default() });
+    let out = env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf"]);
+    assert_eq!(out, "instance cf converged: 54 objects applied, state running\n");
+    let job = env.server.object("Job", "cf", "sso-create-service").unwrap();
+    assert_ne!(job["metadata"]["uid"], failed_uid, "the failed job was run again");
+    assert_eq!(env.state("cf").as_deref(), Some("running"));
+}
+
+fn kubectl(env: &Env, args: &[&str]) {
+    let output = Command::new("kubectl").args(args).env("KUBECONFIG", env.kubeconfig()).output().unwrap();
+    assert!(output.status.success(), "kubectl {args:?}: {}", stderr(&output));
+}
+
+#[test]
+fn corrupted_records_are_refused_not_regenerated() {
+    let env = Env::new(Duration::from_millis(50));
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+    // "not json", base64-encoded.
+    let patch = r#"{"data": {"hsm-generated.json": "bm90IGpzb24="}}"#;
+    kubectl(&env, &["patch", "secret", "secret-parameters", "-n", "db", "--type", "merge", "-p", patch]);
+    let before = env.versions("db");
+    let output = env.hsm(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with(
+            "error: instance \"db\": Secret secret-parameters's hsm-generated.json cannot be read (expected ident"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("refusing to go on"), "{}", stderr(&output));
+    assert_eq!(env.versions("db"), before, "nothing was changed or regenerated");
+    assert!(env.server.object("Lease", "db", "hsm-operation").is_none(), "the lock is released");
+
+    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
+    kubectl(&env, &["annotate", "namespace", "cache", "--overwrite", "hsm.stratus.io/idl={broken"]);
+    let output = env.hsm(&["configure-instance", "cache", "--set", "REDIS_MAXMEMORY=256mb"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .starts_with("error: instance \"cache\": the namespace's hsm.stratus.io/idl annotation cannot be read"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn values_the_api_server_would_refuse_are_refused_before_anything_is_written() {
+    let env = Env::new(Duration::from_millis(50));
+    for args in [
+        vec![
+            "create-instance",
+            "stackato.hpe.pass-through",
+            "--instance-id",
+            "ext",
+            "--set",
+            "HOST=bad host; rm -rf /",
+            "--set",
+            "USERNAME=u",
+            "--set",
+            "password=p",
+        ],
+        vec!["create-instance", "stackato.hpe.redis", "--instance-id", "ext", "--storage-class", "Fast SSD"],
+        vec!["create-instance", "stackato.hpe.redis", "--instance-id", "ext", "--zones", "az1,az 2"],
+    ] {
+        let output = env.hsm(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(env.server.object("Namespace", "", "ext").is_none(), "{args:?}: nothing is created");
+    }
+}
+
+#[test]
+fn secrets_can_be_given_from_files_and_standard_input() {
+    let env = Env::new(Duration::from_millis(50));
+    let file = env.dir.path().join("password");
+    std::fs::write(&file, "from-a-file\n").unwrap();
+    let set_file = format!("password={}", file.display());
+    let base = ["create-instance", "stackato.hpe.pass-through", "--set", "HOST=db.example.com", "--set", "USERNAME=u"];
+    let mut args = base.to_vec();
+    args.extend(["--instance-id", "ext1", "--set-file", &set_file]);
+    env.ok(&args);
+    assert_eq!(env.secret_value("ext1", "password"), "from-a-file", "one trailing newline is dropped");
+
+    let mut args = base.to_vec();
+    args.extend(["--instance-id", "ext2", "--set-file", "password=-"]);
+    let mut child =
+        env.command(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"from-stdin").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(env.secret_value("ext2", "password"), "from-stdin");
+}

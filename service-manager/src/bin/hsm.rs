@@ -41,8 +41,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     context: Option<String>,
     /// Objects applied at once.
-    #[arg(long, global = true, default_value_t = 32, value_name = "N")]
-    concurrency: usize,
+    #[arg(long, global = true, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// How long to wait for any one answer of the API server (retries stop after twice this).
+    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    request_timeout: Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -144,9 +147,14 @@ struct CreateArgs {
     /// Instance definition (IDL) file, JSON or YAML.
     #[arg(short = 'i', long = "idl", value_name = "FILE")]
     idl: Option<PathBuf>,
-    /// Set a parameter (overrides the IDL); repeatable.
+    /// Set a parameter (overrides the IDL); repeatable. Values given here are visible in the
+    /// process list: give secrets with --set-file, in the IDL, or when asked on a terminal.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     sets: Vec<(String, String)>,
+    /// Set a parameter to the contents of FILE (`-` for standard input; one trailing newline
+    /// is dropped); repeatable.
+    #[arg(long = "set-file", value_name = "NAME=FILE", value_parser = parse_set)]
+    set_files: Vec<(String, String)>,
     /// Instance id (namespace); generated from the service name when absent.
     #[arg(long, value_name = "ID")]
     instance_id: Option<String>,
@@ -169,9 +177,14 @@ struct CreateArgs {
 /// Options shared by upgrade-instance and configure-instance.
 #[derive(Args)]
 struct ChangeArgs {
-    /// Set a parameter; repeatable.
+    /// Set a parameter; repeatable. Values given here are visible in the process list: give
+    /// secrets with --set-file.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     sets: Vec<(String, String)>,
+    /// Set a parameter to the contents of FILE (`-` for standard input; one trailing newline
+    /// is dropped); repeatable.
+    #[arg(long = "set-file", value_name = "NAME=FILE", value_parser = parse_set)]
+    set_files: Vec<(String, String)>,
     /// Apply and return without waiting for readiness.
     #[arg(long)]
     no_wait: bool,
@@ -226,34 +239,51 @@ impl ProfileArgs {
         if !self.zones.is_empty() {
             profile.zones = self.zones.clone();
         }
+        // Each problem is named by the flag that gave the value, else by the file's key.
+        let problems: Vec<String> = profile
+            .problems()
+            .into_iter()
+            .map(|problem| {
+                let field = problem.path.split('[').next().unwrap_or_default();
+                let flag = match field {
+                    "registry" if self.registry.is_some() => Some("--registry"),
+                    "block_storage_class" if self.storage_class.is_some() => Some("--storage-class"),
+                    "shared_storage_class" if self.shared_storage_class.is_some() => Some("--shared-storage-class"),
+                    "zones" if !self.zones.is_empty() => Some("--zones"),
+                    _ => None,
+                };
+                match (flag, &self.profile) {
+                    (Some(flag), _) => format!("{flag}: {}", problem.message),
+                    (None, Some(file)) => format!("{}: {problem}", file.display()),
+                    (None, None) => problem.to_string(),
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(HsmError::Usage(problems.join("\nerror: ")));
+        }
         Ok(profile)
     }
 }
 
-/// Parses `30s`, `10m`, `1h30m`, `500ms`.
+/// Longest timeout accepted: anything longer is surely a slip of the keyboard.
+const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a timeout such as `30s`, `10m`, `1h30m` or `500ms`: more than zero, at most a week.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err("expected a duration such as 30s, 10m or 1h".into());
+    let duration = humantime::parse_duration(text.trim()).map_err(|error| match error {
+        humantime::DurationError::NumberOverflow => {
+            format!("\"{}\" is longer than the longest timeout accepted, 168h (a week)", text.escape_debug())
+        }
+        _ => format!("\"{}\" is not a duration such as 30s, 10m or 1h", text.escape_debug()),
+    })?;
+    if duration.is_zero() {
+        return Err("must be longer than zero (e.g. 30s, 10m or 1h)".into());
     }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let number: u64 =
-            rest[..digits].parse().map_err(|_| format!("\"{text}\" is not a duration such as 30s, 10m or 1h"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number * 60),
-            "h" => Duration::from_secs(number * 3600),
-            _ => return Err(format!("\"{text}\" is not a duration such as 30s, 10m or 1h")),
-        };
-        total += unit;
-        rest = &rest[unit_len..];
+    if duration > MAX_TIMEOUT {
+        return Err(format!("\"{}\" is longer than the longest timeout accepted, 168h (a week)", text.escape_debug()));
     }
-    Ok(total)
+    Ok(duration)
 }
 
 /// A failure and the exit code it deserves: 2 for bad input, 1 for everything else.
@@ -307,7 +337,11 @@ fn main() -> ExitCode {
 }
 
 async fn connect(cli: &Cli) -> Result<Cluster, Failure> {
-    let options = ClientOptions { concurrency: cli.concurrency, ..ClientOptions::default() };
+    let options = ClientOptions {
+        concurrency: usize::from(cli.concurrency),
+        request_timeout: cli.request_timeout,
+        ..ClientOptions::default()
+    };
     Cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref(), options)
         .await
         .map_err(|e| Failure(e.to_string(), 1))
@@ -351,7 +385,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             change_instance(&cli, &dir, instance_id, target, change).await
         }
         Command::ConfigureInstance { instance_id, change } => {
-            if change.sets.is_empty() {
+            if change.sets.is_empty() && change.set_files.is_empty() {
                 return Err(HsmError::Usage("configure-instance needs at least one --set NAME=VALUE".into()).into());
             }
             change_instance(&cli, &dir, instance_id, None, change).await
@@ -383,8 +417,8 @@ async fn change_instance(
     let profile = args.profile.load()?;
     let cluster = connect(cli).await?;
     let options = CreateOptions { wait: !args.no_wait, timeout: args.timeout };
-    let report =
-        instance::change(&cluster, &catalog, id, target, &args.sets, &profile, options, &Stderr::new()).await?;
+    let sets = with_files(&args.sets, &args.set_files)?;
+    let report = instance::change(&cluster, &catalog, id, target, &sets, &profile, options, &Stderr::new()).await?;
     let removed =
         if report.removed.is_empty() { String::new() } else { format!(", removed {}", report.removed.join(", ")) };
     let what = if report.from == report.to {
@@ -505,9 +539,46 @@ fn instance_request(args: &CreateArgs) -> Result<InstanceRequest, HsmError> {
         sdl_version: args.sdl_version.clone(),
         idl,
         idl_source,
-        sets: args.sets.clone(),
+        sets: with_files(&args.sets, &args.set_files)?,
         instance_id: args.instance_id.clone(),
     })
+}
+
+/// Longest value read by --set-file.
+const MAX_SET_FILE: u64 = 1 << 20;
+
+/// `--set` values followed by the `--set-file` ones, read from their files.
+fn with_files(sets: &[(String, String)], files: &[(String, String)]) -> Result<Vec<(String, String)>, HsmError> {
+    use std::io::Read;
+    let mut all = sets.to_vec();
+    for (name, file) in files {
+        let fail = |why: String| HsmError::Usage(format!("--set-file {name}={file}: {why}"));
+        let mut bytes = Vec::new();
+        let read = if file == "-" {
+            std::io::stdin().lock().take(MAX_SET_FILE + 1).read_to_end(&mut bytes)
+        } else {
+            // Checked before opening: opening a FIFO would wait for a writer.
+            let meta = std::fs::metadata(file).map_err(|e| fail(e.to_string()))?;
+            if !meta.is_file() {
+                return Err(fail("not a regular file".into()));
+            }
+            let opened = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
+            opened.take(MAX_SET_FILE + 1).read_to_end(&mut bytes)
+        };
+        read.map_err(|e| fail(e.to_string()))?;
+        if bytes.len() as u64 > MAX_SET_FILE {
+            return Err(fail(format!("longer than {MAX_SET_FILE} bytes")));
+        }
+        let mut value = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
+        if value.ends_with('\n') {
+            value.pop();
+            if value.ends_with('\r') {
+                value.pop();
+            }
+        }
+        all.push((name.clone(), value));
+    }
+    Ok(all)
 }
 
 fn plan_instance(

@@ -184,11 +184,28 @@ pub enum PlanError {
     /// A component asks for something the planner cannot run.
     #[error("component \"{0}\": workload_type \"vm\" is not supported")]
     VirtualMachine(String),
+    /// An external name resolves to something that is not a DNS name.
+    #[error("component \"{component}\": external_name \"{template}\" resolves to \"{value}\", which is not a DNS name (lowercase letters, digits, '-' and '.', at most 253 characters, e.g. db.example.com)")]
+    ExternalName {
+        /// The component.
+        component: String,
+        /// The SDL's external_name.
+        template: String,
+        /// The value it resolved to (escaped).
+        value: String,
+    },
+    /// The cluster profile holds values the API server would refuse.
+    #[error("cluster profile: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Profile(Vec<sdl::Problem>),
 }
 
 /// Plans the Kubernetes objects of one instance.
 pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
     let instance_id = input.idl.instance_id.as_deref().ok_or(PlanError::NoInstanceId)?;
+    let profile_problems = input.profile.problems();
+    if !profile_problems.is_empty() {
+        return Err(PlanError::Profile(profile_problems));
+    }
     let ctx = Context::new(input, instance_id);
     let sdl = input.sdl;
     if let Some(c) = sdl.all_workloads().map(|(_, _, c)| c).find(|c| c.workload_type == WorkloadType::Vm) {

@@ -56,6 +56,14 @@ pub fn services(ctx: &Context<'_>, c: &Component, stateful: bool) -> Result<Vec<
             platform.iter().find(|(k, _)| *k == n).map(|(_, v)| *v).or_else(|| resolved.get(n))
         })
         .map_err(|missing| PlanError::ExternalNameValue { component: c.name.clone(), missing })?;
+        // The API server checks the name only once the namespace and parameters exist.
+        if sdl::names::dns_subdomain(name.strip_suffix('.').unwrap_or(&name)).is_some() {
+            return Err(PlanError::ExternalName {
+                component: c.name.clone(),
+                template: external.clone(),
+                value: name.escape_debug().to_string(),
+            });
+        }
         let ports = kube_ports(c.service_ports.iter());
         return Ok(vec![service(
             c.name.clone(),

@@ -183,7 +183,8 @@ pub async fn handle(
         }),
         Target::Object { rt, namespace, name, sub } => {
             let q = query(&uri);
-            match object_request(
+            let lost = shared.reply_lost(method.as_str(), uri.path());
+            let response = match object_request(
                 &shared,
                 &method,
                 rt,
@@ -198,6 +199,10 @@ pub async fn handle(
             {
                 Ok(response) => response,
                 Err(error) => error_response(&error),
+            };
+            match lost.then(super::cut_connection).flatten() {
+                Some(cut) => cut,
+                None => response,
             }
         }
     }

@@ -72,9 +72,29 @@ pub struct Shared {
     faults: Mutex<Faults>,
     fault_counter: AtomicU32,
     stats: Stats,
+    /// One-shot: requests (method, path) whose reply is lost after the server acted on them.
+    lost_replies: Mutex<Vec<(String, String)>>,
+}
+
+/// A response whose body fails at once: the connection is cut mid-response.
+fn cut_connection() -> Option<Response> {
+    let failing = stream::once(async { Err::<Vec<u8>, std::io::Error>(std::io::Error::other("injected drop")) });
+    Response::builder().status(200).header("content-length", "100").body(Body::from_stream(failing)).ok()
 }
 
 impl Shared {
+    /// Whether the reply to this request is to be lost (once per [`FakeApiServer::lose_next_reply`]).
+    fn reply_lost(&self, method: &str, path: &str) -> bool {
+        let mut lost = self.lost_replies.lock().expect("lost replies lock");
+        match lost.iter().position(|(m, p)| m == method && p == path) {
+            Some(index) => {
+                lost.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The fault response for this request, if it is one of the every-Nth.
     fn next_fault(&self) -> Option<Response> {
         let faults = *self.faults.lock().expect("faults lock");
@@ -84,14 +104,7 @@ impl Shared {
         let n = self.fault_counter.fetch_add(1, Ordering::Relaxed) + 1;
         let hit = |every: u32| every > 0 && n % every == 0;
         if hit(faults.drop_every) {
-            // A body that fails at once: the connection is cut mid-response.
-            let failing =
-                stream::once(async { Err::<Vec<u8>, std::io::Error>(std::io::Error::other("injected drop")) });
-            return Response::builder()
-                .status(200)
-                .header("content-length", "100")
-                .body(Body::from_stream(failing))
-                .ok();
+            return cut_connection();
         }
         if hit(faults.throttle_every) {
             let error = store::ApiError {
@@ -160,6 +173,7 @@ impl FakeApiServer {
             faults: Mutex::new(config.faults),
             fault_counter: AtomicU32::new(0),
             stats: Stats::default(),
+            lost_replies: Mutex::new(Vec::new()),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serving = shared.clone();
@@ -213,6 +227,12 @@ impl FakeApiServer {
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults.lock().expect("faults lock") = faults;
         self.shared.fault_counter.store(0, Ordering::Relaxed);
+    }
+
+    /// The next `method` request to exactly `path` is carried out, then its connection is cut
+    /// before the reply: the client cannot tell whether it happened.
+    pub fn lose_next_reply(&self, method: &str, path: &str) {
+        self.shared.lost_replies.lock().expect("lost replies lock").push((method.to_string(), path.to_string()));
     }
 
     /// Changes the per-response latency.
