@@ -65,7 +65,7 @@ impl Prepared {
 pub fn parse_set(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("expected NAME=VALUE, got \"{text}\"")),
+        _ => Err(format!("expected NAME=VALUE, got \"{}\"", text.escape_debug())),
     }
 }
 
@@ -106,9 +106,10 @@ pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, Hs
         }
         match sdl.parameter(name) {
             None => {
+                let shown = name.escape_debug();
                 let message = match closest(name, sdl.parameters.iter().map(|p| p.name.as_str())) {
-                    Some(best) => format!("unknown parameter \"{name}\" (did you mean \"{best}\"?)"),
-                    None => format!("unknown parameter \"{name}\""),
+                    Some(best) => format!("unknown parameter \"{shown}\" (did you mean \"{best}\"?)"),
+                    None => format!("unknown parameter \"{shown}\""),
                 };
                 problems.push(Problem::new(path, message));
             }

@@ -88,6 +88,7 @@ enum Command {
     /// Show an instance: versions, state, parameters (secrets masked), components, public locations.
     GetInstance {
         /// Instance id.
+        #[arg(value_parser = parse_instance_id)]
         instance_id: String,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
@@ -97,6 +98,7 @@ enum Command {
     /// allows), keeping generated secrets; --set changes parameters at the same time.
     UpgradeInstance {
         /// Instance id.
+        #[arg(value_parser = parse_instance_id)]
         instance_id: String,
         /// Product version to upgrade to.
         product_version: String,
@@ -108,6 +110,7 @@ enum Command {
     /// Change parameters of an instance (immutable ones excepted) and roll its workloads.
     ConfigureInstance {
         /// Instance id.
+        #[arg(value_parser = parse_instance_id)]
         instance_id: String,
         #[command(flatten)]
         change: ChangeArgs,
@@ -115,6 +118,7 @@ enum Command {
     /// Delete an instance and wait until it is gone.
     DeleteInstance {
         /// Instance id.
+        #[arg(value_parser = parse_instance_id)]
         instance_id: String,
         /// Do not ask for confirmation.
         #[arg(short = 'y', long)]
@@ -263,6 +267,14 @@ impl ProfileArgs {
             return Err(HsmError::Usage(problems.join("\nerror: ")));
         }
         Ok(profile)
+    }
+}
+
+/// An instance id is a namespace name: a DNS label. Checked before any cluster is asked.
+fn parse_instance_id(text: &str) -> Result<String, String> {
+    match sdl::names::dns_label(text) {
+        None => Ok(text.to_string()),
+        Some(problem) => Err(format!("not an instance id: {problem}")),
     }
 }
 
