@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service};
 use serde::Serialize;
+use service_manager::actions::{create, get};
 use service_manager::cluster::{Cluster, ClusterError};
-use service_manager::instance::{self, CreateOptions, CreateReport, InstanceError, Readiness};
+use service_manager::instance::InstanceError;
 use service_manager::progress::Progress;
+use service_manager::readiness::{self, Readiness};
 use service_manager::request::InstanceRequest;
 use service_manager::ClusterProfile;
 
@@ -116,25 +118,6 @@ pub async fn apply_step(cluster: &Cluster, step: &Step) -> Result<(), ClusterErr
     Ok(())
 }
 
-/// Readiness of a DaemonSet: its current generation runs and is ready on every node it is
-/// scheduled to.
-pub fn daemon_set_readiness(set: &DaemonSet) -> Readiness {
-    let status = set.status.clone().unwrap_or_default();
-    let observed = status.observed_generation.unwrap_or(0) >= set.metadata.generation.unwrap_or(0);
-    let desired = status.desired_number_scheduled;
-    let ready = status.number_ready;
-    let updated = status.updated_number_scheduled.unwrap_or(0);
-    Readiness {
-        kind: "DaemonSet".into(),
-        name: set.metadata.name.clone().unwrap_or_default(),
-        ready,
-        desired,
-        done: observed && desired > 0 && ready >= desired && updated >= desired,
-        failed: None,
-        condition: (desired == 0).then(|| "no node to run on yet".to_string()),
-    }
-}
-
 fn not_ready_line(namespace: &str, r: &Readiness) -> String {
     let mut line = format!("{} {namespace}/{}: {}/{} ready", r.kind, r.name, r.ready, r.desired);
     if let Some(condition) = &r.condition {
@@ -158,13 +141,13 @@ pub async fn wait_for_workloads(
                     let ns = d.metadata.namespace.clone().unwrap_or_default();
                     let name = d.metadata.name.clone().unwrap_or_default();
                     let found = cluster.get::<Deployment>(&ns, &name).await?;
-                    (ns, found.as_ref().map(instance::deployment_readiness))
+                    (ns, found.as_ref().map(readiness::deployment))
                 }
                 Object::DaemonSet(d) => {
                     let ns = d.metadata.namespace.clone().unwrap_or_default();
                     let name = d.metadata.name.clone().unwrap_or_default();
                     let found = cluster.get::<DaemonSet>(&ns, &name).await?;
-                    (ns, found.as_ref().map(daemon_set_readiness))
+                    (ns, found.as_ref().map(readiness::daemon_set))
                 }
                 _ => continue,
             };
@@ -253,10 +236,9 @@ pub async fn install_platform(
     config: &Config,
     timeout: Duration,
     progress: &dyn Progress,
-) -> Result<CreateReport, InstallError> {
-    let options = CreateOptions { wait: true, timeout };
-    Ok(instance::create(cluster, catalog, &platform_request(config), &platform_profile(config), options, progress)
-        .await?)
+) -> Result<create::Outcome, InstallError> {
+    let options = create::Options { wait: true, timeout };
+    Ok(create::run(cluster, catalog, &platform_request(config), &platform_profile(config), options, progress).await?)
 }
 
 /// What the operator is told, and the credentials kept for them.
@@ -278,7 +260,7 @@ pub async fn platform_report(
     api_address: &str,
     kubeconfig: &std::path::Path,
 ) -> Result<PlatformReport, InstallError> {
-    let detail = instance::get(cluster, PLATFORM_INSTANCE).await?;
+    let detail = get::run(cluster, PLATFORM_INSTANCE).await?;
     let address = |service: &str| {
         detail
             .service_locations

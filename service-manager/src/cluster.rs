@@ -12,23 +12,23 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ApiResource;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::labels;
-use crate::plan::KubeObject;
+use crate::objects::{Kind, KubeObject};
+use crate::readiness::{self, Readiness};
 
 /// A namespaced Kubernetes type the typed calls below work with.
 pub trait Namespaced:
@@ -210,20 +210,6 @@ fn convert_after(action: &str, error: kube::Error, attempts: u32) -> ClusterErro
     }
 }
 
-fn api_resource(object: &KubeObject) -> ApiResource {
-    match object {
-        KubeObject::Namespace(_) => ApiResource::erase::<Namespace>(&()),
-        KubeObject::Secret(_) => ApiResource::erase::<Secret>(&()),
-        KubeObject::ConfigMap(_) => ApiResource::erase::<ConfigMap>(&()),
-        KubeObject::NetworkPolicy(_) => ApiResource::erase::<NetworkPolicy>(&()),
-        KubeObject::PersistentVolumeClaim(_) => ApiResource::erase::<PersistentVolumeClaim>(&()),
-        KubeObject::Service(_) => ApiResource::erase::<Service>(&()),
-        KubeObject::Job(_) => ApiResource::erase::<Job>(&()),
-        KubeObject::Deployment(_) => ApiResource::erase::<Deployment>(&()),
-        KubeObject::StatefulSet(_) => ApiResource::erase::<StatefulSet>(&()),
-    }
-}
-
 impl Cluster {
     /// Connects with `kubeconfig` (else `KUBECONFIG`, `~/.kube/config` or in-cluster
     /// configuration) and `context`.
@@ -261,6 +247,11 @@ impl Cluster {
     pub fn with_timeout(&self, timeout: Duration) -> Cluster {
         let deadline = Instant::now().checked_add(timeout).map(|at| (at, timeout));
         Cluster { deadline, ..self.clone() }
+    }
+
+    /// The timeout the deadline was set from, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.deadline.map(|(_, timeout)| timeout)
     }
 
     /// The deadline calls are bounded by, if any.
@@ -354,7 +345,21 @@ impl Cluster {
     /// stored object.
     pub async fn apply(&self, object: &KubeObject) -> Result<Value, ClusterError> {
         let body = serde_json::to_value(object).expect("Kubernetes objects serialise");
-        self.apply_erased(&api_resource(object), object.metadata(), &body).await
+        self.apply_erased(&object.kind().api_resource(), object.metadata(), &body).await
+    }
+
+    /// Deletes `object` (by kind, namespace and name); a missing one is not an error.
+    pub async fn delete_object(&self, object: &KubeObject) -> Result<(), ClusterError> {
+        let resource = object.kind().api_resource();
+        let api: Api<DynamicObject> = match object.namespace() {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        let params = DeleteParams::background();
+        match self.retry(&format!("delete {}", object.describe()), || api.delete(object.name(), &params)).await {
+            Ok(_) | Err(ClusterError::Api { code: 404, .. }) => Ok(()),
+            Err(other) => Err(other),
+        }
     }
 
     /// Server-side applies any typed object, namespaced or cluster-scoped (field manager
@@ -596,91 +601,47 @@ impl Cluster {
         }
     }
 
-    /// Streams changes of type `K` in `namespace` (current objects first, as ADDED), restarting
-    /// the watch when the server ends it. Each item is the object after the change. A watch
-    /// that keeps failing (errors, or ending at once) ends the stream with an error after
-    /// [`ClientOptions::attempts`] restarts in a row; starting one is bounded like any call.
-    pub fn watch<K: Namespaced>(
-        &self,
-        namespace: &str,
-    ) -> impl futures::Stream<Item = Result<K, ClusterError>> + Send + 'static {
-        struct State<K: Namespaced> {
-            cluster: Cluster,
-            api: Api<K>,
-            rv: String,
-            current: Option<futures::stream::BoxStream<'static, kube::Result<WatchEvent<K>>>>,
-            opened: Instant,
-            failures: u32,
-            last: String,
+    /// Readiness of every object of `kind` in `namespace`, each time one changes (current
+    /// objects first), by kube's runtime watcher. Errors are retried with backoff; after
+    /// [`ClientOptions::attempts`] failures in a row the stream ends with the error.
+    pub fn readiness(&self, kind: Kind, namespace: &str) -> BoxStream<'static, Result<Readiness, ClusterError>> {
+        match kind {
+            Kind::Deployment => {
+                self.watch::<Deployment>(namespace).map(|r| r.map(|o| readiness::deployment(&o))).boxed()
+            }
+            Kind::StatefulSet => {
+                self.watch::<StatefulSet>(namespace).map(|r| r.map(|o| readiness::stateful_set(&o))).boxed()
+            }
+            Kind::DaemonSet => self.watch::<DaemonSet>(namespace).map(|r| r.map(|o| readiness::daemon_set(&o))).boxed(),
+            Kind::Job => self.watch::<Job>(namespace).map(|r| r.map(|o| readiness::job(&o))).boxed(),
+            other => futures::stream::once(async move {
+                Err(ClusterError::Transport { action: format!("watch {other}"), message: "it has no readiness".into() })
+            })
+            .boxed(),
         }
+    }
+
+    /// Objects of type `K` in `namespace` as they change (current ones first).
+    fn watch<K: Namespaced>(&self, namespace: &str) -> impl futures::Stream<Item = Result<K, ClusterError>> + Send {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let action = format!("watch {} in {namespace}", K::plural(&()));
-        let start = State {
-            cluster: self.clone(),
-            api: Api::<K>::namespaced(self.client.clone(), namespace),
-            rv: "0".to_string(),
-            current: None,
-            opened: Instant::now(),
-            failures: 0,
-            last: String::new(),
-        };
-        futures::stream::unfold(Some(start), move |state| {
+        let attempts = self.options.attempts;
+        let objects = watcher(api, watcher::Config::default().any_semantic()).applied_objects().boxed();
+        futures::stream::unfold(Some((objects, 0u32)), move |state| {
             let action = action.clone();
             async move {
-                let mut state = state?;
+                let (mut objects, mut failures) = state?;
                 loop {
-                    if state.failures >= state.cluster.options.attempts {
-                        let error = ClusterError::Transport {
-                            action: action.clone(),
-                            message: format!("failed {} times in a row: {}", state.failures, state.last),
-                        };
-                        return Some((Err(error), None));
-                    }
-                    if state.current.is_none() {
-                        let params = WatchParams::default().timeout(290);
-                        let (api, rv) = (state.api.clone(), state.rv.clone());
-                        match state.cluster.retry(&action, || api.watch(&params, &rv)).await {
-                            Ok(stream) => {
-                                state.current = Some(stream.boxed());
-                                state.opened = Instant::now();
+                    match objects.next().await? {
+                        Ok(object) => return Some((Ok(object), Some((objects, 0)))),
+                        Err(error) => {
+                            failures += 1;
+                            if failures >= attempts {
+                                let message = format!("failed {failures} times in a row: {error}");
+                                return Some((Err(ClusterError::Transport { action, message }), None));
                             }
-                            Err(error) => return Some((Err(error), None)),
-                        }
-                    }
-                    let stream = state.current.as_mut().expect("set above");
-                    match stream.next().await {
-                        Some(Ok(WatchEvent::Added(o))) | Some(Ok(WatchEvent::Modified(o))) => {
-                            if let Some(rv) = o.meta().resource_version.clone() {
-                                state.rv = rv;
-                            }
-                            state.failures = 0;
-                            return Some((Ok(o), Some(state)));
-                        }
-                        Some(Ok(WatchEvent::Deleted(_))) | Some(Ok(WatchEvent::Bookmark(_))) => continue,
-                        Some(Ok(WatchEvent::Error(status))) => {
-                            // 410 Gone: an expired resource version; start over from the
-                            // current state. Anything else counts as a failure.
-                            if status.code != 410 {
-                                state.failures += 1;
-                                state.last = format!("{} {} ({})", status.code, status.reason, status.message);
-                            }
-                            state.rv = "0".into();
-                            state.current = None;
-                        }
-                        Some(Err(error)) => {
-                            state.failures += 1;
-                            state.last = error.to_string();
-                            state.current = None;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        None => {
-                            // The server ended the watch: normal after its timeout, a failure
-                            // when it happens at once.
-                            if state.opened.elapsed() < Duration::from_secs(1) {
-                                state.failures += 1;
-                                state.last = "the server ended the watch at once".into();
-                            }
-                            state.current = None;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            tracing::debug!(%action, failures, %error, "watch failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(50 << failures.min(6))).await;
                         }
                     }
                 }

@@ -5,15 +5,20 @@
 //! [`output`] prints plans and catalog listings; [`cluster`] is the edge to Kubernetes and
 //! [`instance`] the create/list/get/delete flows on it. The `hsm` binary is a thin shell on top.
 
+pub mod actions;
 pub mod cluster;
 pub mod error;
 pub mod instance;
 pub mod labels;
+pub mod objects;
 pub mod output;
 pub mod plan;
 pub mod profile;
 pub mod progress;
+pub mod readiness;
 pub mod request;
+pub mod terminal;
+pub mod wait;
 
 pub use error::HsmError;
 pub use plan::{plan, Plan, PlanInput};

@@ -44,9 +44,13 @@ pub fn redact_secret(secret: &Secret) -> Secret {
     Secret { data: None, string_data: Some(string_data), ..secret.clone() }
 }
 
-/// The plan as multi-document YAML, each step introduced by a comment. Redacts secrets.
+/// The plan as multi-document YAML, each step introduced by a comment, Secrets showing
+/// `<redacted>` for each value: for review and golden files, never for applying.
 pub fn plan_yaml(plan: &Plan) -> String {
-    let plan = redact(plan);
+    render_yaml(&redact(plan))
+}
+
+fn render_yaml(plan: &Plan) -> String {
     let mut out =
         format!("# instance {} of {} ({} objects)\n", plan.instance_id, plan.service_id, plan.objects().count());
     let total = plan.steps.len();
@@ -60,12 +64,172 @@ pub fn plan_yaml(plan: &Plan) -> String {
     out
 }
 
-/// The plan as a kubectl-style `v1/List` in JSON. Redacts secrets.
+/// The plan as a kubectl-style `v1/List` in JSON, Secrets redacted: for review, never for
+/// applying.
 pub fn plan_json(plan: &Plan) -> String {
-    let plan = redact(plan);
+    render_json(&redact(plan))
+}
+
+fn render_json(plan: &Plan) -> String {
     let items: Vec<&KubeObject> = plan.objects().collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
     serde_json::to_string_pretty(&list).expect("Kubernetes objects serialise") + "\n"
+}
+
+/// Output formats of a printed plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Multi-document YAML with a comment per step.
+    Yaml,
+    /// A kubectl-style `v1/List`.
+    Json,
+}
+
+/// The plan as `hsm create-instance --dry-run` prints it. Without `show_secrets`, Secrets are
+/// left out (a YAML comment names each and its keys): a printed plan piped to
+/// `kubectl apply` must never create Secrets holding placeholders. With it, they are printed
+/// with their real values.
+pub fn plan(plan: &Plan, format: PlanFormat, show_secrets: bool) -> String {
+    let mut shown = plan.clone();
+    let mut left_out = Vec::new();
+    if !show_secrets {
+        for step in &mut shown.steps {
+            step.objects.retain(|object| match object {
+                KubeObject::Secret(secret) => {
+                    let keys: Vec<&str> = secret.data.iter().flat_map(|d| d.keys()).map(String::as_str).collect();
+                    left_out.push(format!("{} (keys: {})", object.name(), keys.join(", ")));
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+    match format {
+        PlanFormat::Yaml => {
+            let rendered = render_yaml(&shown);
+            let (header, rest) = rendered.split_once('\n').unwrap_or((&rendered, ""));
+            let notes: String = left_out
+                .iter()
+                .map(|s| format!("# Secret {s} is left out: its values are secret (--show-secrets prints them)\n"))
+                .collect();
+            format!("{header}\n{notes}{rest}")
+        }
+        PlanFormat::Json => render_json(&shown),
+    }
+}
+
+/// The summary `--dry-run` writes on stderr.
+pub fn planned(prepared: &crate::request::Prepared, plan: &Plan) -> String {
+    format!(
+        "Planned instance {} of {} {}/{}: {} objects in {} steps (dry run: nothing was created).",
+        plan.instance_id,
+        prepared.service.id,
+        prepared.version.product_version,
+        prepared.version.sdl_version,
+        plan.objects().count(),
+        plan.steps.len()
+    )
+}
+
+/// The prompt for a missing parameter: its name, description and an example (unless the
+/// description already gives it).
+pub fn prompt(name: &str, parameter: Option<&sdl::model::Parameter>) -> String {
+    let description = parameter.and_then(|p| p.description.clone());
+    let example = parameter
+        .and_then(|p| p.example.clone())
+        .filter(|e| !description.as_ref().is_some_and(|d| d.contains(e.as_str())));
+    let description = description.map(|d| format!(" ({d})")).unwrap_or_default();
+    let example = example.map(|e| format!(" [e.g. {e}]")).unwrap_or_default();
+    format!("{name}{description}{example}: ")
+}
+
+/// One line per public Service: its address and its ports, e.g.
+/// `  router 192.0.2.3: http 80, https 443`.
+fn locations_lines(locations: &[crate::actions::get::Location]) -> String {
+    let mut by_service: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    for l in locations {
+        let port = format!("{} {}", l.port_name, l.public_port);
+        match by_service.iter_mut().find(|(s, a, _)| *s == l.service_name && *a == l.public_location) {
+            Some((_, _, ports)) => ports.push(port),
+            None => by_service.push((&l.service_name, &l.public_location, vec![port])),
+        }
+    }
+    by_service
+        .iter()
+        .map(|(service, address, ports)| format!("  {service} {address}: {}\n", ports.join(", ")))
+        .collect()
+}
+
+/// What `create-instance` says when done: the instance, objects, state and where its public
+/// ports are.
+pub fn created(outcome: &crate::actions::create::Outcome) -> String {
+    let verb = if outcome.existed { "converged" } else { "created" };
+    let mut out = format!(
+        "instance {} {verb}: {} objects applied, state {}\n",
+        outcome.instance_id, outcome.objects, outcome.state
+    );
+    if !outcome.locations.is_empty() {
+        out.push_str("public locations:\n");
+        out.push_str(&locations_lines(&outcome.locations));
+    }
+    out
+}
+
+/// What `upgrade-instance` and `configure-instance` say when done.
+pub fn changed(outcome: &crate::actions::change::Outcome) -> String {
+    let removed =
+        if outcome.removed.is_empty() { String::new() } else { format!(", removed {}", outcome.removed.join(", ")) };
+    let what = if outcome.from == outcome.to {
+        format!("reconfigured at {}", outcome.to)
+    } else {
+        format!("upgraded from {} to {}", outcome.from, outcome.to)
+    };
+    let mut out = format!(
+        "instance {} {what}: {} objects applied{removed}, state {}\n",
+        outcome.instance_id, outcome.applied, outcome.state
+    );
+    if !outcome.locations.is_empty() {
+        out.push_str("public locations:\n");
+        out.push_str(&locations_lines(&outcome.locations));
+    }
+    out
+}
+
+/// What `delete-instance` says when done.
+pub fn deleted(id: &str, outcome: &crate::actions::delete::Outcome) -> String {
+    use crate::actions::delete::Outcome;
+    match outcome {
+        Outcome::AlreadyGone => format!("instance {id} does not exist; nothing to delete\n"),
+        Outcome::Deleted => format!("instance {id} deleted\n"),
+        Outcome::VolumesKept(claims) => format!(
+            "instance {id} deleted; kept in namespace {id}: volume claims {} and the instance's parameters (create the instance again with --instance-id {id} to reattach them)\n",
+            if claims.is_empty() { "(none)".to_string() } else { claims.join(", ") }
+        ),
+    }
+}
+
+/// What `lint` says when everything is valid.
+pub fn linted(
+    path: &std::path::Path,
+    idl: Option<&std::path::Path>,
+    outcome: &crate::actions::lint::Outcome,
+) -> String {
+    use crate::actions::lint::Outcome;
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    match outcome {
+        Outcome::Catalog { services, versions } => format!(
+            "{}: {}, {}, no problems\n",
+            path.display(),
+            plural(*services, "service", "services"),
+            plural(*versions, "version", "versions")
+        ),
+        Outcome::Sdl => format!("{}: valid SDL\n", path.display()),
+        Outcome::SdlAndIdl => format!(
+            "{}: valid SDL; {}: valid instance definition\n",
+            path.display(),
+            idl.map(|p| p.display().to_string()).unwrap_or_default()
+        ),
+    }
 }
 
 /// A plain text table: columns padded to their widest cell plus three spaces.
@@ -361,7 +525,7 @@ pub fn list_instances(records: &[crate::instance::Record], format: Format) -> St
                         r.service_id.clone(),
                         r.product_version.clone(),
                         r.sdl_version.clone(),
-                        r.state.clone(),
+                        r.state.to_string(),
                         age(&r.created),
                     ]
                 })
@@ -373,7 +537,7 @@ pub fn list_instances(records: &[crate::instance::Record], format: Format) -> St
 }
 
 /// `hsm get-instance` output.
-pub fn instance_detail(detail: &crate::instance::InstanceDetail, format: Format) -> String {
+pub fn instance_detail(detail: &crate::actions::get::InstanceDetail, format: Format) -> String {
     if format != Format::Table {
         return structured(detail, format);
     }
@@ -398,7 +562,7 @@ pub fn instance_detail(detail: &crate::instance::InstanceDetail, format: Format)
     let rows: Vec<Vec<String>> = detail
         .components
         .iter()
-        .map(|c| vec![c.name.clone(), c.kind.clone(), format!("{}/{}", c.ready, c.desired)])
+        .map(|c| vec![c.name.clone(), c.kind.to_string(), format!("{}/{}", c.ready, c.desired)])
         .collect();
     out.push_str(&table(&["NAME", "KIND", "READY"], &rows));
     out.push_str("\nSERVICE LOCATIONS\n");

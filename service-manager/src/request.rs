@@ -183,3 +183,41 @@ pub fn generated_instance_id(service_name: &str, rng: &mut (impl Rng + CryptoRng
     let prefix = &service_name[..service_name.len().min(max_prefix)];
     format!("{}-{suffix}", prefix.trim_end_matches('-'))
 }
+
+/// Longest value read from a file by [`read_value_files`].
+pub const MAX_VALUE_FILE: u64 = 1 << 20;
+
+/// Values read from files, for `NAME=FILE` pairs (`-` is standard input): at most
+/// [`MAX_VALUE_FILE`] bytes of UTF-8 from a regular file, one trailing newline dropped. This is
+/// how secrets reach `hsm` without appearing in the process list.
+pub fn read_value_files(files: &[(String, String)]) -> Result<Vec<(String, String)>, HsmError> {
+    use std::io::Read;
+    let mut values = Vec::new();
+    for (name, file) in files {
+        let fail = |why: String| HsmError::Usage(format!("--set-file {name}={}: {why}", file.escape_debug()));
+        let mut bytes = Vec::new();
+        let read = if file == "-" {
+            std::io::stdin().lock().take(MAX_VALUE_FILE + 1).read_to_end(&mut bytes)
+        } else {
+            // Checked before opening: opening a FIFO would wait for a writer.
+            let meta = std::fs::metadata(file).map_err(|e| fail(e.to_string()))?;
+            if !meta.is_file() {
+                return Err(fail("not a regular file".into()));
+            }
+            std::fs::File::open(file).map_err(|e| fail(e.to_string()))?.take(MAX_VALUE_FILE + 1).read_to_end(&mut bytes)
+        };
+        read.map_err(|e| fail(e.to_string()))?;
+        if bytes.len() as u64 > MAX_VALUE_FILE {
+            return Err(fail(format!("longer than {MAX_VALUE_FILE} bytes")));
+        }
+        let mut value = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
+        if value.ends_with('\n') {
+            value.pop();
+            if value.ends_with('\r') {
+                value.pop();
+            }
+        }
+        values.push((name.clone(), value));
+    }
+    Ok(values)
+}

@@ -152,7 +152,10 @@ fn dry_run_prints_a_plan_and_never_a_secret() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let yaml = stdout(&output);
-    assert!(yaml.starts_with("# instance orders-db of stackato.hpe.mysql (7 objects)\n"), "{yaml}");
+    assert!(
+        yaml.starts_with("# instance orders-db of stackato.hpe.mysql (6 objects)\n# Secret secret-parameters (keys: root-password) is left out: its values are secret (--show-secrets prints them)\n"),
+        "{yaml}"
+    );
     assert!(yaml.contains("image: docker.io/library/mysql:8.4.3"));
     assert!(!yaml.contains("Sup3r-Secret-Value") && !stderr(&output).contains("Sup3r-Secret-Value"));
     assert!(stderr(&output).contains("dry run: nothing was created"));
@@ -162,8 +165,33 @@ fn dry_run_prints_a_plan_and_never_a_secret() {
     let list: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(list["kind"], "List");
     let kinds: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["Namespace", "Secret", "ConfigMap", "NetworkPolicy", "Service", "Service", "StatefulSet"]);
+    assert_eq!(
+        kinds,
+        vec!["Namespace", "ConfigMap", "NetworkPolicy", "Service", "Service", "StatefulSet"],
+        "a printed plan piped to kubectl apply must not create Secrets holding placeholders"
+    );
     assert!(stdout(&output).contains("mysql:8.0.40"));
+    assert!(!stdout(&output).contains("<redacted>"));
+
+    // Asked for explicitly, the Secret is printed with its real values.
+    let output = run(&[
+        "create-instance",
+        "stackato.hpe.mysql",
+        "--instance-id",
+        "orders-db",
+        "--set",
+        "root-password=Sup3r-Secret-Value",
+        "--dry-run",
+        "-o",
+        "json",
+        "--show-secrets",
+    ]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let secret = list["items"].as_array().unwrap().iter().find(|i| i["kind"] == "Secret").expect("the Secret is shown");
+    let encoded = secret["data"]["root-password"].as_str().unwrap();
+    assert_eq!(encoded, "U3VwM3ItU2VjcmV0LVZhbHVl", "base64 of the real value");
+    let refused = run(&["create-instance", "stackato.hpe.mysql", "--show-secrets"]);
+    assert_eq!(refused.status.code(), Some(2), "--show-secrets only with --dry-run");
 }
 
 #[test]

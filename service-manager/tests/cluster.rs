@@ -131,7 +131,14 @@ fn hcf_is_created_with_jobs_and_load_balancers() {
     let output =
         env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
     assert!(output.status.success(), "{}", stderr(&output));
+    // The last word says where the instance can be reached, one line per public Service.
+    let out = String::from_utf8(output.stdout.clone()).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["instance cf created: 54 objects applied, state running", "public locations:"]);
+    let router = lines.iter().find(|l| l.starts_with("  router 192.0.2.")).expect("the router's address");
+    assert!(router.ends_with(": http 80, https 443, https-alt 4443"), "{router}");
     let progress = stderr(&output);
+    assert!(progress.lines().last().unwrap().starts_with("done in "), "{progress}");
     for line in [
         "[1/5] namespace: 1 object",
         "[4/5] workloads: 22 objects",
@@ -429,7 +436,10 @@ fn configure_changes_parameters_but_never_immutable_ones() {
     assert_eq!(env.state("cf").as_deref(), Some("running"), "a refused change touches nothing");
 
     let out = env.ok(&["configure-instance", "cf", "--set", "LOG_LEVEL=debug"]);
-    assert_eq!(out, "instance cf reconfigured at 4.0.1/1.0.0: 54 objects applied, state running\n");
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "instance cf reconfigured at 4.0.1/1.0.0: 54 objects applied, state running"
+    );
     let api = env.server.object("Deployment", "cf", "api").unwrap();
     let env_vars = api["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
     assert!(env_vars.iter().any(|e| e["name"] == "LOG_LEVEL" && e["value"] == "debug"));
@@ -713,7 +723,7 @@ fn rerunning_create_reruns_jobs_that_failed() {
     env.server
         .set_controller(ControllerConfig { ready_after: Duration::from_millis(50), ..ControllerConfig::default() });
     let out = env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf"]);
-    assert_eq!(out, "instance cf converged: 54 objects applied, state running\n");
+    assert_eq!(out.lines().next().unwrap(), "instance cf converged: 54 objects applied, state running");
     let job = env.server.object("Job", "cf", "sso-create-service").unwrap();
     assert_ne!(job["metadata"]["uid"], failed_uid, "the failed job was run again");
     assert_eq!(env.state("cf").as_deref(), Some("running"));

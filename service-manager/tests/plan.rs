@@ -71,7 +71,7 @@ fn default_plan() -> Plan {
 }
 
 fn find<'a>(plan: &'a Plan, kind: &str, name: &str) -> &'a KubeObject {
-    plan.objects().find(|o| o.kind() == kind && o.name() == name).unwrap_or_else(|| panic!("no {kind} {name}"))
+    plan.objects().find(|o| o.kind().as_str() == kind && o.name() == name).unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
 fn deployment<'a>(plan: &'a Plan, name: &str) -> &'a Deployment {

@@ -980,9 +980,9 @@ fn install(
         .map(|v| (v.product_version.clone(), v.sdl_version.clone()));
     let platform_fingerprint = fingerprint_of(&(&request.sets, &request.service_id, newest));
     phases.run("platform", Some(&platform_fingerprint), || {
-        let progress = service_manager::progress::Stderr::new();
+        let progress = service_manager::progress::stderr();
         let report = runtime
-            .block_on(k8s::install_platform(&cluster, &catalog, &config, options.timeout, &progress))
+            .block_on(k8s::install_platform(&cluster, &catalog, &config, options.timeout, progress.as_ref()))
             .map_err(|e| Failure(e.to_string(), 1))?;
         Ok((
             (),

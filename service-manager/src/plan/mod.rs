@@ -7,18 +7,16 @@ mod pod;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::{ByteString, Metadata, Resource};
+use k8s_openapi::ByteString;
 use sdl::model::{Component, Sdl, WorkloadType};
 use sdl::resolve::Resolved;
 use sdl::Idl;
 use serde::Serialize;
 
 use crate::labels;
+pub use crate::objects::KubeObject;
 use crate::profile::ClusterProfile;
 
 /// Name of the Secret holding the instance's secret parameters.
@@ -76,67 +74,6 @@ impl Phase {
             Phase::Workloads => "workloads",
             Phase::Postflight => "post-flight jobs",
         }
-    }
-}
-
-/// One typed Kubernetes object of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum KubeObject {
-    /// A namespace.
-    Namespace(Namespace),
-    /// A Secret.
-    Secret(Secret),
-    /// A ConfigMap.
-    ConfigMap(ConfigMap),
-    /// A NetworkPolicy.
-    NetworkPolicy(NetworkPolicy),
-    /// A PersistentVolumeClaim.
-    PersistentVolumeClaim(PersistentVolumeClaim),
-    /// A Service.
-    Service(Service),
-    /// A Job.
-    Job(Job),
-    /// A Deployment.
-    Deployment(Deployment),
-    /// A StatefulSet.
-    StatefulSet(StatefulSet),
-}
-
-macro_rules! each_object {
-    ($self:expr, $obj:ident => $body:expr) => {
-        match $self {
-            KubeObject::Namespace($obj) => $body,
-            KubeObject::Secret($obj) => $body,
-            KubeObject::ConfigMap($obj) => $body,
-            KubeObject::NetworkPolicy($obj) => $body,
-            KubeObject::PersistentVolumeClaim($obj) => $body,
-            KubeObject::Service($obj) => $body,
-            KubeObject::Job($obj) => $body,
-            KubeObject::Deployment($obj) => $body,
-            KubeObject::StatefulSet($obj) => $body,
-        }
-    };
-}
-
-fn kind_of<T: Resource>(_: &T) -> &'static str {
-    T::KIND
-}
-
-impl KubeObject {
-    /// The object's kind, e.g. `Deployment`.
-    pub fn kind(&self) -> &'static str {
-        each_object!(self, o => kind_of(o))
-    }
-
-    /// The object's metadata.
-    pub fn metadata(&self) -> &ObjectMeta {
-        each_object!(self, o => o.metadata())
-    }
-
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.metadata().name.as_deref().unwrap_or_default()
     }
 }
 

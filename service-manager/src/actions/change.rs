@@ -1,0 +1,230 @@
+//! What `upgrade-instance` and `configure-instance` share: change an existing instance's
+//! version and/or parameters. The catalog's `upgrade_from` rules decide which upgrades are
+//! allowed; generated secrets are kept; immutable parameters may not change; objects of the
+//! old version that the new one lacks are removed (volume claims are kept); jobs run again.
+//! The change is planned only while this process holds the instance's operation lock, from
+//! the record as it is then, so a change made by another hsm just before is never reverted.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use sdl::catalog::Catalog;
+
+use super::get::{locations, Location};
+use crate::cluster::Cluster;
+use crate::error::HsmError;
+use crate::instance::apply::{apply_plan, ApplyOptions};
+use crate::instance::lock::{self, Held, Renewer};
+use crate::instance::record::{self, Record, State};
+use crate::instance::{InstanceError, RECORD_GRACE};
+use crate::objects::{Kind, KubeObject};
+use crate::plan::Plan;
+use crate::profile::ClusterProfile;
+use crate::progress::Progress;
+use crate::request::{prepare, InstanceRequest};
+
+/// A change to make.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// `(product version, SDL version)` to move to; `None` keeps the version.
+    pub target: Option<(String, Option<String>)>,
+    /// Parameters to set.
+    pub sets: Vec<(String, String)>,
+    /// Wait until workloads are ready.
+    pub wait: bool,
+    /// How long the whole operation may take.
+    pub timeout: Duration,
+}
+
+/// What an upgrade or reconfiguration did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The instance id.
+    pub instance_id: String,
+    /// Version before, `<pv>/<sv>`.
+    pub from: String,
+    /// Version after.
+    pub to: String,
+    /// Objects applied.
+    pub applied: usize,
+    /// Objects the old version had and the new one does not (deleted; volume claims are kept).
+    pub removed: Vec<String>,
+    /// The final state.
+    pub state: State,
+    /// Where its public ports can be reached.
+    pub locations: Vec<Location>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Changes instance `id` as `change` says.
+pub async fn run(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    id: &str,
+    change: &Change,
+    profile: &ClusterProfile,
+    progress: &dyn Progress,
+) -> Result<Outcome, InstanceError> {
+    let started = Instant::now();
+    let base = cluster;
+    let cluster = &base.with_timeout(change.timeout);
+    let namespace = cluster.namespace(id).await?.ok_or_else(|| InstanceError::NotFound(id.to_string()))?;
+    let record = Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotOurs(id.to_string()))?;
+    if record.terminating {
+        return Err(InstanceError::Terminating(id.to_string()));
+    }
+    let me = lock::holder_identity();
+    lock::take(cluster, &record, &me).await?;
+    let planned = match plan_change(cluster, catalog, id, change, profile).await {
+        Ok(planned) => planned,
+        Err(error) => {
+            lock::release_quietly(&base.with_timeout(RECORD_GRACE), id).await;
+            return Err(error);
+        }
+    };
+    let Planned { record, from, to, old_plan, plan, idl_annotation } = planned;
+
+    let renewer = Renewer::start(base, id, &me, Held::Lease);
+    let mut removed = Vec::new();
+    let result = async {
+        record::set_state(cluster, id, State::Upgrading).await?;
+        let keep: BTreeSet<(Kind, &str)> = plan.objects().map(|o| (o.kind(), o.name())).collect();
+        for old in old_plan.iter().flat_map(|p| p.objects()) {
+            if keep.contains(&(old.kind(), old.name()))
+                || matches!(old, KubeObject::Namespace(_) | KubeObject::PersistentVolumeClaim(_))
+            {
+                continue;
+            }
+            cluster.delete_object(old).await?;
+            removed.push(format!("{}/{}", old.kind(), old.name()));
+        }
+        let jobs = plan.objects().filter(|o| matches!(o, KubeObject::Job(_))).map(|o| o.name().to_string()).collect();
+        let apply = ApplyOptions { wait: change.wait, namespace_created: false, rerun_jobs: jobs };
+        apply_plan(cluster, &plan, &apply, progress).await
+    }
+    .await;
+    drop(renewer);
+    let (state, message) = match &result {
+        Ok(_) if change.wait => (State::Running, None),
+        Ok(_) => (State::Upgrading, Some("applied without waiting (--no-wait)".to_string())),
+        Err(error) => (State::Failed, Some(error.to_string())),
+    };
+    let before = Record { state: State::Upgrading, ..record };
+    let recorder = if result.is_ok() { cluster.clone() } else { base.with_timeout(RECORD_GRACE) };
+    let finished = record::finish(&recorder, id, Some(&before), state, message, &idl_annotation)
+        .await
+        .and(lock::release(&recorder, id).await);
+    result?;
+    finished?;
+    Ok(Outcome {
+        instance_id: id.to_string(),
+        from,
+        to,
+        applied: plan.objects().count(),
+        removed,
+        state,
+        locations: locations(cluster, id).await?,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A change planned under the operation lock.
+struct Planned {
+    record: Record,
+    from: String,
+    to: String,
+    old_plan: Option<Plan>,
+    plan: Plan,
+    idl_annotation: String,
+}
+
+/// Reads instance `id`'s record (the caller holds its lock), checks the change against the
+/// catalog's rules and plans the old and the new version.
+async fn plan_change(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    id: &str,
+    change: &Change,
+    profile: &ClusterProfile,
+) -> Result<Planned, InstanceError> {
+    let namespace = cluster.namespace(id).await?.ok_or_else(|| InstanceError::NotFound(id.to_string()))?;
+    let record = Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotOurs(id.to_string()))?;
+    if record.terminating {
+        return Err(InstanceError::Terminating(id.to_string()));
+    }
+    if record.state == State::Deleted {
+        return Err(HsmError::Usage(format!(
+            "instance \"{id}\" was deleted (its volume claims were kept); create it again with the same instance id first"
+        ))
+        .into());
+    }
+    let service = catalog.service(&record.service_id).map_err(HsmError::from)?;
+    let from = format!("{}/{}", record.product_version, record.sdl_version);
+    let version = match &change.target {
+        None => service.version(Some(&record.product_version), Some(&record.sdl_version)),
+        Some((pv, sv)) => service.version(Some(pv), sv.as_deref()),
+    }
+    .map_err(HsmError::from)?;
+    let to = format!("{}/{}", version.product_version, version.sdl_version);
+    if from != to && !version.upgrades_from(&record.product_version, &record.sdl_version) {
+        let allowed: Vec<String> = version
+            .config
+            .upgrade_from
+            .iter()
+            .map(|r| {
+                if r.sdl_versions.is_empty() {
+                    r.product_version.clone()
+                } else {
+                    format!("{}/{}", r.product_version, r.sdl_versions.join("|"))
+                }
+            })
+            .collect();
+        return Err(HsmError::Usage(format!(
+            "{} {to} cannot be reached from {from}: it upgrades from {}",
+            service.id,
+            if allowed.is_empty() { "no earlier version".to_string() } else { allowed.join(", ") }
+        ))
+        .into());
+    }
+    if from == to && change.sets.is_empty() {
+        return Err(HsmError::Usage(format!(
+            "instance \"{id}\" is already at {to} and no --set was given: nothing to change"
+        ))
+        .into());
+    }
+
+    let stored = record::stored_values(cluster, &record).await?;
+    let mut rng = rand::rng();
+    let mut idl = record.idl.clone();
+    idl.product_version = None;
+    idl.sdl_version = None;
+    let request = |product_version: &str, sdl_version: &str, sets: Vec<(String, String)>| InstanceRequest {
+        service_id: record.service_id.clone(),
+        product_version: Some(product_version.to_string()),
+        sdl_version: Some(sdl_version.to_string()),
+        idl: idl.clone(),
+        idl_source: format!("the record of instance {id}"),
+        sets,
+        instance_id: Some(id.to_string()),
+    };
+    let old_plan = prepare(
+        catalog,
+        &request(&record.product_version, &record.sdl_version, Vec::new()),
+        &stored,
+        profile,
+        &mut rng,
+    )
+    .and_then(|p| p.plan(profile))
+    .ok();
+    let prepared = prepare(
+        catalog,
+        &request(&version.product_version, &version.sdl_version, change.sets.clone()),
+        &stored,
+        profile,
+        &mut rng,
+    )?;
+    let plan = prepared.plan(profile)?;
+    let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
+    Ok(Planned { record, from, to, old_plan, plan, idl_annotation })
+}

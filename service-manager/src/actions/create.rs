@@ -1,0 +1,202 @@
+//! `create-instance`: plans an instance, applies the plan in order, waits for jobs and
+//! workloads and records the outcome. Safe to re-run after any interruption: on an existing
+//! instance it converges (and re-runs jobs that failed).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sdl::catalog::Catalog;
+use sdl::resolve::Stored;
+
+use super::get::{locations, Location};
+use crate::cluster::Cluster;
+use crate::error::HsmError;
+use crate::instance::apply::{apply_plan, ApplyOptions};
+use crate::instance::lock::{self, Held, Renewer};
+use crate::instance::record::{self, Record, State};
+use crate::instance::{InstanceError, RECORD_GRACE};
+use crate::objects::KubeObject;
+use crate::plan::Plan;
+use crate::profile::ClusterProfile;
+use crate::progress::Progress;
+use crate::request::{prepare, InstanceRequest};
+
+/// Options of `create-instance`.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Wait until workloads are ready and jobs complete.
+    pub wait: bool,
+    /// How long the whole operation may take; every cluster call ends by then.
+    pub timeout: Duration,
+}
+
+/// What a create did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The instance id.
+    pub instance_id: String,
+    /// Objects applied.
+    pub objects: usize,
+    /// Whether the instance already existed (a re-run).
+    pub existed: bool,
+    /// The final state.
+    pub state: State,
+    /// Where its public ports can be reached.
+    pub locations: Vec<Location>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Creates (or converges) the instance `request` asks for.
+///
+/// An existing instance is planned only while this process holds its operation lock, from
+/// the record as it is then: two operations never apply plans made from the same old record.
+pub async fn run(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    profile: &ClusterProfile,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<Outcome, InstanceError> {
+    let started = Instant::now();
+    let me = lock::holder_identity();
+    let base = cluster;
+    let cluster = &base.with_timeout(options.timeout);
+    let mut request = request.clone();
+    let mut rng = rand::rng();
+    let id = match request.instance_id.clone().or_else(|| request.idl.instance_id.clone()) {
+        Some(id) => id,
+        None => {
+            let service = catalog.service(&request.service_id).map_err(HsmError::from)?;
+            crate::request::generated_instance_id(&service.name, &mut rng)
+        }
+    };
+    request.instance_id = Some(id.clone());
+
+    let (existing, plan, idl_annotation) = match cluster.namespace(&id).await? {
+        Some(namespace) => {
+            let record = existing_record(&namespace, &id, &mut request)?;
+            lock::take(cluster, &record, &me).await?;
+            // Under the lock: the record as it is now, and a plan made from it.
+            let planned = async {
+                let namespace = cluster.namespace(&id).await?.ok_or_else(|| InstanceError::NotFound(id.clone()))?;
+                let record = existing_record(&namespace, &id, &mut request)?;
+                let stored = record::stored_values(cluster, &record).await?;
+                let prepared = prepare(catalog, &request, &stored, profile, &mut rng)?;
+                let plan = prepared.plan(profile)?;
+                let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
+                Ok::<_, InstanceError>((record, plan, idl_annotation))
+            }
+            .await;
+            match planned {
+                Ok((record, plan, idl_annotation)) => (Some(record), plan, idl_annotation),
+                Err(error) => {
+                    lock::release_quietly(&base.with_timeout(RECORD_GRACE), &id).await;
+                    return Err(error);
+                }
+            }
+        }
+        None => {
+            let prepared = prepare(catalog, &request, &Stored::default(), profile, &mut rng)?;
+            let plan = prepared.plan(profile)?;
+            let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
+            create_namespace(cluster, &plan, &me, &idl_annotation, &mut rng).await?;
+            (None, plan, idl_annotation)
+        }
+    };
+
+    let renewer = Renewer::start(base, &id, &me, if existing.is_some() { Held::Lease } else { Held::Annotation });
+    let apply = ApplyOptions { wait: options.wait, namespace_created: existing.is_none(), rerun_jobs: Vec::new() };
+    let result = apply_plan(cluster, &plan, &apply, progress).await;
+    drop(renewer);
+    let (state, message) = match &result {
+        Ok(_) if options.wait => (State::Running, None),
+        Ok(_) => (State::Creating, Some("applied without waiting (--no-wait)".to_string())),
+        Err(error) => (State::Failed, Some(error.to_string())),
+    };
+    let recorder = if result.is_ok() { cluster.clone() } else { base.with_timeout(RECORD_GRACE) };
+    let mut finished = record::finish(&recorder, &id, existing.as_ref(), state, message, &idl_annotation).await;
+    if existing.is_some() {
+        finished = finished.and(lock::release(&recorder, &id).await);
+    }
+    result?;
+    finished?;
+    Ok(Outcome {
+        objects: plan.objects().count(),
+        existed: existing.is_some(),
+        state,
+        locations: locations(cluster, &id).await?,
+        instance_id: id,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Creates the plan's namespace as the record of a first creation, holding the operation.
+/// When the reply is lost and a retry finds the name taken, the namespace that carries this
+/// operation's id is this operation's own.
+async fn create_namespace(
+    cluster: &Cluster,
+    plan: &Plan,
+    me: &str,
+    idl_annotation: &str,
+    rng: &mut (impl rand::Rng + rand::CryptoRng),
+) -> Result<(), InstanceError> {
+    let Some(KubeObject::Namespace(planned)) = plan.objects().next() else {
+        unreachable!("a plan starts with its namespace")
+    };
+    let operation_id = sdl::generate::password(rng, 16, "0123456789abcdef");
+    let mut namespace = planned.clone();
+    let now = record::rfc3339_now();
+    namespace.metadata.annotations.get_or_insert_with(BTreeMap::new).extend([
+        (record::STATE.to_string(), State::Creating.to_string()),
+        (record::OPERATION.to_string(), format!("{me} {}", record::unix_now())),
+        (record::OPERATION_ID.to_string(), operation_id.clone()),
+        (record::IDL.to_string(), idl_annotation.to_string()),
+        (record::CREATED.to_string(), now.clone()),
+        (record::UPDATED.to_string(), now),
+    ]);
+    if cluster.create_namespace(&namespace).await?.is_some() {
+        return Ok(());
+    }
+    let id = &plan.instance_id;
+    let ours = cluster
+        .namespace(id)
+        .await?
+        .and_then(|n| Record::from_namespace(&n))
+        .is_some_and(|r| r.operation_id.as_deref() == Some(operation_id.as_str()));
+    if !ours {
+        return Err(InstanceError::Exists {
+            id: id.clone(),
+            existing: format!("{} (created by another hsm just now)", plan.service_id),
+            hint: "",
+        });
+    }
+    tracing::info!(instance = %id, "the namespace was created by this operation (its reply was lost)");
+    Ok(())
+}
+
+/// The record of an existing instance `id` that `request` asks to create again: refused when
+/// hsm does not manage the namespace, it is being deleted, or it holds another service or
+/// version. Fills in the request's versions from the record.
+fn existing_record(
+    namespace: &k8s_openapi::api::core::v1::Namespace,
+    id: &str,
+    request: &mut InstanceRequest,
+) -> Result<Record, InstanceError> {
+    let record = Record::from_namespace(namespace).ok_or_else(|| InstanceError::NotOurs(id.to_string()))?;
+    if record.terminating {
+        return Err(InstanceError::Terminating(id.to_string()));
+    }
+    let asked_version = request.product_version.clone().or(request.idl.product_version.clone());
+    if record.service_id != request.service_id || asked_version.as_ref().is_some_and(|v| v != &record.product_version) {
+        return Err(InstanceError::Exists {
+            id: id.to_string(),
+            existing: format!("{} {}/{}", record.service_id, record.product_version, record.sdl_version),
+            hint: "; use upgrade-instance to change its version, or choose another instance id",
+        });
+    }
+    request.product_version = Some(record.product_version.clone());
+    request.sdl_version = Some(record.sdl_version.clone());
+    Ok(record)
+}
