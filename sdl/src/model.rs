@@ -583,10 +583,38 @@ fn strip_registry(image: &str) -> &str {
 }
 
 /// Deserialisers that accept a JSON string, number or boolean as a string value (old SDLs
-/// and IDLs wrote `"default": 3306`).
+/// and IDLs wrote `"default": 3306`), keeping the exact text written or refusing.
+///
+/// YAML scalars are read as their text (`1.10` stays `1.10`, `0x1F` stays `0x1F`), as
+/// [`crate::parse`] marks YAML documents with [`TextScalars`]. A JSON integer keeps its
+/// digits; a JSON number that serde_json can only give as a float (a fraction, an exponent,
+/// or an integer beyond 64 bits) would lose its text, so it is refused with a hint to quote it.
 pub(crate) mod scalar {
     use serde::de::{self, Deserializer, Visitor};
+    use std::cell::Cell;
     use std::fmt;
+
+    thread_local! {
+        static TEXT_SCALARS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// While alive, scalars on this thread are read as their source text (YAML documents).
+    pub struct TextScalars {
+        previous: bool,
+    }
+
+    impl TextScalars {
+        /// Marks the current thread until the guard is dropped.
+        pub fn enter() -> TextScalars {
+            TextScalars { previous: TEXT_SCALARS.with(|c| c.replace(true)) }
+        }
+    }
+
+    impl Drop for TextScalars {
+        fn drop(&mut self) {
+            TEXT_SCALARS.with(|c| c.set(self.previous));
+        }
+    }
 
     struct ScalarVisitor;
 
@@ -610,14 +638,26 @@ pub(crate) mod scalar {
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
             Ok(v.to_string())
         }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<String, E> {
             Ok(v.to_string())
+        }
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "the number {v} may not keep the exact text written (fractions, exponents and integers beyond 64 bits are read as floating point); write it as a string in quotes"
+            )))
         }
     }
 
     /// A required scalar as a string.
     pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        d.deserialize_any(ScalarVisitor)
+        if TEXT_SCALARS.with(Cell::get) {
+            d.deserialize_str(ScalarVisitor)
+        } else {
+            d.deserialize_any(ScalarVisitor)
+        }
     }
 
     /// An optional scalar as a string (`null` is none).
