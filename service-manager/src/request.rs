@@ -109,7 +109,7 @@ pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, Hs
                 problems.push(Problem::new(path, message));
             }
             Some(def) => {
-                if let Some(problem) = sdl::validate::check_data_type(def.data_type, value) {
+                if let Some(problem) = sdl::validate::check_value(def, value) {
                     problems.push(Problem::new(path, problem));
                 }
             }
