@@ -51,7 +51,7 @@ pub struct ParseError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {}", sanitize(&path.display().to_string()), sanitize(&source.to_string()))]
     Io {
         /// The file.
         path: PathBuf,

@@ -150,7 +150,7 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
 
 fn error(source_name: &str, path: String, line: usize, column: usize, raw: &str) -> ParseError {
     ParseError {
-        source_name: source_name.to_string(),
+        source_name: sanitize(source_name),
         path: shorten(&sanitize(&path), 2 * MAX_QUOTED_CHARS),
         line,
         column,
