@@ -439,8 +439,8 @@ pub struct Placement {
     /// How to spread instances; default `zone` when more than one instance runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<Spread>,
-    /// Node labels the instances require.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Node labels the instances require (a key given twice is an error).
+    #[serde(default, deserialize_with = "unique_map", skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     /// Keep instances of this component off the same node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -580,6 +580,29 @@ fn strip_registry(image: &str) -> &str {
         Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => rest,
         _ => image,
     }
+}
+
+/// A map of strings in which a key given twice is an error (serde would keep the last).
+fn unique_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct UniqueMap;
+    impl<'de> serde::de::Visitor<'de> for UniqueMap {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("key {} is given twice", crate::error::quote(&key))));
+                }
+                let value: String = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(UniqueMap)
 }
 
 /// Deserialisers that accept a JSON string, number or boolean as a string value (old SDLs

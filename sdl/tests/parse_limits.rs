@@ -169,3 +169,22 @@ fn long_user_text_is_cut_in_errors() {
     let err = yaml_err(&format!("name: [{}]", "v".repeat(100_000)));
     assert!(err.to_string().len() < 600);
 }
+
+#[test]
+fn a_key_given_twice_is_an_error() {
+    let sdl = format!("{HEADER}components:\n  - name: a\n    image: i:1\n    image: j:2\n");
+    let err = yaml_err(&sdl);
+    assert!(err.message.contains("duplicate field `image`"), "{err}");
+    let sdl = format!(
+        "{HEADER}components:\n  - name: a\n    placement:\n      node_selector:\n        zone: a\n        zone: b\n"
+    );
+    let err = yaml_err(&sdl);
+    assert_eq!(err.path, "components[0].placement.node_selector");
+    assert!(err.message.contains("key \"zone\" is given twice"), "{err}");
+    let json = r#"{"name":"x","sdl_version":"1","product_version":"1","vendor":"v","components":[{"name":"a","placement":{"node_selector":{"k":"1","k":"2"}}}]}"#;
+    let err = parse_document::<Sdl>(json, Syntax::Json, "s.json").unwrap_err();
+    assert!(err.message.contains("key \"k\" is given twice"), "{err}");
+    let idl = r#"{"parameters":[{"name":"A","value":"1","value":"2"}]}"#;
+    let err = parse_document::<Idl>(idl, Syntax::Json, "i.json").unwrap_err();
+    assert!(err.message.contains("duplicate field `value`"), "{err}");
+}
