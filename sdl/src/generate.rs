@@ -80,13 +80,17 @@ pub enum GenerateError {
     #[error("a validity of {0} days ends after the year 9999")]
     Validity(u32),
     /// A subject alternative name is neither a DNS name nor an IP address.
-    #[error("subject alternative name \"{0}\" is neither a DNS name nor an IP address")]
+    #[error("subject alternative name {} is neither a DNS name nor an IP address", crate::error::quote(.0))]
     BadSan(String),
 }
 
 /// A random password of `length` characters drawn uniformly from `characters`.
 pub fn password(rng: &mut (impl Rng + CryptoRng), length: u32, characters: &str) -> String {
-    let alphabet: Vec<char> = characters.chars().collect();
+    let mut alphabet: Vec<char> = characters.chars().collect();
+    if alphabet.is_empty() {
+        // Validation refuses an empty alphabet; never divide by nothing if it was skipped.
+        alphabet = DEFAULT_PASSWORD_CHARACTERS.chars().collect();
+    }
     (0..length).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect()
 }
 

@@ -668,16 +668,35 @@ pub(crate) mod scalar {
             Ok(v.to_string())
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-            Err(E::custom(format!(
-                "the number {v} may not keep the exact text written (fractions, exponents and integers beyond 64 bits are read as floating point); write it as a string in quotes"
-            )))
+            // The value is not repeated: it may be a secret's.
+            let _ = v;
+            Err(E::custom(
+                "this number may not keep the exact text written (fractions, exponents and integers beyond 64 bits are read as floating point); write it as a string in quotes",
+            ))
         }
     }
 
     /// A required scalar as a string.
     pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         if TEXT_SCALARS.with(Cell::get) {
-            d.deserialize_str(ScalarVisitor)
+            // `~`, `null` and nothing at all are YAML's null, not the text "~" or "".
+            struct NotNull;
+            impl<'de> Visitor<'de> for NotNull {
+                type Value = String;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string, number or boolean")
+                }
+                fn visit_none<E: de::Error>(self) -> Result<String, E> {
+                    Err(E::invalid_type(de::Unexpected::Unit, &self))
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+                    Err(E::invalid_type(de::Unexpected::Unit, &self))
+                }
+                fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+                    d.deserialize_str(ScalarVisitor)
+                }
+            }
+            d.deserialize_option(NotNull)
         } else {
             d.deserialize_any(ScalarVisitor)
         }

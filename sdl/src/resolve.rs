@@ -106,7 +106,7 @@ pub enum ResolveError {
     #[error("immutable parameter{} cannot change: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     Immutable(Vec<String>),
     /// A certificate's subject alternative name refers to a parameter without a value.
-    #[error("parameter \"{parameter}\": subject alternative name \"{san}\" needs a value for \"{missing}\"")]
+    #[error("parameter \"{parameter}\": subject alternative name {} needs a value for {}", crate::error::quote(.san), crate::error::quote(.missing))]
     SanValue {
         /// The certificate parameter.
         parameter: String,

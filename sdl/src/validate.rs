@@ -38,6 +38,15 @@ pub const MAX_INT32: u32 = i32::MAX as u32;
 pub const MAX_JOB_TIMEOUT: u64 = 30 * 24 * 3600;
 /// Most entries in any one list of an SDL or IDL (components, parameters, ports, ...).
 pub const MAX_LIST_ENTRIES: usize = 1000;
+/// Most list entries in a whole SDL, all lists together.
+pub const MAX_TOTAL_ENTRIES: usize = 10_000;
+/// Longest parameter value or default, in bytes (a Secret or ConfigMap holds at most 1 MiB
+/// in all).
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+/// Longest description (SDL or IDL), in bytes: it is kept in an annotation.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Most bytes of a component's entrypoint, all arguments together.
+pub const MAX_ENTRYPOINT_BYTES: usize = 128 * 1024;
 /// Where secret parameters are mounted: no volume may be mounted there or below.
 pub const SECRETS_MOUNT: &str = "/etc/secrets";
 /// Label key prefixes the platform sets itself; component labels may not use them.
@@ -120,6 +129,9 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
         if let Some(problem) = instance_id_problem(id) {
             v.push("instance_id", problem);
         }
+    }
+    if let Some(len) = idl.description.as_ref().map(String::len).filter(|l| *l > MAX_DESCRIPTION_BYTES) {
+        v.push("description", format!("{len} bytes long; at most {MAX_DESCRIPTION_BYTES} are allowed"));
     }
     if let Some(id) = &idl.service_id {
         if id != service_id {
@@ -232,6 +244,9 @@ pub fn check_value(def: &Parameter, value: &str) -> Option<String> {
     if value.contains('\0') {
         return Some(format!("{} contains a NUL character", shown()));
     }
+    if value.len() > MAX_VALUE_BYTES {
+        return Some(format!("the value is {} bytes long; at most {MAX_VALUE_BYTES} are allowed", value.len()));
+    }
     check_data_type(def.data_type, value).map(|problem| format!("{} {problem}", shown()))
 }
 
@@ -302,6 +317,7 @@ impl Validator {
                 lists.push((format!("features.auth[{i}].clients"), zone.clients.len()));
             }
         }
+        let total: usize = lists.iter().map(|(_, len)| len).sum();
         let mut ok = true;
         for (path, len) in lists {
             if len > MAX_LIST_ENTRIES {
@@ -309,10 +325,17 @@ impl Validator {
                 ok = false;
             }
         }
+        if ok && total > MAX_TOTAL_ENTRIES {
+            self.push("", format!("{total} list entries in all; at most {MAX_TOTAL_ENTRIES} are allowed"));
+            ok = false;
+        }
         ok
     }
 
     fn check_header(&mut self, sdl: &Sdl) {
+        if let Some(len) = sdl.description.as_ref().map(String::len).filter(|l| *l > MAX_DESCRIPTION_BYTES) {
+            self.push("description", format!("{len} bytes long; at most {MAX_DESCRIPTION_BYTES} are allowed"));
+        }
         if let Some(problem) = names::dns_label(&sdl.name) {
             self.push("name", problem);
         }
@@ -389,6 +412,13 @@ impl Validator {
                 }
                 None => self.push(label_path, format!("{} is not of the form key=value", quote(label))),
             }
+        }
+        let entrypoint_bytes: usize = c.entrypoint.iter().map(String::len).sum();
+        if entrypoint_bytes > MAX_ENTRYPOINT_BYTES {
+            self.push(
+                format!("{path}.entrypoint"),
+                format!("{entrypoint_bytes} bytes in all; at most {MAX_ENTRYPOINT_BYTES} are allowed"),
+            );
         }
         for (j, arg) in c.entrypoint.iter().enumerate() {
             if arg.contains('\0') {

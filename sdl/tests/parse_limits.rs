@@ -188,3 +188,51 @@ fn a_key_given_twice_is_an_error() {
     let err = parse_document::<Idl>(idl, Syntax::Json, "i.json").unwrap_err();
     assert!(err.message.contains("duplicate field `value`"), "{err}");
 }
+
+#[test]
+fn yaml_null_is_not_a_value() {
+    for value in ["~", "null", ""] {
+        let text = format!("parameters:\n  - name: V\n    value: {value}\n");
+        let err = parse_document::<Idl>(&text, Syntax::Yaml, "i.yaml").unwrap_err();
+        assert_eq!(err.path, "parameters[0].value", "{err}");
+        assert!(err.message.contains("invalid type: unit value"), "{err}");
+    }
+    let idl: Idl = parse_document("parameters:\n  - name: V\n    value: '~'\n", Syntax::Yaml, "i.yaml").unwrap();
+    assert_eq!(idl.parameters[0].value, "~");
+}
+
+#[test]
+fn a_refused_json_number_is_not_repeated() {
+    let idl = r#"{"parameters":[{"name":"pin","value":98765.4321}]}"#;
+    let err = parse_document::<Idl>(idl, Syntax::Json, "i.json").unwrap_err().to_string();
+    assert!(!err.contains("98765"), "{err}");
+    assert!(err.contains("parameters[0].value"), "{err}");
+}
+
+#[test]
+fn a_large_hostile_json_sdl_validates_quickly() {
+    // Many components, each listing many parameters and dependencies: refused by size
+    // before any pairwise rule runs.
+    let params: Vec<String> = (0..900).map(|i| format!("{{\"name\":\"P{i}\"}}")).collect();
+    let refs: Vec<String> = (0..900).map(|i| format!("\"P{i}\"")).collect();
+    let component = |i: usize| {
+        format!(
+            "{{\"name\":\"c{i}\",\"image\":\"i:1\",\"min_RAM_mb\":1,\"parameters\":[{}],\"depends_on\":[\"c{}\"]}}",
+            refs.join(","),
+            i + 1
+        )
+    };
+    let components: Vec<String> = (0..300).map(component).collect();
+    let text = format!(
+        r#"{{"name":"x","sdl_version":"1","product_version":"1","vendor":"v","components":[{}],"parameters":[{}]}}"#,
+        components.join(","),
+        params.join(",")
+    );
+    assert!(text.len() < MAX_DOCUMENT_BYTES);
+    let sdl: Sdl = parse_document(&text, Syntax::Json, "s.json").unwrap();
+    let start = Instant::now();
+    let problems = sdl::validate::validate_sdl(&sdl);
+    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].message.contains("at most 10000 are allowed"), "{problems:?}");
+}

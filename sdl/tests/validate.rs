@@ -931,3 +931,18 @@ fn external_names_are_dns_names() {
     let c = connector("Db.Example.com");
     expect_one(move |s| s.components.push(c), "components[2].external_name", "is not a DNS name");
 }
+
+#[test]
+fn oversized_values_and_descriptions_are_refused() {
+    let param = IdlParameter { name: "GREETING".into(), value: "x".repeat(300 * 1024) };
+    let problems = idl_problems(Idl { parameters: vec![param], ..Idl::default() });
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].1.contains("at most 262144"), "{problems:?}");
+    let problems = idl_problems(Idl { description: Some("d".repeat(5000)), ..Idl::default() });
+    assert_eq!(problems[0].0, "description");
+    expect_one(|s| s.description = Some("d".repeat(5000)), "description", "at most 4096");
+    expect_one(|s| db(s).entrypoint = vec!["a".repeat(200 * 1024)], "components[0].entrypoint", "at most 131072");
+    let param = IdlParameter { name: "GREETING".into(), value: "a\0b".into() };
+    let problems = idl_problems(Idl { parameters: vec![param], ..Idl::default() });
+    assert!(problems[0].1.contains("NUL"), "{problems:?}");
+}
