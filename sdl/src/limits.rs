@@ -130,12 +130,12 @@ unsafe fn walk(parser: *mut sys::yaml_parser_t) -> Result<(), Exceeded> {
         outcome?;
         if total.nodes > MAX_YAML_NODES {
             return Err(at(format!(
-                "YAML holds more than {MAX_YAML_NODES} values once its aliases are expanded; refusing to expand it"
+                "YAML holds more than {MAX_YAML_NODES} values (an alias counts as every value it repeats); an SDL or IDL needs far fewer"
             )));
         }
         if total.bytes > MAX_YAML_SCALAR_BYTES {
             return Err(at(format!(
-                "YAML holds more than {} MiB of text once its aliases are expanded; refusing to expand it",
+                "YAML holds more than {} MiB of text (an alias counts as all the text it repeats)",
                 MAX_YAML_SCALAR_BYTES / (1024 * 1024)
             )));
         }
@@ -171,7 +171,7 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} [*a{}, *a{}]\n", i - 1, i - 1));
         }
         let err = check_yaml(&text).unwrap_err();
-        assert!(err.message.contains("aliases are expanded"), "{}", err.message);
+        assert!(err.message.contains("an alias counts as every value it repeats"), "{}", err.message);
         let big = format!("s: &s {}\nl: [{}]\n", "y".repeat(10_000), "*s, ".repeat(1_000));
         assert!(check_yaml(&big).unwrap_err().message.contains("MiB of text"));
     }
