@@ -135,17 +135,20 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     }
     if let Some(id) = &idl.service_id {
         if id != service_id {
-            v.push("service_id", format!("\"{id}\" does not match the service being created, \"{service_id}\""));
+            v.push(
+                "service_id",
+                format!("{} does not match the service being created, {}", quote(id), quote(service_id)),
+            );
         }
     }
     if let Some(name) = &idl.name {
         if name != &sdl.name {
-            v.push("name", format!("\"{name}\" does not match the service being created, \"{}\"", sdl.name));
+            v.push("name", format!("{} does not match the service being created, {}", quote(name), quote(&sdl.name)));
         }
     }
     if let Some(vendor) = &idl.vendor {
         if vendor != &sdl.vendor {
-            v.push("vendor", format!("\"{vendor}\" does not match the service's vendor, \"{}\"", sdl.vendor));
+            v.push("vendor", format!("{} does not match the service's vendor, {}", quote(vendor), quote(&sdl.vendor)));
         }
     }
     for (field, given, actual) in [
@@ -154,7 +157,7 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     ] {
         if let Some(given) = given {
             if given != actual {
-                v.push(field, format!("\"{given}\" does not match the version being created, \"{actual}\""));
+                v.push(field, format!("{} does not match the version being created, {}", quote(given), quote(actual)));
             }
         }
     }
@@ -167,7 +170,7 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     for (i, param) in idl.parameters.iter().enumerate() {
         let path = format!("parameters[{i}]");
         if !seen.insert(param.name.as_str()) {
-            v.push(format!("{path}.name"), format!("parameter \"{}\" is given twice", param.name));
+            v.push(format!("{path}.name"), format!("parameter {} is given twice", quote(&param.name)));
         }
         match sdl.parameter(&param.name) {
             None => v.push(
@@ -185,7 +188,7 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     for (i, scaling) in idl.scaling.iter().enumerate() {
         let path = format!("scaling[{i}]");
         if !seen.insert(scaling.component.as_str()) {
-            v.push(format!("{path}.component"), format!("component \"{}\" is scaled twice", scaling.component));
+            v.push(format!("{path}.component"), format!("component {} is scaled twice", quote(&scaling.component)));
         }
         let Some(component) = sdl.component(&scaling.component) else {
             v.push(
@@ -274,8 +277,8 @@ pub fn check_data_type(data_type: Option<DataType>, value: &str) -> Option<Strin
 /// "unknown X \"name\"" with the closest known name, if any is close.
 fn unknown<'a>(what: &str, name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     match closest(name, known) {
-        Some(best) => format!("unknown {what} \"{name}\" (did you mean \"{best}\"?)"),
-        None => format!("unknown {what} \"{name}\""),
+        Some(best) => format!("unknown {what} {} (did you mean {}?)", quote(name), quote(best)),
+        None => format!("unknown {what} {}", quote(name)),
     }
 }
 
@@ -385,7 +388,11 @@ impl Validator {
             if !PLATFORMS.contains(&platform.as_str()) {
                 self.push(
                     format!("{path}.platform"),
-                    format!("\"{platform}\" is not a supported platform (expected one of {})", PLATFORMS.join(", ")),
+                    format!(
+                        "{} is not a supported platform (expected one of {})",
+                        quote(platform),
+                        PLATFORMS.join(", ")
+                    ),
                 );
             }
         }
@@ -499,7 +506,7 @@ impl Validator {
             if image.contains(':') || image.contains('/') {
                 self.push(
                     format!("{path}.image"),
-                    format!("\"{image}\" must be a bare image name when repository/organization/tag are given"),
+                    format!("{} must be a bare image name when repository/organization/tag are given", quote(image)),
                 );
             }
             c.tag.clone()
@@ -512,21 +519,14 @@ impl Validator {
             }
         };
         match tag.as_deref() {
-            None => self.push(format!("{path}.image"), format!("image \"{image}\" has no tag; pin a version")),
+            None => self.push(format!("{path}.image"), format!("image {} has no tag; pin a version", quote(image))),
             Some("latest") => {
                 self.push(format!("{path}.tag"), "\"latest\" is not a pinned version; name a specific tag")
             }
             Some("") => self.push(format!("{path}.tag"), "must not be empty"),
             _ => {
                 if let Some(problem) = c.image_reference(None).and_then(|r| names::image_reference(&r)) {
-                    let field = if structured { "tag" } else { "image" };
-                    let field = if structured
-                        && c.tag.as_deref().is_some_and(|t| names::image_reference(&format!("a:{t}")).is_none())
-                    {
-                        "image"
-                    } else {
-                        field
-                    };
+                    let field = if structured { structured_image_culprit(c) } else { "image" };
                     self.push(format!("{path}.{field}"), problem);
                 }
             }
@@ -745,11 +745,11 @@ impl Validator {
         }
         if let Some(http) = &probe.http {
             if !http.path.starts_with('/') {
-                self.push(format!("{path}.http.path"), format!("\"{}\" must start with '/'", http.path));
+                self.push(format!("{path}.http.path"), format!("{} must start with '/'", quote(&http.path)));
             }
             if let Some(scheme) = &http.scheme {
                 if scheme != "HTTP" && scheme != "HTTPS" {
-                    self.push(format!("{path}.http.scheme"), format!("\"{scheme}\" must be HTTP or HTTPS"));
+                    self.push(format!("{path}.http.scheme"), format!("{} must be HTTP or HTTPS", quote(scheme)));
                 }
             }
         }
@@ -1025,7 +1025,7 @@ impl Validator {
                 if client.id.is_empty() {
                     self.push(format!("{client_path}.id"), "must not be empty");
                 } else if !ids.insert(client.id.as_str()) {
-                    self.push(format!("{client_path}.id"), format!("client \"{}\" is declared twice", client.id));
+                    self.push(format!("{client_path}.id"), format!("client {} is declared twice", quote(&client.id)));
                 }
                 if let Some(name) = &client.secret_parameter {
                     match sdl.parameter(name) {
@@ -1049,6 +1049,21 @@ impl Validator {
             let start = sdl.components.iter().position(|c| c.name == cycle[0]).unwrap_or(0);
             self.push(format!("components[{start}].depends_on"), format!("dependency cycle: {}", cycle.join(" -> ")));
         }
+    }
+}
+
+/// Which field of a structured image (`repository`, `organization`, `image`, `tag`) makes
+/// the whole reference invalid.
+fn structured_image_culprit(c: &Component) -> &'static str {
+    let bad = |reference: String| names::image_reference(&reference).is_some();
+    if c.tag.as_ref().is_some_and(|tag| bad(format!("a:{tag}"))) {
+        "tag"
+    } else if c.repository.as_ref().is_some_and(|registry| bad(format!("{registry}/a:1"))) {
+        "repository"
+    } else if c.organization.as_ref().is_some_and(|org| bad(format!("registry.io/{org}/a:1"))) {
+        "organization"
+    } else {
+        "image"
     }
 }
 

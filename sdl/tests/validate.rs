@@ -754,6 +754,12 @@ fn images_are_single_well_formed_references() {
     }
     expect_one(|s| web(s).tag = Some("2.1 ".into()), "components[1].tag", "is not an image reference");
     expect_one(|s| web(s).image = Some("sh op".into()), "components[1].image", "is not an image reference");
+    expect_one(|s| web(s).organization = Some("Ac me".into()), "components[1].organization", "not an image reference");
+    expect_one(
+        |s| web(s).repository = Some("docker.io\n".into()),
+        "components[1].repository",
+        "not an image reference",
+    );
     let mut sdl = base();
     db(&mut sdl).image =
         Some("quay.io:443/org/pg@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into());
