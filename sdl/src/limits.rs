@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as sys;
+use unsafe_libyaml as unsafe_sys;
 
 /// Largest SDL or IDL file (or text) accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
@@ -44,15 +44,15 @@ pub(crate) fn check_yaml(text: &str) -> Result<(), Exceeded> {
     // SAFETY: the parser is initialised before use and deleted once; `text` outlives it; each
     // event is read only after a successful parse (which fills it) and deleted after use.
     unsafe {
-        let mut parser = MaybeUninit::<sys::yaml_parser_t>::zeroed();
+        let mut parser = MaybeUninit::<unsafe_sys::yaml_parser_t>::zeroed();
         let parser = parser.as_mut_ptr();
-        if sys::yaml_parser_initialize(parser).fail {
+        if unsafe_sys::yaml_parser_initialize(parser).fail {
             return Err(Exceeded { line: 1, column: 1, message: "cannot start the YAML parser".into() });
         }
-        sys::yaml_parser_set_encoding(parser, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        unsafe_sys::yaml_parser_set_encoding(parser, unsafe_sys::YAML_UTF8_ENCODING);
+        unsafe_sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
         let result = walk(parser);
-        sys::yaml_parser_delete(parser);
+        unsafe_sys::yaml_parser_delete(parser);
         result
     }
 }
@@ -64,14 +64,14 @@ unsafe fn anchor_bytes(anchor: *const u8) -> Option<Vec<u8>> {
     Some(std::ffi::CStr::from_ptr(anchor.cast()).to_bytes().to_vec())
 }
 
-unsafe fn walk(parser: *mut sys::yaml_parser_t) -> Result<(), Exceeded> {
+unsafe fn walk(parser: *mut unsafe_sys::yaml_parser_t) -> Result<(), Exceeded> {
     let mut total = Size::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<Vec<u8>, Size> = HashMap::new();
     loop {
-        let mut event = MaybeUninit::<sys::yaml_event_t>::zeroed();
+        let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::zeroed();
         let event = event.as_mut_ptr();
-        if sys::yaml_parser_parse(parser, event).fail {
+        if unsafe_sys::yaml_parser_parse(parser, event).fail {
             return Ok(());
         }
         let kind = (*event).type_;
@@ -79,11 +79,11 @@ unsafe fn walk(parser: *mut sys::yaml_parser_t) -> Result<(), Exceeded> {
         let at = |message: String| Exceeded { line: mark.line as usize + 1, column: mark.column as usize + 1, message };
         let mut outcome = Ok(());
         match kind {
-            sys::YAML_STREAM_END_EVENT => {
-                sys::yaml_event_delete(event);
+            unsafe_sys::YAML_STREAM_END_EVENT => {
+                unsafe_sys::yaml_event_delete(event);
                 return Ok(());
             }
-            sys::YAML_SCALAR_EVENT => {
+            unsafe_sys::YAML_SCALAR_EVENT => {
                 let scalar = (*event).data.scalar;
                 let size = Size { nodes: 1, bytes: scalar.length };
                 total.nodes += 1;
@@ -92,8 +92,8 @@ unsafe fn walk(parser: *mut sys::yaml_parser_t) -> Result<(), Exceeded> {
                     anchors.insert(name, size);
                 }
             }
-            sys::YAML_SEQUENCE_START_EVENT | sys::YAML_MAPPING_START_EVENT => {
-                let anchor = if kind == sys::YAML_SEQUENCE_START_EVENT {
+            unsafe_sys::YAML_SEQUENCE_START_EVENT | unsafe_sys::YAML_MAPPING_START_EVENT => {
+                let anchor = if kind == unsafe_sys::YAML_SEQUENCE_START_EVENT {
                     (*event).data.sequence_start.anchor
                 } else {
                     (*event).data.mapping_start.anchor
@@ -106,7 +106,7 @@ unsafe fn walk(parser: *mut sys::yaml_parser_t) -> Result<(), Exceeded> {
                     )));
                 }
             }
-            sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => {
+            unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
                 if let Some(frame) = stack.pop() {
                     if let Some(name) = frame.anchor {
                         let size =
@@ -115,7 +115,7 @@ unsafe fn walk(parser: *mut sys::yaml_parser_t) -> Result<(), Exceeded> {
                     }
                 }
             }
-            sys::YAML_ALIAS_EVENT => {
+            unsafe_sys::YAML_ALIAS_EVENT => {
                 // An alias to an anchor still open (a recursive alias) or to no anchor is
                 // refused by serde_yaml; count it as one value here.
                 let size = anchor_bytes((*event).data.alias.anchor)
@@ -126,7 +126,7 @@ unsafe fn walk(parser: *mut sys::yaml_parser_t) -> Result<(), Exceeded> {
             }
             _ => {}
         }
-        sys::yaml_event_delete(event);
+        unsafe_sys::yaml_event_delete(event);
         outcome?;
         if total.nodes > MAX_YAML_NODES {
             return Err(at(format!(
