@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{LoadError, Problem};
+use crate::error::{quote, LoadError, Problem};
 use crate::model::Sdl;
+use crate::names;
 use crate::parse::{closest, read_document};
 use crate::validate::validate_sdl;
 
@@ -129,7 +130,7 @@ pub enum CatalogError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The folder layout is wrong.
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {message}", crate::error::sanitize(&path.display().to_string()))]
     Layout {
         /// The offending path.
         path: PathBuf,
@@ -137,7 +138,7 @@ pub enum CatalogError {
         message: String,
     },
     /// No such service.
-    #[error("unknown service \"{id}\"{}; `hsm list-services` shows the catalog", hint(.suggestion))]
+    #[error("unknown service {}{}; `hsm list-services` shows the catalog", quote(.id), hint(.suggestion))]
     UnknownService {
         /// The id asked for.
         id: String,
@@ -145,7 +146,7 @@ pub enum CatalogError {
         suggestion: Option<String>,
     },
     /// No such version of a service.
-    #[error("service \"{id}\" has no {what} \"{version}\"; available: {}", .available.join(", "))]
+    #[error("service {} has no {what} {}; available: {}", quote(.id), quote(.version), .available.join(", "))]
     UnknownVersion {
         /// The service id.
         id: String,
@@ -159,7 +160,7 @@ pub enum CatalogError {
 }
 
 fn hint(suggestion: &Option<String>) -> String {
-    suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default()
+    suggestion.as_ref().map(|s| format!(" (did you mean {}?)", quote(s))).unwrap_or_default()
 }
 
 /// A service catalog on disk.
@@ -176,17 +177,37 @@ pub struct Catalog {
 impl Catalog {
     /// Reads the catalog index under `root` (SDLs are not parsed yet).
     pub fn load(root: &Path) -> Result<Catalog, CatalogError> {
-        let config: CatalogConfig = read_document(&root.join("config.json"))?;
+        let config_path = root.join("config.json");
+        let config: CatalogConfig = read_document(&config_path)?;
+        if let Some(problem) = names::dns_label(&config.name) {
+            return Err(LoadError::Invalid {
+                source_name: config_path.display().to_string(),
+                what: "catalog config",
+                problems: vec![Problem::new("name", format!("{problem} (it is the first part of every service id)"))],
+            }
+            .into());
+        }
         let services_dir = root.join("services");
         let mut services = Vec::new();
         for vendor_dir in subdirectories(&services_dir)? {
             let vendor = file_name(&vendor_dir);
+            folder_name(&vendor_dir, "vendor", names::dns_label)?;
             for service_dir in subdirectories(&vendor_dir)? {
                 let name = file_name(&service_dir);
+                folder_name(&service_dir, "service", names::dns_label)?;
+                let id = format!("{}.{vendor}.{name}", config.name);
+                if let Some(problem) = names::label_value(&id) {
+                    return Err(CatalogError::Layout {
+                        path: service_dir,
+                        message: format!("the service id {problem} (it labels every object of an instance)"),
+                    });
+                }
                 let service_config: ServiceConfig = read_document(&service_dir.join("config.json"))?;
                 let mut versions = Vec::new();
                 for pv_dir in subdirectories(&service_dir)? {
+                    folder_name(&pv_dir, "product version", names::label_value)?;
                     for sv_dir in subdirectories(&pv_dir)? {
+                        folder_name(&sv_dir, "SDL version", names::label_value)?;
                         let config_path = sv_dir.join("config.json");
                         let config =
                             if config_path.exists() { read_document(&config_path)? } else { VersionConfig::default() };
@@ -217,7 +238,7 @@ impl Catalog {
                         .then_with(|| compare_versions(&a.sdl_version, &b.sdl_version))
                 });
                 services.push(Service {
-                    id: format!("{}.{vendor}.{name}", config.name),
+                    id,
                     vendor: vendor.clone(),
                     name,
                     config: service_config,
@@ -383,6 +404,16 @@ fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
     }
     dirs.sort();
     Ok(dirs)
+}
+
+/// Refuses a catalog folder whose name cannot be what it stands for.
+fn folder_name(dir: &Path, what: &str, check: fn(&str) -> Option<String>) -> Result<(), CatalogError> {
+    match check(&file_name(dir)) {
+        None => Ok(()),
+        Some(problem) => {
+            Err(CatalogError::Layout { path: dir.to_path_buf(), message: format!("the {what} folder name {problem}") })
+        }
+    }
 }
 
 fn file_name(path: &Path) -> String {

@@ -76,21 +76,32 @@ pub enum GenerateError {
     /// A stored object is of another kind than the generator now asks for.
     #[error("the stored object of generator \"{0}\" is of another kind than the SDL now declares")]
     WrongKind(String),
+    /// The validity period does not fit in a certificate.
+    #[error("a validity of {0} days ends after the year 9999")]
+    Validity(u32),
     /// A subject alternative name is neither a DNS name nor an IP address.
-    #[error("subject alternative name \"{0}\" is neither a DNS name nor an IP address")]
+    #[error("subject alternative name {} is neither a DNS name nor an IP address", crate::error::quote(.0))]
     BadSan(String),
 }
 
 /// A random password of `length` characters drawn uniformly from `characters`.
 pub fn password(rng: &mut (impl Rng + CryptoRng), length: u32, characters: &str) -> String {
-    let alphabet: Vec<char> = characters.chars().collect();
+    let mut alphabet: Vec<char> = characters.chars().collect();
+    if alphabet.is_empty() {
+        // Validation refuses an empty alphabet; never divide by nothing if it was skipped.
+        alphabet = DEFAULT_PASSWORD_CHARACTERS.chars().collect();
+    }
     (0..length).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect()
 }
 
-fn validity(params: &mut CertificateParams, valid_days: u32) {
+fn validity(params: &mut CertificateParams, valid_days: u32) -> Result<(), GenerateError> {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(i64::from(valid_days));
+    params.not_after = now
+        .checked_add(time::Duration::days(i64::from(valid_days)))
+        .filter(|end| end.year() <= 9999)
+        .ok_or(GenerateError::Validity(valid_days))?;
+    Ok(())
 }
 
 /// A self-signed certificate authority named `common_name`.
@@ -103,7 +114,7 @@ pub fn certificate_authority(common_name: &str, valid_days: u32) -> Result<Gener
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    validity(&mut params, valid_days);
+    validity(&mut params, valid_days)?;
     let cert = params.self_signed(&key)?;
     Ok(GeneratedObject::Certificate { is_ca: true, certificate: cert.pem(), private_key: key.serialize_pem() })
 }
@@ -137,7 +148,7 @@ pub fn certificate(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
-    validity(&mut params, valid_days);
+    validity(&mut params, valid_days)?;
     let cert = params.signed_by(&key, &issuer)?;
     Ok(GeneratedObject::Certificate { is_ca: false, certificate: cert.pem(), private_key: key.serialize_pem() })
 }
@@ -202,6 +213,11 @@ fn put_string(out: &mut Vec<u8>, data: &[u8]) {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn an_enormous_validity_is_an_error_not_a_panic() {
+        assert!(matches!(certificate_authority("ca", u32::MAX), Err(GenerateError::Validity(_))));
+    }
 
     #[test]
     fn password_honours_length_and_alphabet() {

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod error;
 pub mod generate;
 pub mod idl;
+pub mod limits;
 pub mod model;
 pub mod names;
 pub mod parse;

@@ -439,8 +439,8 @@ pub struct Placement {
     /// How to spread instances; default `zone` when more than one instance runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<Spread>,
-    /// Node labels the instances require.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Node labels the instances require (a key given twice is an error).
+    #[serde(default, deserialize_with = "unique_map", skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     /// Keep instances of this component off the same node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -582,11 +582,62 @@ fn strip_registry(image: &str) -> &str {
     }
 }
 
+/// A map of strings in which a key given twice is an error (serde would keep the last).
+fn unique_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct UniqueMap;
+    impl<'de> serde::de::Visitor<'de> for UniqueMap {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("key {} is given twice", crate::error::quote(&key))));
+                }
+                let value: String = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(UniqueMap)
+}
+
 /// Deserialisers that accept a JSON string, number or boolean as a string value (old SDLs
-/// and IDLs wrote `"default": 3306`).
+/// and IDLs wrote `"default": 3306`), keeping the exact text written or refusing.
+///
+/// YAML scalars are read as their text (`1.10` stays `1.10`, `0x1F` stays `0x1F`), as
+/// [`crate::parse`] marks YAML documents with [`TextScalars`]. A JSON integer keeps its
+/// digits; a JSON number that serde_json can only give as a float (a fraction, an exponent,
+/// or an integer beyond 64 bits) would lose its text, so it is refused with a hint to quote it.
 pub(crate) mod scalar {
     use serde::de::{self, Deserializer, Visitor};
+    use std::cell::Cell;
     use std::fmt;
+
+    thread_local! {
+        static TEXT_SCALARS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// While alive, scalars on this thread are read as their source text (YAML documents).
+    pub struct TextScalars {
+        previous: bool,
+    }
+
+    impl TextScalars {
+        /// Marks the current thread until the guard is dropped.
+        pub fn enter() -> TextScalars {
+            TextScalars { previous: TEXT_SCALARS.with(|c| c.replace(true)) }
+        }
+    }
+
+    impl Drop for TextScalars {
+        fn drop(&mut self) {
+            TEXT_SCALARS.with(|c| c.set(self.previous));
+        }
+    }
 
     struct ScalarVisitor;
 
@@ -610,14 +661,45 @@ pub(crate) mod scalar {
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
             Ok(v.to_string())
         }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<String, E> {
             Ok(v.to_string())
+        }
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            // The value is not repeated: it may be a secret's.
+            let _ = v;
+            Err(E::custom(
+                "this number may not keep the exact text written (fractions, exponents and integers beyond 64 bits are read as floating point); write it as a string in quotes",
+            ))
         }
     }
 
     /// A required scalar as a string.
     pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        d.deserialize_any(ScalarVisitor)
+        if TEXT_SCALARS.with(Cell::get) {
+            // `~`, `null` and nothing at all are YAML's null, not the text "~" or "".
+            struct NotNull;
+            impl<'de> Visitor<'de> for NotNull {
+                type Value = String;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string, number or boolean")
+                }
+                fn visit_none<E: de::Error>(self) -> Result<String, E> {
+                    Err(E::invalid_type(de::Unexpected::Unit, &self))
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+                    Err(E::invalid_type(de::Unexpected::Unit, &self))
+                }
+                fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+                    d.deserialize_str(ScalarVisitor)
+                }
+            }
+            d.deserialize_option(NotNull)
+        } else {
+            d.deserialize_any(ScalarVisitor)
+        }
     }
 
     /// An optional scalar as a string (`null` is none).

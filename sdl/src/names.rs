@@ -1,6 +1,8 @@
 //! Kubernetes naming rules for everything in an SDL/IDL that becomes a name, a label value,
 //! a Secret key or an environment variable. Each check returns `None` when the value is fine,
-//! or what was expected.
+//! or what was expected. Values are quoted with [`quote`] (escaped, cut when long).
+
+use crate::error::quote;
 
 /// Longest Kubernetes DNS label (namespaces, Service names).
 pub const DNS_LABEL_MAX: usize = 63;
@@ -8,18 +10,19 @@ pub const DNS_LABEL_MAX: usize = 63;
 /// An RFC 1123 DNS label: lowercase letters, digits and `-`, starting and ending with a
 /// letter or digit, at most 63 characters.
 pub fn dns_label(value: &str) -> Option<String> {
+    let q = quote(value);
     if value.is_empty() {
         return Some("must not be empty".into());
     }
     if value.len() > DNS_LABEL_MAX {
-        return Some(format!("\"{value}\" is {} characters long; at most {DNS_LABEL_MAX} are allowed", value.len()));
+        return Some(format!("{q} is {} characters long; at most {DNS_LABEL_MAX} are allowed", value.len()));
     }
     let ok_chars = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     let ok_ends =
         value.as_bytes()[0].is_ascii_alphanumeric() && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
     if !ok_chars || !ok_ends {
         return Some(format!(
-            "\"{value}\" is not a DNS label: use lowercase letters, digits and '-', starting and ending with a letter or digit"
+            "{q} is not a DNS label: use lowercase letters, digits and '-', starting and ending with a letter or digit"
         ));
     }
     None
@@ -27,11 +30,12 @@ pub fn dns_label(value: &str) -> Option<String> {
 
 /// An RFC 1035 label (Service names): a DNS label that starts with a letter.
 pub fn dns1035_label(value: &str) -> Option<String> {
+    let q = quote(value);
     if let Some(problem) = dns_label(value) {
         return Some(problem);
     }
     if !value.as_bytes()[0].is_ascii_lowercase() {
-        return Some(format!("\"{value}\" must start with a lowercase letter"));
+        return Some(format!("{q} must start with a lowercase letter"));
     }
     None
 }
@@ -39,8 +43,9 @@ pub fn dns1035_label(value: &str) -> Option<String> {
 /// A port name (IANA service name): at most 15 lowercase letters, digits and `-`, with at least
 /// one letter, no leading, trailing or double `-`.
 pub fn port_name(value: &str) -> Option<String> {
+    let q = quote(value);
     if value.len() > 15 {
-        return Some(format!("\"{value}\" is longer than 15 characters"));
+        return Some(format!("{q} is longer than 15 characters"));
     }
     let ok = !value.is_empty()
         && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -50,7 +55,7 @@ pub fn port_name(value: &str) -> Option<String> {
         && !value.contains("--");
     if !ok {
         return Some(format!(
-            "\"{value}\" is not a port name: use lowercase letters, digits and single '-' between them, with at least one letter"
+            "{q} is not a port name: use lowercase letters, digits and single '-' between them, with at least one letter"
         ));
     }
     None
@@ -59,13 +64,14 @@ pub fn port_name(value: &str) -> Option<String> {
 /// A label value: at most 63 characters of `[A-Za-z0-9._-]`, starting and ending with a
 /// letter or digit (empty is allowed by Kubernetes but not here).
 pub fn label_value(value: &str) -> Option<String> {
+    let q = quote(value);
     let ok_chars = value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     let ok_ends = !value.is_empty()
         && value.as_bytes()[0].is_ascii_alphanumeric()
         && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
     if value.len() > DNS_LABEL_MAX || !ok_chars || !ok_ends {
         return Some(format!(
-            "\"{value}\" is not usable as a label value: at most 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+            "{q} is not usable as a label value: at most 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
         ));
     }
     None
@@ -73,9 +79,10 @@ pub fn label_value(value: &str) -> Option<String> {
 
 /// A secret parameter name: lowercase-with-dashes (it becomes a Secret key and a file name).
 pub fn secret_key(value: &str) -> Option<String> {
+    let q = quote(value);
     if dns_label(value).is_some() {
         return Some(format!(
-            "secret parameter \"{value}\" must be lowercase-with-dashes (letters, digits and '-', at most 63 characters), as it becomes a file in /etc/secrets/"
+            "secret parameter {q} must be lowercase-with-dashes (letters, digits and '-', at most 63 characters), as it becomes a file in /etc/secrets/"
         ));
     }
     None
@@ -83,12 +90,13 @@ pub fn secret_key(value: &str) -> Option<String> {
 
 /// An environment variable name: a letter or `_`, then letters, digits or `_`.
 pub fn env_name(value: &str) -> Option<String> {
+    let q = quote(value);
     let mut bytes = value.bytes();
     let ok = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
         return Some(format!(
-            "\"{value}\" is not an environment variable name: use letters, digits and '_', not starting with a digit"
+            "{q} is not an environment variable name: use letters, digits and '_', not starting with a digit"
         ));
     }
     None
@@ -96,6 +104,7 @@ pub fn env_name(value: &str) -> Option<String> {
 
 /// A label key of the form `[prefix/]name`.
 pub fn label_key(value: &str) -> Option<String> {
+    let q = quote(value);
     let (prefix, name) = match value.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, value),
@@ -104,39 +113,142 @@ pub fn label_key(value: &str) -> Option<String> {
         prefix.is_none_or(|p| p.len() <= 253 && !p.is_empty() && p.split('.').all(|part| dns_label(part).is_none()));
     if !prefix_ok || label_value(name).is_some() {
         return Some(format!(
-            "\"{value}\" is not a label key: [prefix/]name, name at most 63 letters, digits, '.', '_' or '-'"
+            "{q} is not a label key: [prefix/]name, name at most 63 letters, digits, '.', '_' or '-'"
         ));
     }
     None
 }
 
-/// Longest DNS subdomain (object names, storage class names, external names).
+/// Longest DNS subdomain (Service external names, label key prefixes).
 pub const DNS_SUBDOMAIN_MAX: usize = 253;
 
-/// An RFC 1123 DNS subdomain: dot-separated DNS labels, at most 253 characters (names of
-/// most Kubernetes objects, storage classes, a Service's external name).
+/// An RFC 1123 DNS subdomain: dot-separated DNS labels, at most 253 characters.
 pub fn dns_subdomain(value: &str) -> Option<String> {
-    let shown = value.escape_debug();
-    if value.is_empty() {
-        return Some("must not be empty".into());
-    }
+    let q = quote(value);
     if value.len() > DNS_SUBDOMAIN_MAX {
-        return Some(format!("is {} characters long; at most {DNS_SUBDOMAIN_MAX} are allowed", value.len()));
+        return Some(format!("{q} is {} characters long; at most {DNS_SUBDOMAIN_MAX} are allowed", value.len()));
     }
-    if value.split('.').any(|label| dns_label(label).is_some()) {
+    if value.is_empty() || value.split('.').any(|part| dns_label(part).is_some()) {
         return Some(format!(
-            "\"{shown}\" is not a DNS name: lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit"
+            "{q} is not a DNS name: dot-separated labels of lowercase letters, digits and '-', each starting and ending with a letter or digit"
         ));
     }
     None
+}
+
+/// Longest image reference accepted.
+pub const IMAGE_REFERENCE_MAX: usize = 512;
+
+/// A container image reference, `[registry[:port]/]path[:tag][@algorithm:digest]`, as the
+/// container runtime parses it: lowercase path components separated by `/`, at most one tag
+/// and at most one digest, no whitespace or control characters.
+pub fn image_reference(value: &str) -> Option<String> {
+    let q = quote(value);
+    let bad = |why: &str| Some(format!("{q} is not an image reference: {why}"));
+    if value.is_empty() {
+        return bad("it is empty");
+    }
+    if value.len() > IMAGE_REFERENCE_MAX {
+        return bad(&format!("longer than {IMAGE_REFERENCE_MAX} characters"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("it contains whitespace or control characters");
+    }
+    let (rest, digest) = match value.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (value, None),
+    };
+    if let Some(digest) = digest {
+        let ok = match digest.split_once(':') {
+            Some((algorithm, hex)) => {
+                !algorithm.is_empty()
+                    && algorithm.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+                    && hex.len() >= 32
+                    && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            }
+            None => false,
+        };
+        if !ok {
+            return bad(
+                "the digest must be algorithm:hex, e.g. sha256: and 64 lowercase hex digits, and only one is allowed",
+            );
+        }
+    }
+    let (name, tag) = match rest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let mut bytes = tag.bytes();
+        let ok = tag.len() <= 128
+            && matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !ok {
+            return bad("a tag is at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-', and only one is allowed");
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 1 {
+        let first = parts[0];
+        if first.contains('.') || first.contains(':') || first == "localhost" {
+            let (host, port) = match first.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (first, None),
+            };
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= DNS_LABEL_MAX
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                });
+            let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+            if !host_ok || !port_ok {
+                return bad("the registry must be a host name with an optional :port");
+            }
+            parts.remove(0);
+        }
+    }
+    let component_ok = |part: &str| {
+        let bytes = part.as_bytes();
+        !part.is_empty()
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && !part.contains("..")
+            && !part.contains("___")
+    };
+    if parts.is_empty() || !parts.iter().all(|p| component_ok(p)) {
+        return bad(
+            "path components are lowercase letters, digits and single separators ('.', '_', '__', '-') between them",
+        );
+    }
+    None
+}
+
+/// `path` with `//`, `/./` and a trailing `/` removed; `None` when it has a `..` component
+/// (which may climb anywhere) or is not absolute.
+pub fn normalise_absolute_path(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            other => parts.push(other),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
 }
 
 /// A registry that replaces images' registries: `host[:port][/path]`, the host a DNS name
 /// (letters may be uppercase), an IPv4 address or a bracketed IPv6 address.
 pub fn registry(value: &str) -> Option<String> {
-    let shown = value.escape_debug();
-    let expected =
-        || Some(format!("\"{shown}\" is not a registry: expected host[:port][/path], e.g. mirror.example.com:5000"));
+    let q = quote(value);
+    let expected = || Some(format!("{q} is not a registry: expected host[:port][/path], e.g. mirror.example.com:5000"));
     let (authority, path) = value.split_once('/').unwrap_or((value, ""));
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let Some((ip, after)) = rest.split_once(']') else { return expected() };
@@ -210,6 +322,46 @@ mod tests {
         assert_eq!(label_key("stratus.io/tier"), None);
         assert_eq!(label_key("tier"), None);
         assert!(label_key("Bad Key").is_some());
+    }
+
+    #[test]
+    fn image_references() {
+        for good in [
+            "mysql:8.4.3",
+            "docker.io/library/mysql:8.4.3",
+            "localhost:5000/a/b_c__d-e.f:1.0",
+            "quay.io/org/img@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "img:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(image_reference(good), None, "{good}");
+        }
+        for bad in [
+            "mysql:8.4\n",
+            "my sql:8",
+            "mysql:8:9",
+            "mysql:8@sha256:aa@sha256:bb",
+            "mysql@sha256:xyz",
+            "MySQL:8",
+            "mysql:.8",
+            "a//b:1",
+            "",
+            "bad_host.io:99x/a:1",
+        ] {
+            assert!(image_reference(bad).is_some(), "{bad:?}");
+        }
+        assert!(!image_reference("a\u{1b}[2J:1").unwrap().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn paths_normalise() {
+        assert_eq!(normalise_absolute_path("/etc//secrets/").as_deref(), Some("/etc/secrets"));
+        assert_eq!(normalise_absolute_path("/etc/./secrets").as_deref(), Some("/etc/secrets"));
+        assert_eq!(normalise_absolute_path("/").as_deref(), Some("/"));
+        assert_eq!(normalise_absolute_path("//").as_deref(), Some("/"));
+        assert_eq!(normalise_absolute_path("/a/../etc/secrets"), None);
+        assert_eq!(normalise_absolute_path("etc"), None);
+        assert_eq!(dns_subdomain("db.example.com"), None);
+        assert!(dns_subdomain("db..example").is_some());
     }
 
     #[test]

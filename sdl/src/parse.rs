@@ -1,11 +1,14 @@
 //! Reading SDL/IDL documents from JSON or YAML, with errors that carry the file, line,
 //! column and JSON path, and a "did you mean" for misspelt field and variant names.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use crate::error::{LoadError, ParseError};
+use crate::error::{sanitize, shorten, LoadError, ParseError, MAX_QUOTED_CHARS};
+use crate::limits;
+use crate::model::scalar;
 
 /// Input syntax of a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +30,14 @@ impl Syntax {
 }
 
 /// Parses `text` as a `T`. `source_name` names the input in errors.
+///
+/// Text longer than [`limits::MAX_DOCUMENT_BYTES`] is refused, and so is YAML nested deeper
+/// than [`limits::MAX_YAML_DEPTH`] or whose aliases expand past
+/// [`limits::MAX_YAML_NODES`] values or [`limits::MAX_YAML_SCALAR_BYTES`] of text.
 pub fn parse_document<T: DeserializeOwned>(text: &str, syntax: Syntax, source_name: &str) -> Result<T, ParseError> {
+    if text.len() > limits::MAX_DOCUMENT_BYTES {
+        return Err(error(source_name, String::new(), 1, 1, &too_big(text.len() as u64)));
+    }
     match syntax {
         Syntax::Json => {
             let mut de = serde_json::Deserializer::from_str(text);
@@ -42,7 +52,9 @@ pub fn parse_document<T: DeserializeOwned>(text: &str, syntax: Syntax, source_na
             Ok(value)
         }
         Syntax::Yaml => {
+            limits::check_yaml(text).map_err(|e| error(source_name, String::new(), e.line, e.column, &e.message))?;
             let de = serde_yaml::Deserializer::from_str(text);
+            let _text_scalars = scalar::TextScalars::enter();
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let path = render_path(e.path());
                 let inner = e.into_inner();
@@ -61,10 +73,69 @@ pub fn parse_document<T: DeserializeOwned>(text: &str, syntax: Syntax, source_na
     }
 }
 
-/// Reads and parses the file at `path`; the syntax follows the file extension.
+fn too_big(len: u64) -> String {
+    format!("{len} bytes is more than the {} MiB an SDL or IDL may have", limits::MAX_DOCUMENT_BYTES / (1024 * 1024))
+}
+
+/// Reads and parses the file at `path`; the syntax follows the file extension. The file must
+/// be a regular file (a symbolic link to one is followed) of at most
+/// [`limits::MAX_DOCUMENT_BYTES`]; it is read with a bounded read, never past that size.
 pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    let text = read_text(path)?;
     Ok(parse_document(&text, Syntax::for_path(path), &path.display().to_string())?)
+}
+
+/// The text of the regular file at `path`, refused when larger than
+/// [`limits::MAX_DOCUMENT_BYTES`] or not UTF-8.
+pub fn read_text(path: &Path) -> Result<String, LoadError> {
+    let fail = |source: std::io::Error| LoadError::Io { path: path.to_path_buf(), source };
+    let refuse = |message: String| fail(std::io::Error::new(std::io::ErrorKind::InvalidInput, message));
+    // Checked before opening: opening a FIFO would wait for a writer.
+    let metadata = std::fs::metadata(path).map_err(fail)?;
+    if !metadata.is_file() {
+        return Err(refuse(format!("not a regular file ({})", file_kind(&metadata.file_type()))));
+    }
+    let file = std::fs::File::open(path).map_err(fail)?;
+    let metadata = file.metadata().map_err(fail)?;
+    if !metadata.is_file() {
+        return Err(refuse(format!("not a regular file ({})", file_kind(&metadata.file_type()))));
+    }
+    if metadata.len() > limits::MAX_DOCUMENT_BYTES as u64 {
+        return Err(refuse(too_big(metadata.len())));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(limits::MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(fail)?;
+    if bytes.len() > limits::MAX_DOCUMENT_BYTES {
+        return Err(refuse(too_big(bytes.len() as u64)));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let (line, column) = position_of(e.as_bytes(), e.utf8_error().valid_up_to());
+        refuse(format!("not UTF-8 text (line {line}, column {column})"))
+    })
+}
+
+fn position_of(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = offset - before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
 }
 
 fn render_path(path: &serde_path_to_error::Path) -> String {
@@ -78,7 +149,13 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
 }
 
 fn error(source_name: &str, path: String, line: usize, column: usize, raw: &str) -> ParseError {
-    ParseError { source_name: source_name.to_string(), path, line, column, message: explain(strip_position(raw)) }
+    ParseError {
+        source_name: sanitize(source_name),
+        path: shorten(&sanitize(&path), 2 * MAX_QUOTED_CHARS),
+        line,
+        column,
+        message: sanitize(&explain(strip_position(raw))),
+    }
 }
 
 /// serde_json and serde_yaml append " at line L column C"; the position is reported apart.
@@ -111,9 +188,15 @@ fn explain(message: &str) -> String {
 
 /// The candidate closest to `given`, when it is close enough to be a likely typo.
 pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Edit distance costs the product of the lengths; nothing that long is a typo.
+    if given.len() > 256 {
+        return None;
+    }
     let given_lower = given.to_lowercase();
     candidates
         .into_iter()
+        .filter(|c| c.len() <= 256)
+        .take(10_000)
         .map(|c| (strsim::normalized_damerau_levenshtein(&given_lower, &c.to_lowercase()), c))
         .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use rand::{CryptoRng, Rng};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ParseError;
 use crate::generate::{self, GenerateError, GeneratedObject};
 use crate::idl::Idl;
 use crate::model::{Generator, GeneratorType, Sdl};
@@ -97,11 +98,15 @@ pub enum ResolveError {
     /// Required parameters have no value from any source.
     #[error("missing required parameter{}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     Missing(Vec<String>),
+    /// Required parameters were given an empty value (in the IDL, with `--set`, or as the
+    /// SDL default).
+    #[error("required parameter{} given an empty value: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    Empty(Vec<String>),
     /// Immutable parameters were given values different from the stored ones.
     #[error("immutable parameter{} cannot change: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     Immutable(Vec<String>),
     /// A certificate's subject alternative name refers to a parameter without a value.
-    #[error("parameter \"{parameter}\": subject alternative name \"{san}\" needs a value for \"{missing}\"")]
+    #[error("parameter \"{parameter}\": subject alternative name {} needs a value for {}", crate::error::quote(.san), crate::error::quote(.missing))]
     SanValue {
         /// The certificate parameter.
         parameter: String,
@@ -139,6 +144,7 @@ pub fn resolve(
         }
     }
     let mut missing = Vec::new();
+    let mut empty = Vec::new();
     let mut immutable = Vec::new();
     let mut pending_generators = Vec::new();
 
@@ -157,6 +163,9 @@ pub fn resolve(
             }
         }
         match found {
+            Some((value, source)) if p.required && value.is_empty() && source != Source::Stored => {
+                empty.push(p.name.clone());
+            }
             Some((value, source)) => {
                 resolved.values.insert(p.name.clone(), ResolvedValue { value, source, secret: p.secret });
             }
@@ -167,6 +176,9 @@ pub fn resolve(
     }
     if !immutable.is_empty() {
         return Err(ResolveError::Immutable(immutable));
+    }
+    if !empty.is_empty() {
+        return Err(ResolveError::Empty(empty));
     }
     if !missing.is_empty() {
         return Err(ResolveError::Missing(missing));
@@ -194,6 +206,55 @@ pub fn resolve(
         );
     }
     Ok(resolved)
+}
+
+/// Reads an instance's stored generated objects (a JSON object of generator id → object, as
+/// [`Resolved::generated`] serialises). A document that does not read completely is an error,
+/// never an empty map: regenerating would replace the instance's CA and keys.
+pub fn parse_generated(text: &str, source_name: &str) -> Result<BTreeMap<String, GeneratedObject>, ParseError> {
+    let objects: BTreeMap<String, GeneratedObject> =
+        crate::parse::parse_document(text, crate::parse::Syntax::Json, source_name).map_err(|mut e| {
+            // The document holds private keys: no excerpt of a value may reach a message.
+            e.message = redact_quoted(&e.message);
+            e
+        })?;
+    for (id, object) in &objects {
+        let pem_ok =
+            |pem: &str, kind: &str| pem.starts_with(&format!("-----BEGIN {kind}")) && pem.trim_end().ends_with("-----");
+        let ok = match object {
+            GeneratedObject::Password { value } => !value.is_empty(),
+            GeneratedObject::Certificate { certificate, private_key, .. } => {
+                pem_ok(certificate, "CERTIFICATE") && pem_ok(private_key, "PRIVATE KEY")
+            }
+            GeneratedObject::SshKey { private_key, public_key, fingerprint } => {
+                pem_ok(private_key, "OPENSSH PRIVATE KEY")
+                    && public_key.starts_with("ssh-")
+                    && fingerprint.starts_with("SHA256:")
+            }
+        };
+        if !ok {
+            return Err(ParseError {
+                source_name: crate::error::sanitize(source_name),
+                path: crate::error::sanitize(id),
+                line: 0,
+                column: 0,
+                message: "the stored object is damaged (empty or not PEM/OpenSSH); refusing to regenerate it".into(),
+            });
+        }
+    }
+    Ok(objects)
+}
+
+/// `message` with every double-quoted excerpt replaced by `"…"`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in message.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        out.push_str(if i % 2 == 1 { "…" } else { part });
+    }
+    out
 }
 
 /// Generates the object of `generator` for parameter `parameter`; certificates are signed by a

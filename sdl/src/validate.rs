@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::Problem;
+use crate::error::{quote, sanitize, Problem};
 use crate::idl::Idl;
-use crate::model::{Component, DataType, GeneratorType, PortRef, Probe, Sdl, ValueType, WorkloadType};
+use crate::model::{Component, DataType, GeneratorType, Parameter, PortRef, Probe, Sdl, ValueType, WorkloadType};
 use crate::names;
 use crate::parse::closest;
 use crate::template::{self, PLATFORM_VARIABLES};
@@ -19,8 +19,38 @@ pub const MAX_PORTS: usize = 10;
 pub const PORT_LIMIT: u32 = 30000;
 /// Platforms a component may name.
 pub const PLATFORMS: [&str; 2] = ["linux-x86_64", "linux-aarch64"];
-/// Namespaces an instance may not take.
+/// Namespaces an instance may not take (besides every name starting with
+/// [`RESERVED_NAMESPACE_PREFIX`]).
 pub const RESERVED_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+/// Instance ids may not start with this: Kubernetes keeps `kube-*` namespaces for itself.
+pub const RESERVED_NAMESPACE_PREFIX: &str = "kube-";
+/// Most instances a component may run (Kubernetes replica counts are 32-bit; this is far
+/// below, so a typo is not scheduled as millions of pods).
+pub const MAX_INSTANCES: u32 = 1000;
+/// Most virtual CPUs a component may ask for, as a request or a limit.
+pub const MAX_VCPU: f64 = 1024.0;
+/// Longest a certificate may be valid, in days (100 years).
+pub const MAX_VALID_DAYS: u32 = 36_500;
+/// Largest value of a probe's seconds and counts, and of a job's retry count (Kubernetes
+/// keeps them as 32-bit integers).
+pub const MAX_INT32: u32 = i32::MAX as u32;
+/// Longest a job may run, in seconds (30 days).
+pub const MAX_JOB_TIMEOUT: u64 = 30 * 24 * 3600;
+/// Most entries in any one list of an SDL or IDL (components, parameters, ports, ...).
+pub const MAX_LIST_ENTRIES: usize = 1000;
+/// Most list entries in a whole SDL, all lists together.
+pub const MAX_TOTAL_ENTRIES: usize = 10_000;
+/// Longest parameter value or default, in bytes (a Secret or ConfigMap holds at most 1 MiB
+/// in all).
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+/// Longest description (SDL or IDL), in bytes: it is kept in an annotation.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Most bytes of a component's entrypoint, all arguments together.
+pub const MAX_ENTRYPOINT_BYTES: usize = 128 * 1024;
+/// Where secret parameters are mounted: no volume may be mounted there or below.
+pub const SECRETS_MOUNT: &str = "/etc/secrets";
+/// Label key prefixes the platform sets itself; component labels may not use them.
+pub const RESERVED_LABEL_PREFIXES: [&str; 4] = ["app.kubernetes.io/", "hsm.stratus.io/", "kubernetes.io/", "k8s.io/"];
 
 const CAPABILITIES: [&str; 41] = [
     "AUDIT_CONTROL",
@@ -69,6 +99,10 @@ const CAPABILITIES: [&str; 41] = [
 /// Every problem in `sdl`, in document order; empty when it is valid.
 pub fn validate_sdl(sdl: &Sdl) -> Vec<Problem> {
     let mut v = Validator { problems: Vec::new() };
+    if !v.check_sizes(sdl) {
+        // Lists this long are refused before the rules (some compare entries pairwise) run.
+        return v.problems;
+    }
     v.check_header(sdl);
     v.check_workloads(sdl);
     v.check_volumes(sdl);
@@ -81,26 +115,40 @@ pub fn validate_sdl(sdl: &Sdl) -> Vec<Problem> {
 /// Every problem in `idl` as an instance of `sdl` (whose id is `service_id`).
 pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     let mut v = Validator { problems: Vec::new() };
-    if let Some(id) = &idl.instance_id {
-        if let Some(problem) = names::dns_label(id) {
-            v.push("instance_id", problem);
-        } else if RESERVED_NAMESPACES.contains(&id.as_str()) {
-            v.push("instance_id", format!("\"{id}\" is a reserved namespace; choose another instance id"));
+    for (field, len) in
+        [("labels", idl.labels.len()), ("parameters", idl.parameters.len()), ("scaling", idl.scaling.len())]
+    {
+        if len > MAX_LIST_ENTRIES {
+            v.push(field, format!("{len} entries; at most {MAX_LIST_ENTRIES} are allowed"));
         }
+    }
+    if !v.problems.is_empty() {
+        return v.problems;
+    }
+    if let Some(id) = &idl.instance_id {
+        if let Some(problem) = instance_id_problem(id) {
+            v.push("instance_id", problem);
+        }
+    }
+    if let Some(len) = idl.description.as_ref().map(String::len).filter(|l| *l > MAX_DESCRIPTION_BYTES) {
+        v.push("description", format!("{len} bytes long; at most {MAX_DESCRIPTION_BYTES} are allowed"));
     }
     if let Some(id) = &idl.service_id {
         if id != service_id {
-            v.push("service_id", format!("\"{id}\" does not match the service being created, \"{service_id}\""));
+            v.push(
+                "service_id",
+                format!("{} does not match the service being created, {}", quote(id), quote(service_id)),
+            );
         }
     }
     if let Some(name) = &idl.name {
         if name != &sdl.name {
-            v.push("name", format!("\"{name}\" does not match the service being created, \"{}\"", sdl.name));
+            v.push("name", format!("{} does not match the service being created, {}", quote(name), quote(&sdl.name)));
         }
     }
     if let Some(vendor) = &idl.vendor {
         if vendor != &sdl.vendor {
-            v.push("vendor", format!("\"{vendor}\" does not match the service's vendor, \"{}\"", sdl.vendor));
+            v.push("vendor", format!("{} does not match the service's vendor, {}", quote(vendor), quote(&sdl.vendor)));
         }
     }
     for (field, given, actual) in [
@@ -109,7 +157,7 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     ] {
         if let Some(given) = given {
             if given != actual {
-                v.push(field, format!("\"{given}\" does not match the version being created, \"{actual}\""));
+                v.push(field, format!("{} does not match the version being created, {}", quote(given), quote(actual)));
             }
         }
     }
@@ -122,7 +170,7 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     for (i, param) in idl.parameters.iter().enumerate() {
         let path = format!("parameters[{i}]");
         if !seen.insert(param.name.as_str()) {
-            v.push(format!("{path}.name"), format!("parameter \"{}\" is given twice", param.name));
+            v.push(format!("{path}.name"), format!("parameter {} is given twice", quote(&param.name)));
         }
         match sdl.parameter(&param.name) {
             None => v.push(
@@ -130,7 +178,7 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
                 unknown("parameter", &param.name, sdl.parameters.iter().map(|p| p.name.as_str())),
             ),
             Some(def) => {
-                if let Some(problem) = check_data_type(def.data_type, &param.value) {
+                if let Some(problem) = check_value(def, &param.value) {
                     v.push(format!("{path}.value"), problem);
                 }
             }
@@ -140,7 +188,7 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     for (i, scaling) in idl.scaling.iter().enumerate() {
         let path = format!("scaling[{i}]");
         if !seen.insert(scaling.component.as_str()) {
-            v.push(format!("{path}.component"), format!("component \"{}\" is scaled twice", scaling.component));
+            v.push(format!("{path}.component"), format!("component {} is scaled twice", quote(&scaling.component)));
         }
         let Some(component) = sdl.component(&scaling.component) else {
             v.push(
@@ -171,7 +219,42 @@ pub fn validate_idl(sdl: &Sdl, service_id: &str, idl: &Idl) -> Vec<Problem> {
     v.problems
 }
 
-/// Checks `value` against a parameter's data type; `None` when it fits.
+/// Why `id` cannot be an instance id (a namespace), if it cannot.
+pub fn instance_id_problem(id: &str) -> Option<String> {
+    if let Some(problem) = names::dns_label(id) {
+        return Some(problem);
+    }
+    if RESERVED_NAMESPACES.contains(&id) {
+        return Some(format!("{} is a reserved namespace; choose another instance id", quote(id)));
+    }
+    if id.starts_with(RESERVED_NAMESPACE_PREFIX) {
+        return Some(format!(
+            "{} is a reserved namespace (kube-* names belong to Kubernetes); choose another instance id",
+            quote(id)
+        ));
+    }
+    None
+}
+
+/// Checks a value given for parameter `def`: its data type, that it holds no NUL (it
+/// becomes an environment variable or a file), and that a required parameter's value is not
+/// empty. The value is quoted in the message only when the parameter is not secret.
+pub fn check_value(def: &Parameter, value: &str) -> Option<String> {
+    let shown = || if def.secret { "the secret value (not shown)".to_string() } else { quote(value) };
+    if value.is_empty() && def.required {
+        return Some(format!("parameter \"{}\" is required; an empty value is not a value", def.name));
+    }
+    if value.contains('\0') {
+        return Some(format!("{} contains a NUL character", shown()));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Some(format!("the value is {} bytes long; at most {MAX_VALUE_BYTES} are allowed", value.len()));
+    }
+    check_data_type(def.data_type, value).map(|problem| format!("{} {problem}", shown()))
+}
+
+/// Checks `value` against a parameter's data type; `None` when it fits. The message does not
+/// repeat the value, which may be secret (see [`check_value`]): it reads "is not an integer".
 pub fn check_data_type(data_type: Option<DataType>, value: &str) -> Option<String> {
     let ok = match data_type {
         None | Some(DataType::String) => true,
@@ -187,15 +270,15 @@ pub fn check_data_type(data_type: Option<DataType>, value: &str) -> Option<Strin
             Some(DataType::Number) => "a number",
             _ => "true or false",
         };
-        Some(format!("\"{value}\" is not {expected}"))
+        Some(format!("is not {expected}"))
     }
 }
 
 /// "unknown X \"name\"" with the closest known name, if any is close.
 fn unknown<'a>(what: &str, name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     match closest(name, known) {
-        Some(best) => format!("unknown {what} \"{name}\" (did you mean \"{best}\"?)"),
-        None => format!("unknown {what} \"{name}\""),
+        Some(best) => format!("unknown {what} {} (did you mean {}?)", quote(name), quote(best)),
+        None => format!("unknown {what} {}", quote(name)),
     }
 }
 
@@ -205,10 +288,57 @@ struct Validator {
 
 impl Validator {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem::new(path, message));
+        self.problems.push(Problem::new(sanitize(&path.into()), sanitize(&message.into())));
+    }
+
+    /// Refuses lists longer than [`MAX_LIST_ENTRIES`]; false when any is.
+    fn check_sizes(&mut self, sdl: &Sdl) -> bool {
+        let mut lists: Vec<(String, usize)> = vec![
+            ("components".into(), sdl.components.len()),
+            ("preflight".into(), sdl.preflight.len()),
+            ("postflight".into(), sdl.postflight.len()),
+            ("volumes".into(), sdl.volumes.len()),
+            ("parameters".into(), sdl.parameters.len()),
+        ];
+        for (list, i, c) in sdl.all_workloads().take(MAX_LIST_ENTRIES * 3) {
+            for (field, len) in [
+                ("capabilities", c.capabilities.len()),
+                ("entrypoint", c.entrypoint.len()),
+                ("service_ports", c.service_ports.len()),
+                ("volume_mounts", c.volume_mounts.len()),
+                ("parameters", c.parameters.len()),
+                ("depends_on", c.depends_on.len()),
+                ("affinity", c.affinity.len()),
+                ("labels", c.labels.len()),
+            ] {
+                lists.push((format!("{list}[{i}].{field}"), len));
+            }
+        }
+        if let Some(features) = &sdl.features {
+            lists.push(("features.auth".into(), features.auth.len()));
+            for (i, zone) in features.auth.iter().enumerate().take(MAX_LIST_ENTRIES) {
+                lists.push((format!("features.auth[{i}].clients"), zone.clients.len()));
+            }
+        }
+        let total: usize = lists.iter().map(|(_, len)| len).sum();
+        let mut ok = true;
+        for (path, len) in lists {
+            if len > MAX_LIST_ENTRIES {
+                self.push(path, format!("{len} entries; at most {MAX_LIST_ENTRIES} are allowed"));
+                ok = false;
+            }
+        }
+        if ok && total > MAX_TOTAL_ENTRIES {
+            self.push("", format!("{total} list entries in all; at most {MAX_TOTAL_ENTRIES} are allowed"));
+            ok = false;
+        }
+        ok
     }
 
     fn check_header(&mut self, sdl: &Sdl) {
+        if let Some(len) = sdl.description.as_ref().map(String::len).filter(|l| *l > MAX_DESCRIPTION_BYTES) {
+            self.push("description", format!("{len} bytes long; at most {MAX_DESCRIPTION_BYTES} are allowed"));
+        }
         if let Some(problem) = names::dns_label(&sdl.name) {
             self.push("name", problem);
         }
@@ -258,7 +388,11 @@ impl Validator {
             if !PLATFORMS.contains(&platform.as_str()) {
                 self.push(
                     format!("{path}.platform"),
-                    format!("\"{platform}\" is not a supported platform (expected one of {})", PLATFORMS.join(", ")),
+                    format!(
+                        "{} is not a supported platform (expected one of {})",
+                        quote(platform),
+                        PLATFORMS.join(", ")
+                    ),
                 );
             }
         }
@@ -270,15 +404,32 @@ impl Validator {
         self.check_mounts(sdl, path, is_job, c);
         self.check_parameter_refs(sdl, path, c);
         self.check_depends_on(sdl, path, is_job, c);
+        let mut label_keys = BTreeSet::new();
         for (j, label) in c.labels.iter().enumerate() {
             let label_path = format!("{path}.labels[{j}]");
             match label.split_once('=') {
                 Some((key, value)) => {
                     if let Some(problem) = names::label_key(key).or_else(|| names::label_value(value)) {
                         self.push(label_path, problem);
+                    } else if let Some(prefix) = RESERVED_LABEL_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+                        self.push(label_path, format!("label keys starting {prefix} are set by the platform"));
+                    } else if !label_keys.insert(key) {
+                        self.push(label_path, format!("label {} is given twice", quote(key)));
                     }
                 }
-                None => self.push(label_path, format!("\"{label}\" is not of the form key=value")),
+                None => self.push(label_path, format!("{} is not of the form key=value", quote(label))),
+            }
+        }
+        let entrypoint_bytes: usize = c.entrypoint.iter().map(String::len).sum();
+        if entrypoint_bytes > MAX_ENTRYPOINT_BYTES {
+            self.push(
+                format!("{path}.entrypoint"),
+                format!("{entrypoint_bytes} bytes in all; at most {MAX_ENTRYPOINT_BYTES} are allowed"),
+            );
+        }
+        for (j, arg) in c.entrypoint.iter().enumerate() {
+            if arg.contains('\0') {
+                self.push(format!("{path}.entrypoint[{j}]"), "contains a NUL character");
             }
         }
         if let Some(probes) = &c.probes {
@@ -296,6 +447,15 @@ impl Validator {
                     self.push(format!("{path}.placement.node_selector.{key}"), problem);
                 }
             }
+        }
+        if c.retry_count.is_some_and(|n| n > MAX_INT32) {
+            self.push(format!("{path}.retry_count"), format!("at most {MAX_INT32}"));
+        }
+        if let Some(timeout) = c.timeout.filter(|t| *t > MAX_JOB_TIMEOUT) {
+            self.push(
+                format!("{path}.timeout"),
+                format!("{timeout} seconds is more than the {MAX_JOB_TIMEOUT} (30 days) a job may run"),
+            );
         }
         if !is_job {
             if c.retry_count.is_some() {
@@ -330,6 +490,11 @@ impl Validator {
                 }
             }
             self.check_references(sdl, &format!("{path}.external_name"), external);
+            if let Ok(filled) = template::substitute(external, |_| Some("x")) {
+                if let Some(problem) = names::dns_subdomain(&filled) {
+                    self.push(format!("{path}.external_name"), problem);
+                }
+            }
             return;
         }
         let Some(image) = &c.image else {
@@ -341,7 +506,7 @@ impl Validator {
             if image.contains(':') || image.contains('/') {
                 self.push(
                     format!("{path}.image"),
-                    format!("\"{image}\" must be a bare image name when repository/organization/tag are given"),
+                    format!("{} must be a bare image name when repository/organization/tag are given", quote(image)),
                 );
             }
             c.tag.clone()
@@ -354,12 +519,17 @@ impl Validator {
             }
         };
         match tag.as_deref() {
-            None => self.push(format!("{path}.image"), format!("image \"{image}\" has no tag; pin a version")),
+            None => self.push(format!("{path}.image"), format!("image {} has no tag; pin a version", quote(image))),
             Some("latest") => {
                 self.push(format!("{path}.tag"), "\"latest\" is not a pinned version; name a specific tag")
             }
             Some("") => self.push(format!("{path}.tag"), "must not be empty"),
-            _ => {}
+            _ => {
+                if let Some(problem) = c.image_reference(None).and_then(|r| names::image_reference(&r)) {
+                    let field = if structured { structured_image_culprit(c) } else { "image" };
+                    self.push(format!("{path}.{field}"), problem);
+                }
+            }
         }
     }
 
@@ -372,6 +542,11 @@ impl Validator {
         }
         if !c.min_vcpu.is_finite() || c.min_vcpu < 0.0 {
             self.push(format!("{path}.min_VCPU"), "must be zero or more");
+        } else if let Some(problem) = vcpu_problem(c.min_vcpu) {
+            self.push(format!("{path}.min_VCPU"), problem);
+        }
+        if let Some(problem) = c.max_vcpu.filter(|m| m.is_finite() && *m > 0.0).and_then(vcpu_problem) {
+            self.push(format!("{path}.max_VCPU"), problem);
         }
         if let Some(max) = c.max_ram_mb {
             if max < c.min_ram_mb {
@@ -397,6 +572,14 @@ impl Validator {
         }
         if c.max_instances == 0 {
             self.push(format!("{path}.max_instances"), "must be at least 1");
+        }
+        for (field, count) in [("min_instances", c.min_instances), ("max_instances", c.max_instances)] {
+            if count > MAX_INSTANCES {
+                self.push(
+                    format!("{path}.{field}"),
+                    format!("{count} is more than the {MAX_INSTANCES} instances allowed"),
+                );
+            }
         }
         if c.min_instances > c.max_instances {
             self.push(
@@ -464,7 +647,7 @@ impl Validator {
     }
 
     fn check_mounts(&mut self, sdl: &Sdl, path: &str, is_job: bool, c: &Component) {
-        let mut mountpoints = BTreeSet::new();
+        let mut mountpoints: BTreeSet<String> = BTreeSet::new();
         for (j, mount) in c.volume_mounts.iter().enumerate() {
             let mount_path = format!("{path}.volume_mounts[{j}]");
             match sdl.volume(&mount.volume_name) {
@@ -478,16 +661,32 @@ impl Validator {
                 ),
                 Some(_) => {}
             }
-            if !mount.mountpoint.starts_with('/') {
-                self.push(
+            let point = quote(&mount.mountpoint);
+            let normal = names::normalise_absolute_path(&mount.mountpoint);
+            match &normal {
+                _ if mount.mountpoint.chars().any(char::is_control) => {
+                    self.push(format!("{mount_path}.mountpoint"), format!("{point} contains control characters"))
+                }
+                _ if !mount.mountpoint.starts_with('/') => {
+                    self.push(format!("{mount_path}.mountpoint"), format!("{point} must be an absolute path"))
+                }
+                None => self.push(
                     format!("{mount_path}.mountpoint"),
-                    format!("\"{}\" must be an absolute path", mount.mountpoint),
-                );
-            } else if mount.mountpoint.starts_with("/etc/secrets") {
-                self.push(format!("{mount_path}.mountpoint"), "/etc/secrets is where secret parameters are mounted");
-            }
-            if !mountpoints.insert(mount.mountpoint.as_str()) {
-                self.push(format!("{mount_path}.mountpoint"), format!("\"{}\" is mounted twice", mount.mountpoint));
+                    format!("{point} must not contain '..': name the directory itself"),
+                ),
+                Some(n) if n == "/" => self.push(
+                    format!("{mount_path}.mountpoint"),
+                    format!("{point} is the container's root; mount the volume in a directory"),
+                ),
+                Some(n) if n == SECRETS_MOUNT || n.starts_with(&format!("{SECRETS_MOUNT}/")) => self.push(
+                    format!("{mount_path}.mountpoint"),
+                    format!("{point}: {SECRETS_MOUNT} is where secret parameters are mounted"),
+                ),
+                Some(n) => {
+                    if !mountpoints.insert(n.clone()) {
+                        self.push(format!("{mount_path}.mountpoint"), format!("{point} is mounted twice"));
+                    }
+                }
             }
         }
     }
@@ -546,16 +745,34 @@ impl Validator {
         }
         if let Some(http) = &probe.http {
             if !http.path.starts_with('/') {
-                self.push(format!("{path}.http.path"), format!("\"{}\" must start with '/'", http.path));
+                self.push(format!("{path}.http.path"), format!("{} must start with '/'", quote(&http.path)));
             }
             if let Some(scheme) = &http.scheme {
                 if scheme != "HTTP" && scheme != "HTTPS" {
-                    self.push(format!("{path}.http.scheme"), format!("\"{scheme}\" must be HTTP or HTTPS"));
+                    self.push(format!("{path}.http.scheme"), format!("{} must be HTTP or HTTPS", quote(scheme)));
                 }
             }
         }
         if probe.exec.as_ref().is_some_and(|e| e.is_empty()) {
             self.push(format!("{path}.exec"), "the command must not be empty");
+        }
+        if probe.exec.as_ref().is_some_and(|e| e.iter().any(|a| a.contains('\0'))) {
+            self.push(format!("{path}.exec"), "contains a NUL character");
+        }
+        if let Some(http) = &probe.http {
+            if http.path.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+                self.push(format!("{path}.http.path"), "must not contain whitespace or control characters");
+            }
+        }
+        for (field, value) in [
+            ("initial_delay_seconds", probe.initial_delay_seconds),
+            ("period_seconds", probe.period_seconds),
+            ("timeout_seconds", probe.timeout_seconds),
+            ("failure_threshold", probe.failure_threshold),
+        ] {
+            if value.is_some_and(|v| v > MAX_INT32) {
+                self.push(format!("{path}.{field}"), format!("at most {MAX_INT32}"));
+            }
         }
     }
 
@@ -639,7 +856,7 @@ impl Validator {
                 self.push(path.clone(), format!("parameter \"{}\" is not used by any component", p.name));
             }
             if let Some(default) = &p.default {
-                if let Some(problem) = check_data_type(p.data_type, default) {
+                if let Some(problem) = check_value(p, default) {
                     self.push(format!("{path}.default"), problem);
                 }
             }
@@ -653,6 +870,12 @@ impl Validator {
             }
             if generator.id.is_empty() {
                 self.push(format!("{gen_path}.id"), "must not be empty");
+            }
+            if let Some(days) = g.valid_days.filter(|d| *d == 0 || *d > MAX_VALID_DAYS) {
+                self.push(
+                    format!("{gen_path}.generate.valid_days"),
+                    format!("{days} is out of range: 1 to {MAX_VALID_DAYS} days"),
+                );
             }
             let allowed: &[ValueType] = match g.kind {
                 GeneratorType::Password => &[],
@@ -802,7 +1025,7 @@ impl Validator {
                 if client.id.is_empty() {
                     self.push(format!("{client_path}.id"), "must not be empty");
                 } else if !ids.insert(client.id.as_str()) {
-                    self.push(format!("{client_path}.id"), format!("client \"{}\" is declared twice", client.id));
+                    self.push(format!("{client_path}.id"), format!("client {} is declared twice", quote(&client.id)));
                 }
                 if let Some(name) = &client.secret_parameter {
                     match sdl.parameter(name) {
@@ -827,6 +1050,34 @@ impl Validator {
             self.push(format!("components[{start}].depends_on"), format!("dependency cycle: {}", cycle.join(" -> ")));
         }
     }
+}
+
+/// Which field of a structured image (`repository`, `organization`, `image`, `tag`) makes
+/// the whole reference invalid.
+fn structured_image_culprit(c: &Component) -> &'static str {
+    let bad = |reference: String| names::image_reference(&reference).is_some();
+    if c.tag.as_ref().is_some_and(|tag| bad(format!("a:{tag}"))) {
+        "tag"
+    } else if c.repository.as_ref().is_some_and(|registry| bad(format!("{registry}/a:1"))) {
+        "repository"
+    } else if c.organization.as_ref().is_some_and(|org| bad(format!("registry.io/{org}/a:1"))) {
+        "organization"
+    } else {
+        "image"
+    }
+}
+
+/// Why `vcpu` (finite, positive) cannot be a CPU quantity, if it cannot: above
+/// [`MAX_VCPU`], or finer than a thousandth (Kubernetes counts millicores).
+fn vcpu_problem(vcpu: f64) -> Option<String> {
+    if vcpu > MAX_VCPU {
+        return Some(format!("{vcpu} is more than the {MAX_VCPU} virtual CPUs allowed"));
+    }
+    let millicores = vcpu * 1000.0;
+    if (millicores - millicores.round()).abs() > 1e-6 {
+        return Some(format!("{vcpu} is finer than a thousandth of a CPU (Kubernetes counts millicores)"));
+    }
+    None
 }
 
 fn value_type_list(types: &[ValueType]) -> String {

@@ -283,3 +283,61 @@ fn upgrades_pick_up_new_defaults_but_immutable_values_stay() {
     let err = resolve(&newer, &idl(&[("LOCKED", "c")]), &stored, &CONTEXT, &mut StdRng::seed_from_u64(11)).unwrap_err();
     assert_eq!(err.to_string(), "immutable parameter cannot change: LOCKED");
 }
+
+#[test]
+fn an_empty_value_for_a_required_parameter_is_refused() {
+    let sdl = sdl();
+    // As given with `--set admin-password=` (merged into the IDL): a required secret.
+    let err = resolve(
+        &sdl,
+        &idl(&[("DOMAIN", "example.com"), ("admin-password", "")]),
+        &Stored::default(),
+        &CONTEXT,
+        &mut StdRng::seed_from_u64(1),
+    )
+    .unwrap_err();
+    assert!(matches!(&err, ResolveError::Empty(names) if names == &["admin-password"]), "{err}");
+    assert_eq!(err.to_string(), "required parameter given an empty value: admin-password");
+    let err = resolve(&sdl, &idl(&[("DOMAIN", "")]), &Stored::default(), &CONTEXT, &mut StdRng::seed_from_u64(1))
+        .unwrap_err();
+    assert!(matches!(err, ResolveError::Empty(_)));
+    // An optional parameter may be empty.
+    let resolved = resolve(
+        &sdl,
+        &idl(&[("DOMAIN", "example.com"), ("OPTIONAL", "")]),
+        &Stored::default(),
+        &CONTEXT,
+        &mut StdRng::seed_from_u64(1),
+    )
+    .unwrap();
+    assert_eq!(resolved.get("OPTIONAL"), Some(""));
+}
+
+#[test]
+fn stored_generated_objects_round_trip_and_damage_is_refused() {
+    let sdl = sdl();
+    let resolved =
+        resolve(&sdl, &idl(&[("DOMAIN", "example.com")]), &Stored::default(), &CONTEXT, &mut StdRng::seed_from_u64(3))
+            .unwrap();
+    let text = serde_json::to_string(&resolved.generated).unwrap();
+    assert_eq!(sdl::resolve::parse_generated(&text, "hsm-generated.json").unwrap(), resolved.generated);
+
+    // Truncated, not JSON, wrong shape, or an emptied key: an error naming the document, never an empty map.
+    let truncated = &text[..text.len() / 2];
+    for (bad, fragment) in [
+        (truncated, "EOF while parsing"),
+        ("garbage", "expected value"),
+        (r#"{"ca": {"type": "certificate", "is_ca": true}}"#, "missing field"),
+        (r#"{"ca": {"type": "certificate", "is_ca": true, "certificate": "", "private_key": ""}}"#, "damaged"),
+        (r#"{"admin": {"type": "password", "value": ""}}"#, "damaged"),
+        (
+            r#"{"ca": {"type": "certificate", "is_ca": "-----BEGIN PRIVATE KEY-----\nMIG"}}"#,
+            "invalid type: string \"…\"",
+        ),
+    ] {
+        let err = sdl::resolve::parse_generated(bad, "hsm-generated.json").unwrap_err();
+        assert!(err.to_string().starts_with("hsm-generated.json:"), "{err}");
+        assert!(err.message.contains(fragment), "{err}");
+        assert!(!err.to_string().contains("BEGIN"), "{err}");
+    }
+}

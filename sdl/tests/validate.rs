@@ -679,3 +679,276 @@ fn idl_must_match_the_service() {
     assert_eq!(problems[0].0, "service_id");
     assert_eq!(problems[1].1, "\"9\" does not match the version being created, \"2.1\"");
 }
+
+// ---- Hardening: rules that an adversarial pass found unenforced. ----
+
+#[test]
+fn instance_ids_starting_kube_are_reserved() {
+    for id in ["kube-x", "kube-foo-1", "default"] {
+        let problems = idl_problems(Idl { instance_id: Some(id.into()), ..Idl::default() });
+        assert_eq!(problems.len(), 1, "{id}: {problems:?}");
+        assert!(problems[0].1.contains("is a reserved namespace"), "{problems:?}");
+    }
+    assert_eq!(sdl::validate::instance_id_problem("kubex"), None);
+}
+
+#[test]
+fn secrets_mount_cannot_be_reached_by_unnormalised_paths() {
+    for point in
+        ["/etc/secrets", "/etc//secrets", "/etc/./secrets", "/etc/secrets/", "//etc/secrets/x", "/etc/secrets/."]
+    {
+        let point = point.to_string();
+        expect_one(
+            move |s| db(s).volume_mounts[0].mountpoint = point,
+            "components[0].volume_mounts[0].mountpoint",
+            "/etc/secrets is where secret parameters are mounted",
+        );
+    }
+    expect_valid(|s| db(s).volume_mounts[0].mountpoint = "/etc/secrets-old".into());
+}
+
+/// Applies `change` to the base SDL, which must stay valid.
+fn expect_valid(change: impl FnOnce(&mut Sdl)) {
+    let mut sdl = base();
+    change(&mut sdl);
+    assert_eq!(validate_sdl(&sdl), vec![]);
+}
+
+#[test]
+fn mount_points_are_not_root_nor_climbing_nor_duplicated_after_normalising() {
+    for point in ["/", "//", "/./"] {
+        let point = point.to_string();
+        expect_one(
+            move |s| db(s).volume_mounts[0].mountpoint = point,
+            "components[0].volume_mounts[0].mountpoint",
+            "is the container's root",
+        );
+    }
+    expect_one(
+        |s| db(s).volume_mounts[0].mountpoint = "/data/../etc/secrets".into(),
+        "components[0].volume_mounts[0].mountpoint",
+        "must not contain '..'",
+    );
+    expect_one(
+        |s| {
+            s.volumes.push(Volume { name: "logs".into(), size_gb: 1, filesystem: Filesystem::Ext4, shared: false });
+            db(s).volume_mounts.push(VolumeMount { volume_name: "logs".into(), mountpoint: "/data/".into() });
+        },
+        "components[0].volume_mounts[1].mountpoint",
+        "is mounted twice",
+    );
+}
+
+#[test]
+fn images_are_single_well_formed_references() {
+    for image in [
+        "docker.io/library/postgres:16.6\n",
+        "docker.io/library/postgres:16.6 --privileged",
+        "docker.io/library/postgres:16.6:17",
+        "docker.io/library/postgres:16.6@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "docker.io/library/Postgres:16.6",
+        "docker.io/library/postgres:16.6\t",
+    ] {
+        let image = image.to_string();
+        expect_one(move |s| db(s).image = Some(image), "components[0].image", "is not an image reference");
+    }
+    expect_one(|s| web(s).tag = Some("2.1 ".into()), "components[1].tag", "is not an image reference");
+    expect_one(|s| web(s).image = Some("sh op".into()), "components[1].image", "is not an image reference");
+    expect_one(|s| web(s).organization = Some("Ac me".into()), "components[1].organization", "not an image reference");
+    expect_one(
+        |s| web(s).repository = Some("docker.io\n".into()),
+        "components[1].repository",
+        "not an image reference",
+    );
+    let mut sdl = base();
+    db(&mut sdl).image =
+        Some("quay.io:443/org/pg@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into());
+    assert_eq!(validate_sdl(&sdl), vec![]);
+}
+
+#[test]
+fn control_characters_are_escaped_in_validation_messages() {
+    let mut sdl = base();
+    db(&mut sdl).image = Some("pg:1\u{1b}]0;owned\u{7}\u{0}".into());
+    sdl.name = format!("evil\u{1b}[2J{}", "x".repeat(10_000));
+    let problems = validate_sdl(&sdl);
+    assert!(!problems.is_empty());
+    for p in &problems {
+        assert!(!p.to_string().chars().any(|c| c.is_control()), "{p:?}");
+        assert!(p.to_string().len() < 600, "{} bytes", p.to_string().len());
+    }
+}
+
+#[test]
+fn reports_list_at_most_fifty_problems() {
+    let mut sdl = base();
+    db(&mut sdl).labels = (0..500).map(|i| format!("bad{i}")).collect();
+    let problems = validate_sdl(&sdl);
+    assert_eq!(problems.len(), 500);
+    let report = sdl::error::invalid_report("sdl.json", "SDL", &problems);
+    assert_eq!(report.lines().count(), 1 + 50 + 1, "{report}");
+    assert!(report.ends_with("… and 450 more"), "{report}");
+}
+
+#[test]
+fn overlong_lists_are_refused_before_pairwise_checks() {
+    let mut sdl = base();
+    sdl.parameters = (0..50_000).map(|i| Parameter { name: format!("P{i}"), ..Parameter::default() }).collect();
+    db(&mut sdl).parameters = (0..50_000).map(|i| format!("Q{i}")).collect();
+    let start = std::time::Instant::now();
+    let problems = validate_sdl(&sdl);
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["parameters", "components[0].parameters"]);
+    assert!(problems[0].message.contains("at most 1000"));
+}
+
+#[test]
+fn a_secret_default_is_never_echoed() {
+    let mut sdl = base();
+    sdl.parameters.push(Parameter {
+        name: "api-pin".into(),
+        secret: true,
+        data_type: Some(DataType::Integer),
+        default: Some("hunter2-s3cret".into()),
+        ..Parameter::default()
+    });
+    web(&mut sdl).parameters.push("api-pin".into());
+    let problems = validate_sdl(&sdl);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, "parameters[2].default");
+    assert_eq!(problems[0].message, "the secret value (not shown) is not an integer");
+    let report = sdl::error::invalid_report("sdl.json", "SDL", &problems);
+    assert!(!report.contains("hunter2"));
+    // A non-secret value is still shown.
+    expect_one(
+        |s| s.parameters[1].data_type = Some(DataType::Integer),
+        "parameters[1].default",
+        "\"hello\" is not an integer",
+    );
+}
+
+fn sdl_with_pin() -> Sdl {
+    let mut sdl = base();
+    sdl.parameters.push(Parameter {
+        name: "api-pin".into(),
+        secret: true,
+        required: true,
+        data_type: Some(DataType::Integer),
+        ..Parameter::default()
+    });
+    web(&mut sdl).parameters.push("api-pin".into());
+    sdl
+}
+
+#[test]
+fn a_secret_value_is_never_echoed() {
+    let sdl = sdl_with_pin();
+    let idl =
+        Idl { parameters: vec![IdlParameter { name: "api-pin".into(), value: "hunter2".into() }], ..Idl::default() };
+    let problems = validate_idl(&sdl, "acme.acme.shop", &idl);
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].to_string(), "parameters[0].value: the secret value (not shown) is not an integer");
+    // The --set path checks with the same function.
+    let def = sdl.parameter("api-pin").unwrap();
+    assert!(!sdl::validate::check_value(def, "hunter2").unwrap().contains("hunter2"));
+    // check_data_type alone never repeats the value.
+    assert_eq!(sdl::validate::check_data_type(Some(DataType::Integer), "hunter2").unwrap(), "is not an integer");
+}
+
+#[test]
+fn an_empty_value_for_a_required_parameter_is_refused() {
+    let sdl = sdl_with_pin();
+    let idl = Idl { parameters: vec![IdlParameter { name: "api-pin".into(), value: String::new() }], ..Idl::default() };
+    let problems = validate_idl(&sdl, "acme.acme.shop", &idl);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, "parameters[0].value");
+    assert!(problems[0].message.contains("\"api-pin\" is required; an empty value is not a value"));
+    let def = sdl.parameter("api-pin").unwrap();
+    assert!(sdl::validate::check_value(def, "").is_some());
+    expect_one(
+        |s| {
+            s.parameters[1].required = true;
+            s.parameters[1].default = Some(String::new());
+        },
+        "parameters[1].default",
+        "an empty value is not a value",
+    );
+}
+
+#[test]
+fn huge_resources_and_counts_are_refused_not_clamped() {
+    expect_one(|s| db(s).min_vcpu = 1e300, "components[0].min_VCPU", "more than the 1024 virtual CPUs");
+    expect_one(|s| db(s).min_vcpu = 0.0001, "components[0].min_VCPU", "finer than a thousandth");
+    expect_one(|s| db(s).max_vcpu = Some(5000.0), "components[0].max_VCPU", "more than the 1024");
+    expect_one(|s| web(s).max_instances = u32::MAX, "components[1].max_instances", "more than the 1000 instances");
+    expect_among(|s| web(s).min_instances = 3_000_000_000, "components[1].min_instances", "more than the 1000");
+    expect_one(|s| s.postflight[0].retry_count = Some(u32::MAX), "postflight[0].retry_count", "at most 2147483647");
+    expect_one(|s| s.postflight[0].timeout = Some(u64::MAX), "postflight[0].timeout", "30 days");
+    expect_one(
+        |s| web(s).probes.as_mut().unwrap().readiness.as_mut().unwrap().period_seconds = Some(u32::MAX),
+        "components[1].probes.readiness.period_seconds",
+        "at most 2147483647",
+    );
+    expect_one(
+        |s| {
+            s.parameters[0].generator = Some(Generator {
+                id: "ca".into(),
+                generate: Generate {
+                    kind: GeneratorType::CACertificate,
+                    value_type: Some(ValueType::Certificate),
+                    valid_days: Some(u32::MAX),
+                    ..Generate::default()
+                },
+            })
+        },
+        "parameters[0].generator.generate.valid_days",
+        "out of range: 1 to 36500",
+    );
+}
+
+#[test]
+fn labels_keep_off_platform_keys_and_are_unique() {
+    expect_one(
+        |s| db(s).labels = vec!["app.kubernetes.io/instance=other".into()],
+        "components[0].labels[0]",
+        "set by the platform",
+    );
+    expect_one(
+        |s| db(s).labels = vec!["tier=a".into(), "tier=b".into()],
+        "components[0].labels[1]",
+        "\"tier\" is given twice",
+    );
+}
+
+#[test]
+fn external_names_are_dns_names() {
+    let connector = |name: &str| Component {
+        name: "ext".into(),
+        external_name: Some(name.into()),
+        min_instances: 1,
+        max_instances: 1,
+        ..Component::default()
+    };
+    let c = connector("db.${HCP_SERVICE_DOMAIN_SUFFIX}");
+    expect_valid(move |s| s.components.push(c));
+    let c = connector("db example.com");
+    expect_one(move |s| s.components.push(c), "components[2].external_name", "is not a DNS name");
+    let c = connector("Db.Example.com");
+    expect_one(move |s| s.components.push(c), "components[2].external_name", "is not a DNS name");
+}
+
+#[test]
+fn oversized_values_and_descriptions_are_refused() {
+    let param = IdlParameter { name: "GREETING".into(), value: "x".repeat(300 * 1024) };
+    let problems = idl_problems(Idl { parameters: vec![param], ..Idl::default() });
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].1.contains("at most 262144"), "{problems:?}");
+    let problems = idl_problems(Idl { description: Some("d".repeat(5000)), ..Idl::default() });
+    assert_eq!(problems[0].0, "description");
+    expect_one(|s| s.description = Some("d".repeat(5000)), "description", "at most 4096");
+    expect_one(|s| db(s).entrypoint = vec!["a".repeat(200 * 1024)], "components[0].entrypoint", "at most 131072");
+    let param = IdlParameter { name: "GREETING".into(), value: "a\0b".into() };
+    let problems = idl_problems(Idl { parameters: vec![param], ..Idl::default() });
+    assert!(problems[0].1.contains("NUL"), "{problems:?}");
+}

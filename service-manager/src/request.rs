@@ -106,27 +106,15 @@ pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, Hs
         }
         match sdl.parameter(name) {
             None => {
-                let shown = name.escape_debug();
+                let shown = sdl::error::quote(name);
                 let message = match closest(name, sdl.parameters.iter().map(|p| p.name.as_str())) {
-                    Some(best) => format!("unknown parameter \"{shown}\" (did you mean \"{best}\"?)"),
-                    None => format!("unknown parameter \"{shown}\""),
+                    Some(best) => format!("unknown parameter {shown} (did you mean \"{best}\"?)"),
+                    None => format!("unknown parameter {shown}"),
                 };
                 problems.push(Problem::new(path, message));
             }
-            Some(def) if def.required && value.is_empty() => {
-                problems.push(Problem::new(path, "is required and may not be empty"));
-            }
             Some(def) => {
-                if let Some(problem) = sdl::validate::check_data_type(def.data_type, value) {
-                    // A secret's value is never printed, not even when it is wrong.
-                    let problem = if def.secret {
-                        format!(
-                            "the value given is not {} (not shown: the parameter is secret)",
-                            expected(def.data_type)
-                        )
-                    } else {
-                        problem
-                    };
+                if let Some(problem) = sdl::validate::check_value(def, value) {
                     problems.push(Problem::new(path, problem));
                 }
             }
@@ -145,16 +133,6 @@ pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, Hs
         .into());
     }
     Ok(Checked { service: service.clone(), version: version.clone(), sdl, idl })
-}
-
-/// What a value of `data_type` looks like, for messages.
-fn expected(data_type: Option<sdl::model::DataType>) -> &'static str {
-    match data_type {
-        Some(sdl::model::DataType::Integer) => "an integer",
-        Some(sdl::model::DataType::Number) => "a number",
-        Some(sdl::model::DataType::Boolean) => "true or false",
-        _ => "a string",
-    }
 }
 
 /// Checks the request against the catalog and resolves its parameters. `stored` holds what

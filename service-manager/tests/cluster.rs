@@ -746,7 +746,7 @@ fn corrupted_records_are_refused_not_regenerated() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).starts_with(
-            "error: instance \"db\": Secret secret-parameters's hsm-generated.json cannot be read (expected ident"
+            "error: instance \"db\": Secret secret-parameters's hsm-generated.json cannot be read (hsm-generated.json:1:2: expected ident"
         ),
         "{}",
         stderr(&output)

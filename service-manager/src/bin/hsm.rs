@@ -281,9 +281,10 @@ impl ProfileArgs {
     }
 }
 
-/// An instance id is a namespace name: a DNS label. Checked before any cluster is asked.
+/// An instance id is a namespace name: a DNS label, not a reserved one. Checked before any
+/// cluster is asked.
 fn parse_instance_id(text: &str) -> Result<String, String> {
-    match sdl::names::dns_label(text) {
+    match sdl::validate::instance_id_problem(text) {
         None => Ok(text.to_string()),
         Some(problem) => Err(format!("not an instance id: {problem}")),
     }

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use sdl::generate::GeneratedObject;
 use sdl::resolve::Stored;
 use sdl::Idl;
 use serde::Serialize;
@@ -206,8 +205,10 @@ pub async fn stored_values(cluster: &Cluster, record: &Record) -> Result<Stored,
     if let Some(secret) = cluster.get::<Secret>(&record.instance_id, SECRET_NAME).await? {
         for (key, value) in secret.data.unwrap_or_default() {
             if key == GENERATED_KEY {
-                stored.generated = serde_json::from_slice::<BTreeMap<String, GeneratedObject>>(&value.0)
-                    .map_err(|e| corrupt(format!("Secret {SECRET_NAME}'s {GENERATED_KEY}"), e.to_string()))?;
+                let what = format!("Secret {SECRET_NAME}'s {GENERATED_KEY}");
+                let text = std::str::from_utf8(&value.0).map_err(|_| corrupt(what.clone(), "not UTF-8".into()))?;
+                stored.generated = sdl::resolve::parse_generated(text, GENERATED_KEY)
+                    .map_err(|e| corrupt(what.clone(), e.to_string()))?;
             } else {
                 let text = String::from_utf8_lossy(&value.0).into_owned();
                 stored.previous.insert(key.clone(), text.clone());
