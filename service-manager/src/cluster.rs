@@ -59,6 +59,12 @@ pub enum ClusterError {
     /// No usable kubeconfig.
     #[error("cannot configure a Kubernetes client: {0}")]
     Config(String),
+    /// Nothing says which cluster to talk to.
+    #[error("no Kubernetes cluster to talk to: no --kubeconfig was given, KUBECONFIG is not set, {home_config} does not exist and this is not a pod with a service account; point at a cluster with --kubeconfig FILE (and --context NAME) or KUBECONFIG=FILE")]
+    NoConfig {
+        /// Where the default kubeconfig was looked for.
+        home_config: String,
+    },
     /// The API server answered with an error status.
     #[error("{action}: {message} ({code} {reason}){}", tries(*attempts))]
     Api {
@@ -230,7 +236,18 @@ impl Cluster {
             None if context.is_some() => {
                 kube::Config::from_kubeconfig(&kube_options).await.map_err(|e| ClusterError::Config(e.to_string()))?
             }
-            None => kube::Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
+            None => {
+                let home_config = std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube/config"));
+                let anywhere = std::env::var_os("KUBECONFIG").is_some_and(|k| !k.is_empty())
+                    || home_config.as_ref().is_some_and(|p| p.exists())
+                    || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+                if !anywhere {
+                    let home_config =
+                        home_config.map(|p| p.display().to_string()).unwrap_or_else(|| "~/.kube/config".into());
+                    return Err(ClusterError::NoConfig { home_config });
+                }
+                kube::Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?
+            }
         };
         let mut config = config;
         // One retry policy, ours (bounded by attempts, budget and deadline): kube's default

@@ -195,6 +195,18 @@ pub fn changed(outcome: &crate::actions::change::Outcome) -> String {
     out
 }
 
+/// `hsm get-credentials` output: the secret values, as asked for.
+pub fn credentials(credentials: &crate::actions::credentials::Credentials, format: Format) -> String {
+    match format {
+        Format::Table if credentials.values.is_empty() => "the instance has no secret parameters\n".to_string(),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = credentials.values.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+            table(&["NAME", "VALUE"], &rows)
+        }
+        _ => structured(credentials, format),
+    }
+}
+
 /// What `delete-instance` says when done.
 pub fn deleted(id: &str, outcome: &crate::actions::delete::Outcome) -> String {
     use crate::actions::delete::Outcome;
@@ -232,8 +244,12 @@ pub fn linted(
     }
 }
 
-/// A plain text table: columns padded to their widest cell plus three spaces.
+/// A plain text table: columns padded to their widest cell plus three spaces; `(none)`
+/// instead of a header over nothing.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)\n".into();
+    }
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -516,6 +532,7 @@ pub fn age(timestamp: &str) -> String {
 /// `hsm list-instances` output.
 pub fn list_instances(records: &[crate::instance::Record], format: Format) -> String {
     match format {
+        Format::Table if records.is_empty() => "no instances\n".into(),
         Format::Table => {
             let rows: Vec<Vec<String>> = records
                 .iter()

@@ -376,6 +376,26 @@ fn an_unreachable_cluster_is_one_clear_report() {
 }
 
 #[test]
+fn no_configured_cluster_says_where_it_looked() {
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hsm"))
+        .args(["list-instances"])
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: no Kubernetes cluster to talk to: no --kubeconfig was given, KUBECONFIG is not set, {}/.kube/config does not exist and this is not a pod with a service account; point at a cluster with --kubeconfig FILE (and --context NAME) or KUBECONFIG=FILE\n",
+            home.path().display()
+        )
+    );
+}
+
+#[test]
 fn no_cluster_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
@@ -813,4 +833,35 @@ fn secrets_can_be_given_from_files_and_standard_input() {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(env.secret_value("ext2", "password"), "from-stdin");
+}
+
+#[test]
+fn credentials_are_printed_only_when_asked_for() {
+    let env = Env::new(Duration::from_millis(50));
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+    let password = env.secret_value("db", "root-password");
+    let output = env.hsm(&["get-credentials", "db", "-o", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let credentials: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(credentials["values"]["root-password"], password.as_str());
+    assert!(credentials["values"].get("hsm-generated.json").is_none(), "generated keys stay in the cluster");
+    assert!(stderr(&output).starts_with("Secret values of instance db follow"));
+    let table = env.ok(&["get-credentials", "db"]);
+    assert!(table.lines().any(|l| l.starts_with("root-password") && l.ends_with(&password)), "{table}");
+    // Everything else keeps them masked.
+    assert!(!env.ok(&["get-instance", "db"]).contains(&password));
+    let missing = env.hsm(&["get-credentials", "nope"]);
+    assert_eq!(
+        (missing.status.code(), stderr(&missing)),
+        (Some(1), "error: instance \"nope\" not found\n".to_string())
+    );
+}
+
+#[test]
+fn empty_listings_say_so_instead_of_printing_headers() {
+    let env = Env::new(Duration::from_millis(50));
+    assert_eq!(env.ok(&["list-instances"]), "no instances\n");
+    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
+    let detail = env.ok(&["get-instance", "cache"]);
+    assert!(detail.contains("\nSERVICE LOCATIONS\n(none)\n"), "{detail}");
 }

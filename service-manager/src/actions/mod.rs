@@ -6,6 +6,7 @@
 pub mod change;
 pub mod configure;
 pub mod create;
+pub mod credentials;
 pub mod delete;
 pub mod get;
 pub mod lint;

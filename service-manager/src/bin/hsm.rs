@@ -91,6 +91,15 @@ enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Print the values of an instance's secret parameters (passwords given or generated).
+    GetCredentials {
+        #[command(flatten)]
+        instance: InstanceArg,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Upgrade an instance to another version of its service (as the catalog's upgrade_from
     /// allows), keeping generated secrets; --set changes parameters at the same time.
     UpgradeInstance {
@@ -367,6 +376,14 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::GetInstance { instance, cluster, output } => {
             let detail = actions::get::run(&connect(&cluster).await?, &instance.instance_id).await?;
             Ok(output::instance_detail(&detail, output.output))
+        }
+        Command::GetCredentials { instance, cluster, output } => {
+            let credentials = actions::credentials::run(&connect(&cluster).await?, &instance.instance_id).await?;
+            eprintln!(
+                "Secret values of instance {} follow: keep them out of logs and shared terminals.",
+                instance.instance_id
+            );
+            Ok(output::credentials(&credentials, output.output))
         }
         Command::UpgradeInstance { instance, product_version, sdl_version, change } => {
             let target = Some((product_version, sdl_version));
