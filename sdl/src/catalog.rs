@@ -137,6 +137,14 @@ pub enum CatalogError {
         /// What was expected.
         message: String,
     },
+    /// The service's folder could not be read.
+    #[error("service {} cannot be read: {error}", quote(.id))]
+    Broken {
+        /// The service id.
+        id: String,
+        /// Why.
+        error: String,
+    },
     /// No such service.
     #[error("unknown service {}{}; `hsm list-services` shows the catalog", quote(.id), hint(.suggestion))]
     UnknownService {
@@ -163,8 +171,18 @@ fn hint(suggestion: &Option<String>) -> String {
     suggestion.as_ref().map(|s| format!(" (did you mean {}?)", quote(s))).unwrap_or_default()
 }
 
+/// A service (or vendor) folder of a catalog that could not be read.
+#[derive(Debug)]
+pub struct Broken {
+    /// The service id the folder stands for (`<catalog>.<vendor>.<service>`), or the vendor
+    /// folder's name.
+    pub id: String,
+    /// Why it could not be read.
+    pub error: CatalogError,
+}
+
 /// A service catalog on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Catalog {
     /// The catalog folder.
     pub root: PathBuf,
@@ -172,6 +190,12 @@ pub struct Catalog {
     pub config: CatalogConfig,
     /// Services sorted by id.
     pub services: Vec<Service>,
+    /// Service (or vendor) folders that could not be read, each with why: the rest of the
+    /// catalog is usable without them; `lint` fails on them.
+    pub broken: Vec<Broken>,
+    /// Files where the layout has no place for them (an `sdl.json` one folder off, say):
+    /// nothing reads them.
+    pub strays: Vec<PathBuf>,
 }
 
 impl Catalog {
@@ -189,70 +213,37 @@ impl Catalog {
         }
         let services_dir = root.join("services");
         let mut services = Vec::new();
-        for vendor_dir in subdirectories(&services_dir)? {
+        let mut broken = Vec::new();
+        let mut strays = Vec::new();
+        for vendor_dir in entries(&services_dir, &mut strays, &[])? {
             let vendor = file_name(&vendor_dir);
-            folder_name(&vendor_dir, "vendor", names::dns_label)?;
-            for service_dir in subdirectories(&vendor_dir)? {
-                let name = file_name(&service_dir);
-                folder_name(&service_dir, "service", names::dns_label)?;
-                let id = format!("{}.{vendor}.{name}", config.name);
-                if let Some(problem) = names::label_value(&id) {
-                    return Err(CatalogError::Layout {
-                        path: service_dir,
-                        message: format!("the service id {problem} (it labels every object of an instance)"),
-                    });
+            let service_dirs = folder_name(&vendor_dir, "vendor", names::dns_label)
+                .and_then(|()| entries(&vendor_dir, &mut strays, &["README.md"]));
+            let service_dirs = match service_dirs {
+                Ok(dirs) => dirs,
+                Err(error) => {
+                    broken.push(Broken { id: vendor, error });
+                    continue;
                 }
-                let service_config: ServiceConfig = read_document(&service_dir.join("config.json"))?;
-                let mut versions = Vec::new();
-                for pv_dir in subdirectories(&service_dir)? {
-                    folder_name(&pv_dir, "product version", names::label_value)?;
-                    for sv_dir in subdirectories(&pv_dir)? {
-                        folder_name(&sv_dir, "SDL version", names::label_value)?;
-                        let config_path = sv_dir.join("config.json");
-                        let config =
-                            if config_path.exists() { read_document(&config_path)? } else { VersionConfig::default() };
-                        let sdl_path = ["sdl.json", "sdl.yaml", "sdl.yml"]
-                            .iter()
-                            .map(|f| sv_dir.join("sdl").join(f))
-                            .find(|p| p.is_file())
-                            .ok_or_else(|| CatalogError::Layout {
-                                path: sv_dir.join("sdl"),
-                                message: "expected sdl/sdl.json in every version folder".into(),
-                            })?;
-                        versions.push(ServiceVersion {
-                            product_version: file_name(&pv_dir),
-                            sdl_version: file_name(&sv_dir),
-                            config,
-                            sdl_path,
-                        });
-                    }
+            };
+            for service_dir in service_dirs {
+                match load_service(&config.name, &vendor_dir, &service_dir, &mut strays) {
+                    Ok(service) => services.push(service),
+                    Err(error) => broken
+                        .push(Broken { id: format!("{}.{vendor}.{}", config.name, file_name(&service_dir)), error }),
                 }
-                if versions.is_empty() {
-                    return Err(CatalogError::Layout {
-                        path: service_dir,
-                        message: "expected at least one <product_version>/<sdl_version>/sdl/sdl.json".into(),
-                    });
-                }
-                versions.sort_by(|a, b| {
-                    compare_versions(&a.product_version, &b.product_version)
-                        .then_with(|| compare_versions(&a.sdl_version, &b.sdl_version))
-                });
-                services.push(Service {
-                    id,
-                    vendor: vendor.clone(),
-                    name,
-                    config: service_config,
-                    dir: service_dir,
-                    versions,
-                });
             }
         }
         services.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(Catalog { root: root.to_path_buf(), config, services })
+        strays.sort();
+        Ok(Catalog { root: root.to_path_buf(), config, services, broken, strays })
     }
 
     /// The service with id `id`.
     pub fn service(&self, id: &str) -> Result<&Service, CatalogError> {
+        if let Some(broken) = self.broken.iter().find(|b| b.id == id) {
+            return Err(CatalogError::Broken { id: id.to_string(), error: broken.error.to_string() });
+        }
         self.services.iter().find(|s| s.id == id).ok_or_else(|| CatalogError::UnknownService {
             id: id.to_string(),
             suggestion: closest(id, self.services.iter().map(|s| s.id.as_str()))
@@ -390,6 +381,85 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
         }
     }
     pa.len().cmp(&pb.len())
+}
+
+/// Reads one service folder: its config and every `<product_version>/<sdl_version>/sdl/`.
+fn load_service(
+    catalog: &str,
+    vendor_dir: &Path,
+    service_dir: &Path,
+    strays: &mut Vec<PathBuf>,
+) -> Result<Service, CatalogError> {
+    let vendor = file_name(vendor_dir);
+    let name = file_name(service_dir);
+    folder_name(service_dir, "service", names::dns_label)?;
+    let id = format!("{catalog}.{vendor}.{name}");
+    if let Some(problem) = names::label_value(&id) {
+        return Err(CatalogError::Layout {
+            path: service_dir.to_path_buf(),
+            message: format!("the service id {problem} (it labels every object of an instance)"),
+        });
+    }
+    let service_config: ServiceConfig = read_document(&service_dir.join("config.json"))?;
+    let mut versions = Vec::new();
+    for pv_dir in entries(service_dir, strays, &["config.json", "README.md"])? {
+        folder_name(&pv_dir, "product version", names::label_value)?;
+        for sv_dir in entries(&pv_dir, strays, &[])? {
+            folder_name(&sv_dir, "SDL version", names::label_value)?;
+            entries(&sv_dir, strays, &["config.json"])?;
+            let config_path = sv_dir.join("config.json");
+            let config = if config_path.exists() { read_document(&config_path)? } else { VersionConfig::default() };
+            let sdl_path = ["sdl.json", "sdl.yaml", "sdl.yml"]
+                .iter()
+                .map(|f| sv_dir.join("sdl").join(f))
+                .find(|p| p.is_file())
+                .ok_or_else(|| CatalogError::Layout {
+                    path: sv_dir.join("sdl"),
+                    message: "expected sdl/sdl.json in every version folder".into(),
+                })?;
+            versions.push(ServiceVersion {
+                product_version: file_name(&pv_dir),
+                sdl_version: file_name(&sv_dir),
+                config,
+                sdl_path,
+            });
+        }
+    }
+    if versions.is_empty() {
+        return Err(CatalogError::Layout {
+            path: service_dir.to_path_buf(),
+            message: "expected at least one <product_version>/<sdl_version>/sdl/sdl.json".into(),
+        });
+    }
+    versions.sort_by(|a, b| {
+        compare_versions(&a.product_version, &b.product_version)
+            .then_with(|| compare_versions(&a.sdl_version, &b.sdl_version))
+    });
+    Ok(Service { id, vendor, name, config: service_config, dir: service_dir.to_path_buf(), versions })
+}
+
+/// The sub-folders of `dir` (hidden ones and `sdl/` aside); files other than `expected` are
+/// added to `strays`.
+fn entries(dir: &Path, strays: &mut Vec<PathBuf>, expected: &[&str]) -> Result<Vec<PathBuf>, CatalogError> {
+    let read = std::fs::read_dir(dir).map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
+    let mut dirs = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
+        let path = entry.path();
+        let name = file_name(&path);
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            if name != "sdl" {
+                dirs.push(path);
+            }
+        } else if !expected.contains(&name.as_str()) {
+            strays.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
 }
 
 fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {

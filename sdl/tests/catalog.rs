@@ -52,7 +52,9 @@ fn a_catalog_name_must_be_a_dns_label() {
 fn vendor_and_service_folders_must_be_dns_labels() {
     for (vendor, service) in [("Acme", "svc"), ("acme", "my_svc"), ("acme", "svc\u{7}")] {
         let dir = catalog("stackato", vendor, service);
-        let err = Catalog::load(dir.path()).unwrap_err();
+        let catalog = Catalog::load(dir.path()).unwrap();
+        assert!(catalog.services.is_empty());
+        let err = &catalog.broken[0].error;
         assert!(matches!(err, CatalogError::Layout { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("folder name") && text.contains("is not a DNS label"), "{text}");
@@ -63,7 +65,8 @@ fn vendor_and_service_folders_must_be_dns_labels() {
 #[test]
 fn a_service_id_must_fit_in_a_label_value() {
     let dir = catalog(&"c".repeat(30), &"v".repeat(20), &"s".repeat(20));
-    let err = Catalog::load(dir.path()).unwrap_err().to_string();
+    let catalog = Catalog::load(dir.path()).unwrap();
+    let err = catalog.broken[0].error.to_string();
     assert!(err.contains("the service id") && err.contains("not usable as a label value"), "{err}");
 }
 
@@ -73,4 +76,33 @@ fn unknown_service_ids_are_quoted_safely() {
     let catalog = Catalog::load(dir.path()).unwrap();
     let err = catalog.service("\u{1b}[31mx").unwrap_err().to_string();
     assert!(err.starts_with("unknown service \"\\u{1b}[31mx\""), "{err}");
+}
+
+#[test]
+fn one_broken_service_leaves_the_others_usable_and_is_named() {
+    let dir = catalog("stackato", "acme", "svc");
+    let broken = dir.path().join("services/acme/broken");
+    write(&broken.join("config.json"), "{ not json");
+    write(&broken.join("1.0/1.0.0/sdl/sdl.json"), SDL);
+    let catalog = Catalog::load(dir.path()).unwrap();
+    assert_eq!(catalog.services.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["stackato.acme.svc"]);
+    assert_eq!(catalog.broken.len(), 1);
+    assert_eq!(catalog.broken[0].id, "stackato.acme.broken");
+    assert!(catalog.service("stackato.acme.svc").is_ok());
+    let err = catalog.service("stackato.acme.broken").unwrap_err().to_string();
+    assert!(err.starts_with("service \"stackato.acme.broken\" cannot be read: "), "{err}");
+    assert!(err.contains("config.json"), "{err}");
+}
+
+#[test]
+fn files_the_layout_has_no_place_for_are_listed() {
+    let dir = catalog("stackato", "acme", "svc");
+    // An SDL one folder off, and one beside the vendors.
+    write(&dir.path().join("services/acme/svc/1.0/1.0.0/sdl.json"), SDL);
+    write(&dir.path().join("services/sdl.json"), SDL);
+    write(&dir.path().join("services/acme/svc/README.md"), "docs");
+    let catalog = Catalog::load(dir.path()).unwrap();
+    let strays: Vec<String> =
+        catalog.strays.iter().map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+    assert_eq!(strays, ["services/acme/svc/1.0/1.0.0/sdl.json", "services/sdl.json"]);
 }

@@ -220,6 +220,14 @@ pub fn deleted(id: &str, outcome: &crate::actions::delete::Outcome) -> String {
     }
 }
 
+/// The warning about a file the catalog layout has no place for.
+pub fn stray(path: &std::path::Path) -> String {
+    format!(
+        "warning: {}: not read: the catalog layout has no place for it (an SDL goes in services/<vendor>/<service>/<product_version>/<sdl_version>/sdl/sdl.json)",
+        sdl::error::sanitize(&path.display().to_string())
+    )
+}
+
 /// What `lint` says when everything is valid.
 pub fn linted(
     path: &std::path::Path,
@@ -229,7 +237,7 @@ pub fn linted(
     use crate::actions::lint::Outcome;
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     match outcome {
-        Outcome::Catalog { services, versions } => format!(
+        Outcome::Catalog { services, versions, .. } => format!(
             "{}: {}, {}, no problems\n",
             path.display(),
             plural(*services, "service", "services"),

@@ -318,3 +318,55 @@ fn missing_parameters_are_asked_for_on_a_terminal_secrets_without_echo() {
     assert!(out.contains("\"USERNAME\": \"app\""), "{out}");
     assert!(!out.contains("S3cret-Typed-PW"), "the secret was echoed or printed: {out}");
 }
+
+/// A catalog with the working service `test.acme.good`; returns its folder.
+fn small_catalog(dir: &Path) -> PathBuf {
+    let sdl = r#"{"name": "good", "vendor": "acme", "product_version": "1", "sdl_version": "1.0.0",
+        "components": [{"name": "web", "image": "docker.io/acme/web:1.0", "min_RAM_mb": 64}]}"#;
+    let root = dir.join("catalog");
+    let version = root.join("services/acme/good/1/1.0.0/sdl");
+    std::fs::create_dir_all(&version).unwrap();
+    std::fs::write(version.join("sdl.json"), sdl).unwrap();
+    std::fs::write(root.join("services/acme/good/config.json"), r#"{"description": "works"}"#).unwrap();
+    std::fs::write(root.join("config.json"), r#"{"name": "test"}"#).unwrap();
+    root
+}
+
+#[test]
+fn lint_warns_about_files_it_did_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = small_catalog(dir.path());
+    std::fs::write(root.join("services/acme/good/1/sdl.json"), "{}").unwrap();
+    let output = run(&["lint", root.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("{}: 1 service, 1 version, no problems\n", root.display()));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "warning: {}/services/acme/good/1/sdl.json: not read: the catalog layout has no place for it (an SDL goes in services/<vendor>/<service>/<product_version>/<sdl_version>/sdl/sdl.json)\n",
+            root.display()
+        )
+    );
+}
+
+#[test]
+fn one_broken_service_does_not_hide_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = small_catalog(dir.path());
+    let broken = root.join("services/acme/broken");
+    std::fs::create_dir_all(broken.join("1/1.0.0/sdl")).unwrap();
+    std::fs::write(broken.join("config.json"), "{ not json").unwrap();
+    let catalog = root.to_str().unwrap();
+    let output = run(&["--catalog", catalog, "list-services"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("test.acme.good"), "{}", stdout(&output));
+    assert!(!stdout(&output).contains("broken"));
+    assert!(stderr(&output).starts_with("warning: service test.acme.broken left out: "), "{}", stderr(&output));
+    let output = run(&["--catalog", catalog, "get-service", "test.acme.good"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(&["--catalog", catalog, "get-service", "test.acme.broken"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("error: service \"test.acme.broken\" cannot be read: "), "{}", stderr(&output));
+    let output = run(&["lint", catalog]);
+    assert_eq!(output.status.code(), Some(2), "lint still fails on it");
+}

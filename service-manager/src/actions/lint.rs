@@ -18,6 +18,8 @@ pub enum Outcome {
         services: usize,
         /// Versions of all services.
         versions: usize,
+        /// Files the catalog layout has no place for: nothing reads them.
+        strays: Vec<std::path::PathBuf>,
     },
     /// One SDL file.
     Sdl,
@@ -33,12 +35,13 @@ pub fn run(path: &Path, idl: Option<&Path>) -> Result<Outcome, HsmError> {
             return Err(HsmError::Usage("an IDL is checked against an SDL file, not a catalog folder".into()));
         }
         let catalog = Catalog::load(path)?;
-        let errors = catalog.lint();
-        if errors.is_empty() {
+        let mut report: Vec<String> = catalog.broken.iter().map(|b| b.error.to_string()).collect();
+        report.extend(catalog.lint().iter().map(|e| e.to_string()));
+        if report.is_empty() {
             let versions = catalog.services.iter().map(|s| s.versions.len()).sum();
-            return Ok(Outcome::Catalog { services: catalog.services.len(), versions });
+            let strays = catalog.strays.clone();
+            return Ok(Outcome::Catalog { services: catalog.services.len(), versions, strays });
         }
-        let report: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         return Err(HsmError::Usage(report.join("\nerror: ")));
     }
     let sdl: Sdl = read_document(path)?;

@@ -357,7 +357,14 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         let shipped = PathBuf::from(SHIPPED_CATALOG);
         std::fs::canonicalize(&shipped).unwrap_or(shipped)
     });
-    let catalog = || Catalog::load(&dir).map_err(HsmError::from);
+    // Services that cannot be read are named; the rest of the catalog stays usable.
+    let catalog = || {
+        let catalog = Catalog::load(&dir).map_err(HsmError::from)?;
+        for broken in &catalog.broken {
+            eprintln!("warning: service {} left out: {}", broken.id, broken.error);
+        }
+        Ok::<_, HsmError>(catalog)
+    };
     match cli.command {
         Command::ListServices(o) => Ok(output::list_services(&catalog()?, o.output)),
         Command::ListCategories(o) => Ok(output::list_categories(&catalog()?, o.output)),
@@ -406,7 +413,11 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::Lint { path, idl } => {
             let path = path.unwrap_or(dir);
-            Ok(output::linted(&path, idl.as_deref(), &lint::run(&path, idl.as_deref())?))
+            let outcome = lint::run(&path, idl.as_deref())?;
+            if let lint::Outcome::Catalog { strays, .. } = &outcome {
+                strays.iter().for_each(|stray| eprintln!("{}", output::stray(stray)));
+            }
+            Ok(output::linted(&path, idl.as_deref(), &outcome))
         }
     }
 }
