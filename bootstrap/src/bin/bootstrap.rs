@@ -36,8 +36,10 @@ enum Command {
         /// Run this phase and every later one again even if recorded as done.
         #[arg(long, value_name = "PHASE", value_parser = clap::builder::PossibleValuesParser::new(bootstrap::phases::PHASES))]
         from: Option<String>,
-        /// Seconds to wait for the API, the nodes, each platform step and the platform service.
-        #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+        /// Seconds to wait for the API, the nodes, each platform step and the platform service
+        /// (1 to 604800, a week).
+        #[arg(long, value_name = "SECONDS", default_value_t = 1800,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
         timeout: u64,
         /// The service catalog holding `hcp` (default: the catalog shipped with Stratus).
         #[arg(long, env = "HSM_CATALOG", value_name = "DIR")]
@@ -103,6 +105,22 @@ struct Target {
 }
 
 struct Failure(String, u8);
+
+/// The longest `--timeout`: a week (a longer wait is a mistake, and no deadline may overflow).
+const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
+fn state_failure(e: bootstrap::StateError) -> Failure {
+    let code = e.exit_code();
+    Failure(e.to_string(), code)
+}
+
+/// Creates (or closes to 0700) the state directory `dir` and its `terraform/` folder.
+fn state_dirs(state: &Path) -> Result<(), Failure> {
+    for dir in [state.to_path_buf(), state.join("terraform")] {
+        bootstrap::private_dir(&dir).map_err(|e| state_failure(bootstrap::StateError::of(&dir, e)))?;
+    }
+    Ok(())
+}
 
 /// The catalog shipped with Stratus.
 const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
@@ -232,11 +250,27 @@ fn prepare(
     let state =
         state_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("stratus-{}", config.cluster_name)));
     let dir = state.join("terraform");
-    let pki =
-        bootstrap::load_or_create_pki(&state.join("pki.json"), &config.cluster_name).map_err(|e| Failure(e, 1))?;
+    // A damaged state directory is found before anything in it is created or changed.
+    if std::fs::metadata(&state).is_ok_and(|m| !m.is_dir()) {
+        return Err(Failure(
+            format!(
+                "{}: is not a directory; expected the state directory (a directory, or nothing there yet)",
+                state.display()
+            ),
+            2,
+        ));
+    }
+    let pki = bootstrap::load_or_create_pki(&state.join("pki.json"), &config.cluster_name).map_err(state_failure)?;
+    state_dirs(&state)?;
     let kubeconfig = state.join("kubeconfig");
+    if std::fs::symlink_metadata(&kubeconfig).is_ok_and(|m| !m.is_file()) {
+        return Err(Failure(
+            format!("{}: is not a regular file; expected the admin kubeconfig bootstrap writes", kubeconfig.display()),
+            2,
+        ));
+    }
     if !kubeconfig.exists() {
-        let server = format!("https://{}", bootstrap::nodes::api_endpoint(&config));
+        let server = bootstrap::nodes::api_url(&config);
         bootstrap::write_rendered(
             &state,
             &bootstrap::render::Rendered {
@@ -248,7 +282,7 @@ fn prepare(
                 ..Default::default()
             },
         )
-        .map_err(|e| Failure(format!("{}: {e}", state.display()), 1))?;
+        .map_err(|e| state_failure(bootstrap::StateError::of(&state, e)))?;
     }
     let (record, rendered) =
         bootstrap::render_into(&dir, &config, &pki, &program_identity()).map_err(|e| Failure(e, 1))?;
@@ -353,8 +387,8 @@ fn run_with_progress(
 fn write_state(state: &Path, status: &str, outputs: serde_json::Value) -> Result<(), Failure> {
     let record = serde_json::json!({"status": status, "outputs": outputs});
     let path = state.join("state.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&record).expect("JSON serialises"))
-        .map_err(|e| Failure(format!("{}: {e}", path.display()), 1))
+    let text = serde_json::to_string_pretty(&record).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    bootstrap::write_private(&path, text.as_bytes()).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))
 }
 
 fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) -> bootstrap_aws::Connection {
@@ -370,7 +404,7 @@ fn openstack_connection(os: &bootstrap::config::OpenStack) -> Result<bootstrap_o
     let ca_certificate = os
         .ca_cert_file
         .as_ref()
-        .map(|file| std::fs::read_to_string(file).map_err(|e| Failure(format!("{}: {e}", file.display()), 2)))
+        .map(|file| bootstrap::read_input_text(file).map_err(|e| Failure(format!("{}: {e}", file.display()), 2)))
         .transpose()?;
     Ok(bootstrap_openstack::Connection {
         auth_url: os.auth_url.clone(),
@@ -607,7 +641,7 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
     prepared.clear_terraform_secrets(started)?;
     let machines = bootstrap::nodes::machines(&prepared.config).iter().map(|m| m.key()).collect::<Vec<_>>().join(", ");
     println!("provisioned cluster {} ({machines})", prepared.config.cluster_name);
-    println!("API: https://{}", bootstrap::nodes::api_endpoint(&prepared.config));
+    println!("API: {}", bootstrap::nodes::api_url(&prepared.config));
     println!("admin kubeconfig: {} (mode 0600)", prepared.state.join("kubeconfig").display());
     println!("DNS records to create under {}: api., hcp., identity., *.identity., hsm.", prepared.config.domain);
     Ok(())
@@ -785,7 +819,7 @@ struct Phases {
 
 impl Phases {
     fn load(state: &Path, started: Instant) -> Result<Phases, Failure> {
-        std::fs::create_dir_all(state).map_err(|e| Failure(format!("{}: {e}", state.display()), 1))?;
+        state_dirs(state)?;
         let path = state.join("install.json");
         let record = bootstrap::phases::Record::load(&path).map_err(|e| Failure(e, 1))?;
         Ok(Phases { record, path, started, current: None })
@@ -943,7 +977,7 @@ fn install(
     let mut facts = bootstrap::platform::Facts::from_outputs(&outputs);
     if let Some(ca) = prepared.config.openstack.as_ref().and_then(|o| o.ca_cert_file.as_ref()) {
         facts.openstack_ca_certificate =
-            Some(std::fs::read_to_string(ca).map_err(|e| Failure(format!("{}: {e}", ca.display()), 2))?);
+            Some(bootstrap::read_input_text(ca).map_err(|e| Failure(format!("{}: {e}", ca.display()), 2))?);
     }
     let expected_nodes = (config.master_count + config.node_count) as usize;
     for step in bootstrap::platform::plan(&config, &facts) {
@@ -1017,7 +1051,7 @@ fn install(
     write_state(&state, "installed", outputs)?;
     prepared.clear_terraform_secrets(started)?;
     println!("cluster {} is installed ({:.1}s)", config.cluster_name, started.elapsed().as_secs_f64());
-    println!("  Kubernetes API   https://{}", bootstrap::nodes::api_endpoint(&config));
+    println!("  Kubernetes API   {}", bootstrap::nodes::api_url(&config));
     for (name, url) in &report.endpoints {
         println!("  {name:<16} {url}");
     }
