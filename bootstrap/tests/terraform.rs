@@ -316,3 +316,35 @@ fn plan_leaves_secrets_only_in_0600_files_in_0700_directories() {
         }
     }
 }
+
+#[test]
+fn remote_shell_lines_interpolate_no_value_of_the_configuration_but_the_checked_machine_dir() {
+    // Whatever reaches a template, a remote shell line may only use the sudo prefix, the
+    // resource's ID and the machine directory (an absolute path of [A-Za-z0-9._/-]).
+    let allowed = ["local.sudo", "self.id", "local.machine_dir"];
+    for provider in PROVIDERS {
+        let main = render(&examples().join(format!("{provider}.properties"))).files.remove("main.tf").unwrap();
+        let mut in_inline = false;
+        for line in main.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("inline = [") {
+                in_inline = true;
+                continue;
+            }
+            if in_inline && trimmed == "]" {
+                in_inline = false;
+            }
+            if !in_inline {
+                continue;
+            }
+            for piece in line.split("${").skip(1) {
+                let expression = piece.split('}').next().unwrap();
+                assert!(allowed.contains(&expression), "{provider}: ${{{expression}}} in a shell line: {line}");
+            }
+        }
+    }
+    // The machine's details travel as a file's content, not an echo line.
+    let main = render(&examples().join("local.properties")).files.remove("main.tf").unwrap();
+    assert!(main.contains("content     = jsonencode({ cluster = local.cluster"), "{main}");
+    assert!(!main.contains("echo '"), "{main}");
+}
