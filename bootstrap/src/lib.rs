@@ -266,7 +266,7 @@ pub fn render_into(
     let inputs = render::inputs_digest(config, pki, program);
     let record_path = dir.join(RENDER_RECORD);
     let recorded: Option<RenderRecord> =
-        std::fs::read(&record_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        read_input_file(&record_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
     if let Some(record) = recorded.filter(|r| r.inputs == inputs) {
         if record.files.iter().all(|(name, state)| file_state(&dir.join(name)).as_ref() == Some(state)) {
             return Ok((record, false));

@@ -50,16 +50,18 @@ pub struct Record {
 
 impl Record {
     /// The record at `path`; an empty one when there is none yet.
-    pub fn load(path: &Path) -> Result<Record, String> {
+    pub fn load(path: &Path) -> Result<Record, crate::StateError> {
+        use crate::StateError;
         match crate::read_input_file(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!(
+                StateError::Invalid(format!(
                     "{}: not an install record ({e}); expected the install.json an earlier run wrote",
                     path.display()
-                )
+                ))
             }),
             Err(crate::FileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(crate::FileError::Io(e)) => Err(StateError::Io(format!("{}: cannot read: {e}", path.display()))),
+            Err(e) => Err(StateError::Invalid(format!("{}: {e}", path.display()))),
         }
     }
 
@@ -170,6 +172,7 @@ mod tests {
         record.save(&path).unwrap();
         assert_eq!(Record::load(&path).unwrap(), record);
         std::fs::write(&path, "{").unwrap();
-        assert!(Record::load(&path).unwrap_err().contains("install.json"));
+        let error = Record::load(&path).unwrap_err();
+        assert!(error.to_string().contains("install.json: not an install record") && error.exit_code() == 2);
     }
 }

@@ -293,7 +293,7 @@ fn prepare(
     if init {
         // Init once per provider set: re-running it costs a second for nothing.
         let marker = dir.join(".stratus-init");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(record.providers.as_str()) {
+        if bootstrap::read_input_text(&marker).ok().as_deref() != Some(record.providers.as_str()) {
             terraform.run(&["init", "-input=false", "-no-color"]).map_err(terraform_failure)?;
             std::fs::write(&marker, &record.providers).map_err(|e| Failure(format!("{}: {e}", marker.display()), 1))?;
             phase(started, "terraform init");
@@ -754,17 +754,21 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
 
 fn status(state_dir: &Path) -> Result<(), Failure> {
     let path = state_dir.join("state.json");
-    let text = std::fs::read_to_string(&path)
+    let text = bootstrap::read_input_text(&path)
         .map_err(|e| Failure(format!("{}: {e} (nothing provisioned from this state directory?)", path.display()), 1))?;
-    let record: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    let record: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure(
+            format!("{}: not a state record ({e}); expected the state.json an earlier run wrote", path.display()),
+            2,
+        )
+    })?;
     println!("status: {}", record["status"].as_str().unwrap_or("unknown"));
     if let Some(outputs) = record["outputs"].as_object() {
         for (key, value) in outputs {
             println!("{key}: {value}");
         }
     }
-    let phases = bootstrap::phases::Record::load(&state_dir.join("install.json")).map_err(|e| Failure(e, 1))?;
+    let phases = bootstrap::phases::Record::load(&state_dir.join("install.json")).map_err(state_failure)?;
     if !phases.phases.is_empty() {
         println!("install phases:");
         for name in bootstrap::phases::PHASES {
@@ -821,7 +825,7 @@ impl Phases {
     fn load(state: &Path, started: Instant) -> Result<Phases, Failure> {
         state_dirs(state)?;
         let path = state.join("install.json");
-        let record = bootstrap::phases::Record::load(&path).map_err(|e| Failure(e, 1))?;
+        let record = bootstrap::phases::Record::load(&path).map_err(state_failure)?;
         Ok(Phases { record, path, started, current: None })
     }
 
@@ -1070,8 +1074,12 @@ fn install(
 /// Terraform's outputs as recorded by the provision phase.
 fn read_outputs(state: &Path) -> Result<serde_json::Value, Failure> {
     let path = state.join("state.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
-    let record: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    let text = bootstrap::read_input_text(&path).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    let record: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure(
+            format!("{}: not a state record ({e}); expected the state.json an earlier run wrote", path.display()),
+            2,
+        )
+    })?;
     Ok(record["outputs"].clone())
 }
