@@ -533,6 +533,9 @@ pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config
         }
     }
     let config = reader.config();
+    if let Some(config) = &config {
+        reader.blank_secrets(config);
+    }
     // Report in file order; problems without a line (missing keys) last.
     reader.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     match config {
@@ -561,6 +564,34 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn problem(&mut self, key: Option<&str>, line: Option<usize>, message: impl Into<String>) {
         self.problems.push(Problem { key: key.map(str::to_string), line, message: message.into() });
+    }
+
+    /// A secret key given with an empty value is a problem even when the environment or
+    /// `clouds.yaml` would give the secret (an explicit empty password is a mistake, not a
+    /// request for another source); so is a secret of only whitespace from any source.
+    fn blank_secrets(&mut self, config: &Config) {
+        let reported = |reader: &Self, key: &str| reader.problems.iter().any(|p| p.key.as_deref() == Some(key));
+        for spec in KEYS.iter().filter(|k| k.secret) {
+            let empty = self.values.get(spec.key).is_some_and(|(v, _)| v.is_empty());
+            if empty && !reported(self, spec.key) {
+                self.problem(
+                    Some(spec.key),
+                    self.line(spec.key),
+                    "is empty; expected the secret (or leave the key out to take it from the environment or clouds.yaml)",
+                );
+            }
+        }
+        let secrets = [
+            ("OpenStack.Password", config.openstack.as_ref().map(|o| &o.password)),
+            ("VSphere.Password", config.vsphere.as_ref().map(|v| &v.password)),
+            ("AWS.SecretKey", config.aws.as_ref().and_then(|a| a.secret_key.as_ref())),
+            ("LDAP.BindPassword", config.ldap.as_ref().map(|l| &l.bind_password)),
+        ];
+        for (key, secret) in secrets {
+            if secret.is_some_and(|s| !s.expose().is_empty() && s.expose().trim().is_empty()) && !reported(self, key) {
+                self.problem(Some(key), self.line(key), "is only whitespace; expected the secret");
+            }
+        }
     }
 
     fn line(&self, key: &str) -> Option<usize> {
