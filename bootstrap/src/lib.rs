@@ -527,6 +527,131 @@ mod tests {
     }
 
     #[test]
+    fn no_properties_file_makes_reading_panic() {
+        // A small deterministic fuzz: every provider, keys of each kind, values at the edges.
+        const KEYS: &[&str] = &[
+            "Provider",
+            "NodeCount",
+            "MasterCount",
+            "GlusterNodeCount",
+            "HCPDomainName",
+            "KubernetesVersion",
+            "PodCIDR",
+            "ServiceCIDR",
+            "ClusterName",
+            "KeepTerraform",
+            "Local.MasterAddresses",
+            "Local.NodeAddresses",
+            "Local.GlusterFSAddresses",
+            "Local.APIAddress",
+            "Local.APIPort",
+            "Local.SSHUser",
+            "Local.SSHPort",
+            "Local.MachineDir",
+            "Local.SSHKeyFile",
+            "OpenStack.AuthURL",
+            "OpenStack.Password",
+            "OpenStack.AvailabilityZones",
+            "OpenStack.JumpboxCIDR",
+            "OpenStack.CACertFile",
+            "AWS.AvailabilityZones",
+            "AWS.PublicSubnetIDsAndAZ",
+            "AWS.SecretKey",
+            "AWS.AccessKey",
+            "VSphere.LBVIPAllocationStart",
+            "VSphere.LBVIPAllocationEnd",
+            "VSphere.Server",
+            "VSphere.MasterMemoryMB",
+            "VSphere.Datacenters",
+            "LDAP.URI",
+            "LDAP.BindPassword",
+        ];
+        const VALUES: &[&str] = &[
+            "",
+            " ",
+            "0",
+            "1",
+            "3",
+            "4294967296",
+            "99999999999999999999",
+            "-1",
+            "+1",
+            "1.33.0",
+            "1.0.0",
+            "1..",
+            "/",
+            "..",
+            "/a/../b",
+            "[::1]",
+            "::",
+            "::1",
+            "2001:db8::1",
+            "127.0.0.1",
+            "0.0.0.0/0",
+            "10.0.0.0/33",
+            "10.0.0.1/",
+            "/8",
+            "10.244.0.0/32",
+            "a@b",
+            "https://",
+            "https://@",
+            "https://[",
+            "https://[::1",
+            "https://[::1]:99999",
+            "https://h:",
+            "ldap://x:",
+            "é",
+            "\\u0000",
+            "\\",
+            "local",
+            "AWS",
+            "OpenStack",
+            "VSphere",
+            "a,b,,c",
+            "a, A",
+            "example-key",
+            "/dev/zero",
+            "\u{feff}",
+            "subnet-1:",
+            ":",
+            "255.255.255.255",
+            "1.2.3.4, 1.2.3.4",
+            "x.",
+            ".x",
+            "-a",
+            "a-",
+            "0x7f.1",
+            "010.0.0.1",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("example-key"), "k").unwrap();
+        let path = dir.path().join("f.properties");
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = format!("Provider = {}\n", ["local", "AWS", "OpenStack", "VSphere", "x"][next(5)]);
+            for _ in 0..next(12) {
+                let value = (0..1 + next(2)).map(|_| VALUES[next(VALUES.len())]).collect::<Vec<_>>().join("");
+                text.push_str(&format!("{} = {value}\n", KEYS[next(KEYS.len())]));
+            }
+            std::fs::write(&path, &text).unwrap();
+            let result =
+                std::panic::catch_unwind(|| load(&path, &BTreeMap::new()).map(|c| render::render(&c, &test_pki())));
+            assert!(result.is_ok(), "reading panicked on:\n{text}");
+        }
+    }
+
+    fn test_pki() -> pki::Pki {
+        static PKI: std::sync::OnceLock<pki::Pki> = std::sync::OnceLock::new();
+        PKI.get_or_init(|| pki::Pki::generate("fuzz").unwrap()).clone()
+    }
+
+    #[test]
     fn a_symlink_in_place_of_a_secret_file_is_replaced_not_written_through() {
         let dir = tempfile::tempdir().unwrap();
         let elsewhere = dir.path().join("elsewhere");
