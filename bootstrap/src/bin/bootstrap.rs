@@ -1066,7 +1066,8 @@ fn install(
     );
     println!("DNS records to create:");
     for (record, target) in &report.dns {
-        println!("  {record:<40} A  {target}");
+        let kind = if target.parse::<std::net::Ipv6Addr>().is_ok() { "AAAA" } else { "A" };
+        println!("  {record:<40} {kind}  {target}");
     }
     Ok(())
 }
