@@ -372,11 +372,17 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys and values quoted in messages come from the input: control characters (a
+        // newline, a terminal escape) are shown escaped, never sent to the terminal.
+        let printable = |text: &str| -> String {
+            text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+        };
+        let message = printable(&self.message);
         match (&self.line, &self.key) {
-            (Some(line), Some(key)) => write!(f, "line {line}: {key}: {}", self.message),
-            (None, Some(key)) => write!(f, "{key}: {}", self.message),
-            (Some(line), None) => write!(f, "line {line}: {}", self.message),
-            (None, None) => f.write_str(&self.message),
+            (Some(line), Some(key)) => write!(f, "line {line}: {}: {message}", printable(key)),
+            (None, Some(key)) => write!(f, "{}: {message}", printable(key)),
+            (Some(line), None) => write!(f, "line {line}: {message}"),
+            (None, None) => f.write_str(&message),
         }
     }
 }
@@ -527,7 +533,16 @@ pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config
                     let first = *first;
                     reader.problem(Some(&entry.key), Some(entry.line), format!("given twice (first on line {first})"));
                 } else {
-                    reader.values.insert(entry.key.clone(), (entry.value.trim_end().to_string(), entry.line));
+                    let value = entry.value.trim_end();
+                    if let Some(c) = value.chars().find(|c| c.is_control()) {
+                        // Not echoed: the value may be a secret.
+                        reader.problem(
+                            Some(&entry.key),
+                            Some(entry.line),
+                            format!("has a control character (U+{:04X}); expected printable text", c as u32),
+                        );
+                    }
+                    reader.values.insert(entry.key.clone(), (value.to_string(), entry.line));
                 }
             }
         }
@@ -913,7 +928,9 @@ impl Reader<'_> {
         self.given_empty("KubernetesVersion", "a version such as 1.33.0");
         let kubernetes_version = self.optional("KubernetesVersion").unwrap_or_else(|| "1.33.0".into());
         let parts: Vec<&str> = kubernetes_version.split('.').collect();
-        let numeric = |p: &&str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+        let numeric = |p: &&str| {
+            !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()) && (*p == "0" || !p.starts_with('0'))
+        };
         if parts.len() != 3 || !parts.iter().all(numeric) {
             self.problem(
                 Some("KubernetesVersion"),
@@ -1309,7 +1326,12 @@ impl Reader<'_> {
                 return IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
             }
             match machine_host(&text) {
-                Ok(()) => match text.parse() {
+                Ok(()) => match text.parse::<IpAddr>() {
+                    Ok(ip) if ip.to_canonical().is_loopback() => reader.problem(
+                        Some(key),
+                        reader.line(key),
+                        format!("{text} is a loopback address; expected an address of the machines' network"),
+                    ),
                     Ok(ip) => return ip,
                     Err(_) => reader.problem(
                         Some(key),
@@ -1421,8 +1443,10 @@ impl Reader<'_> {
         let mut seen = BTreeSet::new();
         for host in masters.iter().chain(&nodes).chain(&gluster) {
             // The same machine however written: host names without case, addresses parsed.
-            let canonical =
-                host.parse::<IpAddr>().map(|ip| ip.to_string()).unwrap_or_else(|_| host.to_ascii_lowercase());
+            let canonical = host
+                .parse::<IpAddr>()
+                .map(|ip| ip.to_canonical().to_string())
+                .unwrap_or_else(|_| host.to_ascii_lowercase());
             if !seen.insert(canonical) {
                 self.problem(Some("Local"), None, format!("{host} is listed for more than one machine"));
             }
@@ -1430,8 +1454,9 @@ impl Reader<'_> {
         // Loopback machines only make sense all together (one host standing in for a
         // cluster): the others could not reach them, nor they the API.
         let all: Vec<&String> = masters.iter().chain(&nodes).chain(&gluster).collect();
-        let loopback =
-            |h: &str| h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) || h.eq_ignore_ascii_case("localhost");
+        let loopback = |h: &str| {
+            h.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback()) || h.eq_ignore_ascii_case("localhost")
+        };
         if all.iter().any(|h| loopback(h)) && !all.iter().all(|h| loopback(h)) {
             self.problem(
                 Some("Local"),
@@ -1528,7 +1553,8 @@ pub fn host_name_or_ip(text: &str) -> Result<Option<IpAddr>, String> {
 /// Whether `text` may be the address of a machine: a host name, or an IP address that is not
 /// unspecified (0.0.0.0, ::), broadcast or multicast.
 pub fn machine_host(text: &str) -> Result<(), String> {
-    let ip = host_name_or_ip(text)?;
+    // An IPv4-mapped IPv6 address (::ffff:0.0.0.0) is judged as the IPv4 address it is.
+    let ip = host_name_or_ip(text)?.map(|ip| ip.to_canonical());
     let why = match ip {
         Some(ip) if ip.is_unspecified() => "the unspecified address",
         Some(IpAddr::V4(v4)) if v4.is_broadcast() => "the broadcast address",

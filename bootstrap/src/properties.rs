@@ -121,7 +121,7 @@ fn unescape(text: &str) -> Result<String, String> {
                 let code = u32::from_str_radix(&hex, 16)
                     .ok()
                     .filter(|_| hex.len() == 4)
-                    .ok_or_else(|| format!("malformed \\uXXXX escape \"\\u{hex}\""))?;
+                    .ok_or_else(|| format!("malformed \\uXXXX escape \"\\u{}\"", hex.escape_debug()))?;
                 out.push(char::from_u32(code).ok_or_else(|| format!("\\u{hex} is not a character"))?);
             }
             Some(other) => out.push(other),
