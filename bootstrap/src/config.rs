@@ -374,13 +374,21 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Keys and values quoted in messages come from the input: control characters (a
         // newline, a terminal escape) are shown escaped, never sent to the terminal.
-        let printable = |text: &str| -> String {
-            text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+        // A huge value or key is shown by its ends.
+        let printable = |text: &str, max: usize| -> String {
+            let chars: Vec<char> = text.chars().collect();
+            let shown: String = if chars.len() > max {
+                let (head, tail) = (&chars[..max / 2], &chars[chars.len() - max / 2..]);
+                format!("{}…({} characters)…{}", String::from_iter(head), chars.len(), String::from_iter(tail))
+            } else {
+                text.to_string()
+            };
+            shown.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
         };
-        let message = printable(&self.message);
+        let message = printable(&self.message, 600);
         match (&self.line, &self.key) {
-            (Some(line), Some(key)) => write!(f, "line {line}: {}: {message}", printable(key)),
-            (None, Some(key)) => write!(f, "{}: {message}", printable(key)),
+            (Some(line), Some(key)) => write!(f, "line {line}: {}: {message}", printable(key, 120)),
+            (None, Some(key)) => write!(f, "{}: {message}", printable(key, 120)),
             (Some(line), None) => write!(f, "line {line}: {message}"),
             (None, None) => f.write_str(&message),
         }
@@ -520,10 +528,16 @@ pub struct Surroundings<'a> {
 /// Reads and validates the configuration; every problem is returned together.
 pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config, Vec<Problem>> {
     let mut reader = Reader { values: BTreeMap::new(), problems: Vec::new(), surroundings };
+    let mut unknown = 0;
     for entry in entries {
         match KEYS.iter().find(|k| k.key == entry.key) {
             None => {
-                let hint = sdl::parse::closest(&entry.key, KEYS.iter().map(|k| k.key))
+                // Hints for the first few unknown keys only (a file of thousands is no typo),
+                // and none for a key far longer than any known one.
+                unknown += 1;
+                let hint = Some(&entry.key)
+                    .filter(|k| k.len() <= 64 && unknown <= 20)
+                    .and_then(|k| sdl::parse::closest(k, KEYS.iter().map(|k| k.key)))
                     .map(|best| format!(" (did you mean {best}?)"))
                     .unwrap_or_default();
                 reader.problem(Some(&entry.key), Some(entry.line), format!("unknown key{hint}"));

@@ -64,12 +64,19 @@ fn invalid(path: &Path, problems: &[config::Problem]) -> String {
         path.display(),
         if count == 1 { "" } else { "s" }
     );
-    for p in problems {
+    // Every problem up to a hundred; a file with more is not a configuration with typos.
+    for p in problems.iter().take(MAX_PROBLEMS_SHOWN) {
         out.push_str("\n  ");
         out.push_str(&p.to_string());
     }
+    if count > MAX_PROBLEMS_SHOWN {
+        out.push_str(&format!("\n  ... and {} more", count - MAX_PROBLEMS_SHOWN));
+    }
     out
 }
+
+/// How many problems of one file are listed.
+const MAX_PROBLEMS_SHOWN: usize = 100;
 
 /// The largest file bootstrap reads as input: the properties file, `clouds.yaml`, SSH keys and
 /// CA bundles (1 MiB; real ones are a few KiB).

@@ -308,3 +308,28 @@ fn key_files_that_are_fifos_or_too_big_and_oversized_properties_are_refused_with
         "error: b.properties: is not a regular file (a device, FIFO or socket); expected a regular file\n"
     );
 }
+
+#[test]
+fn a_file_of_thousands_of_problems_or_huge_values_is_answered_quickly_and_briefly() {
+    let unknown: String = (0..40_000).map(|i| format!("UnknownKeyNumber{i} = x\n")).collect();
+    let dir = local_example(|t| format!("{t}{unknown}"));
+    let started = std::time::Instant::now();
+    let (code, stderr) = validate(dir.path());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("error: b.properties is not a valid configuration (40000 problems):\n"),
+        "{stderr:.300}"
+    );
+    assert_eq!(stderr.lines().count(), 102, "{stderr:.300}");
+    assert!(stderr.ends_with("\n  ... and 39900 more\n"), "{stderr:.300}");
+
+    // A value of most of a mebibyte is shown by its ends.
+    let huge = "a".repeat(1_000_000);
+    let dir = local_example(|t| {
+        t.replace("Local.NodeAddresses = 192.0.2.11, 192.0.2.12", &format!("Local.NodeAddresses = {huge}"))
+    });
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, Some(2));
+    assert!(stderr.len() < 2000 && stderr.contains(" characters)…"), "{stderr:.2000}");
+}
