@@ -1233,7 +1233,7 @@ impl Reader<'_> {
         let mut pairs = Vec::new();
         for item in self.list(key) {
             match item.split_once(':') {
-                Some((subnet, zone)) if subnet.starts_with("subnet-") && !zone.is_empty() => {
+                Some((subnet, zone)) if aws_id("subnet", subnet) && aws_name(zone) => {
                     pairs.push((subnet.to_string(), zone.to_string()))
                 }
                 _ => self.problem(
@@ -1269,7 +1269,7 @@ impl Reader<'_> {
         let keypair_file = self.required("AWS.KeypairFile", why);
         let keypair_file = self.file("AWS.KeypairFile", &keypair_file);
         let ami = self.required("AWS.LinuxAMI", why);
-        if !ami.is_empty() && !ami.starts_with("ami-") {
+        if !ami.is_empty() && !aws_id("ami", &ami) {
             self.problem(
                 Some("AWS.LinuxAMI"),
                 self.line("AWS.LinuxAMI"),
@@ -1292,17 +1292,50 @@ impl Reader<'_> {
             }
         }
         let vpc_id = self.required("AWS.VPCID", why);
-        if !vpc_id.is_empty() && !vpc_id.starts_with("vpc-") {
+        if !vpc_id.is_empty() && !aws_id("vpc", &vpc_id) {
             self.problem(Some("AWS.VPCID"), self.line("AWS.VPCID"), format!("\"{vpc_id}\" is not a VPC id (vpc-...)"));
         }
+        // The region becomes part of the SDK's endpoint host names; zones and instance types go
+        // to the EC2 API: names of lower-case letters, digits, '-' (and '.' in instance types).
+        let region = self.required_or_env("AWS.Region", &["AWS_REGION", "AWS_DEFAULT_REGION"], why);
+        if !region.is_empty() && !(aws_name(&region) && region.contains('-')) {
+            self.problem(
+                Some("AWS.Region"),
+                self.line("AWS.Region"),
+                format!("\"{region}\" is not an AWS region such as us-east-1"),
+            );
+        }
+        for zone in &zones {
+            if !aws_name(zone) {
+                self.problem(
+                    Some("AWS.AvailabilityZones"),
+                    self.line("AWS.AvailabilityZones"),
+                    format!("\"{zone}\" is not an availability zone such as us-east-1a"),
+                );
+            }
+        }
+        let mut instance_type = |key: &str, default: &str| {
+            let value = self.optional(key).unwrap_or_else(|| default.into());
+            if !aws_name(&value.replace('.', "-")) {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("\"{value}\" is not an instance type such as m5.large"),
+                );
+            }
+            value
+        };
+        let master_instance_type = instance_type("AWS.MasterInstanceType", "m5.large");
+        let node_instance_type = instance_type("AWS.NodeInstanceType", "m5.xlarge");
+        let gluster_instance_type = instance_type("AWS.GlusterFSInstanceType", "m5.large");
         Aws {
             access_key,
             secret_key,
-            region: self.required_or_env("AWS.Region", &["AWS_REGION", "AWS_DEFAULT_REGION"], why),
+            region,
             availability_zones: zones,
-            master_instance_type: self.optional("AWS.MasterInstanceType").unwrap_or_else(|| "m5.large".into()),
-            node_instance_type: self.optional("AWS.NodeInstanceType").unwrap_or_else(|| "m5.xlarge".into()),
-            gluster_instance_type: self.optional("AWS.GlusterFSInstanceType").unwrap_or_else(|| "m5.large".into()),
+            master_instance_type,
+            node_instance_type,
+            gluster_instance_type,
             ami,
             keypair: self.required("AWS.Keypair", why),
             keypair_file,
@@ -1634,6 +1667,20 @@ fn authority_host(authority: &str) -> Option<&str> {
     }
     host_name_or_ip(host).ok().filter(|ip| !matches!(ip, Some(IpAddr::V6(_))))?;
     Some(host)
+}
+
+/// Whether `text` is an AWS name (region, zone): lower-case letters, digits and '-', at most 32.
+fn aws_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 32
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether `text` is an AWS resource ID `<prefix>-<lower-case letters and digits>`.
+fn aws_id(prefix: &str, text: &str) -> bool {
+    text.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('-')).is_some_and(|id| {
+        !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 fn is_dns_label(text: &str) -> bool {
