@@ -1203,6 +1203,29 @@ impl Reader<'_> {
         );
         let floating_ip_pool = self.one_of(&["OpenStack.FloatingIPPoolName", "OpenStack.FloatingIPPoolID"], why);
         let zones = self.unique_list("OpenStack.AvailabilityZones");
+        // IDs and names the SDK puts into request paths (preflight, uninstall): nothing that
+        // could leave the path segment.
+        for key in [
+            "OpenStack.LinuxImageID",
+            "OpenStack.MasterFlavorID",
+            "OpenStack.NodeFlavorID",
+            "OpenStack.GlusterFSFlavorID",
+            "OpenStack.Keypair",
+            "OpenStack.NetworkID",
+            "OpenStack.SubnetID",
+            "OpenStack.FloatingIPPoolName",
+            "OpenStack.FloatingIPPoolID",
+        ] {
+            if let Some(value) = self.optional(key) {
+                if value == "." || value == ".." || value.contains(['/', '?', '#', '%', '\\']) {
+                    self.problem(
+                        Some(key),
+                        self.line(key),
+                        format!("\"{value}\" is not an OpenStack ID or name: expected no '/', '?', '#', '%' or '\\'"),
+                    );
+                }
+            }
+        }
         OpenStack {
             auth_url,
             username: self.credential("OpenStack.Username", &["OS_USERNAME"], &choice, &["auth.username"], why),
