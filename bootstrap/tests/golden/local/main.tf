@@ -38,7 +38,7 @@ resource "terraform_data" "machine" {
     host        = each.value.address
     port        = 22
     user        = local.ssh_user
-    private_key = file(var.ssh_private_key_file)
+    private_key = sensitive(file(var.ssh_private_key_file))
     timeout     = "2m"
   }
 
