@@ -114,6 +114,44 @@ fn state_failure(e: bootstrap::StateError) -> Failure {
     Failure(e.to_string(), code)
 }
 
+/// Checks that whatever is already at the state directory's paths is of the kind bootstrap
+/// makes there (a directory, or a regular file), before anything is created: a mismatch is bad
+/// input naming the path and what was expected.
+fn check_state(state: &Path) -> Result<(), Failure> {
+    let paths = [
+        ("", true, "the state directory"),
+        ("terraform", true, "Terraform's working directory"),
+        ("pki.json", false, "the cluster PKI bootstrap writes"),
+        ("kubeconfig", false, "the admin kubeconfig bootstrap writes"),
+        ("state.json", false, "the state record bootstrap writes"),
+        ("install.json", false, "the install record bootstrap writes"),
+        ("credentials.yaml", false, "the credentials file bootstrap writes"),
+        ("terraform.log", false, "Terraform's log"),
+    ];
+    for (name, directory, what) in paths {
+        let path = if name.is_empty() { state.to_path_buf() } else { state.join(name) };
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let (ok, kind) = match directory {
+            true => (meta.is_dir(), "a directory"),
+            false => (meta.is_file(), "a regular file"),
+        };
+        if !ok {
+            let is = if meta.is_dir() {
+                "a directory"
+            } else if meta.is_file() {
+                "a file"
+            } else {
+                "not a regular file"
+            };
+            return Err(Failure(
+                format!("{}: is {is}; expected {what} ({kind}, or nothing there yet)", path.display()),
+                2,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Creates (or closes to 0700) the state directory `dir` and its `terraform/` folder.
 fn state_dirs(state: &Path) -> Result<(), Failure> {
     for dir in [state.to_path_buf(), state.join("terraform")] {
@@ -251,24 +289,10 @@ fn prepare(
         state_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("stratus-{}", config.cluster_name)));
     let dir = state.join("terraform");
     // A damaged state directory is found before anything in it is created or changed.
-    if std::fs::metadata(&state).is_ok_and(|m| !m.is_dir()) {
-        return Err(Failure(
-            format!(
-                "{}: is not a directory; expected the state directory (a directory, or nothing there yet)",
-                state.display()
-            ),
-            2,
-        ));
-    }
+    check_state(&state)?;
     let pki = bootstrap::load_or_create_pki(&state.join("pki.json"), &config.cluster_name).map_err(state_failure)?;
     state_dirs(&state)?;
     let kubeconfig = state.join("kubeconfig");
-    if std::fs::symlink_metadata(&kubeconfig).is_ok_and(|m| !m.is_file()) {
-        return Err(Failure(
-            format!("{}: is not a regular file; expected the admin kubeconfig bootstrap writes", kubeconfig.display()),
-            2,
-        ));
-    }
     if !kubeconfig.exists() {
         let server = bootstrap::nodes::api_url(&config);
         bootstrap::write_rendered(
@@ -929,6 +953,7 @@ fn install(
     catalog.service(bootstrap::install::PLATFORM_SERVICE).map_err(|e| {
         Failure(format!("{}: {e} (the platform service must be in the catalog)", options.catalog.display()), 2)
     })?;
+    check_state(&state)?;
     let mut phases = Phases::load(&state, started)?;
     if let Some(from) = &options.from {
         phases.record.forget_from(from);
