@@ -1321,7 +1321,8 @@ impl Reader<'_> {
         // The region becomes part of the SDK's endpoint host names; zones and instance types go
         // to the EC2 API: names of lower-case letters, digits, '-' (and '.' in instance types).
         let region = self.required_or_env("AWS.Region", &["AWS_REGION", "AWS_DEFAULT_REGION"], why);
-        if !region.is_empty() && !(aws_name(&region) && region.contains('-')) {
+        let region_ok = region.is_empty() || (aws_name(&region) && region.contains('-'));
+        if !region_ok {
             self.problem(
                 Some("AWS.Region"),
                 self.line("AWS.Region"),
