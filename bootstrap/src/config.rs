@@ -9,6 +9,31 @@ use std::path::{Path, PathBuf};
 
 use crate::properties::Entry;
 
+/// Upper bounds on what a properties file may ask for, so that no input makes bootstrap
+/// allocate, render or plan without end (docs/installer-limits.md says why these).
+pub mod limits {
+    /// Masters: etcd members beyond 7 only slow writes down.
+    pub const MAX_MASTERS: u32 = 7;
+    /// Worker nodes.
+    pub const MAX_NODES: u32 = 1000;
+    /// GlusterFS nodes.
+    pub const MAX_GLUSTER_NODES: u32 = 64;
+    /// vCPUs of one vSphere machine (vSphere 8's maximum).
+    pub const MAX_VCPUS: u32 = 768;
+    /// Memory of one vSphere machine in MB (24 TiB, vSphere 8's maximum).
+    pub const MAX_MEMORY_MB: u32 = 24 * 1024 * 1024;
+    /// Kubernetes minor versions kubeadm's v1beta4 configuration and pkgs.k8s.io serve
+    /// (major version 1).
+    pub const KUBERNETES_MINORS: std::ops::RangeInclusive<u32> = 31..=34;
+    /// Pod network prefix lengths: at most /24 (each machine gets a /24 of it), at least /8.
+    pub const POD_PREFIXES: std::ops::RangeInclusive<u8> = 8..=24;
+    /// Service network prefix lengths: the API server takes at most 2^20 addresses (/12);
+    /// below /24 the platform's services do not fit.
+    pub const SERVICE_PREFIXES: std::ops::RangeInclusive<u8> = 12..=24;
+    /// Length of `Local.MachineDir`.
+    pub const MAX_PATH: usize = 200;
+}
+
 /// A secret value: printed as `<redacted>`, compared and used only where needed.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
@@ -116,11 +141,27 @@ impl fmt::Display for Cidr {
     }
 }
 
+impl Cidr {
+    /// The network address: the address with its host bits cleared.
+    pub fn network(self) -> std::net::Ipv4Addr {
+        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix.min(32))) };
+        std::net::Ipv4Addr::from(u32::from(self.address) & mask)
+    }
+
+    /// The block with its host bits cleared.
+    pub fn normalised(self) -> Cidr {
+        Cidr { address: self.network(), prefix: self.prefix }
+    }
+}
+
 impl std::str::FromStr for Cidr {
     type Err = ();
     fn from_str(text: &str) -> Result<Cidr, ()> {
         let (address, prefix) = text.split_once('/').ok_or(())?;
         let address: std::net::Ipv4Addr = address.parse().map_err(|_| ())?;
+        if prefix.is_empty() || prefix.len() > 2 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
         let prefix: u8 = prefix.parse().map_err(|_| ())?;
         if prefix > 32 {
             return Err(());
@@ -331,11 +372,25 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys and values quoted in messages come from the input: control characters (a
+        // newline, a terminal escape) are shown escaped, never sent to the terminal.
+        // A huge value or key is shown by its ends.
+        let printable = |text: &str, max: usize| -> String {
+            let chars: Vec<char> = text.chars().collect();
+            let shown: String = if chars.len() > max {
+                let (head, tail) = (&chars[..max / 2], &chars[chars.len() - max / 2..]);
+                format!("{}…({} characters)…{}", String::from_iter(head), chars.len(), String::from_iter(tail))
+            } else {
+                text.to_string()
+            };
+            shown.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+        };
+        let message = printable(&self.message, 600);
         match (&self.line, &self.key) {
-            (Some(line), Some(key)) => write!(f, "line {line}: {key}: {}", self.message),
-            (None, Some(key)) => write!(f, "{key}: {}", self.message),
-            (Some(line), None) => write!(f, "line {line}: {}", self.message),
-            (None, None) => f.write_str(&self.message),
+            (Some(line), Some(key)) => write!(f, "line {line}: {}: {message}", printable(key, 120)),
+            (None, Some(key)) => write!(f, "{}: {message}", printable(key, 120)),
+            (Some(line), None) => write!(f, "line {line}: {message}"),
+            (None, None) => f.write_str(&message),
         }
     }
 }
@@ -461,8 +516,9 @@ pub fn secret_keys() -> impl Iterator<Item = &'static str> {
 pub struct Surroundings<'a> {
     /// Environment variables.
     pub env: &'a BTreeMap<String, String>,
-    /// Whether a file exists.
-    pub file_exists: &'a dyn Fn(&Path) -> bool,
+    /// Whether a file may be read as input: `Err` says why not ("does not exist", "is not a
+    /// regular file ...", "is N bytes; expected ...").
+    pub check_file: &'a dyn Fn(&Path) -> Result<(), String>,
     /// Folder that relative file names are relative to (the properties file's).
     pub base_dir: &'a Path,
     /// The text of a file, if it can be read (OpenStack's `clouds.yaml`).
@@ -472,10 +528,16 @@ pub struct Surroundings<'a> {
 /// Reads and validates the configuration; every problem is returned together.
 pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config, Vec<Problem>> {
     let mut reader = Reader { values: BTreeMap::new(), problems: Vec::new(), surroundings };
+    let mut unknown = 0;
     for entry in entries {
         match KEYS.iter().find(|k| k.key == entry.key) {
             None => {
-                let hint = sdl::parse::closest(&entry.key, KEYS.iter().map(|k| k.key))
+                // Hints for the first few unknown keys only (a file of thousands is no typo),
+                // and none for a key far longer than any known one.
+                unknown += 1;
+                let hint = Some(&entry.key)
+                    .filter(|k| k.len() <= 64 && unknown <= 20)
+                    .and_then(|k| sdl::parse::closest(k, KEYS.iter().map(|k| k.key)))
                     .map(|best| format!(" (did you mean {best}?)"))
                     .unwrap_or_default();
                 reader.problem(Some(&entry.key), Some(entry.line), format!("unknown key{hint}"));
@@ -485,12 +547,24 @@ pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config
                     let first = *first;
                     reader.problem(Some(&entry.key), Some(entry.line), format!("given twice (first on line {first})"));
                 } else {
-                    reader.values.insert(entry.key.clone(), (entry.value.trim_end().to_string(), entry.line));
+                    let value = entry.value.trim_end();
+                    if let Some(c) = value.chars().find(|c| c.is_control()) {
+                        // Not echoed: the value may be a secret.
+                        reader.problem(
+                            Some(&entry.key),
+                            Some(entry.line),
+                            format!("has a control character (U+{:04X}); expected printable text", c as u32),
+                        );
+                    }
+                    reader.values.insert(entry.key.clone(), (value.to_string(), entry.line));
                 }
             }
         }
     }
     let config = reader.config();
+    if let Some(config) = &config {
+        reader.blank_secrets(config);
+    }
     // Report in file order; problems without a line (missing keys) last.
     reader.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     match config {
@@ -521,6 +595,34 @@ impl Reader<'_> {
         self.problems.push(Problem { key: key.map(str::to_string), line, message: message.into() });
     }
 
+    /// A secret key given with an empty value is a problem even when the environment or
+    /// `clouds.yaml` would give the secret (an explicit empty password is a mistake, not a
+    /// request for another source); so is a secret of only whitespace from any source.
+    fn blank_secrets(&mut self, config: &Config) {
+        let reported = |reader: &Self, key: &str| reader.problems.iter().any(|p| p.key.as_deref() == Some(key));
+        for spec in KEYS.iter().filter(|k| k.secret) {
+            let empty = self.values.get(spec.key).is_some_and(|(v, _)| v.is_empty());
+            if empty && !reported(self, spec.key) {
+                self.problem(
+                    Some(spec.key),
+                    self.line(spec.key),
+                    "is empty; expected the secret (or leave the key out to take it from the environment or clouds.yaml)",
+                );
+            }
+        }
+        let secrets = [
+            ("OpenStack.Password", config.openstack.as_ref().map(|o| &o.password)),
+            ("VSphere.Password", config.vsphere.as_ref().map(|v| &v.password)),
+            ("AWS.SecretKey", config.aws.as_ref().and_then(|a| a.secret_key.as_ref())),
+            ("LDAP.BindPassword", config.ldap.as_ref().map(|l| &l.bind_password)),
+        ];
+        for (key, secret) in secrets {
+            if secret.is_some_and(|s| !s.expose().is_empty() && s.expose().trim().is_empty()) && !reported(self, key) {
+                self.problem(Some(key), self.line(key), "is only whitespace; expected the secret");
+            }
+        }
+    }
+
     fn line(&self, key: &str) -> Option<usize> {
         self.values.get(key).map(|(_, l)| *l)
     }
@@ -532,8 +634,9 @@ impl Reader<'_> {
 
     /// The value of `key`, else of environment variable `env`.
     fn optional_or_env(&mut self, key: &str, env: &[&str]) -> Option<String> {
-        self.optional(key)
-            .or_else(|| env.iter().find_map(|e| self.surroundings.env.get(*e).filter(|v| !v.is_empty()).cloned()))
+        self.optional(key).or_else(|| {
+            env.iter().find_map(|e| self.surroundings.env.get(*e).filter(|v| !v.trim().is_empty()).cloned())
+        })
     }
 
     fn required(&mut self, key: &str, why: &str) -> String {
@@ -577,20 +680,48 @@ impl Reader<'_> {
         String::new()
     }
 
-    fn count(&mut self, key: &str, default: Option<u32>, minimum: u32) -> u32 {
+    /// Whether `key` is given with an empty value (a problem for numbers, booleans and
+    /// addresses: the default is not what an empty value means).
+    fn given_empty(&mut self, key: &str, expected: &str) -> bool {
+        let empty = self.values.get(key).is_some_and(|(v, _)| v.is_empty());
+        if empty {
+            self.problem(Some(key), self.line(key), format!("is empty; expected {expected} (or leave the key out)"));
+        }
+        empty
+    }
+
+    /// A whole number from `minimum` to `maximum`; out of range, the problem is reported and
+    /// the value clamped (so nothing later allocates by it).
+    fn count(&mut self, key: &str, default: Option<u32>, minimum: u32, maximum: u32) -> u32 {
+        let expected = format!("a whole number from {minimum} to {maximum}");
+        if self.given_empty(key, &expected) {
+            return default.unwrap_or(minimum);
+        }
         match self.optional(key) {
             None => match default {
                 Some(d) => d,
                 None => {
-                    self.problem(Some(key), self.line(key), "required");
+                    self.problem(Some(key), self.line(key), format!("required: {expected}"));
                     0
                 }
             },
-            Some(text) => match text.parse::<u32>() {
-                Ok(n) if n >= minimum => n,
-                Ok(n) => {
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if !text.bytes().all(|b| b.is_ascii_digit()) => {
+                    self.problem(Some(key), self.line(key), format!("\"{text}\" is not written as {expected}"));
+                    n.clamp(minimum.into(), maximum.into()) as u32
+                }
+                Ok(n) if n < u64::from(minimum) => {
                     self.problem(Some(key), self.line(key), format!("{n} is too small: at least {minimum}"));
-                    n
+                    n as u32
+                }
+                Ok(n) if n > u64::from(maximum) => {
+                    self.problem(Some(key), self.line(key), format!("{n} is too large: at most {maximum}"));
+                    maximum
+                }
+                Ok(n) => n as u32,
+                Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                    self.problem(Some(key), self.line(key), format!("{text} is too large: at most {maximum}"));
+                    maximum
                 }
                 Err(_) => {
                     self.problem(Some(key), self.line(key), format!("\"{text}\" is not a whole number"));
@@ -601,6 +732,9 @@ impl Reader<'_> {
     }
 
     fn boolean(&mut self, key: &str, default: bool) -> bool {
+        if self.given_empty(key, "true or false") {
+            return default;
+        }
         match self.optional(key).map(|v| v.to_ascii_lowercase()) {
             None => default,
             Some(v) if v == "true" || v == "yes" => true,
@@ -613,6 +747,9 @@ impl Reader<'_> {
     }
 
     fn cidr(&mut self, key: &str, default: Option<&str>, why: &str) -> Cidr {
+        if self.given_empty(key, "an IPv4 CIDR block such as 10.0.0.0/24") {
+            return Cidr { address: std::net::Ipv4Addr::UNSPECIFIED, prefix: 0 };
+        }
         let text = match (self.optional(key), default) {
             (Some(t), _) => t,
             (None, Some(d)) => d.to_string(),
@@ -622,6 +759,14 @@ impl Reader<'_> {
             }
         };
         match text.parse::<Cidr>() {
+            Ok(c) if c.network() != c.address => {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("{text} has host bits set; expected a network address such as {}", c.normalised()),
+                );
+                c.normalised()
+            }
             Ok(c) => c,
             Err(()) => {
                 self.problem(
@@ -634,20 +779,47 @@ impl Reader<'_> {
         }
     }
 
-    fn url(&mut self, key: &str, value: &str) {
-        let ok = (value.starts_with("https://") || value.starts_with("http://"))
-            && value
-                .split_once("://")
-                .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' '));
-        if !value.is_empty() && !ok {
-            self.problem(Some(key), self.line(key), format!("\"{value}\" is not an http(s) URL"));
+    /// Checks an `http(s)://` URL (`schemes`): a host (name, IPv4 or `[IPv6]`) and optional
+    /// port, no credentials in it (they would land in files others may read), no space or
+    /// control character. Returns whether it is fine; a problem says what is wrong (never
+    /// echoing a URL that carries credentials).
+    fn url(&mut self, key: &str, value: &str, schemes: &[&str], what: &str) -> bool {
+        if value.is_empty() {
+            return true;
         }
+        // A value with an '@' may carry a password: it is never echoed.
+        let shown = if value.contains('@') { "the value".to_string() } else { format!("\"{value}\"") };
+        let Some((_, rest)) = value.split_once("://").filter(|(s, _)| schemes.contains(s)) else {
+            self.problem(Some(key), self.line(key), format!("{shown} is not {what}"));
+            return false;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            self.problem(
+                Some(key),
+                self.line(key),
+                "has credentials in it (user:password@host); expected a URL without them: give the user name and password in their own settings",
+            );
+            return false;
+        }
+        let bad_char = value.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'`\\<>{}|^".contains(c));
+        if authority_host(authority).is_none() || bad_char {
+            self.problem(
+                Some(key),
+                self.line(key),
+                format!("{shown} is not {what}: expected {}://host[:port][/path] without spaces or quotes", schemes[0]),
+            );
+            return false;
+        }
+        true
     }
 
     fn file(&mut self, key: &str, value: &str) -> PathBuf {
         let path = self.surroundings.base_dir.join(value);
-        if !value.is_empty() && !(self.surroundings.file_exists)(&path) {
-            self.problem(Some(key), self.line(key), format!("file \"{value}\" does not exist"));
+        if !value.is_empty() {
+            if let Err(why) = (self.surroundings.check_file)(&path) {
+                self.problem(Some(key), self.line(key), format!("file \"{value}\" {why}"));
+            }
         }
         path
     }
@@ -661,6 +833,21 @@ impl Reader<'_> {
         items
     }
 
+    /// A list whose items must differ (zones, datacenters); compared without case. A repeat
+    /// is a problem and is dropped (so nothing later counts it twice).
+    fn unique_list(&mut self, key: &str) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        let mut items = Vec::new();
+        for item in self.list(key) {
+            if seen.insert(item.to_ascii_lowercase()) {
+                items.push(item);
+            } else {
+                self.problem(Some(key), self.line(key), format!("lists \"{item}\" twice; expected each once"));
+            }
+        }
+        items
+    }
+
     fn hosts(&mut self, key: &str, required: bool) -> Vec<String> {
         if required && self.optional(key).is_none() {
             self.required(key, "when Provider = local");
@@ -668,12 +855,8 @@ impl Reader<'_> {
         }
         let hosts = self.list(key);
         for host in &hosts {
-            let hostname = host.len() <= 253
-                && host.split('.').all(|l| {
-                    !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if host.parse::<IpAddr>().is_err() && !hostname {
-                self.problem(Some(key), self.line(key), format!("\"{host}\" is neither an IP address nor a host name"));
+            if let Err(why) = machine_host(host) {
+                self.problem(Some(key), self.line(key), why);
             }
         }
         hosts
@@ -719,16 +902,19 @@ impl Reader<'_> {
             self.problem(Some("ClusterName"), self.line("ClusterName"), format!("\"{cluster_name}\" must be a DNS label of at most 32 characters (it names and tags every resource)"));
         }
         let domain = self.required("HCPDomainName", "(the platform's DNS domain)");
-        let domain_ok = domain.is_empty() || (domain.split('.').count() >= 2 && domain.split('.').all(is_dns_label));
+        let domain_ok = domain.is_empty()
+            || (domain.len() <= 253 && domain.split('.').count() >= 2 && domain.split('.').all(is_dns_label));
         if !domain_ok {
             self.problem(
                 Some("HCPDomainName"),
                 self.line("HCPDomainName"),
-                format!("\"{domain}\" is not a DNS domain such as stratus.example.com"),
+                format!(
+                    "\"{domain}\" is not a DNS domain such as stratus.example.com (lower-case labels of at most 63 characters, at most 253 in all)"
+                ),
             );
         }
         let local_counts = provider == Some(Provider::Local);
-        let master_count = self.count("MasterCount", Some(1), 1);
+        let master_count = self.count("MasterCount", Some(1), 1, limits::MAX_MASTERS);
         if master_count % 2 == 0 && master_count > 0 {
             self.problem(
                 Some("MasterCount"),
@@ -738,9 +924,13 @@ impl Reader<'_> {
                 ),
             );
         }
-        let node_count =
-            self.count("NodeCount", if local_counts { Some(0) } else { None }, if local_counts { 0 } else { 1 });
-        let gluster_node_count = self.count("GlusterNodeCount", Some(0), 0);
+        let node_count = self.count(
+            "NodeCount",
+            if local_counts { Some(0) } else { None },
+            if local_counts { 0 } else { 1 },
+            limits::MAX_NODES,
+        );
+        let gluster_node_count = self.count("GlusterNodeCount", Some(0), 0, limits::MAX_GLUSTER_NODES);
         if gluster_node_count == 1 {
             self.problem(
                 Some("GlusterNodeCount"),
@@ -749,18 +939,49 @@ impl Reader<'_> {
             );
         }
         let keep_terraform = self.boolean("KeepTerraform", false);
+        self.given_empty("KubernetesVersion", "a version such as 1.33.0");
         let kubernetes_version = self.optional("KubernetesVersion").unwrap_or_else(|| "1.33.0".into());
-        if !kubernetes_version.split('.').all(|p| p.parse::<u32>().is_ok())
-            || kubernetes_version.split('.').count() != 3
-        {
+        let parts: Vec<&str> = kubernetes_version.split('.').collect();
+        let numeric = |p: &&str| {
+            !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()) && (*p == "0" || !p.starts_with('0'))
+        };
+        if parts.len() != 3 || !parts.iter().all(numeric) {
             self.problem(
                 Some("KubernetesVersion"),
                 self.line("KubernetesVersion"),
                 format!("\"{kubernetes_version}\" is not a version such as 1.33.0"),
             );
+        } else if parts[0] != "1" || !parts[1].parse().is_ok_and(|m: u32| limits::KUBERNETES_MINORS.contains(&m)) {
+            self.problem(
+                Some("KubernetesVersion"),
+                self.line("KubernetesVersion"),
+                format!(
+                    "{kubernetes_version} is not supported; expected a version from 1.{}.0 to 1.{}.x",
+                    limits::KUBERNETES_MINORS.start(),
+                    limits::KUBERNETES_MINORS.end()
+                ),
+            );
         }
         let pod_cidr = self.cidr("PodCIDR", Some("10.244.0.0/16"), "");
         let service_cidr = self.cidr("ServiceCIDR", Some("10.96.0.0/12"), "");
+        for (key, cidr, range, what) in [
+            ("PodCIDR", pod_cidr, limits::POD_PREFIXES, "each machine takes a /24 of it"),
+            ("ServiceCIDR", service_cidr, limits::SERVICE_PREFIXES, "the API server serves at most a /12"),
+        ] {
+            let given = self.values.get(key).is_some_and(|(v, _)| !v.is_empty());
+            if given && cidr.address != std::net::Ipv4Addr::UNSPECIFIED && !range.contains(&cidr.prefix) {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!(
+                        "{cidr} is a /{}; expected a prefix from /{} to /{} ({what})",
+                        cidr.prefix,
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+        }
         if overlaps(pod_cidr, service_cidr) {
             self.problem(
                 Some("ServiceCIDR"),
@@ -793,13 +1014,26 @@ impl Reader<'_> {
             Some(Provider::Local) => config.local = Some(self.local(&mut config)),
             None => {}
         }
+        let machines = u64::from(config.master_count) + u64::from(config.node_count);
+        let pod_subnets = 1u64 << (24 - u32::from(config.pod_cidr.prefix.min(24)));
+        let counts_ok = !self.problems.iter().any(|p| matches!(p.key.as_deref(), Some("MasterCount" | "NodeCount")));
+        if counts_ok && limits::POD_PREFIXES.contains(&config.pod_cidr.prefix) && machines > pod_subnets {
+            self.problem(
+                Some("PodCIDR"),
+                self.line("PodCIDR"),
+                format!(
+                    "{} has room for {pod_subnets} machine(s) (a /24 each) but the cluster has {machines} masters and nodes; expected a wider block",
+                    config.pod_cidr
+                ),
+            );
+        }
         let zones = match provider {
             Some(Provider::OpenStack) => config.openstack.as_ref().map(|o| o.availability_zones.len()),
             Some(Provider::Aws) => config.aws.as_ref().map(|a| a.availability_zones.len()),
             Some(Provider::VSphere) => config.vsphere.as_ref().map(|v| v.datacenters.len()),
             _ => None,
         };
-        if let Some(zones) = zones.filter(|z| *z > 1) {
+        if let Some(zones) = zones.filter(|z| *z > 1 && counts_ok) {
             if config.node_count % zones as u32 != 0 {
                 self.problem(
                     Some("NodeCount"),
@@ -909,8 +1143,8 @@ impl Reader<'_> {
             }
             _ => auth_url,
         };
-        self.url("OpenStack.AuthURL", &auth_url);
-        if !auth_url.is_empty() && !auth_url.trim_end_matches('/').ends_with("/v3") {
+        let url_ok = self.url("OpenStack.AuthURL", &auth_url, &["https", "http"], "an http(s) URL");
+        if url_ok && !auth_url.is_empty() && !auth_url.trim_end_matches('/').ends_with("/v3") {
             self.problem(
                 Some("OpenStack.AuthURL"),
                 self.line("OpenStack.AuthURL"),
@@ -922,8 +1156,8 @@ impl Reader<'_> {
             None => cloud.and_then(|c| c.get(&["cacert"]).map(|file| (c, file))).map(|(c, file)| {
                 // Relative to the clouds.yaml it is named in.
                 let path = c.file.parent().unwrap_or(Path::new("/")).join(&file);
-                if !(self.surroundings.file_exists)(&path) {
-                    let message = format!("file \"{file}\" (cacert of cloud \"{}\") does not exist", c.name);
+                if let Err(why) = (self.surroundings.check_file)(&path) {
+                    let message = format!("file \"{file}\" (cacert of cloud \"{}\") {why}", c.name);
                     self.problem(Some("OpenStack.CACertFile"), None, message);
                 }
                 path
@@ -968,7 +1202,30 @@ impl Reader<'_> {
             why,
         );
         let floating_ip_pool = self.one_of(&["OpenStack.FloatingIPPoolName", "OpenStack.FloatingIPPoolID"], why);
-        let zones = self.list("OpenStack.AvailabilityZones");
+        let zones = self.unique_list("OpenStack.AvailabilityZones");
+        // IDs and names the SDK puts into request paths (preflight, uninstall): nothing that
+        // could leave the path segment.
+        for key in [
+            "OpenStack.LinuxImageID",
+            "OpenStack.MasterFlavorID",
+            "OpenStack.NodeFlavorID",
+            "OpenStack.GlusterFSFlavorID",
+            "OpenStack.Keypair",
+            "OpenStack.NetworkID",
+            "OpenStack.SubnetID",
+            "OpenStack.FloatingIPPoolName",
+            "OpenStack.FloatingIPPoolID",
+        ] {
+            if let Some(value) = self.optional(key) {
+                if value == "." || value == ".." || value.contains(['/', '?', '#', '%', '\\']) {
+                    self.problem(
+                        Some(key),
+                        self.line(key),
+                        format!("\"{value}\" is not an OpenStack ID or name: expected no '/', '?', '#', '%' or '\\'"),
+                    );
+                }
+            }
+        }
         OpenStack {
             auth_url,
             username: self.credential("OpenStack.Username", &["OS_USERNAME"], &choice, &["auth.username"], why),
@@ -999,7 +1256,7 @@ impl Reader<'_> {
         let mut pairs = Vec::new();
         for item in self.list(key) {
             match item.split_once(':') {
-                Some((subnet, zone)) if subnet.starts_with("subnet-") && !zone.is_empty() => {
+                Some((subnet, zone)) if aws_id("subnet", subnet) && aws_name(zone) => {
                     pairs.push((subnet.to_string(), zone.to_string()))
                 }
                 _ => self.problem(
@@ -1014,6 +1271,15 @@ impl Reader<'_> {
 
     fn aws(&mut self) -> Aws {
         let why = "when Provider = AWS";
+        for key in ["AWS.AccessKey", "AWS.SecretKey"] {
+            if self.values.get(key).is_some_and(|(v, _)| v.is_empty()) {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    "is empty; expected a value (or leave out both AWS.AccessKey and AWS.SecretKey to use the AWS credential chain)",
+                );
+            }
+        }
         let access_key = self.optional_or_env("AWS.AccessKey", &["AWS_ACCESS_KEY_ID"]);
         let secret_key = self.optional_or_env("AWS.SecretKey", &["AWS_SECRET_ACCESS_KEY"]).map(Secret);
         if access_key.is_some() != secret_key.is_some() {
@@ -1026,14 +1292,14 @@ impl Reader<'_> {
         let keypair_file = self.required("AWS.KeypairFile", why);
         let keypair_file = self.file("AWS.KeypairFile", &keypair_file);
         let ami = self.required("AWS.LinuxAMI", why);
-        if !ami.is_empty() && !ami.starts_with("ami-") {
+        if !ami.is_empty() && !aws_id("ami", &ami) {
             self.problem(
                 Some("AWS.LinuxAMI"),
                 self.line("AWS.LinuxAMI"),
                 format!("\"{ami}\" is not an AMI id (ami-...)"),
             );
         }
-        let zones = self.list("AWS.AvailabilityZones");
+        let zones = self.unique_list("AWS.AvailabilityZones");
         if zones.is_empty() {
             self.required("AWS.AvailabilityZones", why);
         }
@@ -1049,17 +1315,51 @@ impl Reader<'_> {
             }
         }
         let vpc_id = self.required("AWS.VPCID", why);
-        if !vpc_id.is_empty() && !vpc_id.starts_with("vpc-") {
+        if !vpc_id.is_empty() && !aws_id("vpc", &vpc_id) {
             self.problem(Some("AWS.VPCID"), self.line("AWS.VPCID"), format!("\"{vpc_id}\" is not a VPC id (vpc-...)"));
         }
+        // The region becomes part of the SDK's endpoint host names; zones and instance types go
+        // to the EC2 API: names of lower-case letters, digits, '-' (and '.' in instance types).
+        let region = self.required_or_env("AWS.Region", &["AWS_REGION", "AWS_DEFAULT_REGION"], why);
+        let region_ok = region.is_empty() || (aws_name(&region) && region.contains('-'));
+        if !region_ok {
+            self.problem(
+                Some("AWS.Region"),
+                self.line("AWS.Region"),
+                format!("\"{region}\" is not an AWS region such as us-east-1"),
+            );
+        }
+        for zone in &zones {
+            if !aws_name(zone) {
+                self.problem(
+                    Some("AWS.AvailabilityZones"),
+                    self.line("AWS.AvailabilityZones"),
+                    format!("\"{zone}\" is not an availability zone such as us-east-1a"),
+                );
+            }
+        }
+        let mut instance_type = |key: &str, default: &str| {
+            let value = self.optional(key).unwrap_or_else(|| default.into());
+            if !aws_name(&value.replace('.', "-")) {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("\"{value}\" is not an instance type such as m5.large"),
+                );
+            }
+            value
+        };
+        let master_instance_type = instance_type("AWS.MasterInstanceType", "m5.large");
+        let node_instance_type = instance_type("AWS.NodeInstanceType", "m5.xlarge");
+        let gluster_instance_type = instance_type("AWS.GlusterFSInstanceType", "m5.large");
         Aws {
             access_key,
             secret_key,
-            region: self.required_or_env("AWS.Region", &["AWS_REGION", "AWS_DEFAULT_REGION"], why),
+            region,
             availability_zones: zones,
-            master_instance_type: self.optional("AWS.MasterInstanceType").unwrap_or_else(|| "m5.large".into()),
-            node_instance_type: self.optional("AWS.NodeInstanceType").unwrap_or_else(|| "m5.xlarge".into()),
-            gluster_instance_type: self.optional("AWS.GlusterFSInstanceType").unwrap_or_else(|| "m5.large".into()),
+            master_instance_type,
+            node_instance_type,
+            gluster_instance_type,
             ami,
             keypair: self.required("AWS.Keypair", why),
             keypair_file,
@@ -1073,7 +1373,10 @@ impl Reader<'_> {
     fn vsphere(&mut self) -> VSphere {
         let why = "when Provider = VSphere";
         let size = |reader: &mut Self, cpus: &str, memory: &str, defaults: (u32, u32)| {
-            (reader.count(cpus, Some(defaults.0), 1), reader.count(memory, Some(defaults.1), 512))
+            (
+                reader.count(cpus, Some(defaults.0), 1, limits::MAX_VCPUS),
+                reader.count(memory, Some(defaults.1), 512, limits::MAX_MEMORY_MB),
+            )
         };
         let sizes = [
             size(self, "VSphere.MasterNumVCPUs", "VSphere.MasterMemoryMB", (2, 4096)),
@@ -1090,39 +1393,60 @@ impl Reader<'_> {
         }
         let ip = |reader: &mut Self, key: &str| -> IpAddr {
             let text = reader.required(key, why);
-            text.parse().unwrap_or_else(|_| {
-                if !text.is_empty() {
-                    reader.problem(Some(key), reader.line(key), format!("\"{text}\" is not an IP address"));
-                }
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-            })
+            if text.is_empty() {
+                return IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            }
+            match machine_host(&text) {
+                Ok(()) => match text.parse::<IpAddr>() {
+                    Ok(ip) if ip.to_canonical().is_loopback() => reader.problem(
+                        Some(key),
+                        reader.line(key),
+                        format!("{text} is a loopback address; expected an address of the machines' network"),
+                    ),
+                    Ok(ip) => return ip,
+                    Err(_) => reader.problem(
+                        Some(key),
+                        reader.line(key),
+                        format!("\"{text}\" is a host name; expected an IP address"),
+                    ),
+                },
+                Err(why) => reader.problem(Some(key), reader.line(key), why),
+            }
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
         };
         let vip_range = (ip(self, "VSphere.LBVIPAllocationStart"), ip(self, "VSphere.LBVIPAllocationEnd"));
-        if vip_range.0 > vip_range.1 {
+        if vip_range.0.is_ipv4() != vip_range.1.is_ipv4() {
+            self.problem(
+                Some("VSphere.LBVIPAllocationEnd"),
+                self.line("VSphere.LBVIPAllocationEnd"),
+                "is not of the same address family as LBVIPAllocationStart; expected both IPv4 or both IPv6",
+            );
+        } else if vip_range.0 > vip_range.1 {
             self.problem(
                 Some("VSphere.LBVIPAllocationEnd"),
                 self.line("VSphere.LBVIPAllocationEnd"),
                 format!("{} is before LBVIPAllocationStart {}", vip_range.1, vip_range.0),
             );
         }
-        let router_id = self.count("VSphere.LBVirtualRouterID", Some(51), 1);
-        if router_id > 255 {
-            self.problem(
-                Some("VSphere.LBVirtualRouterID"),
-                self.line("VSphere.LBVirtualRouterID"),
-                format!("{router_id} is not a VRRP router id (1-255)"),
-            );
-        }
+        let router_id = self.count("VSphere.LBVirtualRouterID", Some(51), 1, 255);
         let keypair_file = self.required("VSphere.KeypairFile", why);
         let keypair_file = self.file("VSphere.KeypairFile", &keypair_file);
-        let datacenters = self.list("VSphere.Datacenters");
+        let datacenters = self.unique_list("VSphere.Datacenters");
         if datacenters.is_empty() {
             self.required("VSphere.Datacenters", why);
+        }
+        let server = self.required_or_env("VSphere.Server", &["VSPHERE_SERVER"], why);
+        if !server.is_empty() && host_name_or_ip(&server).is_err() {
+            self.problem(
+                Some("VSphere.Server"),
+                self.line("VSphere.Server"),
+                format!("\"{server}\" is not a host name or IP address of a vCenter server"),
+            );
         }
         VSphere {
             username: self.required_or_env("VSphere.Username", &["VSPHERE_USER"], why),
             password: Secret(self.required_or_env("VSphere.Password", &["VSPHERE_PASSWORD"], why)),
-            server: self.required_or_env("VSphere.Server", &["VSPHERE_SERVER"], why),
+            server,
             insecure: self.boolean("VSphere.Insecure", false),
             datacenters,
             cluster: self.required("VSphere.Cluster", why),
@@ -1174,57 +1498,82 @@ impl Reader<'_> {
                 "a GlusterFS pool needs at least 2 nodes (0 for none)",
             );
         }
+        for (key, hosts, maximum) in [
+            ("Local.MasterAddresses", &masters, limits::MAX_MASTERS),
+            ("Local.NodeAddresses", &nodes, limits::MAX_NODES),
+            ("Local.GlusterFSAddresses", &gluster, limits::MAX_GLUSTER_NODES),
+        ] {
+            if hosts.len() > maximum as usize {
+                self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("lists {} machines; expected at most {maximum}", hosts.len()),
+                );
+            }
+        }
         let mut seen = BTreeSet::new();
         for host in masters.iter().chain(&nodes).chain(&gluster) {
-            if !seen.insert(host.clone()) {
+            // The same machine however written: host names without case, addresses parsed.
+            let canonical = host
+                .parse::<IpAddr>()
+                .map(|ip| ip.to_canonical().to_string())
+                .unwrap_or_else(|_| host.to_ascii_lowercase());
+            if !seen.insert(canonical) {
                 self.problem(Some("Local"), None, format!("{host} is listed for more than one machine"));
             }
         }
-        let key_file = self.required("Local.SSHKeyFile", "when Provider = local");
-        let ssh_key_file = self.file("Local.SSHKeyFile", &key_file);
-        let api_address = self.optional("Local.APIAddress").or_else(|| masters.first().cloned()).unwrap_or_default();
-        let machine_dir = self.optional("Local.MachineDir").unwrap_or_else(|| "/etc/stratus".into());
-        let safe = machine_dir.starts_with('/')
-            && machine_dir.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b));
-        if !safe {
+        // Loopback machines only make sense all together (one host standing in for a
+        // cluster): the others could not reach them, nor they the API.
+        let all: Vec<&String> = masters.iter().chain(&nodes).chain(&gluster).collect();
+        let loopback = |h: &str| {
+            h.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback()) || h.eq_ignore_ascii_case("localhost")
+        };
+        if all.iter().any(|h| loopback(h)) && !all.iter().all(|h| loopback(h)) {
             self.problem(
-                Some("Local.MachineDir"),
-                self.line("Local.MachineDir"),
-                format!("\"{machine_dir}\" must be an absolute path of letters, digits, '.', '_', '-' and '/'"),
+                Some("Local"),
+                None,
+                "mixes loopback addresses with others; expected addresses the machines can reach each other at",
             );
         }
-        let ssh_port = self.count("Local.SSHPort", Some(22), 1);
-        if ssh_port > 65535 {
-            self.problem(Some("Local.SSHPort"), self.line("Local.SSHPort"), format!("{ssh_port} is not a port number"));
+        let key_file = self.required("Local.SSHKeyFile", "when Provider = local");
+        let ssh_key_file = self.file("Local.SSHKeyFile", &key_file);
+        self.given_empty("Local.APIAddress", "an IP address or host name");
+        let api_address = self.optional("Local.APIAddress").or_else(|| masters.first().cloned()).unwrap_or_default();
+        if self.optional("Local.APIAddress").is_some() {
+            let key = "Local.APIAddress";
+            match machine_host(&api_address) {
+                Err(why) => self.problem(Some(key), self.line(key), why),
+                Ok(()) if loopback(&api_address) && !all.iter().all(|h| loopback(h)) => self.problem(
+                    Some(key),
+                    self.line(key),
+                    format!("{api_address} is a loopback address; expected one the machines can reach the API at"),
+                ),
+                Ok(()) => {}
+            }
         }
-        let api_port = self.count("Local.APIPort", Some(6443), 1);
-        if api_port > 65535 {
-            self.problem(Some("Local.APIPort"), self.line("Local.APIPort"), format!("{api_port} is not a port number"));
+        self.given_empty("Local.MachineDir", "an absolute path such as /etc/stratus");
+        let machine_dir = self.optional("Local.MachineDir").unwrap_or_else(|| "/etc/stratus".into());
+        if let Err(why) = machine_path(&machine_dir) {
+            self.problem(Some("Local.MachineDir"), self.line("Local.MachineDir"), format!("\"{machine_dir}\" {why}"));
         }
-        Local {
-            masters,
-            nodes,
-            gluster,
-            ssh_user: self.optional("Local.SSHUser").unwrap_or_else(|| "ubuntu".into()),
-            ssh_port,
-            machine_dir,
-            ssh_key_file,
-            api_address,
-            api_port,
+        self.given_empty("Local.SSHUser", "a user name such as ubuntu");
+        let ssh_user = self.optional("Local.SSHUser").unwrap_or_else(|| "ubuntu".into());
+        if !is_user_name(&ssh_user) {
+            self.problem(
+                Some("Local.SSHUser"),
+                self.line("Local.SSHUser"),
+                format!("\"{ssh_user}\" is not a user name: expected a lower-case letter or '_', then letters, digits, '_' or '-' (at most 32)"),
+            );
         }
+        let ssh_port = self.count("Local.SSHPort", Some(22), 1, 65535);
+        let api_port = self.count("Local.APIPort", Some(6443), 1, 65535);
+        Local { masters, nodes, gluster, ssh_user, ssh_port, machine_dir, ssh_key_file, api_address, api_port }
     }
 
     fn ldap(&mut self) -> Ldap {
         let why = "when LDAP federation is configured";
         let uri = self.required("LDAP.URI", why);
-        let uri_ok = uri.is_empty() || uri.starts_with("ldap://") || uri.starts_with("ldaps://");
-        if !uri_ok {
-            self.problem(
-                Some("LDAP.URI"),
-                self.line("LDAP.URI"),
-                format!("\"{uri}\" is not an ldap:// or ldaps:// URI"),
-            );
-        }
+        self.url("LDAP.URI", &uri, &["ldap", "ldaps"], "an ldap:// or ldaps:// URI");
         Ldap {
             uri,
             bind_dn: self.required("LDAP.BindUserDN", why),
@@ -1236,6 +1585,126 @@ impl Reader<'_> {
             provider_name: self.optional("LDAP.ProviderName").unwrap_or_else(|| "ldap".into()),
         }
     }
+}
+
+/// Whether `text` is a host name (RFC 1123: labels of letters, digits and '-', not starting or
+/// ending with '-', at most 63 characters each and 253 in all) or an IP address; a name that
+/// looks numeric (its last label all digits: `192.0.2.300`, `3221225985`, `010.0.0.1`) must be
+/// a plain dotted-quad IPv4 address. `Ok` holds the parsed address, if it is one.
+pub fn host_name_or_ip(text: &str) -> Result<Option<IpAddr>, String> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(Some(ip));
+    }
+    let last = text.rsplit('.').next().unwrap_or_default();
+    if text.contains(':') {
+        return Err(format!(
+            "\"{text}\" is not an IP address (IPv6 is written such as 2001:db8::10, without brackets or port)"
+        ));
+    }
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) || text.starts_with("0x") {
+        return Err(format!(
+            "\"{text}\" is not an IPv4 address: expected four numbers from 0 to 255 without leading zeros, such as 192.0.2.10"
+        ));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if text.is_empty() || text.len() > 253 || !text.split('.').all(label_ok) {
+        return Err(format!(
+            "\"{text}\" is neither an IP address nor a host name (letters, digits and '-' in dot-separated labels of at most 63 characters, at most 253 in all)"
+        ));
+    }
+    Ok(None)
+}
+
+/// Whether `text` may be the address of a machine: a host name, or an IP address that is not
+/// unspecified (0.0.0.0, ::), broadcast or multicast.
+pub fn machine_host(text: &str) -> Result<(), String> {
+    // An IPv4-mapped IPv6 address (::ffff:0.0.0.0) is judged as the IPv4 address it is.
+    let ip = host_name_or_ip(text)?.map(|ip| ip.to_canonical());
+    let why = match ip {
+        Some(ip) if ip.is_unspecified() => "the unspecified address",
+        Some(IpAddr::V4(v4)) if v4.is_broadcast() => "the broadcast address",
+        Some(ip) if ip.is_multicast() => "a multicast address",
+        _ => return Ok(()),
+    };
+    Err(format!("{text} is {why}; expected the address of a machine"))
+}
+
+/// Whether `text` is a POSIX-style user name: a lower-case letter or '_', then lower-case
+/// letters, digits, '_' or '-', at most 32 in all.
+pub fn is_user_name(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && text.len() <= 32
+}
+
+/// Whether `text` is fit to be a directory on every machine: absolute, not `/`, of letters,
+/// digits, '.', '_', '-' and '/', without `.`, `..` or empty components, at most
+/// [`limits::MAX_PATH`] long.
+pub fn machine_path(text: &str) -> Result<(), String> {
+    let charset = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b));
+    let Some(relative) = text.strip_prefix('/').filter(|_| charset) else {
+        return Err("must be an absolute path of letters, digits, '.', '_', '-' and '/'".into());
+    };
+    if relative.is_empty() {
+        return Err("is the root directory; expected a directory of its own such as /etc/stratus".into());
+    }
+    if relative.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err("has an empty, '.' or '..' component; expected a plain path such as /etc/stratus".into());
+    }
+    if text.len() > limits::MAX_PATH {
+        return Err(format!("is {} characters long; expected at most {}", text.len(), limits::MAX_PATH));
+    }
+    Ok(())
+}
+
+/// The host of a URL's authority (`host`, `host:port`, `[v6]`, `[v6]:port`), if it is one.
+fn authority_host(authority: &str) -> Option<&str> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, after) = rest.split_once(']')?;
+            v6.parse::<std::net::Ipv6Addr>().ok()?;
+            (v6, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if let Some(port) = port {
+        if port.is_empty()
+            || port.len() > 5
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u32>().ok()? > 65535
+        {
+            return None;
+        }
+    }
+    if authority.starts_with('[') {
+        return Some(host);
+    }
+    host_name_or_ip(host).ok().filter(|ip| !matches!(ip, Some(IpAddr::V6(_))))?;
+    Some(host)
+}
+
+/// Whether `text` is an AWS name (region, zone): lower-case letters, digits and '-', at most 32.
+fn aws_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 32
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether `text` is an AWS resource ID `<prefix>-<lower-case letters and digits>`.
+fn aws_id(prefix: &str, text: &str) -> bool {
+    text.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('-')).is_some_and(|id| {
+        !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 fn is_dns_label(text: &str) -> bool {

@@ -31,6 +31,14 @@ pub enum InputError {
         /// Why.
         source: std::io::Error,
     },
+    /// The file is not one bootstrap reads (not a regular file, too big, not UTF-8 text).
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// A line is malformed.
     #[error("{}:{}: {}", path.display(), source.line, source.message)]
     Syntax {
@@ -56,33 +64,161 @@ fn invalid(path: &Path, problems: &[config::Problem]) -> String {
         path.display(),
         if count == 1 { "" } else { "s" }
     );
-    for p in problems {
+    // Every problem up to a hundred; a file with more is not a configuration with typos.
+    for p in problems.iter().take(MAX_PROBLEMS_SHOWN) {
         out.push_str("\n  ");
         out.push_str(&p.to_string());
+    }
+    if count > MAX_PROBLEMS_SHOWN {
+        out.push_str(&format!("\n  ... and {} more", count - MAX_PROBLEMS_SHOWN));
     }
     out
 }
 
+/// How many problems of one file are listed.
+const MAX_PROBLEMS_SHOWN: usize = 100;
+
+/// The largest file bootstrap reads as input: the properties file, `clouds.yaml`, SSH keys and
+/// CA bundles (1 MiB; real ones are a few KiB).
+pub const MAX_INPUT_FILE: u64 = 1 << 20;
+
+/// A file bootstrap reads as input that is not fit to be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// It cannot be opened or read (missing, no permission).
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// It is not a regular file, or is too big.
+    #[error("{0}")]
+    Unfit(String),
+}
+
+/// Whether `path` is a regular file (symlinks followed) of at most [`MAX_INPUT_FILE`] bytes:
+/// devices (`/dev/zero`), FIFOs, sockets and directories are refused before anything opens
+/// them, so nothing hangs or reads forever.
+pub fn check_input_file(path: &Path) -> Result<std::fs::Metadata, FileError> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(FileError::Unfit("is a directory; expected a regular file".into()));
+    }
+    if !meta.is_file() {
+        return Err(FileError::Unfit(
+            "is not a regular file (a device, FIFO or socket); expected a regular file".into(),
+        ));
+    }
+    if meta.len() > MAX_INPUT_FILE {
+        return Err(FileError::Unfit(format!(
+            "is {} bytes; expected a file of at most {MAX_INPUT_FILE} bytes (1 MiB)",
+            meta.len()
+        )));
+    }
+    Ok(meta)
+}
+
+/// The bytes of the input file `path`, checked by [`check_input_file`] and read with a bound
+/// (a file that grows past [`MAX_INPUT_FILE`] meanwhile is refused too).
+pub fn read_input_file(path: &Path) -> Result<Vec<u8>, FileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    check_input_file(path)?;
+    // O_NONBLOCK: should a FIFO take the file's place after the check, opening it does not wait.
+    const O_NONBLOCK: i32 = 0o4000;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(FileError::Unfit("is not a regular file; expected a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_FILE {
+        return Err(FileError::Unfit(format!("expected a file of at most {MAX_INPUT_FILE} bytes (1 MiB)")));
+    }
+    Ok(bytes)
+}
+
+/// The input file `path` as UTF-8 text (see [`read_input_file`]).
+pub fn read_input_text(path: &Path) -> Result<String, FileError> {
+    let bytes = read_input_file(path)?;
+    text_of(bytes).map_err(FileError::Unfit)
+}
+
+/// `bytes` as UTF-8 text; UTF-16 (with or without a byte-order mark), NUL bytes and invalid
+/// UTF-8 are refused with what was expected.
+fn text_of(bytes: Vec<u8>) -> Result<String, String> {
+    let utf16 = bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]);
+    if utf16 || bytes.contains(&0) {
+        return Err("is not UTF-8 text (UTF-16? it has NUL bytes); save it as UTF-8".into());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!("is not UTF-8 text (invalid byte at offset {}); save it as UTF-8", e.utf8_error().valid_up_to())
+    })
+}
+
 /// Reads and validates the properties file at `path`, taking credentials from `env`.
 pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<config::Config, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
+    let text = read_input_text(path).map_err(|e| match e {
+        FileError::Io(source) => InputError::Io { path: path.to_path_buf(), source },
+        FileError::Unfit(message) => InputError::File { path: path.to_path_buf(), message },
+    })?;
     let entries = properties::parse(&text).map_err(|source| InputError::Syntax { path: path.to_path_buf(), source })?;
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let base = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
-    let exists = |p: &Path| p.exists();
-    let read = |p: &Path| std::fs::read_to_string(p).ok();
-    let surroundings = config::Surroundings { env, file_exists: &exists, base_dir: &base, read_file: &read };
+    let check = |p: &Path| match check_input_file(p) {
+        Ok(_) => Ok(()),
+        Err(FileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err("does not exist".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let read = |p: &Path| read_input_text(p).ok();
+    let surroundings = config::Surroundings { env, check_file: &check, base_dir: &base, read_file: &read };
     config::read(&entries, &surroundings).map_err(|problems| InputError::Invalid { path: path.to_path_buf(), problems })
 }
 
-/// Writes `rendered` into `dir` (created if needed): plain files 0644, secret files 0600.
+/// Makes `path` a directory only its owner can enter (0700), creating it and any missing
+/// parents (0700 too); an existing directory of more open mode is closed to 0700. Something
+/// else at `path` is an error saying what was expected.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Ok(())
+        }
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "is not a directory; expected a directory (or nothing there yet)",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `content` to `path` with mode 0600 whatever the umask, replacing what is there
+/// (through a temporary file and a rename: a kill never leaves half a file).
+pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    std::io::Write::write_all(&mut file, content)?;
+    drop(file);
+    std::fs::rename(&temporary, path)
+}
+
+/// Writes `rendered` into `dir` (created 0700 if needed): plain files 0644, secret files
+/// 0600 (whatever the umask).
 ///
 /// A file that already holds the same bytes (and, for a secret file, is a regular file with
 /// mode 0600) is left alone: a re-run changes no mtime, and truncating a file on ext4 would
 /// otherwise start its writeback at close.
 pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    private_dir(dir)?;
     for (name, content) in &rendered.files {
         let path = dir.join(name);
         if !holds(&path, content, None) {
@@ -95,10 +231,11 @@ pub fn write_rendered(dir: &Path, rendered: &render::Rendered) -> std::io::Resul
             continue;
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            private_dir(parent)?;
         }
         let _ = std::fs::remove_file(&path);
         let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         std::io::Write::write_all(&mut file, content.as_bytes())?;
     }
     Ok(())
@@ -136,7 +273,7 @@ pub fn render_into(
     let inputs = render::inputs_digest(config, pki, program);
     let record_path = dir.join(RENDER_RECORD);
     let recorded: Option<RenderRecord> =
-        std::fs::read(&record_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        read_input_file(&record_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
     if let Some(record) = recorded.filter(|r| r.inputs == inputs) {
         if record.files.iter().all(|(name, state)| file_state(&dir.join(name)).as_ref() == Some(state)) {
             return Ok((record, false));
@@ -158,8 +295,8 @@ pub fn render_into(
         files,
     };
     // The record goes last: a run killed before it renders again.
-    std::fs::write(&record_path, serde_json::to_vec(&record).expect("records serialise"))
-        .map_err(|e| format!("{}: {e}", record_path.display()))?;
+    let bytes = serde_json::to_vec(&record).map_err(|e| format!("{}: {e}", record_path.display()))?;
+    std::fs::write(&record_path, bytes).map_err(|e| format!("{}: {e}", record_path.display()))?;
     Ok((record, true))
 }
 
@@ -211,24 +348,70 @@ fn holds(path: &Path, content: &str, mode: Option<u32>) -> bool {
         && std::fs::read(path).is_ok_and(|bytes| bytes == content.as_bytes())
 }
 
-/// The cluster's PKI from `path`, or a new one written there (0600) for every later run.
-pub fn load_or_create_pki(path: &Path, cluster: &str) -> Result<pki::Pki, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
+/// Something in the state directory that is not what bootstrap left there (exit code 2), or
+/// that could not be read or written (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Damaged or of the wrong kind: the message names the path and what was expected.
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl StateError {
+    /// The exit code: 2 for bad input, 1 for a failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StateError::Invalid(_) => 2,
+            StateError::Io(_) => 1,
+        }
     }
-    let pki = pki::Pki::generate(cluster).map_err(|e| e.to_string())?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+
+    /// `path: e`, as [`StateError::Invalid`] when `e` says something of the wrong kind is
+    /// there.
+    pub fn of(path: &Path, e: std::io::Error) -> StateError {
+        let message = format!("{}: {e}", path.display());
+        match e.kind() {
+            std::io::ErrorKind::NotADirectory
+            | std::io::ErrorKind::IsADirectory
+            | std::io::ErrorKind::AlreadyExists => StateError::Invalid(message),
+            _ => StateError::Io(message),
+        }
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    std::io::Write::write_all(&mut file, serde_json::to_string(&pki).expect("PKIs serialise").as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+}
+
+/// The cluster's PKI from `path`, or a new one written there (0600) for every later run. A
+/// `pki.json` that is not one bootstrap wrote is [`StateError::Invalid`], naming what is wrong.
+pub fn load_or_create_pki(path: &Path, cluster: &str) -> Result<pki::Pki, StateError> {
+    let expected = "expected the pki.json an earlier run of bootstrap wrote (if no machine was ever made from this state directory, remove it to make a new one)";
+    match read_input_file(path) {
+        Ok(bytes) => {
+            let pki: pki::Pki = serde_json::from_slice(&bytes)
+                .map_err(|e| StateError::Invalid(format!("{}: not a cluster PKI ({e}); {expected}", path.display())))?;
+            pki.check().map_err(|e| StateError::Invalid(format!("{}: {e}; {expected}", path.display())))?;
+            return Ok(pki);
+        }
+        Err(FileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(FileError::Io(e)) => return Err(StateError::Io(format!("{}: cannot read: {e}", path.display()))),
+        Err(FileError::Unfit(why)) => {
+            return Err(StateError::Invalid(format!("{}: {why}; {expected}", path.display())))
+        }
+    }
+    let pki = pki::Pki::generate(cluster).map_err(|e| StateError::Io(e.to_string()))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        private_dir(parent).map_err(|e| StateError::of(parent, e))?;
+    }
+    let text = serde_json::to_string(&pki).map_err(|e| StateError::Io(format!("{}: {e}", path.display())))?;
+    // create_new: two runs at once never both make a PKI.
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+    };
+    write().map_err(|e| StateError::of(path, e))?;
     Ok(pki)
 }
 
@@ -348,6 +531,131 @@ mod tests {
         write_rendered(dir.path(), &rendered("a", "s = 1")).unwrap();
         assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s = 1");
+    }
+
+    #[test]
+    fn no_properties_file_makes_reading_panic() {
+        // A small deterministic fuzz: every provider, keys of each kind, values at the edges.
+        const KEYS: &[&str] = &[
+            "Provider",
+            "NodeCount",
+            "MasterCount",
+            "GlusterNodeCount",
+            "HCPDomainName",
+            "KubernetesVersion",
+            "PodCIDR",
+            "ServiceCIDR",
+            "ClusterName",
+            "KeepTerraform",
+            "Local.MasterAddresses",
+            "Local.NodeAddresses",
+            "Local.GlusterFSAddresses",
+            "Local.APIAddress",
+            "Local.APIPort",
+            "Local.SSHUser",
+            "Local.SSHPort",
+            "Local.MachineDir",
+            "Local.SSHKeyFile",
+            "OpenStack.AuthURL",
+            "OpenStack.Password",
+            "OpenStack.AvailabilityZones",
+            "OpenStack.JumpboxCIDR",
+            "OpenStack.CACertFile",
+            "AWS.AvailabilityZones",
+            "AWS.PublicSubnetIDsAndAZ",
+            "AWS.SecretKey",
+            "AWS.AccessKey",
+            "VSphere.LBVIPAllocationStart",
+            "VSphere.LBVIPAllocationEnd",
+            "VSphere.Server",
+            "VSphere.MasterMemoryMB",
+            "VSphere.Datacenters",
+            "LDAP.URI",
+            "LDAP.BindPassword",
+        ];
+        const VALUES: &[&str] = &[
+            "",
+            " ",
+            "0",
+            "1",
+            "3",
+            "4294967296",
+            "99999999999999999999",
+            "-1",
+            "+1",
+            "1.33.0",
+            "1.0.0",
+            "1..",
+            "/",
+            "..",
+            "/a/../b",
+            "[::1]",
+            "::",
+            "::1",
+            "2001:db8::1",
+            "127.0.0.1",
+            "0.0.0.0/0",
+            "10.0.0.0/33",
+            "10.0.0.1/",
+            "/8",
+            "10.244.0.0/32",
+            "a@b",
+            "https://",
+            "https://@",
+            "https://[",
+            "https://[::1",
+            "https://[::1]:99999",
+            "https://h:",
+            "ldap://x:",
+            "é",
+            "\\u0000",
+            "\\",
+            "local",
+            "AWS",
+            "OpenStack",
+            "VSphere",
+            "a,b,,c",
+            "a, A",
+            "example-key",
+            "/dev/zero",
+            "\u{feff}",
+            "subnet-1:",
+            ":",
+            "255.255.255.255",
+            "1.2.3.4, 1.2.3.4",
+            "x.",
+            ".x",
+            "-a",
+            "a-",
+            "0x7f.1",
+            "010.0.0.1",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("example-key"), "k").unwrap();
+        let path = dir.path().join("f.properties");
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = format!("Provider = {}\n", ["local", "AWS", "OpenStack", "VSphere", "x"][next(5)]);
+            for _ in 0..next(12) {
+                let value = (0..1 + next(2)).map(|_| VALUES[next(VALUES.len())]).collect::<Vec<_>>().join("");
+                text.push_str(&format!("{} = {value}\n", KEYS[next(KEYS.len())]));
+            }
+            std::fs::write(&path, &text).unwrap();
+            let result =
+                std::panic::catch_unwind(|| load(&path, &BTreeMap::new()).map(|c| render::render(&c, &test_pki())));
+            assert!(result.is_ok(), "reading panicked on:\n{text}");
+        }
+    }
+
+    fn test_pki() -> pki::Pki {
+        static PKI: std::sync::OnceLock<pki::Pki> = std::sync::OnceLock::new();
+        PKI.get_or_init(|| pki::Pki::generate("fuzz").unwrap()).clone()
     }
 
     #[test]

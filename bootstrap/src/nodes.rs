@@ -59,13 +59,36 @@ pub fn machines(config: &Config) -> Vec<Machine> {
     all
 }
 
-/// `host:port` of the Kubernetes API: the given address on existing machines, else
-/// `api.<HCPDomainName>` (a DNS record pointing at the API load balancer).
-pub fn api_endpoint(config: &Config) -> String {
-    match (&config.provider, &config.local) {
-        (Provider::Local, Some(local)) => format!("{}:{}", local.api_address, local.api_port),
-        _ => format!("api.{}:6443", config.domain),
+/// `address` as the host part of a URL or of `host:port`: an IPv6 address in brackets
+/// (`[2001:db8::10]`), anything else as it is.
+pub fn url_host(address: &str) -> String {
+    match address.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("[{v6}]"),
+        Err(_) => address.to_string(),
     }
+}
+
+/// Host of the Kubernetes API (unbracketed): the given address on existing machines, else
+/// `api.<HCPDomainName>` (a DNS record pointing at the API load balancer).
+pub fn api_host(config: &Config) -> String {
+    match (&config.provider, &config.local) {
+        (Provider::Local, Some(local)) => local.api_address.clone(),
+        _ => format!("api.{}", config.domain),
+    }
+}
+
+/// `host:port` of the Kubernetes API ([`api_host`], bracketed when IPv6).
+pub fn api_endpoint(config: &Config) -> String {
+    let port = match (&config.provider, &config.local) {
+        (Provider::Local, Some(local)) => local.api_port,
+        _ => 6443,
+    };
+    format!("{}:{port}", url_host(&api_host(config)))
+}
+
+/// `https://host:port` of the Kubernetes API.
+pub fn api_url(config: &Config) -> String {
+    format!("https://{}", api_endpoint(config))
 }
 
 fn file(path: &str, permissions: &str, content: impl Into<String>) -> Value {
@@ -75,7 +98,8 @@ fn file(path: &str, permissions: &str, content: impl Into<String>) -> Value {
 fn yaml_documents(documents: &[Value]) -> String {
     documents
         .iter()
-        .map(|d| serde_yaml::to_string(d).expect("kubeadm configuration serialises"))
+        // A JSON value of strings, numbers and maps always serialises.
+        .map(|d| serde_yaml::to_string(d).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("---\n")
 }
@@ -115,26 +139,26 @@ fn ganesha_export(volume: &str) -> String {
     )
 }
 
-/// The cloud-config of `machine`.
-pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> String {
-    cloud_config_with(config, pki, &pki.ca_cert_hash(), machine)
+/// The cloud-config of `machine` (an error when the PKI's CA certificate does not parse).
+pub fn cloud_config(config: &Config, pki: &Pki, machine: &Machine) -> Result<String, crate::pki::PkiError> {
+    Ok(cloud_config_with(config, pki, &pki.ca_cert_hash()?, machine))
 }
 
 /// Every machine's cloud-config, in [`machines`] order (the CA hash worked out once).
-pub fn cloud_configs(config: &Config, pki: &Pki) -> Vec<(Machine, String)> {
-    let ca_cert_hash = pki.ca_cert_hash();
-    machines(config)
+pub fn cloud_configs(config: &Config, pki: &Pki) -> Result<Vec<(Machine, String)>, crate::pki::PkiError> {
+    let ca_cert_hash = pki.ca_cert_hash()?;
+    Ok(machines(config)
         .into_iter()
         .map(|machine| {
             let text = cloud_config_with(config, pki, &ca_cert_hash, &machine);
             (machine, text)
         })
-        .collect()
+        .collect())
 }
 
 fn cloud_config_with(config: &Config, pki: &Pki, ca_cert_hash: &str, machine: &Machine) -> String {
     let endpoint = api_endpoint(config);
-    let api_host = endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(&endpoint).to_string();
+    let api_host = api_host(config);
     let kubernetes = |extra_files: Vec<Value>, command: Vec<String>| {
         let mut files = vec![
             file("/etc/modules-load.d/stratus.conf", "0644", "overlay\nbr_netfilter\n"),

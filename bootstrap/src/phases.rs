@@ -50,19 +50,25 @@ pub struct Record {
 
 impl Record {
     /// The record at `path`; an empty one when there is none yet.
-    pub fn load(path: &Path) -> Result<Record, String> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+    pub fn load(path: &Path) -> Result<Record, crate::StateError> {
+        use crate::StateError;
+        match crate::read_input_file(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                StateError::Invalid(format!(
+                    "{}: not an install record ({e}); expected the install.json an earlier run wrote",
+                    path.display()
+                ))
+            }),
+            Err(crate::FileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
+            Err(crate::FileError::Io(e)) => Err(StateError::Io(format!("{}: cannot read: {e}", path.display()))),
+            Err(e) => Err(StateError::Invalid(format!("{}: {e}", path.display()))),
         }
     }
 
     /// Writes the record to `path` atomically (a kill never leaves half a file).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, serde_json::to_string_pretty(self).expect("records serialise"))?;
-        std::fs::rename(&temporary, path)
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        crate::write_private(path, text.as_bytes())
     }
 
     /// The last run of phase `name`.
@@ -166,6 +172,7 @@ mod tests {
         record.save(&path).unwrap();
         assert_eq!(Record::load(&path).unwrap(), record);
         std::fs::write(&path, "{").unwrap();
-        assert!(Record::load(&path).unwrap_err().contains("install.json"));
+        let error = Record::load(&path).unwrap_err();
+        assert!(error.to_string().contains("install.json: not an install record") && error.exit_code() == 2);
     }
 }

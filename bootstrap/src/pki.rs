@@ -33,10 +33,28 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-/// A PKI that could not be made.
+/// A PKI that could not be made, or a stored one that is not what bootstrap wrote.
 #[derive(Debug, thiserror::Error)]
-#[error("generating the cluster credentials: {0}")]
-pub struct PkiError(#[from] rcgen::Error);
+pub enum PkiError {
+    /// Generating failed.
+    #[error("generating the cluster credentials: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A stored PKI is damaged: the field and what was expected.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(field: &str, expected: &str) -> PkiError {
+    PkiError::Invalid(format!("{field} is not {expected}"))
+}
+
+/// The DER of the one PEM certificate in `pem`.
+fn certificate_der(field: &str, pem: &str) -> Result<Vec<u8>, PkiError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|_| invalid(field, "a PEM certificate (-----BEGIN CERTIFICATE-----)"))?;
+    pem.parse_x509().map_err(|_| invalid(field, "an X.509 certificate"))?;
+    Ok(pem.contents)
+}
 
 fn random_string(rng: &mut impl Rng, alphabet: &[u8], length: usize) -> String {
     (0..length).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
@@ -88,12 +106,33 @@ impl Pki {
     /// `sha256:<hex>` of the CA certificate's SubjectPublicKeyInfo, as `kubeadm join
     /// --discovery-token-ca-cert-hash` expects. Read from the certificate (cheap), not
     /// recomputed from the key.
-    pub fn ca_cert_hash(&self) -> String {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(self.ca_certificate.as_bytes()).expect("the stored CA parses");
-        let certificate = pem.parse_x509().expect("the stored CA is a certificate");
+    pub fn ca_cert_hash(&self) -> Result<String, PkiError> {
+        let der = certificate_der("ca_certificate", &self.ca_certificate)?;
+        let (_, certificate) =
+            x509_parser::parse_x509_certificate(&der).map_err(|_| invalid("ca_certificate", "an X.509 certificate"))?;
         let spki = certificate.tbs_certificate.subject_pki.raw;
         let digest = ring::digest::digest(&ring::digest::SHA256, spki);
-        format!("sha256:{}", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
+        Ok(format!("sha256:{}", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    }
+
+    /// Checks a PKI read back from the state directory: certificates and keys parse, the
+    /// token and certificate key have kubeadm's form. The error names the field at fault.
+    pub fn check(&self) -> Result<(), PkiError> {
+        self.ca_cert_hash()?;
+        certificate_der("admin_certificate", &self.admin_certificate)?;
+        for (field, pem) in [("ca_key", &self.ca_key), ("admin_key", &self.admin_key)] {
+            KeyPair::from_pem(pem).map_err(|_| invalid(field, "a PEM private key"))?;
+        }
+        let token_part =
+            |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let token_ok = self.join_token.split_once('.').is_some_and(|(a, b)| token_part(a, 6) && token_part(b, 16));
+        if !token_ok {
+            return Err(invalid("join_token", "a kubeadm token ([a-z0-9]{6}.[a-z0-9]{16})"));
+        }
+        if self.certificate_key.len() != 64 || !self.certificate_key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("certificate_key", "64 hexadecimal digits"));
+        }
+        Ok(())
     }
 
     /// An admin kubeconfig for the API at `server` (`https://host:6443`).
@@ -106,6 +145,7 @@ impl Pki {
                 "client-certificate-data": b64(&self.admin_certificate), "client-key-data": b64(&self.admin_key)}}],
             "contexts": [{"name": format!("admin@{cluster}"), "context": {"cluster": cluster, "user": format!("admin@{cluster}")}}],
         });
-        Secret::new(serde_yaml::to_string(&config).expect("kubeconfigs serialise"))
+        // A JSON value of strings and maps always serialises.
+        Secret::new(serde_yaml::to_string(&config).unwrap_or_default())
     }
 }

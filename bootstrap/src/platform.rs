@@ -419,8 +419,23 @@ fn config_map(namespace: &str, name: &str, app: &str, data: BTreeMap<String, Str
 }
 
 /// A value quoted for the INI (gcfg) files the OpenStack and vSphere controllers read.
+/// `value` as a gcfg (INI) quoted string: `\`, `"`, newline and tab escaped, so no value can
+/// end the string or start a line of its own (other control characters, which bootstrap
+/// refuses in its input anyway, are dropped: gcfg has no escape for them).
 fn ini_quote(value: &str) -> String {
-    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 // ---- network -----------------------------------------------------------------------------
@@ -1077,4 +1092,12 @@ fn shared_storage(facts: &Facts) -> Vec<Object> {
         ..StorageClass::default()
     }));
     objects
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ini_values_cannot_end_their_string_or_start_a_line() {
+        assert_eq!(super::ini_quote("a\"b\\c\n[Global]\td\u{1b}"), r#""a\"b\\c\n[Global]\td""#);
+    }
 }

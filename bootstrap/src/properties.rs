@@ -25,8 +25,11 @@ pub struct SyntaxError {
 }
 
 /// Parses properties text into entries in file order (duplicates are kept; the caller decides).
+/// Lines end at `\r\n`, `\n` or a lone `\r` (as in Java); a leading byte-order mark is
+/// dropped.
 pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
-    let lines: Vec<&str> = text.lines().collect();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines = split_lines(text);
     let mut entries = Vec::new();
     let mut index = 0;
     while index < lines.len() {
@@ -52,6 +55,26 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
         entries.push(Entry { key, value, line: start });
     }
     Ok(entries)
+}
+
+/// The lines of `text`, ending at `\r\n`, `\n` or `\r`.
+fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.find(['\r', '\n']) {
+            None => {
+                lines.push(rest);
+                break;
+            }
+            Some(end) => {
+                lines.push(&rest[..end]);
+                let skip = if rest[end..].starts_with("\r\n") { 2 } else { 1 };
+                rest = &rest[end + skip..];
+            }
+        }
+    }
+    lines
 }
 
 fn ends_with_continuation(line: &str) -> bool {
@@ -98,7 +121,7 @@ fn unescape(text: &str) -> Result<String, String> {
                 let code = u32::from_str_radix(&hex, 16)
                     .ok()
                     .filter(|_| hex.len() == 4)
-                    .ok_or_else(|| format!("malformed \\uXXXX escape \"\\u{hex}\""))?;
+                    .ok_or_else(|| format!("malformed \\uXXXX escape \"\\u{}\"", hex.escape_debug()))?;
                 out.push(char::from_u32(code).ok_or_else(|| format!("\\u{hex} is not a character"))?);
             }
             Some(other) => out.push(other),
@@ -141,6 +164,15 @@ mod tests {
     fn bad_unicode_escape_names_the_line() {
         let err = parse("\nA = \\u12G4\n").unwrap_err();
         assert_eq!(err.to_string(), "line 2: malformed \\uXXXX escape \"\\u12G4\"");
+    }
+
+    #[test]
+    fn cr_only_and_crlf_line_endings_and_a_leading_bom() {
+        let want = vec![("A".to_string(), "1".to_string(), 1), ("B".to_string(), "2".to_string(), 2)];
+        assert_eq!(pairs("A = 1\rB = 2\r"), want);
+        assert_eq!(pairs("A = 1\r\nB = 2\r\n"), want);
+        assert_eq!(pairs("\u{feff}A = 1\nB = 2"), want);
+        assert_eq!(pairs("A = x, \\\r  y\rB = 2"), vec![("A".into(), "x, y".into(), 1), ("B".into(), "2".into(), 3)]);
     }
 
     #[test]

@@ -217,6 +217,7 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
         files.insert(name.to_string(), engine.render_template(template, &model).map_err(fail)?);
     }
     let mut secret_files: BTreeMap<String, String> = nodes::cloud_configs(config, pki)
+        .map_err(|e| RenderError { provider, message: format!("the cluster PKI: {e}") })?
         .into_iter()
         .map(|(machine, text)| (format!("cloud-init/{}.yaml", machine.key()), text))
         .collect();

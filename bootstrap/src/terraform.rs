@@ -38,6 +38,23 @@ pub enum TerraformError {
     },
 }
 
+extern "C" {
+    /// The C library's umask(2) (`mode_t` is 32 bits on Linux).
+    fn umask(mask: u32) -> u32;
+}
+
+/// Files Terraform writes that hold secrets in clear: closed to 0600 after every run, whatever
+/// umask or earlier run made them.
+const SECRET_OUTPUTS: &[&str] = &["plan.tfplan", "terraform.tfstate", "terraform.tfstate.backup"];
+
+/// Opens the log for appending, 0600 whatever the umask (Terraform's output may quote values).
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// Terraform in one working directory.
 pub struct Terraform {
     binary: String,
@@ -55,9 +72,19 @@ impl Terraform {
         Terraform { binary, dir: dir.to_path_buf(), log: log.to_path_buf(), environment }
     }
 
-    /// `terraform <args>` in the working directory, non-interactive, with the credentials.
+    /// `terraform <args>` in the working directory, non-interactive, with the credentials,
+    /// under umask 077: every file it writes (the plan with every variable in clear, the state)
+    /// is its owner's only.
     fn command(&self, args: &[&str]) -> Command {
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new(&self.binary);
+        // SAFETY: umask(2) is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                umask(0o077);
+                Ok(())
+            });
+        }
         command
             .args(args)
             .current_dir(&self.dir)
@@ -71,6 +98,17 @@ impl Terraform {
         command
     }
 
+    /// Sets [`SECRET_OUTPUTS`] in the working directory to 0600.
+    fn close_secret_outputs(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for name in SECRET_OUTPUTS {
+            let path = self.dir.join(name);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+
     /// Runs `terraform <args>`; returns its standard output.
     pub fn run(&self, args: &[&str]) -> Result<String, TerraformError> {
         let mut command = self.command(args);
@@ -78,13 +116,10 @@ impl Terraform {
             command.output().map_err(|source| TerraformError::Start { binary: self.binary.clone(), source })?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|source| TerraformError::Log { path: self.log.clone(), source })?;
+        let mut log = open_log(&self.log).map_err(|source| TerraformError::Log { path: self.log.clone(), source })?;
         writeln!(log, "$ terraform {}\n{stdout}{stderr}", args.join(" "))
             .map_err(|source| TerraformError::Log { path: self.log.clone(), source })?;
+        self.close_secret_outputs();
         if output.status.success() {
             return Ok(stdout);
         }
@@ -106,11 +141,7 @@ impl Terraform {
         let mut child =
             command.spawn().map_err(|source| TerraformError::Start { binary: self.binary.clone(), source })?;
         let stdout = child.stdout.take().expect("piped");
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|source| TerraformError::Log { path: self.log.clone(), source })?;
+        let mut log = open_log(&self.log).map_err(|source| TerraformError::Log { path: self.log.clone(), source })?;
         let _ = writeln!(log, "$ terraform {}", args.join(" "));
         let mut events = Vec::new();
         for line in std::io::BufReader::new(stdout).lines() {
@@ -125,6 +156,7 @@ impl Terraform {
             child.wait_with_output().map_err(|source| TerraformError::Start { binary: self.binary.clone(), source })?;
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let _ = writeln!(log, "{stderr}");
+        self.close_secret_outputs();
         if output.status.success() {
             return Ok(events);
         }

@@ -21,8 +21,20 @@ fn bootstrap(dir: &Path, args: &[String]) -> std::process::Output {
         .unwrap()
 }
 
-fn listing(dir: &Path) -> BTreeSet<PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+/// Every path under `dir`, with its permission bits: nothing may be created, removed or
+/// changed, however deep.
+fn listing(dir: &Path) -> BTreeSet<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut all = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            all.extend(listing(&path));
+        }
+        all.insert((path, meta.permissions().mode()));
+    }
+    all
 }
 
 /// Values of secret keys in a properties file.
@@ -225,4 +237,99 @@ fn the_cloud_helper_refuses_what_is_not_a_request_without_echoing_it() {
     let by_hand = Command::new(&helper).arg("--help").stdin(std::process::Stdio::null()).output().unwrap();
     assert_eq!(by_hand.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&by_hand.stderr).starts_with("bootstrap-cloud is run by bootstrap"));
+}
+
+/// The local example in a fresh folder with `edit` applied to its text; returns the folder.
+fn local_example(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(examples.join("example-key"), dir.path().join("example-key")).unwrap();
+    let text = std::fs::read_to_string(examples.join("local.properties")).unwrap();
+    std::fs::write(dir.path().join("b.properties"), edit(text)).unwrap();
+    dir
+}
+
+fn validate(dir: &Path) -> (Option<i32>, String) {
+    let output = bootstrap(dir, &["validate".into(), "-i".into(), "b.properties".into()]);
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_leading_bom_and_cr_only_or_crlf_line_endings_are_read_as_plain_lines() {
+    for (what, edit) in [
+        ("BOM", Box::new(|t: String| format!("\u{feff}{t}")) as Box<dyn Fn(String) -> String>),
+        ("CR only", Box::new(|t: String| t.replace('\n', "\r"))),
+        ("CRLF", Box::new(|t: String| t.replace('\n', "\r\n"))),
+        ("BOM and CR only", Box::new(|t: String| format!("\u{feff}{}", t.replace('\n', "\r")))),
+    ] {
+        let dir = local_example(edit);
+        assert_eq!(validate(dir.path()), (Some(0), String::new()), "{what}");
+    }
+}
+
+#[test]
+fn key_files_that_are_fifos_or_too_big_and_oversized_properties_are_refused_without_hanging() {
+    let dir = local_example(|t| t.replace("Local.SSHKeyFile = example-key", "Local.SSHKeyFile = key-fifo"));
+    assert!(Command::new("mkfifo").arg(dir.path().join("key-fifo")).status().unwrap().success());
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("Local.SSHKeyFile: file \"key-fifo\" is not a regular file (a device, FIFO or socket); expected a regular file"),
+        "{stderr}"
+    );
+
+    let dir = local_example(|t| t.replace("Local.SSHKeyFile = example-key", "Local.SSHKeyFile = big-key"));
+    std::fs::write(dir.path().join("big-key"), vec![b'k'; (1 << 20) + 1]).unwrap();
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains(
+            "Local.SSHKeyFile: file \"big-key\" is 1048577 bytes; expected a file of at most 1048576 bytes (1 MiB)"
+        ),
+        "{stderr}"
+    );
+
+    let dir = local_example(|t| format!("{t}{}", "# padding\n".repeat(120_000)));
+    let size = std::fs::metadata(dir.path().join("b.properties")).unwrap().len();
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        format!("error: b.properties: is {size} bytes; expected a file of at most 1048576 bytes (1 MiB)\n")
+    );
+
+    // A FIFO as the properties file: refused at once, not waited on.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Command::new("mkfifo").arg(dir.path().join("b.properties")).status().unwrap().success());
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "error: b.properties: is not a regular file (a device, FIFO or socket); expected a regular file\n"
+    );
+}
+
+#[test]
+fn a_file_of_thousands_of_problems_or_huge_values_is_answered_quickly_and_briefly() {
+    let unknown: String = (0..40_000).map(|i| format!("UnknownKeyNumber{i} = x\n")).collect();
+    let dir = local_example(|t| format!("{t}{unknown}"));
+    let started = std::time::Instant::now();
+    let (code, stderr) = validate(dir.path());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("error: b.properties is not a valid configuration (40000 problems):\n"),
+        "{stderr:.300}"
+    );
+    assert_eq!(stderr.lines().count(), 102, "{stderr:.300}");
+    assert!(stderr.ends_with("\n  ... and 39900 more\n"), "{stderr:.300}");
+
+    // A value of most of a mebibyte is shown by its ends.
+    let huge = "a".repeat(1_000_000);
+    let dir = local_example(|t| {
+        t.replace("Local.NodeAddresses = 192.0.2.11, 192.0.2.12", &format!("Local.NodeAddresses = {huge}"))
+    });
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, Some(2));
+    assert!(stderr.len() < 2000 && stderr.contains(" characters)…"), "{stderr:.2000}");
 }

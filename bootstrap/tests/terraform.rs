@@ -223,3 +223,128 @@ fn terraform_failures_are_summarised_with_the_log() {
     );
     assert!(!stderr.contains("example-password"));
 }
+
+/// Every directory under `dir` (and `dir`) with its mode, and every file with its mode and bytes.
+fn walk(dir: &Path, dirs: &mut Vec<(PathBuf, u32)>, files: &mut Vec<(PathBuf, u32, Vec<u8>)>) {
+    use std::os::unix::fs::PermissionsExt;
+    dirs.push((dir.to_path_buf(), std::fs::metadata(dir).unwrap().permissions().mode() & 0o777));
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            walk(&path, dirs, files);
+        } else if meta.is_file() {
+            files.push((path.clone(), meta.permissions().mode() & 0o777, std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+/// `bootstrap <args>` under umask 022 (what most shells have), in `dir`.
+fn bootstrap_umask_022(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .current_dir(dir)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plan_leaves_secrets_only_in_0600_files_in_0700_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(examples().join("example-key"), dir.path().join("example-key")).unwrap();
+    // A real plan of the local provider, and a rendering of OpenStack with a canary password.
+    std::fs::copy(examples().join("local.properties"), dir.path().join("local.properties")).unwrap();
+    let canary = "canary-password-5b0e1f9d";
+    let text = std::fs::read_to_string(examples().join("openstack.properties")).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("OpenStack.Password") {
+                format!("OpenStack.Password = {canary}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("openstack.properties"), text).unwrap();
+    for (properties, state, extra) in [("local", "local-state", None), ("openstack", "os-state", Some("--render-only"))]
+    {
+        let mut args = vec!["plan", "-i"];
+        let input = format!("{properties}.properties");
+        args.push(&input);
+        args.extend(["--state-dir", state]);
+        args.extend(extra);
+        let output = bootstrap_umask_022(dir.path(), &args);
+        assert!(output.status.success(), "{properties}: {}", String::from_utf8_lossy(&output.stderr));
+        let state = dir.path().join(state);
+        let pki: bootstrap::pki::Pki = serde_json::from_slice(&std::fs::read(state.join("pki.json")).unwrap()).unwrap();
+        let key_line = |pem: &str| pem.lines().nth(1).unwrap().to_string();
+        let canaries = [
+            canary.to_string(),
+            pki.join_token.clone(),
+            pki.certificate_key.clone(),
+            key_line(&pki.ca_key),
+            key_line(&pki.admin_key),
+        ];
+        let (mut dirs, mut files) = (Vec::new(), Vec::new());
+        walk(&state, &mut dirs, &mut files);
+        for (path, mode) in &dirs {
+            assert_eq!(*mode, 0o700, "{properties}: directory {} is {mode:o}", path.display());
+        }
+        let always_secret =
+            ["pki.json", "kubeconfig", "plan.tfplan", "terraform.tfstate", "terraform.log", "state.json"];
+        let mut secret_files = 0;
+        for (path, mode, bytes) in &files {
+            let text = String::from_utf8_lossy(bytes);
+            let name = path.file_name().unwrap().to_string_lossy();
+            let holds = canaries.iter().any(|c| text.contains(c.as_str())) || always_secret.contains(&name.as_ref());
+            if holds {
+                secret_files += 1;
+                assert_eq!(*mode, 0o600, "{properties}: {} holds a secret but is {mode:o}", path.display());
+            }
+        }
+        assert!(secret_files >= 3, "{properties}: the canaries were found nowhere ({secret_files} files)");
+        if extra.is_none() {
+            assert!(state.join("terraform/plan.tfplan").exists(), "no plan to check");
+        } else {
+            let tfvars = std::fs::read_to_string(state.join("terraform/secrets.auto.tfvars")).unwrap();
+            assert!(tfvars.contains(canary));
+        }
+    }
+}
+
+#[test]
+fn remote_shell_lines_interpolate_no_value_of_the_configuration_but_the_checked_machine_dir() {
+    // Whatever reaches a template, a remote shell line may only use the sudo prefix, the
+    // resource's ID and the machine directory (an absolute path of [A-Za-z0-9._/-]).
+    let allowed = ["local.sudo", "self.id", "local.machine_dir"];
+    for provider in PROVIDERS {
+        let main = render(&examples().join(format!("{provider}.properties"))).files.remove("main.tf").unwrap();
+        let mut in_inline = false;
+        for line in main.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("inline = [") {
+                in_inline = true;
+                continue;
+            }
+            if in_inline && trimmed == "]" {
+                in_inline = false;
+            }
+            if !in_inline {
+                continue;
+            }
+            for piece in line.split("${").skip(1) {
+                let expression = piece.split('}').next().unwrap();
+                assert!(allowed.contains(&expression), "{provider}: ${{{expression}}} in a shell line: {line}");
+            }
+        }
+    }
+    // The machine's details travel as a file's content, not an echo line.
+    let main = render(&examples().join("local.properties")).files.remove("main.tf").unwrap();
+    assert!(main.contains("content     = jsonencode({ cluster = local.cluster"), "{main}");
+    assert!(!main.contains("echo '"), "{main}");
+}

@@ -36,8 +36,10 @@ enum Command {
         /// Run this phase and every later one again even if recorded as done.
         #[arg(long, value_name = "PHASE", value_parser = clap::builder::PossibleValuesParser::new(bootstrap::phases::PHASES))]
         from: Option<String>,
-        /// Seconds to wait for the API, the nodes, each platform step and the platform service.
-        #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+        /// Seconds to wait for the API, the nodes, each platform step and the platform service
+        /// (1 to 604800, a week).
+        #[arg(long, value_name = "SECONDS", default_value_t = 1800,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
         timeout: u64,
         /// The service catalog holding `hcp` (default: the catalog shipped with Stratus).
         #[arg(long, env = "HSM_CATALOG", value_name = "DIR")]
@@ -103,6 +105,60 @@ struct Target {
 }
 
 struct Failure(String, u8);
+
+/// The longest `--timeout`: a week (a longer wait is a mistake, and no deadline may overflow).
+const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
+fn state_failure(e: bootstrap::StateError) -> Failure {
+    let code = e.exit_code();
+    Failure(e.to_string(), code)
+}
+
+/// Checks that whatever is already at the state directory's paths is of the kind bootstrap
+/// makes there (a directory, or a regular file), before anything is created: a mismatch is bad
+/// input naming the path and what was expected.
+fn check_state(state: &Path) -> Result<(), Failure> {
+    let paths = [
+        ("", true, "the state directory"),
+        ("terraform", true, "Terraform's working directory"),
+        ("pki.json", false, "the cluster PKI bootstrap writes"),
+        ("kubeconfig", false, "the admin kubeconfig bootstrap writes"),
+        ("state.json", false, "the state record bootstrap writes"),
+        ("install.json", false, "the install record bootstrap writes"),
+        ("credentials.yaml", false, "the credentials file bootstrap writes"),
+        ("terraform.log", false, "Terraform's log"),
+    ];
+    for (name, directory, what) in paths {
+        let path = if name.is_empty() { state.to_path_buf() } else { state.join(name) };
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let (ok, kind) = match directory {
+            true => (meta.is_dir(), "a directory"),
+            false => (meta.is_file(), "a regular file"),
+        };
+        if !ok {
+            let is = if meta.is_dir() {
+                "a directory"
+            } else if meta.is_file() {
+                "a file"
+            } else {
+                "not a regular file"
+            };
+            return Err(Failure(
+                format!("{}: is {is}; expected {what} ({kind}, or nothing there yet)", path.display()),
+                2,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates (or closes to 0700) the state directory `dir` and its `terraform/` folder.
+fn state_dirs(state: &Path) -> Result<(), Failure> {
+    for dir in [state.to_path_buf(), state.join("terraform")] {
+        bootstrap::private_dir(&dir).map_err(|e| state_failure(bootstrap::StateError::of(&dir, e)))?;
+    }
+    Ok(())
+}
 
 /// The catalog shipped with Stratus.
 const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
@@ -232,11 +288,13 @@ fn prepare(
     let state =
         state_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("stratus-{}", config.cluster_name)));
     let dir = state.join("terraform");
-    let pki =
-        bootstrap::load_or_create_pki(&state.join("pki.json"), &config.cluster_name).map_err(|e| Failure(e, 1))?;
+    // A damaged state directory is found before anything in it is created or changed.
+    check_state(&state)?;
+    let pki = bootstrap::load_or_create_pki(&state.join("pki.json"), &config.cluster_name).map_err(state_failure)?;
+    state_dirs(&state)?;
     let kubeconfig = state.join("kubeconfig");
     if !kubeconfig.exists() {
-        let server = format!("https://{}", bootstrap::nodes::api_endpoint(&config));
+        let server = bootstrap::nodes::api_url(&config);
         bootstrap::write_rendered(
             &state,
             &bootstrap::render::Rendered {
@@ -248,7 +306,7 @@ fn prepare(
                 ..Default::default()
             },
         )
-        .map_err(|e| Failure(format!("{}: {e}", state.display()), 1))?;
+        .map_err(|e| state_failure(bootstrap::StateError::of(&state, e)))?;
     }
     let (record, rendered) =
         bootstrap::render_into(&dir, &config, &pki, &program_identity()).map_err(|e| Failure(e, 1))?;
@@ -259,7 +317,7 @@ fn prepare(
     if init {
         // Init once per provider set: re-running it costs a second for nothing.
         let marker = dir.join(".stratus-init");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(record.providers.as_str()) {
+        if bootstrap::read_input_text(&marker).ok().as_deref() != Some(record.providers.as_str()) {
             terraform.run(&["init", "-input=false", "-no-color"]).map_err(terraform_failure)?;
             std::fs::write(&marker, &record.providers).map_err(|e| Failure(format!("{}: {e}", marker.display()), 1))?;
             phase(started, "terraform init");
@@ -353,8 +411,8 @@ fn run_with_progress(
 fn write_state(state: &Path, status: &str, outputs: serde_json::Value) -> Result<(), Failure> {
     let record = serde_json::json!({"status": status, "outputs": outputs});
     let path = state.join("state.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&record).expect("JSON serialises"))
-        .map_err(|e| Failure(format!("{}: {e}", path.display()), 1))
+    let text = serde_json::to_string_pretty(&record).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    bootstrap::write_private(&path, text.as_bytes()).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))
 }
 
 fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) -> bootstrap_aws::Connection {
@@ -370,7 +428,7 @@ fn openstack_connection(os: &bootstrap::config::OpenStack) -> Result<bootstrap_o
     let ca_certificate = os
         .ca_cert_file
         .as_ref()
-        .map(|file| std::fs::read_to_string(file).map_err(|e| Failure(format!("{}: {e}", file.display()), 2)))
+        .map(|file| bootstrap::read_input_text(file).map_err(|e| Failure(format!("{}: {e}", file.display()), 2)))
         .transpose()?;
     Ok(bootstrap_openstack::Connection {
         auth_url: os.auth_url.clone(),
@@ -607,7 +665,7 @@ fn provision(input: &Path, state_dir: Option<&Path>, env: &BTreeMap<String, Stri
     prepared.clear_terraform_secrets(started)?;
     let machines = bootstrap::nodes::machines(&prepared.config).iter().map(|m| m.key()).collect::<Vec<_>>().join(", ");
     println!("provisioned cluster {} ({machines})", prepared.config.cluster_name);
-    println!("API: https://{}", bootstrap::nodes::api_endpoint(&prepared.config));
+    println!("API: {}", bootstrap::nodes::api_url(&prepared.config));
     println!("admin kubeconfig: {} (mode 0600)", prepared.state.join("kubeconfig").display());
     println!("DNS records to create under {}: api., hcp., identity., *.identity., hsm.", prepared.config.domain);
     Ok(())
@@ -720,17 +778,21 @@ fn uninstall(input: &Path, state_dir: Option<&Path>, yes: bool, env: &BTreeMap<S
 
 fn status(state_dir: &Path) -> Result<(), Failure> {
     let path = state_dir.join("state.json");
-    let text = std::fs::read_to_string(&path)
+    let text = bootstrap::read_input_text(&path)
         .map_err(|e| Failure(format!("{}: {e} (nothing provisioned from this state directory?)", path.display()), 1))?;
-    let record: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    let record: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure(
+            format!("{}: not a state record ({e}); expected the state.json an earlier run wrote", path.display()),
+            2,
+        )
+    })?;
     println!("status: {}", record["status"].as_str().unwrap_or("unknown"));
     if let Some(outputs) = record["outputs"].as_object() {
         for (key, value) in outputs {
             println!("{key}: {value}");
         }
     }
-    let phases = bootstrap::phases::Record::load(&state_dir.join("install.json")).map_err(|e| Failure(e, 1))?;
+    let phases = bootstrap::phases::Record::load(&state_dir.join("install.json")).map_err(state_failure)?;
     if !phases.phases.is_empty() {
         println!("install phases:");
         for name in bootstrap::phases::PHASES {
@@ -785,9 +847,9 @@ struct Phases {
 
 impl Phases {
     fn load(state: &Path, started: Instant) -> Result<Phases, Failure> {
-        std::fs::create_dir_all(state).map_err(|e| Failure(format!("{}: {e}", state.display()), 1))?;
+        state_dirs(state)?;
         let path = state.join("install.json");
-        let record = bootstrap::phases::Record::load(&path).map_err(|e| Failure(e, 1))?;
+        let record = bootstrap::phases::Record::load(&path).map_err(state_failure)?;
         Ok(Phases { record, path, started, current: None })
     }
 
@@ -891,6 +953,7 @@ fn install(
     catalog.service(bootstrap::install::PLATFORM_SERVICE).map_err(|e| {
         Failure(format!("{}: {e} (the platform service must be in the catalog)", options.catalog.display()), 2)
     })?;
+    check_state(&state)?;
     let mut phases = Phases::load(&state, started)?;
     if let Some(from) = &options.from {
         phases.record.forget_from(from);
@@ -943,7 +1006,7 @@ fn install(
     let mut facts = bootstrap::platform::Facts::from_outputs(&outputs);
     if let Some(ca) = prepared.config.openstack.as_ref().and_then(|o| o.ca_cert_file.as_ref()) {
         facts.openstack_ca_certificate =
-            Some(std::fs::read_to_string(ca).map_err(|e| Failure(format!("{}: {e}", ca.display()), 2))?);
+            Some(bootstrap::read_input_text(ca).map_err(|e| Failure(format!("{}: {e}", ca.display()), 2))?);
     }
     let expected_nodes = (config.master_count + config.node_count) as usize;
     for step in bootstrap::platform::plan(&config, &facts) {
@@ -1017,7 +1080,7 @@ fn install(
     write_state(&state, "installed", outputs)?;
     prepared.clear_terraform_secrets(started)?;
     println!("cluster {} is installed ({:.1}s)", config.cluster_name, started.elapsed().as_secs_f64());
-    println!("  Kubernetes API   https://{}", bootstrap::nodes::api_endpoint(&config));
+    println!("  Kubernetes API   {}", bootstrap::nodes::api_url(&config));
     for (name, url) in &report.endpoints {
         println!("  {name:<16} {url}");
     }
@@ -1028,7 +1091,8 @@ fn install(
     );
     println!("DNS records to create:");
     for (record, target) in &report.dns {
-        println!("  {record:<40} A  {target}");
+        let kind = if target.parse::<std::net::Ipv6Addr>().is_ok() { "AAAA" } else { "A" };
+        println!("  {record:<40} {kind}  {target}");
     }
     Ok(())
 }
@@ -1036,8 +1100,12 @@ fn install(
 /// Terraform's outputs as recorded by the provision phase.
 fn read_outputs(state: &Path) -> Result<serde_json::Value, Failure> {
     let path = state.join("state.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
-    let record: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    let text = bootstrap::read_input_text(&path).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    let record: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure(
+            format!("{}: not a state record ({e}); expected the state.json an earlier run wrote", path.display()),
+            2,
+        )
+    })?;
     Ok(record["outputs"].clone())
 }

@@ -67,7 +67,7 @@ resource "aws_instance" "master" {
   count                  = 3
   ami                    = "ami-0abcdef1234567890"
   instance_type          = "m5.large"
-  user_data              = file("${path.module}/cloud-init/master-${count.index}.yaml")
+  user_data              = sensitive(file("${path.module}/cloud-init/master-${count.index}.yaml"))
   key_name               = "stratus-key"
   subnet_id              = element(local.private_subnets, count.index)
   vpc_security_group_ids = [aws_security_group.cluster.id]
@@ -80,7 +80,7 @@ resource "aws_instance" "node" {
   count                  = 3
   ami                    = "ami-0abcdef1234567890"
   instance_type          = "m5.xlarge"
-  user_data              = file("${path.module}/cloud-init/node-${count.index}.yaml")
+  user_data              = sensitive(file("${path.module}/cloud-init/node-${count.index}.yaml"))
   key_name               = "stratus-key"
   subnet_id              = element(local.private_subnets, count.index)
   vpc_security_group_ids = [aws_security_group.cluster.id]
@@ -93,7 +93,7 @@ resource "aws_instance" "gluster" {
   count                  = 2
   ami                    = "ami-0abcdef1234567890"
   instance_type          = "m5.large"
-  user_data              = file("${path.module}/cloud-init/gluster-${count.index}.yaml")
+  user_data              = sensitive(file("${path.module}/cloud-init/gluster-${count.index}.yaml"))
   key_name               = "stratus-key"
   subnet_id              = element(local.private_subnets, count.index)
   vpc_security_group_ids = [aws_security_group.cluster.id]

@@ -38,7 +38,7 @@ resource "terraform_data" "machine" {
     host        = each.value.address
     port        = 22
     user        = local.ssh_user
-    private_key = file(var.ssh_private_key_file)
+    private_key = sensitive(file(var.ssh_private_key_file))
     timeout     = "2m"
   }
 
@@ -60,14 +60,22 @@ resource "terraform_data" "machine" {
     destination = "/tmp/stratus-${self.id}/cloud-config.yaml"
   }
 
+  # Values travel as file contents, never inside a shell line: no quoting to break.
+  provisioner "file" {
+    content     = jsonencode({ cluster = local.cluster, role = each.value.role, api = local.api_address })
+    destination = "/tmp/stratus-${self.id}/machine.json"
+  }
+
   # One command per line: under `set -e` a failure on the left of `&&` would not stop the script.
+  # The only values in these lines are this resource's ID and the machine directory, which
+  # bootstrap allows only as an absolute path of letters, digits, '.', '_', '-' and '/'.
   provisioner "remote-exec" {
     inline = [
       "set -eu",
-      "${local.sudo}mkdir -p ${local.machine_dir}",
-      "${local.sudo}install -m 600 /tmp/stratus-${self.id}/cloud-config.yaml ${local.machine_dir}/cloud-config.yaml",
+      "${local.sudo}mkdir -p '${local.machine_dir}'",
+      "${local.sudo}install -m 600 /tmp/stratus-${self.id}/cloud-config.yaml '${local.machine_dir}/cloud-config.yaml'",
+      "${local.sudo}install -m 644 /tmp/stratus-${self.id}/machine.json '${local.machine_dir}/machine.json'",
       "rm -rf /tmp/stratus-${self.id}",
-      "echo '${jsonencode({ cluster = local.cluster, role = each.value.role, api = local.api_address })}' | ${local.sudo}tee ${local.machine_dir}/machine.json >/dev/null",
     ]
   }
 }

@@ -74,7 +74,7 @@ resource "openstack_compute_servergroup_v2" "role" {
 resource "openstack_compute_instance_v2" "master" {
   count             = 1
   name              = "${local.cluster}-master-${count.index}"
-  user_data         = file("${path.module}/cloud-init/master-${count.index}.yaml")
+  user_data         = sensitive(file("${path.module}/cloud-init/master-${count.index}.yaml"))
   image_id          = "a61d07fb-4d95-4d7b-b87d-e77bfd37395e"
   flavor_id         = "3"
   key_pair          = "stratus-key"
@@ -94,7 +94,7 @@ resource "openstack_compute_instance_v2" "master" {
 resource "openstack_compute_instance_v2" "node" {
   count             = 3
   name              = "${local.cluster}-node-${count.index}"
-  user_data         = file("${path.module}/cloud-init/node-${count.index}.yaml")
+  user_data         = sensitive(file("${path.module}/cloud-init/node-${count.index}.yaml"))
   image_id          = "a61d07fb-4d95-4d7b-b87d-e77bfd37395e"
   flavor_id         = "5"
   key_pair          = "stratus-key"
@@ -114,7 +114,7 @@ resource "openstack_compute_instance_v2" "node" {
 resource "openstack_compute_instance_v2" "gluster" {
   count             = 2
   name              = "${local.cluster}-gluster-${count.index}"
-  user_data         = file("${path.module}/cloud-init/gluster-${count.index}.yaml")
+  user_data         = sensitive(file("${path.module}/cloud-init/gluster-${count.index}.yaml"))
   image_id          = "a61d07fb-4d95-4d7b-b87d-e77bfd37395e"
   flavor_id         = "3"
   key_pair          = "stratus-key"

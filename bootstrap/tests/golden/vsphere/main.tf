@@ -80,7 +80,9 @@ resource "vsphere_virtual_machine" "machine" {
   guest_id         = "ubuntu64Guest"
   tags             = [vsphere_tag.cluster.id]
   extra_config = {
-    "guestinfo.userdata"          = base64encode(file("${path.module}/cloud-init/${each.key}.yaml"))
+    # The cloud-config carries the join token (and on the first master the CA key): sensitive,
+    # so no plan or apply output shows it.
+    "guestinfo.userdata"          = sensitive(base64encode(file("${path.module}/cloud-init/${each.key}.yaml")))
     "guestinfo.userdata.encoding" = "base64"
   }
 
