@@ -462,20 +462,6 @@ fn entries(dir: &Path, strays: &mut Vec<PathBuf>, expected: &[&str]) -> Result<V
     Ok(dirs)
 }
 
-fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
-    let mut dirs = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| LoadError::Io { path: dir.to_path_buf(), source })?;
-        let path = entry.path();
-        if path.is_dir() && !file_name(&path).starts_with('.') && file_name(&path) != "sdl" {
-            dirs.push(path);
-        }
-    }
-    dirs.sort();
-    Ok(dirs)
-}
-
 /// Refuses a catalog folder whose name cannot be what it stands for.
 fn folder_name(dir: &Path, what: &str, check: fn(&str) -> Option<String>) -> Result<(), CatalogError> {
     match check(&file_name(dir)) {

@@ -1,13 +1,13 @@
 //! Bounds on what an input document may cost to read. YAML is checked event by event with
-//! the same parser serde_yaml uses (libyaml), before serde_yaml loads the whole document:
-//! libyaml's time grows with the square of flow-collection nesting (`[[[[...`), and serde_yaml
+//! the same parser serde_norway uses (libyaml), before serde_norway loads the whole document:
+//! libyaml's time grows with the square of flow-collection nesting (`[[[[...`), and serde_norway
 //! expands every alias into a fresh copy of its anchor, so a small file can ask for gigabytes.
 //! The pre-pass stops at the first event past a limit, so refusing costs little.
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as unsafe_sys;
+use unsafe_libyaml_norway as unsafe_sys;
 
 /// Largest SDL or IDL file (or text) accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
@@ -39,7 +39,7 @@ struct Frame {
 }
 
 /// Walks the YAML events of `text` and stops at the first limit broken. Syntax errors are
-/// left to serde_yaml (which reports them with the same parser), so they pass here.
+/// left to serde_norway (which reports them with the same parser), so they pass here.
 pub(crate) fn check_yaml(text: &str) -> Result<(), Exceeded> {
     // SAFETY: the parser is initialised before use and deleted once; `text` outlives it; each
     // event is read only after a successful parse (which fills it) and deleted after use.
@@ -117,7 +117,7 @@ unsafe fn walk(parser: *mut unsafe_sys::yaml_parser_t) -> Result<(), Exceeded> {
             }
             unsafe_sys::YAML_ALIAS_EVENT => {
                 // An alias to an anchor still open (a recursive alias) or to no anchor is
-                // refused by serde_yaml; count it as one value here.
+                // refused by serde_norway; count it as one value here.
                 let size = anchor_bytes((*event).data.alias.anchor)
                     .and_then(|name| anchors.get(&name).copied())
                     .unwrap_or(Size { nodes: 1, bytes: 0 });

@@ -53,13 +53,13 @@ pub fn parse_document<T: DeserializeOwned>(text: &str, syntax: Syntax, source_na
         }
         Syntax::Yaml => {
             limits::check_yaml(text).map_err(|e| error(source_name, String::new(), e.line, e.column, &e.message))?;
-            let de = serde_yaml::Deserializer::from_str(text);
+            let de = serde_norway::Deserializer::from_str(text);
             let _text_scalars = scalar::TextScalars::enter();
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let path = render_path(e.path());
                 let inner = e.into_inner();
                 let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-                // serde_yaml prefixes its own rendering of the path; the path is reported apart.
+                // serde_norway prefixes its own rendering of the path; the path is reported apart.
                 let message = inner.to_string();
                 let message = match message.split_once(": ") {
                     Some((prefix, rest)) if !prefix.contains(' ') && !path.is_empty() && path.starts_with(prefix) => {
@@ -158,7 +158,7 @@ fn error(source_name: &str, path: String, line: usize, column: usize, raw: &str)
     }
 }
 
-/// serde_json and serde_yaml append " at line L column C"; the position is reported apart.
+/// serde_json and serde_norway append " at line L column C"; the position is reported apart.
 fn strip_position(message: &str) -> &str {
     match message.rfind(" at line ") {
         Some(i) => &message[..i],

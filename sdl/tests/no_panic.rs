@@ -14,7 +14,7 @@ fn mutated_sdls_never_panic_and_errors_stay_printable() {
     ))
     .unwrap();
     let sdl: Sdl = parse_document(&base, Syntax::Json, "x").unwrap();
-    let yaml = serde_yaml::to_string(&sdl).unwrap();
+    let yaml = serde_norway::to_string(&sdl).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let pieces = [
         "\u{1b}[31m",

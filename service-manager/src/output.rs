@@ -58,7 +58,7 @@ fn render_yaml(plan: &Plan) -> String {
         out.push_str(&format!("# step {}/{total}: {}\n", i + 1, step.phase.title()));
         for object in &step.objects {
             out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(object).expect("Kubernetes objects serialise"));
+            out.push_str(&serde_norway::to_string(object).expect("Kubernetes objects serialise"));
         }
     }
     out
@@ -287,7 +287,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// Renders `value` as JSON or YAML.
 pub fn structured<T: Serialize>(value: &T, format: Format) -> String {
     match format {
-        Format::Yaml => serde_yaml::to_string(value).expect("listings serialise"),
+        Format::Yaml => serde_norway::to_string(value).expect("listings serialise"),
         _ => serde_json::to_string_pretty(value).expect("listings serialise") + "\n",
     }
 }

@@ -105,7 +105,7 @@ fn list_services_as_json_and_yaml() {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
     let yaml = stdout(&run(&["list-services", "-o", "yaml"]));
-    let parsed: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let parsed: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
     assert_eq!(parsed, services);
 }
 

@@ -130,7 +130,7 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         return Err(ApiError::unsupported_media_type(content_type));
     }
     if content_type.contains("yaml") {
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        serde_norway::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
     }
@@ -268,7 +268,7 @@ async fn object_request(
                 let manager = param(q, "fieldManager")
                     .filter(|m| !m.is_empty())
                     .ok_or_else(|| ApiError::bad_request("PATCH with an apply patch requires a fieldManager"))?;
-                let applied: Value = serde_yaml::from_slice(body)
+                let applied: Value = serde_norway::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
                 if status_only {
                     return Ok(json_response(
