@@ -93,9 +93,12 @@ pub fn bootstrap(args: &[&str], input: &Path, state: &Path) -> Command {
     command
 }
 
-/// `terraform <args>` in the working directory `dir`, without a CLI config.
+/// `terraform <args>` (or `tofu`, as bootstrap chooses) in the working directory `dir`,
+/// without a CLI config.
 pub fn terraform(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("terraform")
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let program = bootstrap::terraform::binary(std::env::var("STRATUS_TERRAFORM").ok(), &path, &|p| p.is_file());
+    Command::new(program)
         .args(args)
         .current_dir(dir)
         .env("TF_CLI_CONFIG_FILE", "/dev/null")
