@@ -370,3 +370,21 @@ fn one_broken_service_does_not_hide_the_catalog() {
     let output = run(&["lint", catalog]);
     assert_eq!(output.status.code(), Some(2), "lint still fails on it");
 }
+
+#[test]
+fn help_shows_cluster_flags_only_where_a_cluster_is_used_and_says_defaults() {
+    let help = |args: &[&str]| stdout(&run(args));
+    for offline in [&["list-services", "--help"][..], &["get-service", "--help"], &["lint", "--help"]] {
+        let text = help(offline);
+        assert!(!text.contains("--kubeconfig") && !text.contains("--concurrency"), "{offline:?}:\n{text}");
+    }
+    for online in [&["list-instances", "--help"][..], &["create-instance", "--help"], &["delete-instance", "--help"]] {
+        let text = help(online);
+        assert!(text.contains("--kubeconfig") && text.contains("--request-timeout"), "{online:?}:\n{text}");
+    }
+    assert!(
+        help(&["--help"]).contains("[default: the catalog/ folder of the Stratus checkout"),
+        "{}",
+        help(&["--help"])
+    );
+}
