@@ -17,7 +17,7 @@ pub enum HsmError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// Parameters could not be resolved.
-    #[error("{error}{hint}", error = .0, hint = resolve_hint(.0))]
+    #[error(transparent)]
     Resolve(#[from] ResolveError),
     /// The instance could not be planned.
     #[error(transparent)]
@@ -25,11 +25,42 @@ pub enum HsmError {
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),
-}
-
-fn resolve_hint(error: &ResolveError) -> &'static str {
-    match error {
-        ResolveError::Missing(_) => " (give values with --set NAME=VALUE or in the instance definition's parameters)",
-        _ => "",
-    }
+    /// The catalog's upgrade rules do not allow the upgrade.
+    #[error("{service} {to} cannot be reached from {from}: it upgrades from {}", if .allowed.is_empty() { "no earlier version".to_string() } else { .allowed.join(", ") })]
+    UpgradeRefused {
+        /// Service id.
+        service: String,
+        /// Version asked for, `<pv>/<sv>`.
+        to: String,
+        /// The instance's version.
+        from: String,
+        /// Versions the target upgrades from.
+        allowed: Vec<String>,
+    },
+    /// A change that changes nothing.
+    #[error("instance \"{id}\" is already at {version} and no parameter to set was given: nothing to change")]
+    NothingToChange {
+        /// Instance id.
+        id: String,
+        /// Its version.
+        version: String,
+    },
+    /// The instance was deleted with its volumes kept.
+    #[error(
+        "instance \"{0}\" was deleted (its volume claims were kept); create it again with the same instance id first"
+    )]
+    Deleted(String),
+    /// Values read from files (`NAME=FILE` pairs) could not be read.
+    #[error("value of {name} from {}: {why}", sdl::error::quote(.file))]
+    ValueFile {
+        /// Parameter name.
+        name: String,
+        /// The file.
+        file: String,
+        /// Why it could not be read.
+        why: String,
+    },
+    /// Lint found problems (each already a full message).
+    #[error("{}", .0.join("\nerror: "))]
+    Lint(Vec<String>),
 }

@@ -172,7 +172,7 @@ pub fn read_value_files(files: &[(String, String)]) -> Result<Vec<(String, Strin
     use std::io::Read;
     let mut values = Vec::new();
     for (name, file) in files {
-        let fail = |why: String| HsmError::Usage(format!("--set-file {name}={}: {why}", file.escape_debug()));
+        let fail = |why: String| HsmError::ValueFile { name: name.clone(), file: file.clone(), why };
         let mut bytes = Vec::new();
         let read = if file == "-" {
             std::io::stdin().lock().take(MAX_VALUE_FILE + 1).read_to_end(&mut bytes)

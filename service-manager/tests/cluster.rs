@@ -439,7 +439,7 @@ fn upgrade_keeps_secrets_and_follows_upgrade_rules() {
     let same = env.hsm(&["upgrade-instance", "db", "8.4"]);
     assert_eq!(
         stderr(&same),
-        "error: instance \"db\" is already at 8.4/1.0.0 and no --set was given: nothing to change\n"
+        "error: instance \"db\" is already at 8.4/1.0.0 and no parameter to set was given: nothing to change\n"
     );
 }
 

@@ -154,10 +154,7 @@ async fn plan_change(
         return Err(InstanceError::Terminating(id.to_string()));
     }
     if record.state == State::Deleted {
-        return Err(HsmError::Usage(format!(
-            "instance \"{id}\" was deleted (its volume claims were kept); create it again with the same instance id first"
-        ))
-        .into());
+        return Err(HsmError::Deleted(id.to_string()).into());
     }
     let service = catalog.service(&record.service_id).map_err(HsmError::from)?;
     let from = format!("{}/{}", record.product_version, record.sdl_version);
@@ -180,18 +177,10 @@ async fn plan_change(
                 }
             })
             .collect();
-        return Err(HsmError::Usage(format!(
-            "{} {to} cannot be reached from {from}: it upgrades from {}",
-            service.id,
-            if allowed.is_empty() { "no earlier version".to_string() } else { allowed.join(", ") }
-        ))
-        .into());
+        return Err(HsmError::UpgradeRefused { service: service.id.clone(), to, from, allowed }.into());
     }
     if from == to && change.sets.is_empty() {
-        return Err(HsmError::Usage(format!(
-            "instance \"{id}\" is already at {to} and no --set was given: nothing to change"
-        ))
-        .into());
+        return Err(HsmError::NothingToChange { id: id.to_string(), version: to }.into());
     }
 
     let stored = record::stored_values(cluster, &record).await?;

@@ -7,7 +7,6 @@ use sdl::catalog::Catalog;
 
 use super::change::{self, Change, Outcome};
 use crate::cluster::Cluster;
-use crate::error::HsmError;
 use crate::instance::InstanceError;
 use crate::profile::ClusterProfile;
 use crate::progress::Progress;
@@ -15,7 +14,7 @@ use crate::progress::Progress;
 /// Options of `configure-instance`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Parameters to set (at least one).
+    /// Parameters to set (with none, the change is refused as changing nothing).
     pub sets: Vec<(String, String)>,
     /// Wait until workloads are ready.
     pub wait: bool,
@@ -32,9 +31,6 @@ pub async fn run(
     profile: &ClusterProfile,
     progress: &dyn Progress,
 ) -> Result<Outcome, InstanceError> {
-    if options.sets.is_empty() {
-        return Err(HsmError::Usage("configure-instance needs at least one parameter to set".into()).into());
-    }
     let change = Change { target: None, sets: options.sets, wait: options.wait, timeout: options.timeout };
     change::run(cluster, catalog, id, &change, profile, progress).await
 }

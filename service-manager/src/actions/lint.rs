@@ -42,7 +42,7 @@ pub fn run(path: &Path, idl: Option<&Path>) -> Result<Outcome, HsmError> {
             let strays = catalog.strays.clone();
             return Ok(Outcome::Catalog { services: catalog.services.len(), versions, strays });
         }
-        return Err(HsmError::Usage(report.join("\nerror: ")));
+        return Err(HsmError::Lint(report));
     }
     let sdl: Sdl = read_document(path)?;
     let problems = validate_sdl(&sdl);

@@ -304,14 +304,22 @@ struct Failure(String, u8);
 
 impl From<HsmError> for Failure {
     fn from(error: HsmError) -> Self {
-        Failure(error.to_string(), 2)
+        let hint = match &error {
+            HsmError::Resolve(ResolveError::Missing(_)) => {
+                " (give values with --set NAME=VALUE, --set-file NAME=FILE or in the instance definition's parameters)"
+            }
+            _ => "",
+        };
+        Failure(format!("{error}{hint}"), 2)
     }
 }
 
 impl From<InstanceError> for Failure {
     fn from(error: InstanceError) -> Self {
-        let code = error.exit_code();
-        Failure(error.to_string(), code)
+        match error {
+            InstanceError::Hsm(error) => error.into(),
+            other => Failure(other.to_string(), other.exit_code()),
+        }
     }
 }
 
