@@ -83,6 +83,17 @@ pub struct UpgradeFrom {
     pub sdl_versions: Vec<String>,
 }
 
+impl std::fmt::Display for UpgradeFrom {
+    /// `8.0` (any SDL version) or `8.0/1.0.0|1.1.0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.sdl_versions.is_empty() {
+            f.write_str(&self.product_version)
+        } else {
+            write!(f, "{}/{}", self.product_version, self.sdl_versions.join("|"))
+        }
+    }
+}
+
 /// One service of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {

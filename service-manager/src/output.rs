@@ -143,9 +143,12 @@ pub fn prompt(name: &str, parameter: Option<&sdl::model::Parameter>) -> String {
     format!("{name}{description}{example}: ")
 }
 
-/// One line per public Service: its address and its ports, e.g.
-/// `  router 192.0.2.3: http 80, https 443`.
+/// `public locations:` and one line per public Service, its address and ports, e.g.
+/// `  router 192.0.2.3: http 80, https 443`; nothing when there are none.
 fn locations_lines(locations: &[crate::actions::get::Location]) -> String {
+    if locations.is_empty() {
+        return String::new();
+    }
     let mut by_service: Vec<(&str, &str, Vec<String>)> = Vec::new();
     for l in locations {
         let port = format!("{} {}", l.port_name, l.public_port);
@@ -164,15 +167,13 @@ fn locations_lines(locations: &[crate::actions::get::Location]) -> String {
 /// ports are.
 pub fn created(outcome: &crate::actions::create::Outcome) -> String {
     let verb = if outcome.existed { "converged" } else { "created" };
-    let mut out = format!(
-        "instance {} {verb}: {} objects applied, state {}\n",
-        outcome.instance_id, outcome.objects, outcome.state
-    );
-    if !outcome.locations.is_empty() {
-        out.push_str("public locations:\n");
-        out.push_str(&locations_lines(&outcome.locations));
-    }
-    out
+    format!(
+        "instance {} {verb}: {} objects applied, state {}\n{}",
+        outcome.instance_id,
+        outcome.objects,
+        outcome.state,
+        locations_lines(&outcome.locations)
+    )
 }
 
 /// What `upgrade-instance` and `configure-instance` say when done.
@@ -184,15 +185,13 @@ pub fn changed(outcome: &crate::actions::change::Outcome) -> String {
     } else {
         format!("upgraded from {} to {}", outcome.from, outcome.to)
     };
-    let mut out = format!(
-        "instance {} {what}: {} objects applied{removed}, state {}\n",
-        outcome.instance_id, outcome.applied, outcome.state
-    );
-    if !outcome.locations.is_empty() {
-        out.push_str("public locations:\n");
-        out.push_str(&locations_lines(&outcome.locations));
-    }
-    out
+    format!(
+        "instance {} {what}: {} objects applied{removed}, state {}\n{}",
+        outcome.instance_id,
+        outcome.applied,
+        outcome.state,
+        locations_lines(&outcome.locations)
+    )
 }
 
 /// `hsm get-credentials` output: the secret values, as asked for.
@@ -439,18 +438,7 @@ impl ServiceDetail {
             .map(|v| VersionDetail {
                 product_version: v.product_version.clone(),
                 sdl_version: v.sdl_version.clone(),
-                upgrade_from: v
-                    .config
-                    .upgrade_from
-                    .iter()
-                    .map(|r| {
-                        if r.sdl_versions.is_empty() {
-                            r.product_version.clone()
-                        } else {
-                            format!("{}/{}", r.product_version, r.sdl_versions.join("|"))
-                        }
-                    })
-                    .collect(),
+                upgrade_from: v.config.upgrade_from.iter().map(ToString::to_string).collect(),
             })
             .collect();
         let parameters = sdl

@@ -165,18 +165,7 @@ async fn plan_change(
     .map_err(HsmError::from)?;
     let to = format!("{}/{}", version.product_version, version.sdl_version);
     if from != to && !version.upgrades_from(&record.product_version, &record.sdl_version) {
-        let allowed: Vec<String> = version
-            .config
-            .upgrade_from
-            .iter()
-            .map(|r| {
-                if r.sdl_versions.is_empty() {
-                    r.product_version.clone()
-                } else {
-                    format!("{}/{}", r.product_version, r.sdl_versions.join("|"))
-                }
-            })
-            .collect();
+        let allowed: Vec<String> = version.config.upgrade_from.iter().map(ToString::to_string).collect();
         return Err(HsmError::UpgradeRefused { service: service.id.clone(), to, from, allowed }.into());
     }
     if from == to && change.sets.is_empty() {
