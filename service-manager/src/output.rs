@@ -593,3 +593,22 @@ pub fn instance_detail(detail: &crate::actions::get::InstanceDetail, format: For
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parameter(description: &str, example: &str) -> sdl::model::Parameter {
+        serde_json::from_value(serde_json::json!({"name": "DOMAIN", "description": description, "example": example}))
+            .unwrap()
+    }
+
+    #[test]
+    fn prompts_give_an_example_once() {
+        let given = parameter("System domain, e.g. cf.example.com.", "cf.example.com");
+        assert_eq!(prompt("DOMAIN", Some(&given)), "DOMAIN (System domain, e.g. cf.example.com.): ");
+        let separate = parameter("System domain.", "cf.example.com");
+        assert_eq!(prompt("DOMAIN", Some(&separate)), "DOMAIN (System domain.) [e.g. cf.example.com]: ");
+        assert_eq!(prompt("X", None), "X: ");
+    }
+}
