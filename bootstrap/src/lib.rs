@@ -5,17 +5,24 @@
 //! from the handlebars templates in `terraform-templates/<provider>/`; [`terraform`] runs the
 //! Terraform binary at the edge. Everything else here is pure except reading the input file.
 
+pub mod actions;
 pub mod cloud;
 pub mod clouds;
 pub mod config;
-pub mod install;
+mod error;
+pub mod helper;
+pub mod kube;
 pub mod nodes;
 pub mod phases;
 pub mod pki;
 pub mod platform;
+pub mod progress;
 pub mod properties;
 pub mod render;
 pub mod terraform;
+pub mod workspace;
+
+pub use error::Error;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -269,7 +276,7 @@ pub fn render_into(
     config: &config::Config,
     pki: &pki::Pki,
     program: &str,
-) -> Result<(RenderRecord, bool), String> {
+) -> Result<(RenderRecord, bool), Error> {
     let inputs = render::inputs_digest(config, pki, program);
     let record_path = dir.join(RENDER_RECORD);
     let recorded: Option<RenderRecord> =
@@ -279,12 +286,15 @@ pub fn render_into(
             return Ok((record, false));
         }
     }
-    let rendered = render::render(config, pki).map_err(|e| e.to_string())?;
-    write_rendered(dir, &rendered).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let rendered = render::render(config, pki)?;
+    write_rendered(dir, &rendered).map_err(Error::io(dir))?;
     let mut files = BTreeMap::new();
     for name in rendered.files.keys().chain(rendered.secret_files.keys()) {
         let path = dir.join(name);
-        let state = file_state(&path).ok_or_else(|| format!("{}: written but not there", path.display()))?;
+        let state = file_state(&path).ok_or_else(|| Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "written but not there"),
+        })?;
         files.insert(name.clone(), state);
     }
     let record = RenderRecord {
@@ -295,8 +305,8 @@ pub fn render_into(
         files,
     };
     // The record goes last: a run killed before it renders again.
-    let bytes = serde_json::to_vec(&record).map_err(|e| format!("{}: {e}", record_path.display()))?;
-    std::fs::write(&record_path, bytes).map_err(|e| format!("{}: {e}", record_path.display()))?;
+    let bytes = serde_json::to_vec(&record).expect("render records serialise");
+    std::fs::write(&record_path, bytes).map_err(Error::io(&record_path))?;
     Ok((record, true))
 }
 

@@ -138,10 +138,11 @@ pub struct Facts {
 
 impl Facts {
     /// Reads the facts out of Terraform's outputs (`{"gluster_addresses": [...]}`).
-    pub fn from_outputs(outputs: &serde_json::Value) -> Facts {
+    pub fn from_outputs(outputs: &BTreeMap<String, serde_json::Value>) -> Facts {
         let list = |key: &str| -> Vec<String> {
-            outputs[key]
-                .as_array()
+            outputs
+                .get(key)
+                .and_then(|v| v.as_array())
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default()
         };

@@ -300,18 +300,29 @@ pub fn machines_going_away(events: &[Event]) -> Vec<String> {
     keys
 }
 
-/// The `Error:` lines of Terraform's output (with the line after each), without colour codes.
+/// The longest detail shown for one error (the first paragraph of its diagnostic).
+const MAX_DETAIL: usize = 600;
+
+/// The `Error:` lines of Terraform's output, each with the first paragraph of its detail
+/// unwrapped onto it (where the cause is: "no such host", "permission denied", ...), without
+/// colour codes.
 pub fn summarise(output: &str) -> String {
     let clean: String = strip_ansi(output);
     let lines: Vec<&str> = clean.lines().map(|l| l.trim_start_matches(['│', '╷', '╵', ' '])).collect();
     let mut summary = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if line.starts_with("Error:") {
-            let detail = lines[i + 1..]
+            let paragraph: Vec<&str> = lines[i + 1..]
                 .iter()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| format!(" — {}", l.trim()))
-                .unwrap_or_default();
+                .map(|l| l.trim())
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty() && !l.starts_with("Error:"))
+                .collect();
+            let mut detail = paragraph.join(" ");
+            if detail.chars().count() > MAX_DETAIL {
+                detail = format!("{}…", detail.chars().take(MAX_DETAIL).collect::<String>());
+            }
+            let detail = if detail.is_empty() { detail } else { format!(" — {detail}") };
             summary.push(format!("  {line}{detail}"));
         }
     }
@@ -405,5 +416,24 @@ mod tests {
             summarise(output),
             "  Error: Failed to query available provider packages — Could not retrieve the list of available versions"
         );
+    }
+
+    #[test]
+    fn summaries_show_the_cause_terraform_wraps_onto_later_lines() {
+        // `terraform init -no-color` offline, as printed.
+        let output = "Initializing provider plugins...\n\
+            Error: Failed to query available provider packages\n\n\
+            Could not retrieve the list of available versions for provider hashicorp/aws:\n\
+            could not connect to registry.terraform.io: failed to request discovery\n\
+            document: Get \"https://registry.terraform.io/.well-known/terraform.json\":\n\
+            dial tcp: lookup registry.terraform.io on 10.255.255.53:53: no such host\n\n\
+            To see which modules are currently depending on hashicorp/aws and what\n\
+            versions are specified, run the following command:\n    terraform providers\n";
+        let summary = summarise(output);
+        assert!(summary.starts_with("  Error: Failed to query available provider packages — Could not retrieve"));
+        assert!(summary.ends_with("registry.terraform.io on 10.255.255.53:53: no such host"), "{summary}");
+        assert!(!summary.contains("terraform providers") && !summary.contains('\n'), "{summary}");
+        let long = format!("Error: x\n\n{}\n", "word ".repeat(500));
+        assert!(summarise(&long).chars().count() < MAX_DETAIL + 40);
     }
 }

@@ -62,7 +62,7 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
 
     let after_kill = common::kill_mid_apply(install(&input, &state, &["--yes"]), &state);
     assert!(after_kill < 5, "the kill came too late to test anything ({after_kill} resources done)");
-    let record: Value = serde_json::from_str(&std::fs::read_to_string(state.join("install.json")).unwrap()).unwrap();
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
     let provision = record["phases"].as_array().unwrap().iter().find(|p| p["name"] == "provision").unwrap();
     assert_eq!(provision["state"], "running", "the killed phase stays recorded as unfinished");
 
@@ -275,6 +275,9 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     );
     assert!(removed_err.contains("uninstalled: nothing is left in the Terraform state"), "{removed_err}");
     assert!(!terraform.exists(), "the emptied working directory stays without KeepTerraform");
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
+    assert_eq!(record["status"], "uninstalled", "{record}");
+    assert_eq!(record["phases"], json!([]), "a later install starts from the beginning: {record}");
     assert!(!state.join("install.json").exists() && !credentials_path.exists());
 }
 

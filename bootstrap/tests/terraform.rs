@@ -217,6 +217,14 @@ fn terraform_failures_are_summarised_with_the_log() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("error: terraform init failed:\n  Error: "), "{stderr}");
+    // The cause Terraform wraps onto later lines of its diagnostic is shown, not only its title.
+    let error = stderr.lines().find(|l| l.starts_with("  Error: ")).unwrap();
+    assert!(
+        ["no such host", "connection refused", "network is unreachable", "i/o timeout", "dial tcp"]
+            .iter()
+            .any(|cause| error.contains(cause)),
+        "{stderr}"
+    );
     assert!(
         stderr.trim_end().ends_with(&format!("(full output in {})", dir.path().join("terraform.log").display())),
         "{stderr}"

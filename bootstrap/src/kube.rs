@@ -1,4 +1,4 @@
-//! The Kubernetes side of `bootstrap install`, at the edge: wait for the API the machines
+//! The Kubernetes side of the installer, at the edge: wait for the API the machines
 //! bring up, apply the [`crate::platform`] steps and wait for their workloads and for the
 //! nodes, install the `hcp` catalog service through the service manager, drain machines
 //! that are about to be removed, and read back what the final report and the credentials
@@ -26,9 +26,9 @@ pub const PLATFORM_SERVICE: &str = "stackato.hpe.hcp";
 /// Its instance id (and namespace).
 pub const PLATFORM_INSTANCE: &str = "hcp";
 
-/// A failed Kubernetes phase.
+/// A failed wait, drain or platform call.
 #[derive(Debug, thiserror::Error)]
-pub enum InstallError {
+pub enum KubeError {
     /// A call failed.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
@@ -64,10 +64,10 @@ async fn poll_until<F, Fut>(
     what: impl FnOnce() -> String,
     mut pending: F,
     mut report: impl FnMut(&[String]),
-) -> Result<(), InstallError>
+) -> Result<(), KubeError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<String>, InstallError>>,
+    Fut: std::future::Future<Output = Result<Vec<String>, KubeError>>,
 {
     let started = Instant::now();
     let mut last: Vec<String> = Vec::new();
@@ -81,7 +81,7 @@ where
             last = waiting;
         }
         if started.elapsed() >= waits.timeout {
-            return Err(InstallError::Timeout { what: what(), waited: started.elapsed(), details: last });
+            return Err(KubeError::Timeout { what: what(), waited: started.elapsed(), details: last });
         }
         tokio::time::sleep(waits.interval).await;
     }
@@ -89,7 +89,7 @@ where
 
 /// Polls `GET /readyz` until the API server answers; `report` hears each failure (once per
 /// distinct message), so an operator sees why it is still waiting.
-pub async fn wait_for_api(cluster: &Cluster, waits: Waits, mut report: impl FnMut(&str)) -> Result<(), InstallError> {
+pub async fn wait_for_api(cluster: &Cluster, waits: Waits, mut report: impl FnMut(&str)) -> Result<(), KubeError> {
     poll_until(
         waits,
         || format!("the Kubernetes API at {}", cluster.server()),
@@ -132,7 +132,7 @@ pub async fn wait_for_workloads(
     step: &Step,
     waits: Waits,
     report: impl FnMut(&[String]),
-) -> Result<(), InstallError> {
+) -> Result<(), KubeError> {
     let not_ready = move || async move {
         let mut waiting = Vec::new();
         for object in &step.objects {
@@ -180,7 +180,7 @@ pub async fn wait_for_nodes(
     expected: usize,
     waits: Waits,
     report: impl FnMut(&[String]),
-) -> Result<usize, InstallError> {
+) -> Result<usize, KubeError> {
     let ready = std::cell::Cell::new(0);
     let counted = &ready;
     let not_ready = move || async move {
@@ -236,7 +236,7 @@ pub async fn install_platform(
     config: &Config,
     timeout: Duration,
     progress: &dyn Progress,
-) -> Result<create::Outcome, InstallError> {
+) -> Result<create::Outcome, KubeError> {
     let options = create::Options { wait: true, timeout };
     Ok(create::run(cluster, catalog, &platform_request(config), &platform_profile(config), options, progress).await?)
 }
@@ -259,7 +259,7 @@ pub async fn platform_report(
     config: &Config,
     api_address: &str,
     kubeconfig: &std::path::Path,
-) -> Result<PlatformReport, InstallError> {
+) -> Result<PlatformReport, KubeError> {
     let detail = get::run(cluster, PLATFORM_INSTANCE).await?;
     let address = |service: &str| {
         detail
@@ -319,7 +319,7 @@ pub struct Drained {
 /// Cordons node `name`, evicts its pods (not DaemonSet or static pods, which go with the
 /// machine), waits until they are gone, and deletes the Node object — what `kubectl drain`
 /// and `kubectl delete node` do before a machine is removed.
-pub async fn drain_node(cluster: &Cluster, name: &str, waits: Waits) -> Result<Drained, InstallError> {
+pub async fn drain_node(cluster: &Cluster, name: &str, waits: Waits) -> Result<Drained, KubeError> {
     if !cluster.cordon(name).await? {
         return Ok(Drained::default());
     }
@@ -378,7 +378,7 @@ pub async fn release_cloud_resources(
     keep: &[String],
     waits: Waits,
     report: impl FnMut(&[String]),
-) -> Result<Released, InstallError> {
+) -> Result<Released, KubeError> {
     let kept = |ns: &str| SYSTEM_NAMESPACES.contains(&ns) || keep.iter().any(|k| k == ns);
     let mut released = Released::default();
     for namespace in cluster.namespaces("").await? {
