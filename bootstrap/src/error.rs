@@ -72,9 +72,6 @@ pub enum Error {
     /// A Kubernetes call failed.
     #[error(transparent)]
     Cluster(#[from] service_manager::cluster::ClusterError),
-    /// Platform objects did not become ready.
-    #[error(transparent)]
-    Wait(#[from] service_manager::wait::WaitError),
     /// Waiting for the API, the nodes or a drain failed.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),

@@ -1,25 +1,26 @@
 //! The Kubernetes side of the installer, at the edge: wait for the API the machines
-//! bring up, apply the [`crate::platform`] steps and wait for their workloads and for the
-//! nodes, install the `hcp` catalog service through the service manager, drain machines
+//! bring up (a small poll of `/readyz`), apply the [`crate::platform`] steps and wait for
+//! their workloads through the service manager's Kubernetes layer ([`Cluster::apply_all`],
+//! [`service_manager::wait::until_ready`]), wait for the nodes (a poll: nodes are not planned
+//! objects), install the `hcp` catalog service through the service manager, drain machines
 //! that are about to be removed, and read back what the final report and the credentials
 //! file need. Deciding *what* to apply is pure and lives elsewhere.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service};
 use serde::Serialize;
 use service_manager::actions::{create, get};
 use service_manager::cluster::{Cluster, ClusterError};
 use service_manager::instance::InstanceError;
+use service_manager::objects::{Kind, KubeObject};
 use service_manager::progress::Progress;
-use service_manager::readiness::{self, Readiness};
 use service_manager::request::InstanceRequest;
 use service_manager::ClusterProfile;
 
 use crate::config::Config;
-use crate::platform::{Object, Step};
+use crate::platform::Step;
 
 /// The catalog service that is the platform.
 pub const PLATFORM_SERVICE: &str = "stackato.hpe.hcp";
@@ -35,6 +36,9 @@ pub enum KubeError {
     /// The platform service failed.
     #[error(transparent)]
     Instance(#[from] InstanceError),
+    /// Platform objects did not become ready.
+    #[error(transparent)]
+    Wait(#[from] service_manager::wait::WaitError),
     /// Something was not ready in time.
     #[error("{what} not ready after {}s:\n  {}", waited.as_secs(), details.join("\n  "))]
     Timeout {
@@ -99,67 +103,17 @@ pub async fn wait_for_api(cluster: &Cluster, waits: Waits, mut report: impl FnMu
     .await
 }
 
-/// Server-side applies the objects of `step` in order.
-pub async fn apply_step(cluster: &Cluster, step: &Step) -> Result<(), ClusterError> {
-    for object in &step.objects {
-        match object {
-            Object::Namespace(o) => cluster.apply_resource(o).await?,
-            Object::ServiceAccount(o) => cluster.apply_resource(o).await?,
-            Object::ClusterRole(o) => cluster.apply_resource(o).await?,
-            Object::ClusterRoleBinding(o) => cluster.apply_resource(o).await?,
-            Object::ConfigMap(o) => cluster.apply_resource(o).await?,
-            Object::Secret(o) => cluster.apply_resource(o).await?,
-            Object::CsiDriver(o) => cluster.apply_resource(o).await?,
-            Object::StorageClass(o) => cluster.apply_resource(o).await?,
-            Object::DaemonSet(o) => cluster.apply_resource(o).await?,
-            Object::Deployment(o) => cluster.apply_resource(o).await?,
-        };
-    }
+/// Applies the objects of `step` with the service manager's server-side apply: namespaces
+/// first (everything else may live in them), then the rest; then waits with its watch until
+/// every workload of the step is ready. `cluster` bounds it all with its deadline.
+pub async fn apply_and_wait(cluster: &Cluster, step: &Step, progress: &dyn Progress) -> Result<(), KubeError> {
+    let (namespaces, rest): (Vec<KubeObject>, Vec<KubeObject>) =
+        step.objects.iter().cloned().partition(|o| o.kind() == Kind::Namespace);
+    cluster.apply_all(&namespaces).await?;
+    cluster.apply_all(&rest).await?;
+    service_manager::wait::until_ready(cluster, &step.objects, &format!("{} ({})", step.name, step.title), progress)
+        .await?;
     Ok(())
-}
-
-fn not_ready_line(namespace: &str, r: &Readiness) -> String {
-    let mut line = format!("{} {namespace}/{}: {}/{} ready", r.kind, r.name, r.ready, r.desired);
-    if let Some(condition) = &r.condition {
-        line.push_str(&format!(" ({condition})"));
-    }
-    line
-}
-
-/// Waits until every Deployment and DaemonSet of `step` is ready.
-pub async fn wait_for_workloads(
-    cluster: &Cluster,
-    step: &Step,
-    waits: Waits,
-    report: impl FnMut(&[String]),
-) -> Result<(), KubeError> {
-    let not_ready = move || async move {
-        let mut waiting = Vec::new();
-        for object in &step.objects {
-            let (namespace, readiness) = match object {
-                Object::Deployment(d) => {
-                    let ns = d.metadata.namespace.clone().unwrap_or_default();
-                    let name = d.metadata.name.clone().unwrap_or_default();
-                    let found = cluster.get::<Deployment>(&ns, &name).await?;
-                    (ns, found.as_ref().map(readiness::deployment))
-                }
-                Object::DaemonSet(d) => {
-                    let ns = d.metadata.namespace.clone().unwrap_or_default();
-                    let name = d.metadata.name.clone().unwrap_or_default();
-                    let found = cluster.get::<DaemonSet>(&ns, &name).await?;
-                    (ns, found.as_ref().map(readiness::daemon_set))
-                }
-                _ => continue,
-            };
-            match readiness {
-                Some(r) if r.done => {}
-                Some(r) => waiting.push(not_ready_line(&namespace, &r)),
-                None => waiting.push(format!("{} is missing", object.describe())),
-            }
-        }
-        Ok(waiting)
-    };
-    poll_until(waits, || format!("{} ({})", step.name, step.title), not_ready, report).await
 }
 
 /// Whether a node reports `Ready=True`, and its Ready condition's reason and message if not.
@@ -438,7 +392,7 @@ pub fn platform_namespaces(steps: &[Step]) -> Vec<String> {
         .iter()
         .flat_map(|s| s.objects.iter())
         .filter_map(|o| match o {
-            Object::Namespace(Namespace { metadata, .. }) => metadata.name.clone(),
+            KubeObject::Namespace(Namespace { metadata, .. }) => metadata.name.clone(),
             _ => None,
         })
         .collect()

@@ -21,7 +21,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::api::storage::v1::{CSIDriver, CSIDriverSpec, StorageClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::ByteString;
-use serde::Serialize;
+use service_manager::objects::KubeObject;
 
 use crate::config::{Config, Provider};
 
@@ -66,56 +66,6 @@ pub mod images {
     pub const NFS_SUBDIR: &str = "registry.k8s.io/sig-storage/nfs-subdir-external-provisioner:v4.0.2";
 }
 
-/// One platform object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-#[allow(clippy::large_enum_variant)]
-pub enum Object {
-    /// A namespace.
-    Namespace(Namespace),
-    /// A service account.
-    ServiceAccount(ServiceAccount),
-    /// A cluster role.
-    ClusterRole(ClusterRole),
-    /// A cluster role binding.
-    ClusterRoleBinding(ClusterRoleBinding),
-    /// A config map.
-    ConfigMap(ConfigMap),
-    /// A secret (cloud credentials).
-    Secret(SecretObject),
-    /// A CSI driver registration.
-    CsiDriver(CSIDriver),
-    /// A storage class.
-    StorageClass(StorageClass),
-    /// A daemon set.
-    DaemonSet(DaemonSet),
-    /// A deployment.
-    Deployment(Deployment),
-}
-
-impl Object {
-    /// Kind and `namespace/name` (or `name`), e.g. `DaemonSet kube-flannel/kube-flannel-ds`.
-    pub fn describe(&self) -> String {
-        let (kind, meta) = match self {
-            Object::Namespace(o) => ("Namespace", &o.metadata),
-            Object::ServiceAccount(o) => ("ServiceAccount", &o.metadata),
-            Object::ClusterRole(o) => ("ClusterRole", &o.metadata),
-            Object::ClusterRoleBinding(o) => ("ClusterRoleBinding", &o.metadata),
-            Object::ConfigMap(o) => ("ConfigMap", &o.metadata),
-            Object::Secret(o) => ("Secret", &o.metadata),
-            Object::CsiDriver(o) => ("CSIDriver", &o.metadata),
-            Object::StorageClass(o) => ("StorageClass", &o.metadata),
-            Object::DaemonSet(o) => ("DaemonSet", &o.metadata),
-            Object::Deployment(o) => ("Deployment", &o.metadata),
-        };
-        let name = meta.name.as_deref().unwrap_or_default();
-        match &meta.namespace {
-            Some(ns) => format!("{kind} {ns}/{name}"),
-            None => format!("{kind} {name}"),
-        }
-    }
-}
-
 /// A named group of objects applied together, then waited for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -123,8 +73,9 @@ pub struct Step {
     pub name: &'static str,
     /// What the step does, for progress output.
     pub title: String,
-    /// Objects in apply order.
-    pub objects: Vec<Object>,
+    /// Objects in apply order (service manager's object set: applied and awaited by the same
+    /// Kubernetes layer as every service instance).
+    pub objects: Vec<KubeObject>,
 }
 
 /// What Terraform reported about the machines (its outputs).
@@ -193,7 +144,7 @@ pub fn plan(config: &Config, facts: &Facts) -> Vec<Step> {
 pub fn redacted(steps: &[Step]) -> Vec<Step> {
     let mut copy = steps.to_vec();
     for object in copy.iter_mut().flat_map(|s| s.objects.iter_mut()) {
-        if let Object::Secret(secret) = object {
+        if let KubeObject::Secret(secret) = object {
             *secret = service_manager::output::redact_secret(secret);
         }
     }
@@ -235,7 +186,7 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn namespace(name: &str, privileged: bool) -> Object {
+fn namespace(name: &str, privileged: bool) -> KubeObject {
     let mut metadata = meta(name, None, name);
     if privileged {
         // Network and storage agents need host access: Pod Security "privileged".
@@ -244,7 +195,7 @@ fn namespace(name: &str, privileged: bool) -> Object {
             .get_or_insert_with(BTreeMap::new)
             .insert("pod-security.kubernetes.io/enforce".into(), "privileged".into());
     }
-    Object::Namespace(Namespace { metadata, ..Namespace::default() })
+    KubeObject::Namespace(Namespace { metadata, ..Namespace::default() })
 }
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
@@ -257,18 +208,18 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// A service account with a cluster role of `rules` bound to it (three objects).
-fn identity(namespace: &str, name: &str, app: &str, rules: Vec<PolicyRule>) -> Vec<Object> {
+fn identity(namespace: &str, name: &str, app: &str, rules: Vec<PolicyRule>) -> Vec<KubeObject> {
     vec![
-        Object::ServiceAccount(ServiceAccount {
+        KubeObject::ServiceAccount(ServiceAccount {
             metadata: meta(name, Some(namespace), app),
             ..ServiceAccount::default()
         }),
-        Object::ClusterRole(ClusterRole {
+        KubeObject::ClusterRole(ClusterRole {
             metadata: meta(name, None, app),
             rules: Some(rules),
             ..ClusterRole::default()
         }),
-        Object::ClusterRoleBinding(ClusterRoleBinding {
+        KubeObject::ClusterRoleBinding(ClusterRoleBinding {
             metadata: meta(name, None, app),
             role_ref: RoleRef {
                 api_group: "rbac.authorization.k8s.io".into(),
@@ -365,8 +316,8 @@ fn template(app: &str, spec: PodSpec) -> PodTemplateSpec {
     }
 }
 
-fn daemon_set(namespace: &str, name: &str, app: &str, spec: PodSpec) -> Object {
-    Object::DaemonSet(DaemonSet {
+fn daemon_set(namespace: &str, name: &str, app: &str, spec: PodSpec) -> KubeObject {
+    KubeObject::DaemonSet(DaemonSet {
         metadata: meta(name, Some(namespace), app),
         spec: Some(DaemonSetSpec {
             selector: selector(app),
@@ -377,8 +328,8 @@ fn daemon_set(namespace: &str, name: &str, app: &str, spec: PodSpec) -> Object {
     })
 }
 
-fn deployment(namespace: &str, name: &str, app: &str, replicas: i32, spec: PodSpec) -> Object {
-    Object::Deployment(Deployment {
+fn deployment(namespace: &str, name: &str, app: &str, replicas: i32, spec: PodSpec) -> KubeObject {
+    KubeObject::Deployment(Deployment {
         metadata: meta(name, Some(namespace), app),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
@@ -392,7 +343,7 @@ fn deployment(namespace: &str, name: &str, app: &str, replicas: i32, spec: PodSp
 
 /// A storage provisioner: one replica of `container` running as service account `app`, with
 /// the one volume it works on.
-fn provisioner_deployment(namespace: &str, app: &str, container: Container, volume: Volume) -> Object {
+fn provisioner_deployment(namespace: &str, app: &str, container: Container, volume: Volume) -> KubeObject {
     let spec = PodSpec {
         service_account_name: Some(app.into()),
         containers: vec![container],
@@ -402,8 +353,8 @@ fn provisioner_deployment(namespace: &str, app: &str, container: Container, volu
     deployment(namespace, app, app, 1, spec)
 }
 
-fn secret(namespace: &str, name: &str, app: &str, data: BTreeMap<String, String>) -> Object {
-    Object::Secret(SecretObject {
+fn secret(namespace: &str, name: &str, app: &str, data: BTreeMap<String, String>) -> KubeObject {
+    KubeObject::Secret(SecretObject {
         metadata: meta(name, Some(namespace), app),
         type_: Some("Opaque".into()),
         data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
@@ -411,8 +362,8 @@ fn secret(namespace: &str, name: &str, app: &str, data: BTreeMap<String, String>
     })
 }
 
-fn config_map(namespace: &str, name: &str, app: &str, data: BTreeMap<String, String>) -> Object {
-    Object::ConfigMap(ConfigMap {
+fn config_map(namespace: &str, name: &str, app: &str, data: BTreeMap<String, String>) -> KubeObject {
+    KubeObject::ConfigMap(ConfigMap {
         metadata: meta(name, Some(namespace), app),
         data: Some(data),
         ..ConfigMap::default()
@@ -441,7 +392,7 @@ fn ini_quote(value: &str) -> String {
 
 // ---- network -----------------------------------------------------------------------------
 
-fn flannel(config: &Config) -> Vec<Object> {
+fn flannel(config: &Config) -> Vec<KubeObject> {
     const NS: &str = "kube-flannel";
     const APP: &str = "flannel";
     let net_conf = serde_json::json!({
@@ -547,7 +498,7 @@ fn cloud_controller(
     args: Vec<String>,
     env: Vec<EnvVar>,
     config: Option<(&str, &str)>,
-) -> Vec<Object> {
+) -> Vec<KubeObject> {
     const ACCOUNT: &str = "cloud-controller-manager";
     let mut objects = identity(
         KUBE_SYSTEM,
@@ -621,7 +572,7 @@ struct Csi<'a> {
     config: Option<(&'a str, &'a str)>,
 }
 
-fn csi(spec: &Csi) -> Vec<Object> {
+fn csi(spec: &Csi) -> Vec<KubeObject> {
     let controller_account = format!("{}-controller", spec.short);
     let node_account = format!("{}-node", spec.short);
     let mut objects = identity(
@@ -647,7 +598,7 @@ fn csi(spec: &Csi) -> Vec<Object> {
         spec.short,
         vec![rule(&[""], &["nodes"], &["get"]), rule(&["storage.k8s.io"], &["csinodes"], &["get"])],
     ));
-    objects.push(Object::CsiDriver(CSIDriver {
+    objects.push(KubeObject::CsiDriver(CSIDriver {
         metadata: meta(spec.driver, None, spec.short),
         spec: CSIDriverSpec {
             attach_required: Some(true),
@@ -745,7 +696,7 @@ fn csi(spec: &Csi) -> Vec<Object> {
     objects
 }
 
-fn openstack(config: &Config, facts: &Facts) -> Vec<Object> {
+fn openstack(config: &Config, facts: &Facts) -> Vec<KubeObject> {
     let Some(os) = &config.openstack else { return Vec::new() };
     // Keys as the cloud controller's gcfg parser names them (`tenant-…` for the project).
     let (domain_kind, project_kind) =
@@ -805,7 +756,7 @@ fn openstack(config: &Config, facts: &Facts) -> Vec<Object> {
     objects
 }
 
-fn aws(config: &Config) -> Vec<Object> {
+fn aws(config: &Config) -> Vec<KubeObject> {
     let Some(aws) = &config.aws else { return Vec::new() };
     // Without keys in the properties file the instances' IAM role is used.
     let mut credentials = vec![env("AWS_REGION", &aws.region)];
@@ -849,7 +800,7 @@ fn aws(config: &Config) -> Vec<Object> {
     objects
 }
 
-fn vsphere(config: &Config) -> Vec<Object> {
+fn vsphere(config: &Config) -> Vec<KubeObject> {
     let Some(vs) = &config.vsphere else { return Vec::new() };
     let datacenters = vs.datacenters.join(",");
     let cpi_conf = serde_yaml::to_string(&serde_json::json!({
@@ -914,7 +865,7 @@ fn vsphere(config: &Config) -> Vec<Object> {
         None,
     );
     // The CPI reads a ConfigMap (its credentials come from the Secret named inside it).
-    if let Some(Object::DaemonSet(set)) = controller.last_mut() {
+    if let Some(KubeObject::DaemonSet(set)) = controller.last_mut() {
         if let Some(pod) = set.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
             pod.volumes = Some(vec![config_map_volume("cloud-config", "vsphere-cloud-config")]);
             pod.containers[0].volume_mounts =
@@ -942,7 +893,7 @@ fn vsphere(config: &Config) -> Vec<Object> {
         config: Some(("vsphere-config-secret", "/etc/cloud")),
     }));
     // On nodes the same plugin runs in node mode.
-    if let Some(Object::DaemonSet(set)) = objects.last_mut() {
+    if let Some(KubeObject::DaemonSet(set)) = objects.last_mut() {
         if let Some(plugin) = set
             .spec
             .as_mut()
@@ -959,7 +910,7 @@ fn vsphere(config: &Config) -> Vec<Object> {
     objects
 }
 
-fn local_path() -> Vec<Object> {
+fn local_path() -> Vec<KubeObject> {
     const NS: &str = "local-path-storage";
     const APP: &str = "local-path-provisioner";
     let mut objects = vec![namespace(NS, true)];
@@ -1014,7 +965,7 @@ fn local_path() -> Vec<Object> {
 
 // ---- storage ---------------------------------------------------------------------------------
 
-fn block_class(config: &Config) -> Object {
+fn block_class(config: &Config) -> KubeObject {
     let (provisioner, parameters, expandable) = match config.provider {
         Provider::OpenStack => ("cinder.csi.openstack.org", BTreeMap::new(), true),
         Provider::Aws => (
@@ -1028,7 +979,7 @@ fn block_class(config: &Config) -> Object {
     let mut metadata = meta(BLOCK_CLASS, None, "stratus-storage");
     metadata.annotations =
         Some(BTreeMap::from([("storageclass.kubernetes.io/is-default-class".to_string(), "true".to_string())]));
-    Object::StorageClass(StorageClass {
+    KubeObject::StorageClass(StorageClass {
         metadata,
         provisioner: provisioner.into(),
         parameters: (!parameters.is_empty()).then_some(parameters),
@@ -1041,7 +992,7 @@ fn block_class(config: &Config) -> Object {
 
 /// The shared class: a provisioner that makes one directory per claim in the GlusterFS
 /// pool's NFS-Ganesha export of volume `stratus` on the first GlusterFS machine.
-fn shared_storage(facts: &Facts) -> Vec<Object> {
+fn shared_storage(facts: &Facts) -> Vec<KubeObject> {
     const NS: &str = "glusterfs-provisioner";
     const APP: &str = "glusterfs-provisioner";
     const PROVISIONER: &str = "stratus.io/glusterfs";
@@ -1079,7 +1030,7 @@ fn shared_storage(facts: &Facts) -> Vec<Object> {
         ..Volume::default()
     };
     objects.push(provisioner_deployment(NS, APP, provisioner, export));
-    objects.push(Object::StorageClass(StorageClass {
+    objects.push(KubeObject::StorageClass(StorageClass {
         metadata: meta(SHARED_CLASS, None, "stratus-storage"),
         provisioner: PROVISIONER.into(),
         parameters: Some(BTreeMap::from([

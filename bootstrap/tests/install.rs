@@ -94,7 +94,8 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     assert!(stderr.contains(&format!("waiting for the Kubernetes API at https://127.0.0.1:{port}/")), "{stderr}");
     assert!(stderr.contains("] network: FAILED in"), "{stderr}");
     assert!(
-        stderr.contains("DaemonSet kube-flannel/kube-flannel-ds: 0/3 ready")
+        stderr.contains("timed out after 3s waiting for network (pod network: flannel on 10.244.0.0/16)")
+            && stderr.contains("DaemonSet kube-flannel-ds: 0/3 ready")
             && stderr
                 .contains("(phase network failed; fix the cause and run the same command again to continue from it)"),
         "{stderr}"

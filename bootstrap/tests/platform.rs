@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bootstrap::platform::{self, Facts, Object, Step};
+use bootstrap::platform::{self, Facts, Step};
+use service_manager::objects::KubeObject;
 
 const PROVIDERS: [&str; 4] = ["openstack", "aws", "vsphere", "local"];
 
@@ -20,7 +21,7 @@ fn facts() -> Facts {
     Facts { gluster_addresses: vec!["10.0.0.21".into(), "10.0.0.22".into()], openstack_ca_certificate: None }
 }
 
-fn objects(steps: &[Step]) -> impl Iterator<Item = &Object> {
+fn objects(steps: &[Step]) -> impl Iterator<Item = &KubeObject> {
     steps.iter().flat_map(|s| s.objects.iter())
 }
 
@@ -62,13 +63,13 @@ fn cloud_credentials_live_only_in_secrets_and_are_redacted_when_printed() {
     for provider in ["openstack", "vsphere"] {
         let steps = platform::plan(&example(provider), &facts());
         let in_secrets = objects(&steps).any(|o| match o {
-            Object::Secret(s) => {
+            KubeObject::Secret(s) => {
                 s.data.iter().flatten().any(|(_, v)| String::from_utf8_lossy(&v.0).contains("example-password"))
             }
             _ => false,
         });
         assert!(in_secrets, "{provider}: the controllers get the cloud password through a Secret");
-        for object in objects(&steps).filter(|o| !matches!(o, Object::Secret(_))) {
+        for object in objects(&steps).filter(|o| !matches!(o, KubeObject::Secret(_))) {
             let json = serde_json::to_string(object).unwrap();
             assert!(!json.contains("example-password"), "{provider}: {} carries the password", object.describe());
         }
@@ -81,10 +82,10 @@ fn cloud_credentials_live_only_in_secrets_and_are_redacted_when_printed() {
 #[test]
 fn an_aws_cluster_without_keys_uses_the_instance_role() {
     let steps = platform::plan(&example("aws"), &facts());
-    assert!(!objects(&steps).any(|o| matches!(o, Object::Secret(_))), "no keys in the example: no Secret");
+    assert!(!objects(&steps).any(|o| matches!(o, KubeObject::Secret(_))), "no keys in the example: no Secret");
     let ccm = objects(&steps)
         .find_map(|o| match o {
-            Object::DaemonSet(d) if d.metadata.name.as_deref() == Some("aws-cloud-controller-manager") => Some(d),
+            KubeObject::DaemonSet(d) if d.metadata.name.as_deref() == Some("aws-cloud-controller-manager") => Some(d),
             _ => None,
         })
         .unwrap();
@@ -106,7 +107,7 @@ fn configuration_reaches_the_objects() {
     let without = platform::plan(&config, &Facts::default());
     let classes: Vec<String> = objects(&without)
         .filter_map(|o| match o {
-            Object::StorageClass(c) => c.metadata.name.clone(),
+            KubeObject::StorageClass(c) => c.metadata.name.clone(),
             _ => None,
         })
         .collect();
@@ -118,7 +119,9 @@ fn openstack_global(config: &bootstrap::config::Config) -> Vec<(String, String)>
     let steps = platform::plan(config, &facts());
     let conf = objects(&steps)
         .find_map(|o| match o {
-            Object::Secret(s) => s.data.as_ref()?.get("cloud.conf").map(|v| String::from_utf8_lossy(&v.0).into_owned()),
+            KubeObject::Secret(s) => {
+                s.data.as_ref()?.get("cloud.conf").map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            }
             _ => None,
         })
         .expect("a Secret holds cloud.conf");
@@ -179,7 +182,7 @@ fn the_vsphere_csi_driver_finds_its_feature_states_config_map() {
     };
     let (name, namespace) = (arg("fss-name"), arg("fss-namespace"));
     let found = objects(&steps).any(|o| match o {
-        Object::ConfigMap(c) => {
+        KubeObject::ConfigMap(c) => {
             c.metadata.name.as_deref() == Some(&name) && c.metadata.namespace.as_deref() == Some(&namespace)
         }
         _ => false,

@@ -110,18 +110,16 @@ pub fn run(options: &Options, context: &Context) -> Result<Outcome, Error> {
         facts.openstack_ca_certificate = Some(crate::helper::read_ca(ca)?);
     }
     let expected_nodes = (config.master_count + config.node_count) as usize;
-    for step in crate::platform::plan(&config, &facts) {
+    let steps = crate::platform::plan(&config, &facts);
+    for (index, step) in steps.iter().enumerate() {
         // Fingerprinted as JSON values (sorted keys), as earlier versions recorded them.
         let objects: Vec<serde_json::Value> =
             step.objects.iter().map(|o| serde_json::to_value(o).expect("objects serialise")).collect();
         phases.run(step.name, Some(&fingerprint_of(&objects)), || {
-            report.line(&format!("{}: {} ({} objects)", step.name, step.title, step.objects.len()));
+            let title = format!("{}: {}", step.name, step.title);
+            report.kube().step(index + 1, steps.len(), &title, step.objects.len());
             runtime.block_on(async {
-                kube::apply_step(&cluster, &step).await?;
-                kube::wait_for_workloads(&cluster, &step, waits, |waiting| {
-                    report.line(&format!("{}: waiting for {}", step.name, waiting.join("; ")))
-                })
-                .await?;
+                kube::apply_and_wait(&cluster.with_timeout(options.timeout), step, report.kube()).await?;
                 if step.name == "network" {
                     let ready = kube::wait_for_nodes(&cluster, expected_nodes, waits, |waiting| {
                         report.line(&format!("network: waiting for {}", waiting.join("; ")))
