@@ -379,16 +379,6 @@ impl Cluster {
         }
     }
 
-    /// Server-side applies any typed object, namespaced or cluster-scoped (field manager
-    /// `hsm`, forcing ownership), returning the stored object.
-    pub async fn apply_resource<K>(&self, object: &K) -> Result<Value, ClusterError>
-    where
-        K: Resource<DynamicType = ()> + serde::Serialize,
-    {
-        let body = serde_json::to_value(object).expect("Kubernetes objects serialise");
-        self.apply_erased(&ApiResource::erase::<K>(&()), object.meta(), &body).await
-    }
-
     async fn apply_erased(
         &self,
         resource: &ApiResource,
