@@ -56,9 +56,10 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where the cluster runs.
+/// Which provider a cluster runs on, without its settings: names, key prefixes and
+/// template folders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Provider {
+pub enum ProviderKind {
     /// OpenStack (Nova, Neutron, Cinder, Octavia).
     OpenStack,
     /// Amazon EC2.
@@ -69,24 +70,88 @@ pub enum Provider {
     Local,
 }
 
-impl Provider {
+impl ProviderKind {
     /// The folder of its Terraform templates.
     pub fn templates(self) -> &'static str {
         match self {
-            Provider::OpenStack => "openstack",
-            Provider::Aws => "aws",
-            Provider::VSphere => "vsphere",
-            Provider::Local => "local",
+            ProviderKind::OpenStack => "openstack",
+            ProviderKind::Aws => "aws",
+            ProviderKind::VSphere => "vsphere",
+            ProviderKind::Local => "local",
         }
     }
 
     /// The key prefix of its settings.
     pub fn prefix(self) -> &'static str {
         match self {
-            Provider::OpenStack => "OpenStack",
-            Provider::Aws => "AWS",
-            Provider::VSphere => "VSphere",
-            Provider::Local => "Local",
+            ProviderKind::OpenStack => "OpenStack",
+            ProviderKind::Aws => "AWS",
+            ProviderKind::VSphere => "VSphere",
+            ProviderKind::Local => "Local",
+        }
+    }
+}
+
+/// Where the cluster runs, with that provider's settings: exactly one provider, so no code
+/// asks for the settings of a provider the cluster is not on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[allow(clippy::large_enum_variant)]
+pub enum Provider {
+    /// OpenStack (Nova, Neutron, Cinder, Octavia).
+    OpenStack(OpenStack),
+    /// Amazon EC2.
+    Aws(Aws),
+    /// VMware vSphere.
+    VSphere(VSphere),
+    /// Machines the operator already has, reached over SSH.
+    Local(Local),
+}
+
+impl Provider {
+    /// Which provider this is.
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            Provider::OpenStack(_) => ProviderKind::OpenStack,
+            Provider::Aws(_) => ProviderKind::Aws,
+            Provider::VSphere(_) => ProviderKind::VSphere,
+            Provider::Local(_) => ProviderKind::Local,
+        }
+    }
+
+    /// The folder of its Terraform templates.
+    pub fn templates(&self) -> &'static str {
+        self.kind().templates()
+    }
+
+    /// The OpenStack settings, on OpenStack.
+    pub fn openstack(&self) -> Option<&OpenStack> {
+        match self {
+            Provider::OpenStack(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The AWS settings, on AWS.
+    pub fn aws(&self) -> Option<&Aws> {
+        match self {
+            Provider::Aws(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The vSphere settings, on vSphere.
+    pub fn vsphere(&self) -> Option<&VSphere> {
+        match self {
+            Provider::VSphere(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The existing machines, for `local`.
+    pub fn local(&self) -> Option<&Local> {
+        match self {
+            Provider::Local(l) => Some(l),
+            _ => None,
         }
     }
 }
@@ -327,7 +392,7 @@ pub struct Ldap {
 /// The whole installer configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
-    /// Where the cluster runs.
+    /// Where the cluster runs, with that provider's settings.
     pub provider: Provider,
     /// Name used for every resource and tag (`stratus` by default).
     pub cluster_name: String,
@@ -347,14 +412,6 @@ pub struct Config {
     pub pod_cidr: Cidr,
     /// Service network.
     pub service_cidr: Cidr,
-    /// OpenStack settings.
-    pub openstack: Option<OpenStack>,
-    /// AWS settings.
-    pub aws: Option<Aws>,
-    /// vSphere settings.
-    pub vsphere: Option<VSphere>,
-    /// Existing machines.
-    pub local: Option<Local>,
     /// LDAP federation.
     pub ldap: Option<Ldap>,
 }
@@ -398,7 +455,7 @@ impl fmt::Display for Problem {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
     General,
-    Provider(Provider),
+    Provider(ProviderKind),
     Ldap,
 }
 
@@ -411,11 +468,11 @@ struct KeySpec {
 const fn general(key: &'static str) -> KeySpec {
     KeySpec { key, scope: Scope::General, secret: false }
 }
-const fn provider(p: Provider, key: &'static str, secret: bool) -> KeySpec {
+const fn provider(p: ProviderKind, key: &'static str, secret: bool) -> KeySpec {
     KeySpec { key, scope: Scope::Provider(p), secret }
 }
 
-use Provider::{Aws as A, Local as L, OpenStack as O, VSphere as V};
+use ProviderKind::{Aws as A, Local as L, OpenStack as O, VSphere as V};
 
 const KEYS: &[KeySpec] = &[
     general("Provider"),
@@ -611,9 +668,9 @@ impl Reader<'_> {
             }
         }
         let secrets = [
-            ("OpenStack.Password", config.openstack.as_ref().map(|o| &o.password)),
-            ("VSphere.Password", config.vsphere.as_ref().map(|v| &v.password)),
-            ("AWS.SecretKey", config.aws.as_ref().and_then(|a| a.secret_key.as_ref())),
+            ("OpenStack.Password", config.provider.openstack().map(|o| &o.password)),
+            ("VSphere.Password", config.provider.vsphere().map(|v| &v.password)),
+            ("AWS.SecretKey", config.provider.aws().and_then(|a| a.secret_key.as_ref())),
             ("LDAP.BindPassword", config.ldap.as_ref().map(|l| &l.bind_password)),
         ];
         for (key, secret) in secrets {
@@ -865,10 +922,10 @@ impl Reader<'_> {
     fn config(&mut self) -> Option<Config> {
         let provider_text = self.required("Provider", "(one of OpenStack, AWS, VSphere, local)");
         let provider = match provider_text.to_ascii_lowercase().as_str() {
-            "openstack" => Some(Provider::OpenStack),
-            "aws" => Some(Provider::Aws),
-            "vsphere" => Some(Provider::VSphere),
-            "local" => Some(Provider::Local),
+            "openstack" => Some(ProviderKind::OpenStack),
+            "aws" => Some(ProviderKind::Aws),
+            "vsphere" => Some(ProviderKind::VSphere),
+            "local" => Some(ProviderKind::Local),
             "" => None,
             _ => {
                 self.problem(
@@ -913,7 +970,7 @@ impl Reader<'_> {
                 ),
             );
         }
-        let local_counts = provider == Some(Provider::Local);
+        let local_counts = provider == Some(ProviderKind::Local);
         let master_count = self.count("MasterCount", Some(1), 1, limits::MAX_MASTERS);
         if master_count % 2 == 0 && master_count > 0 {
             self.problem(
@@ -990,8 +1047,50 @@ impl Reader<'_> {
             );
         }
 
-        let mut config = Config {
-            provider: provider.unwrap_or(Provider::Local),
+        let (mut master_count, mut node_count, mut gluster_node_count) = (master_count, node_count, gluster_node_count);
+        let settings = match provider {
+            Some(ProviderKind::OpenStack) => Some(Provider::OpenStack(self.openstack())),
+            Some(ProviderKind::Aws) => Some(Provider::Aws(self.aws())),
+            Some(ProviderKind::VSphere) => Some(Provider::VSphere(self.vsphere())),
+            Some(ProviderKind::Local) => {
+                Some(Provider::Local(self.local(&mut master_count, &mut node_count, &mut gluster_node_count)))
+            }
+            None => None,
+        };
+        let machines = u64::from(master_count) + u64::from(node_count);
+        let pod_subnets = 1u64 << (24 - u32::from(pod_cidr.prefix.min(24)));
+        let counts_ok = !self.problems.iter().any(|p| matches!(p.key.as_deref(), Some("MasterCount" | "NodeCount")));
+        if counts_ok && limits::POD_PREFIXES.contains(&pod_cidr.prefix) && machines > pod_subnets {
+            self.problem(
+                Some("PodCIDR"),
+                self.line("PodCIDR"),
+                format!(
+                    "{} has room for {pod_subnets} machine(s) (a /24 each) but the cluster has {machines} masters and nodes; expected a wider block",
+                    pod_cidr
+                ),
+            );
+        }
+        let zones = match &settings {
+            Some(Provider::OpenStack(o)) => Some(o.availability_zones.len()),
+            Some(Provider::Aws(a)) => Some(a.availability_zones.len()),
+            Some(Provider::VSphere(v)) => Some(v.datacenters.len()),
+            _ => None,
+        };
+        if let Some(zones) = zones.filter(|z| *z > 1 && counts_ok) {
+            if node_count % zones as u32 != 0 {
+                self.problem(
+                    Some("NodeCount"),
+                    self.line("NodeCount"),
+                    format!(
+                        "{} is not a multiple of the {zones} availability zones: nodes would not spread evenly",
+                        node_count
+                    ),
+                );
+            }
+        }
+        let ldap = self.values.keys().any(|k| k.starts_with("LDAP.")).then(|| self.ldap());
+        settings.map(|provider| Config {
+            provider,
             cluster_name,
             master_count,
             node_count,
@@ -1001,54 +1100,8 @@ impl Reader<'_> {
             kubernetes_version,
             pod_cidr,
             service_cidr,
-            openstack: None,
-            aws: None,
-            vsphere: None,
-            local: None,
-            ldap: None,
-        };
-        match provider {
-            Some(Provider::OpenStack) => config.openstack = Some(self.openstack()),
-            Some(Provider::Aws) => config.aws = Some(self.aws()),
-            Some(Provider::VSphere) => config.vsphere = Some(self.vsphere()),
-            Some(Provider::Local) => config.local = Some(self.local(&mut config)),
-            None => {}
-        }
-        let machines = u64::from(config.master_count) + u64::from(config.node_count);
-        let pod_subnets = 1u64 << (24 - u32::from(config.pod_cidr.prefix.min(24)));
-        let counts_ok = !self.problems.iter().any(|p| matches!(p.key.as_deref(), Some("MasterCount" | "NodeCount")));
-        if counts_ok && limits::POD_PREFIXES.contains(&config.pod_cidr.prefix) && machines > pod_subnets {
-            self.problem(
-                Some("PodCIDR"),
-                self.line("PodCIDR"),
-                format!(
-                    "{} has room for {pod_subnets} machine(s) (a /24 each) but the cluster has {machines} masters and nodes; expected a wider block",
-                    config.pod_cidr
-                ),
-            );
-        }
-        let zones = match provider {
-            Some(Provider::OpenStack) => config.openstack.as_ref().map(|o| o.availability_zones.len()),
-            Some(Provider::Aws) => config.aws.as_ref().map(|a| a.availability_zones.len()),
-            Some(Provider::VSphere) => config.vsphere.as_ref().map(|v| v.datacenters.len()),
-            _ => None,
-        };
-        if let Some(zones) = zones.filter(|z| *z > 1 && counts_ok) {
-            if config.node_count % zones as u32 != 0 {
-                self.problem(
-                    Some("NodeCount"),
-                    self.line("NodeCount"),
-                    format!(
-                        "{} is not a multiple of the {zones} availability zones: nodes would not spread evenly",
-                        config.node_count
-                    ),
-                );
-            }
-        }
-        if self.values.keys().any(|k| k.starts_with("LDAP.")) {
-            config.ldap = Some(self.ldap());
-        }
-        provider.map(|_| config)
+            ldap,
+        })
     }
 
     /// The `clouds.yaml` cloud named by `OpenStack.Cloud` or `OS_CLOUD`, if any (a cloud that
@@ -1461,14 +1514,14 @@ impl Reader<'_> {
         }
     }
 
-    fn local(&mut self, config: &mut Config) -> Local {
+    fn local(&mut self, master_count: &mut u32, node_count: &mut u32, gluster_node_count: &mut u32) -> Local {
         let masters = self.hosts("Local.MasterAddresses", true);
         let nodes = self.hosts("Local.NodeAddresses", false);
         let gluster = self.hosts("Local.GlusterFSAddresses", false);
         for (key, count_key, count, hosts) in [
-            ("Local.MasterAddresses", "MasterCount", config.master_count, &masters),
-            ("Local.NodeAddresses", "NodeCount", config.node_count, &nodes),
-            ("Local.GlusterFSAddresses", "GlusterNodeCount", config.gluster_node_count, &gluster),
+            ("Local.MasterAddresses", "MasterCount", *master_count, &masters),
+            ("Local.NodeAddresses", "NodeCount", *node_count, &nodes),
+            ("Local.GlusterFSAddresses", "GlusterNodeCount", *gluster_node_count, &gluster),
         ] {
             if self.values.contains_key(count_key) && count as usize != hosts.len() {
                 self.problem(
@@ -1478,9 +1531,9 @@ impl Reader<'_> {
                 );
             }
         }
-        config.master_count = masters.len() as u32;
-        config.node_count = nodes.len() as u32;
-        config.gluster_node_count = gluster.len() as u32;
+        *master_count = masters.len() as u32;
+        *node_count = nodes.len() as u32;
+        *gluster_node_count = gluster.len() as u32;
         if !masters.is_empty() && masters.len() % 2 == 0 && !self.values.contains_key("MasterCount") {
             self.problem(
                 Some("Local.MasterAddresses"),

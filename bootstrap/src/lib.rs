@@ -509,7 +509,8 @@ mod tests {
         // Another program, another configuration or PKI: rendered again.
         assert!(render_into(dir.path(), &config, &pki, "bootstrap 2").unwrap().1);
         let mut bigger = config.clone();
-        bigger.local.as_mut().unwrap().nodes.push("10.0.0.30".into());
+        let config::Provider::Local(local) = &mut bigger.provider else { panic!("a local example") };
+        local.nodes.push("10.0.0.30".into());
         bigger.node_count += 1;
         let (record, rendered) = render_into(dir.path(), &bigger, &pki, "bootstrap 2").unwrap();
         assert!(rendered && record.files.len() == 8 && record.fingerprint != first.fingerprint);

@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::ByteString;
 use service_manager::objects::KubeObject;
 
-use crate::config::{Config, Provider};
+use crate::config::{Aws, Config, OpenStack, Provider, ProviderKind, VSphere};
 
 /// Label on every object the platform plan makes.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "stratus-bootstrap");
@@ -104,20 +104,20 @@ impl Facts {
 /// The platform steps for `config`: network, cloud integration, storage.
 pub fn plan(config: &Config, facts: &Facts) -> Vec<Step> {
     let mut cloud = Vec::new();
-    let title = match config.provider {
-        Provider::OpenStack => {
-            cloud.extend(openstack(config, facts));
+    let title = match &config.provider {
+        Provider::OpenStack(os) => {
+            cloud.extend(openstack(config, os, facts));
             "OpenStack cloud controller manager and Cinder CSI driver"
         }
-        Provider::Aws => {
-            cloud.extend(aws(config));
+        Provider::Aws(settings) => {
+            cloud.extend(aws(config, settings));
             "AWS cloud controller manager and EBS CSI driver"
         }
-        Provider::VSphere => {
-            cloud.extend(vsphere(config));
+        Provider::VSphere(vs) => {
+            cloud.extend(vsphere(config, vs));
             "vSphere cloud provider and CSI driver"
         }
-        Provider::Local => {
+        Provider::Local(_) => {
             cloud.extend(local_path());
             "local-path provisioner (existing machines have no cloud volumes)"
         }
@@ -696,8 +696,7 @@ fn csi(spec: &Csi) -> Vec<KubeObject> {
     objects
 }
 
-fn openstack(config: &Config, facts: &Facts) -> Vec<KubeObject> {
-    let Some(os) = &config.openstack else { return Vec::new() };
+fn openstack(config: &Config, os: &OpenStack, facts: &Facts) -> Vec<KubeObject> {
     // Keys as the cloud controller's gcfg parser names them (`tenant-…` for the project).
     let (domain_kind, project_kind) =
         (if os.domain.id().is_some() { "id" } else { "name" }, if os.project.id().is_some() { "id" } else { "name" });
@@ -756,8 +755,7 @@ fn openstack(config: &Config, facts: &Facts) -> Vec<KubeObject> {
     objects
 }
 
-fn aws(config: &Config) -> Vec<KubeObject> {
-    let Some(aws) = &config.aws else { return Vec::new() };
+fn aws(config: &Config, aws: &Aws) -> Vec<KubeObject> {
     // Without keys in the properties file the instances' IAM role is used.
     let mut credentials = vec![env("AWS_REGION", &aws.region)];
     let mut objects = Vec::new();
@@ -800,8 +798,7 @@ fn aws(config: &Config) -> Vec<KubeObject> {
     objects
 }
 
-fn vsphere(config: &Config) -> Vec<KubeObject> {
-    let Some(vs) = &config.vsphere else { return Vec::new() };
+fn vsphere(config: &Config, vs: &VSphere) -> Vec<KubeObject> {
     let datacenters = vs.datacenters.join(",");
     let cpi_conf = serde_yaml::to_string(&serde_json::json!({
         "global": {"port": 443, "insecureFlag": vs.insecure, "secretName": "vsphere-cloud-secret", "secretNamespace": KUBE_SYSTEM},
@@ -966,15 +963,15 @@ fn local_path() -> Vec<KubeObject> {
 // ---- storage ---------------------------------------------------------------------------------
 
 fn block_class(config: &Config) -> KubeObject {
-    let (provisioner, parameters, expandable) = match config.provider {
-        Provider::OpenStack => ("cinder.csi.openstack.org", BTreeMap::new(), true),
-        Provider::Aws => (
+    let (provisioner, parameters, expandable) = match config.provider.kind() {
+        ProviderKind::OpenStack => ("cinder.csi.openstack.org", BTreeMap::new(), true),
+        ProviderKind::Aws => (
             "ebs.csi.aws.com",
             BTreeMap::from([("type".to_string(), "gp3".to_string()), ("encrypted".to_string(), "true".to_string())]),
             true,
         ),
-        Provider::VSphere => ("csi.vsphere.vmware.com", BTreeMap::new(), true),
-        Provider::Local => ("rancher.io/local-path", BTreeMap::new(), false),
+        ProviderKind::VSphere => ("csi.vsphere.vmware.com", BTreeMap::new(), true),
+        ProviderKind::Local => ("rancher.io/local-path", BTreeMap::new(), false),
     };
     let mut metadata = meta(BLOCK_CLASS, None, "stratus-storage");
     metadata.annotations =

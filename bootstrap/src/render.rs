@@ -11,16 +11,16 @@ use std::collections::BTreeMap;
 use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
 use serde_json::{json, Value};
 
-use crate::config::{Config, Provider};
+use crate::config::{Config, ProviderKind};
 use crate::nodes;
 use crate::pki::Pki;
 
 /// The templates, by provider.
-const TEMPLATES: &[(Provider, &str, &str)] = &[
-    (Provider::OpenStack, "main.tf", include_str!("../../terraform-templates/openstack/main.tf.hbs")),
-    (Provider::Aws, "main.tf", include_str!("../../terraform-templates/aws/main.tf.hbs")),
-    (Provider::VSphere, "main.tf", include_str!("../../terraform-templates/vsphere/main.tf.hbs")),
-    (Provider::Local, "main.tf", include_str!("../../terraform-templates/local/main.tf.hbs")),
+const TEMPLATES: &[(ProviderKind, &str, &str)] = &[
+    (ProviderKind::OpenStack, "main.tf", include_str!("../../terraform-templates/openstack/main.tf.hbs")),
+    (ProviderKind::Aws, "main.tf", include_str!("../../terraform-templates/aws/main.tf.hbs")),
+    (ProviderKind::VSphere, "main.tf", include_str!("../../terraform-templates/vsphere/main.tf.hbs")),
+    (ProviderKind::Local, "main.tf", include_str!("../../terraform-templates/local/main.tf.hbs")),
 ];
 
 /// A rendered Terraform working directory.
@@ -84,7 +84,7 @@ pub fn inputs_digest(config: &Config, pki: &Pki, program: &str) -> String {
 /// them (they never go into a file).
 pub fn environment(config: &Config) -> BTreeMap<String, String> {
     let mut environment = BTreeMap::new();
-    if let Some(a) = &config.aws {
+    if let Some(a) = config.provider.aws() {
         if let (Some(key), Some(secret)) = (&a.access_key, &a.secret_key) {
             environment.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
             environment.insert("AWS_SECRET_ACCESS_KEY".into(), secret.expose().to_string());
@@ -159,7 +159,7 @@ pub fn model(config: &Config) -> Value {
         "pod_cidr": config.pod_cidr.to_string(),
         "service_cidr": config.service_cidr.to_string(),
     });
-    if let Some(o) = &config.openstack {
+    if let Some(o) = config.provider.openstack() {
         model["openstack"] = json!({
             "auth_url": o.auth_url, "username": o.username,
             "domain_id": o.domain.id(), "domain_name": o.domain.name(),
@@ -173,7 +173,7 @@ pub fn model(config: &Config) -> Value {
             "subnet_id": o.subnet_id, "floating_ip_pool": o.floating_ip_pool,
         });
     }
-    if let Some(a) = &config.aws {
+    if let Some(a) = config.provider.aws() {
         let ids = |subnets: &[(String, String)]| subnets.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
         model["aws"] = json!({
             "region": a.region, "vpc_id": a.vpc_id, "jumpbox_cidr": a.jumpbox_cidr.to_string(), "ami": a.ami,
@@ -182,7 +182,7 @@ pub fn model(config: &Config) -> Value {
             "private_subnet_ids": ids(&a.private_subnets), "public_subnet_ids": ids(&a.public_subnets),
         });
     }
-    if let Some(v) = &config.vsphere {
+    if let Some(v) = config.provider.vsphere() {
         model["vsphere"] = json!({
             "username": v.username, "server": v.server, "insecure": v.insecure,
             "datacenter": v.datacenters.first(), "cluster": v.cluster, "datastore": v.datastore,
@@ -195,7 +195,7 @@ pub fn model(config: &Config) -> Value {
             "virtual_router_id": v.virtual_router_id,
         });
     }
-    if let Some(l) = &config.local {
+    if let Some(l) = config.provider.local() {
         model["local"] = json!({
             "ssh_user": l.ssh_user, "ssh_port": l.ssh_port, "api_address": l.api_address,
             "sudo": if l.ssh_user == "root" { "" } else { "sudo " }, "machine_dir": l.machine_dir,
@@ -213,7 +213,7 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
     let engine = engine();
     let model = model(config);
     let mut files = BTreeMap::new();
-    for (_, name, template) in TEMPLATES.iter().filter(|(p, _, _)| *p == config.provider) {
+    for (_, name, template) in TEMPLATES.iter().filter(|(p, _, _)| *p == config.provider.kind()) {
         files.insert(name.to_string(), engine.render_template(template, &model).map_err(fail)?);
     }
     let mut secret_files: BTreeMap<String, String> = nodes::cloud_configs(config, pki)
@@ -221,19 +221,19 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
         .into_iter()
         .map(|(machine, text)| (format!("cloud-init/{}.yaml", machine.key()), text))
         .collect();
-    if let Some(o) = &config.openstack {
+    if let Some(o) = config.provider.openstack() {
         secret_files.insert(
             "secrets.auto.tfvars".into(),
             format!("openstack_password = {}\n", hcl_literal(&json!(o.password.expose()))),
         );
     }
-    if let Some(v) = &config.vsphere {
+    if let Some(v) = config.provider.vsphere() {
         secret_files.insert(
             "secrets.auto.tfvars".into(),
             format!("vsphere_password = {}\n", hcl_literal(&json!(v.password.expose()))),
         );
     }
-    if let Some(l) = &config.local {
+    if let Some(l) = config.provider.local() {
         files.insert(
             "terraform.tfvars".into(),
             format!("ssh_private_key_file = {}\n", hcl_literal(&json!(l.ssh_key_file.display().to_string()))),

@@ -33,7 +33,7 @@ fn validate_answers_with_the_configuration_or_every_problem_as_bad_input() {
     let outcome =
         actions::validate::run(&actions::validate::Options { input: example("local") }, &context(&env, &report))
             .unwrap();
-    assert_eq!(outcome.config.provider, bootstrap::config::Provider::Local);
+    assert_eq!(outcome.config.provider.kind(), bootstrap::config::ProviderKind::Local);
     assert!(outcome.summary().starts_with("provider local, 1 master(s), "), "{}", outcome.summary());
 
     let dir = tempfile::tempdir().unwrap();
@@ -109,6 +109,6 @@ fn preflight_of_existing_machines_checks_nothing_beyond_the_configuration() {
     let outcome =
         actions::preflight::run(&actions::preflight::Options { input: example("local") }, &context(&env, &report))
             .unwrap();
-    assert_eq!(outcome, actions::preflight::Outcome::NotChecked(bootstrap::config::Provider::Local));
+    assert_eq!(outcome, actions::preflight::Outcome::NotChecked(bootstrap::config::ProviderKind::Local));
     assert_eq!(report.text(), "preflight: nothing to check beyond the configuration for existing machines");
 }

@@ -106,7 +106,7 @@ pub fn run(options: &Options, context: &Context) -> Result<Outcome, Error> {
     })?;
 
     let mut facts = crate::platform::Facts::from_outputs(&outputs);
-    if let Some(ca) = config.openstack.as_ref().and_then(|o| o.ca_cert_file.as_ref()) {
+    if let Some(ca) = config.provider.openstack().and_then(|o| o.ca_cert_file.as_ref()) {
         facts.openstack_ca_certificate = Some(crate::helper::read_ca(ca)?);
     }
     let expected_nodes = (config.master_count + config.node_count) as usize;
