@@ -351,23 +351,29 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
         .into_iter()
         .map(|(machine, text)| (format!("cloud-init/{}.yaml", machine.key()), text))
         .collect();
-    if let Some(o) = config.provider.openstack() {
-        secret_files.insert(
-            "secrets.auto.tfvars".into(),
-            format!("openstack_password = {}\n", hcl_literal(&json!(o.password.expose()))),
-        );
-    }
-    if let Some(v) = config.provider.vsphere() {
-        secret_files.insert(
-            "secrets.auto.tfvars".into(),
-            format!("vsphere_password = {}\n", hcl_literal(&json!(v.password.expose()))),
-        );
-    }
-    if let Some(l) = config.provider.local() {
-        files.insert(
-            "terraform.tfvars".into(),
-            format!("ssh_private_key_file = {}\n", hcl_literal(&json!(l.ssh_key_file.display().to_string()))),
-        );
+    // Passwords go into a 0600 tfvars file, never into main.tf; the SSH key file's path into
+    // a plain one.
+    match &config.provider {
+        Provider::OpenStack(o) => {
+            secret_files.insert(
+                "secrets.auto.tfvars".into(),
+                format!("openstack_password = {}\n", hcl_literal(&json!(o.password.expose()))),
+            );
+        }
+        Provider::VSphere(v) => {
+            secret_files.insert(
+                "secrets.auto.tfvars".into(),
+                format!("vsphere_password = {}\n", hcl_literal(&json!(v.password.expose()))),
+            );
+        }
+        Provider::Local(l) => {
+            files.insert(
+                "terraform.tfvars".into(),
+                format!("ssh_private_key_file = {}\n", hcl_literal(&json!(l.ssh_key_file.display().to_string()))),
+            );
+        }
+        // AWS keys reach Terraform through its environment only.
+        Provider::Aws(_) => {}
     }
     Ok(Rendered { files, secret_files, environment: environment(config) })
 }
