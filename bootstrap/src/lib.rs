@@ -1,9 +1,17 @@
 //! The Stratus installer.
 //!
 //! [`properties`] reads `bootstrap.properties`; [`config`] turns its entries into a typed,
-//! validated configuration per provider; [`render`] writes the Terraform configuration for it
-//! from the handlebars templates in `terraform-templates/<provider>/`; [`terraform`] runs the
-//! Terraform binary at the edge. Everything else here is pure except reading the input file.
+//! validated configuration (one module per provider, [`config::Provider`] carrying that
+//! provider's settings); [`render`] writes the Terraform configuration for it from the
+//! handlebars templates in `terraform-templates/<provider>/` through a typed model;
+//! [`terraform`] runs the Terraform binary at the edge; [`platform`] plans the add-ons a new
+//! cluster gets as service manager objects, which [`kube`] applies and awaits through the
+//! service manager's Kubernetes layer. [`actions`] holds one module per verb (validate, plan,
+//! preflight, provision, install, status, uninstall) with typed outcomes and [`Error`]s that
+//! carry their exit codes; [`phases`] is the phase runner and the one state record;
+//! [`workspace`] the state directory; [`helper`] the questions to the cloud helper;
+//! [`progress`] where progress goes. The `bootstrap` binary only parses flags, prompts and
+//! prints.
 
 pub mod actions;
 pub mod cloud;
