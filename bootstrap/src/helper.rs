@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::cloud::{Answer, Request};
-use crate::config::{Aws, Config, OpenStack};
+use crate::config::{Aws, Config, OpenStack, Provider};
 use crate::Error;
 
 /// Where and as whom to reach AWS.
@@ -58,31 +58,34 @@ pub fn preflight_request(
     config: &Config,
     env: &BTreeMap<String, String>,
 ) -> Result<Option<(Request, &'static str)>, Error> {
-    if let Some(os) = &config.openstack {
-        let flavor = |key: &str, flavor: &str, count: u32| bootstrap_openstack::FlavorUse {
-            key: key.into(),
-            flavor: flavor.into(),
-            count,
-        };
-        let mut flavors = vec![
-            flavor("OpenStack.MasterFlavorID", &os.master_flavor, config.master_count),
-            flavor("OpenStack.NodeFlavorID", &os.node_flavor, config.node_count),
-        ];
-        if config.gluster_node_count > 0 {
-            flavors.push(flavor("OpenStack.GlusterFSFlavorID", &os.gluster_flavor, config.gluster_node_count));
+    let aws = match &config.provider {
+        Provider::Aws(aws) => aws,
+        Provider::VSphere(_) | Provider::Local(_) => return Ok(None),
+        Provider::OpenStack(os) => {
+            let flavor = |key: &str, flavor: &str, count: u32| bootstrap_openstack::FlavorUse {
+                key: key.into(),
+                flavor: flavor.into(),
+                count,
+            };
+            let mut flavors = vec![
+                flavor("OpenStack.MasterFlavorID", &os.master_flavor, config.master_count),
+                flavor("OpenStack.NodeFlavorID", &os.node_flavor, config.node_count),
+            ];
+            if config.gluster_node_count > 0 {
+                flavors.push(flavor("OpenStack.GlusterFSFlavorID", &os.gluster_flavor, config.gluster_node_count));
+            }
+            let requirements = bootstrap_openstack::Requirements {
+                image: os.image_id.clone(),
+                flavors,
+                network: os.network_id.clone(),
+                subnet: os.subnet_id.clone(),
+                keypair: os.keypair.clone(),
+                floating_ip_pool: os.floating_ip_pool.clone(),
+            };
+            let request = Request::OpenStackPreflight { connection: openstack_connection(os)?, requirements };
+            return Ok(Some((request, "OpenStack project")));
         }
-        let requirements = bootstrap_openstack::Requirements {
-            image: os.image_id.clone(),
-            flavors,
-            network: os.network_id.clone(),
-            subnet: os.subnet_id.clone(),
-            keypair: os.keypair.clone(),
-            floating_ip_pool: os.floating_ip_pool.clone(),
-        };
-        let request = Request::OpenStackPreflight { connection: openstack_connection(os)?, requirements };
-        return Ok(Some((request, "OpenStack project")));
-    }
-    let Some(aws) = &config.aws else { return Ok(None) };
+    };
     let mut instance_types = vec![aws.master_instance_type.clone(), aws.node_instance_type.clone()];
     if config.gluster_node_count > 0 {
         instance_types.push(aws.gluster_instance_type.clone());
@@ -117,12 +120,14 @@ pub fn preflight(program: &Path, request: &Request, place: &'static str) -> Resu
 /// or `None` when the provider has nothing to sweep.
 pub fn sweep(program: &Path, config: &Config, env: &BTreeMap<String, String>) -> Result<Option<&'static str>, Error> {
     let cluster = config.cluster_name.clone();
-    let (request, cloud) = match (&config.aws, &config.openstack) {
-        (Some(aws), _) => {
+    let (request, cloud) = match &config.provider {
+        Provider::Aws(aws) => {
             (Request::AwsSweep { connection: aws_connection(aws, env), cluster, retry_after_seconds: 15 }, "EC2")
         }
-        (_, Some(os)) => (Request::OpenStackSweep { connection: openstack_connection(os)?, cluster }, "OpenStack"),
-        _ => return Ok(None),
+        Provider::OpenStack(os) => {
+            (Request::OpenStackSweep { connection: openstack_connection(os)?, cluster }, "OpenStack")
+        }
+        Provider::VSphere(_) | Provider::Local(_) => return Ok(None),
     };
     match ask(program, &request)? {
         Answer::NotRemoved(failures) if failures.is_empty() => Ok(Some(cloud)),
@@ -135,10 +140,10 @@ pub fn sweep(program: &Path, config: &Config, env: &BTreeMap<String, String>) ->
 /// OpenStack balancers, floating IPs and volumes its controllers made.
 pub fn leftovers(program: &Path, config: &Config, env: &BTreeMap<String, String>) -> Result<Vec<String>, Error> {
     let cluster = config.cluster_name.clone();
-    let request = match (&config.aws, &config.openstack) {
-        (Some(aws), _) => Request::AwsLeftovers { connection: aws_connection(aws, env), cluster },
-        (_, Some(os)) => Request::OpenStackLeftovers { connection: openstack_connection(os)?, cluster },
-        _ => return Ok(Vec::new()),
+    let request = match &config.provider {
+        Provider::Aws(aws) => Request::AwsLeftovers { connection: aws_connection(aws, env), cluster },
+        Provider::OpenStack(os) => Request::OpenStackLeftovers { connection: openstack_connection(os)?, cluster },
+        Provider::VSphere(_) | Provider::Local(_) => return Ok(Vec::new()),
     };
     match ask(program, &request)? {
         Answer::Found(found) => Ok(found),

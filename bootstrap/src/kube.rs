@@ -227,7 +227,7 @@ pub async fn platform_report(
     let hsm = address("hsm-server");
     let identity = address("ident-api");
     let mut dns = Vec::new();
-    if config.provider != crate::config::Provider::Local {
+    if !matches!(config.provider, crate::config::Provider::Local(_)) {
         dns.push((format!("api.{domain}"), api_address.to_string()));
     }
     dns.extend([

@@ -1,9 +1,17 @@
 //! The Stratus installer.
 //!
 //! [`properties`] reads `bootstrap.properties`; [`config`] turns its entries into a typed,
-//! validated configuration per provider; [`render`] writes the Terraform configuration for it
-//! from the handlebars templates in `terraform-templates/<provider>/`; [`terraform`] runs the
-//! Terraform binary at the edge. Everything else here is pure except reading the input file.
+//! validated configuration (one module per provider, [`config::Provider`] carrying that
+//! provider's settings); [`render`] writes the Terraform configuration for it from the
+//! handlebars templates in `terraform-templates/<provider>/` through a typed model;
+//! [`terraform`] runs the Terraform binary at the edge; [`platform`] plans the add-ons a new
+//! cluster gets as service manager objects, which [`kube`] applies and awaits through the
+//! service manager's Kubernetes layer. [`actions`] holds one module per verb (validate, plan,
+//! preflight, provision, install, status, uninstall) with typed outcomes and [`Error`]s that
+//! carry their exit codes; [`phases`] is the phase runner and the one state record;
+//! [`workspace`] the state directory; [`helper`] the questions to the cloud helper;
+//! [`progress`] where progress goes. The `bootstrap` binary only parses flags, prompts and
+//! prints.
 
 pub mod actions;
 pub mod cloud;
@@ -509,7 +517,8 @@ mod tests {
         // Another program, another configuration or PKI: rendered again.
         assert!(render_into(dir.path(), &config, &pki, "bootstrap 2").unwrap().1);
         let mut bigger = config.clone();
-        bigger.local.as_mut().unwrap().nodes.push("10.0.0.30".into());
+        let config::Provider::Local(local) = &mut bigger.provider else { panic!("a local example") };
+        local.nodes.push("10.0.0.30".into());
         bigger.node_count += 1;
         let (record, rendered) = render_into(dir.path(), &bigger, &pki, "bootstrap 2").unwrap();
         assert!(rendered && record.files.len() == 8 && record.fingerprint != first.fingerprint);

@@ -71,16 +71,16 @@ pub fn url_host(address: &str) -> String {
 /// Host of the Kubernetes API (unbracketed): the given address on existing machines, else
 /// `api.<HCPDomainName>` (a DNS record pointing at the API load balancer).
 pub fn api_host(config: &Config) -> String {
-    match (&config.provider, &config.local) {
-        (Provider::Local, Some(local)) => local.api_address.clone(),
+    match &config.provider {
+        Provider::Local(local) => local.api_address.clone(),
         _ => format!("api.{}", config.domain),
     }
 }
 
 /// `host:port` of the Kubernetes API ([`api_host`], bracketed when IPv6).
 pub fn api_endpoint(config: &Config) -> String {
-    let port = match (&config.provider, &config.local) {
-        (Provider::Local, Some(local)) => local.api_port,
+    let port = match &config.provider {
+        Provider::Local(local) => local.api_port,
         _ => 6443,
     };
     format!("{}:{port}", url_host(&api_host(config)))
@@ -180,7 +180,7 @@ fn cloud_config_with(config: &Config, pki: &Pki, ca_cert_hash: &str, machine: &M
         json!({"write_files": files, "runcmd": runcmd})
     };
     // On a cloud the kubelet leaves node addresses and zones to the cloud controller manager.
-    let registration = if config.provider == Provider::Local {
+    let registration = if matches!(config.provider, Provider::Local(_)) {
         json!({})
     } else {
         json!({"kubeletExtraArgs": [{"name": "cloud-provider", "value": "external"}]})

@@ -21,8 +21,9 @@ pub trait Report: Send + Sync {
     fn terraform(&self, tally: &Tally, finished: Option<&str>);
     /// The Terraform run ended.
     fn terraform_done(&self);
-    /// Where Kubernetes readiness goes.
-    fn kube(&self) -> &dyn Progress;
+    /// A display for Kubernetes readiness, for one wait (the caller calls its `finish`: on a
+    /// terminal it is a spinner that must not outlive the wait).
+    fn kube(&self) -> Box<dyn Progress>;
 }
 
 /// Shows nothing.
@@ -32,19 +33,14 @@ impl Report for Quiet {
     fn line(&self, _: &str) {}
     fn terraform(&self, _: &Tally, _: Option<&str>) {}
     fn terraform_done(&self) {}
-    fn kube(&self) -> &dyn Progress {
-        &service_manager::progress::Quiet
+    fn kube(&self) -> Box<dyn Progress> {
+        Box::new(service_manager::progress::Quiet)
     }
 }
 
 /// The display for stderr: a bar when stderr is a terminal, plain lines otherwise.
 pub fn stderr() -> Box<dyn Report> {
-    Box::new(Stderr {
-        started: Instant::now(),
-        bar: Mutex::new(None),
-        terminal: std::io::stderr().is_terminal(),
-        kube: service_manager::progress::stderr(),
-    })
+    Box::new(Stderr { started: Instant::now(), bar: Mutex::new(None), terminal: std::io::stderr().is_terminal() })
 }
 
 /// Progress on stderr, every line stamped with the time since the action started.
@@ -52,7 +48,6 @@ struct Stderr {
     started: Instant,
     terminal: bool,
     bar: Mutex<Option<indicatif::ProgressBar>>,
-    kube: Box<dyn Progress>,
 }
 
 impl Stderr {
@@ -106,8 +101,8 @@ impl Report for Stderr {
         }
     }
 
-    fn kube(&self) -> &dyn Progress {
-        self.kube.as_ref()
+    fn kube(&self) -> Box<dyn Progress> {
+        service_manager::progress::stderr()
     }
 }
 
@@ -135,7 +130,7 @@ impl Report for Collect {
         }
     }
     fn terraform_done(&self) {}
-    fn kube(&self) -> &dyn Progress {
-        &service_manager::progress::Quiet
+    fn kube(&self) -> Box<dyn Progress> {
+        Box::new(service_manager::progress::Quiet)
     }
 }

@@ -11,16 +11,17 @@ use std::collections::BTreeMap;
 use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
 use serde_json::{json, Value};
 
-use crate::config::{Config, Provider};
+use crate::config::{Config, Provider, ProviderKind};
 use crate::nodes;
 use crate::pki::Pki;
+use serde::Serialize;
 
 /// The templates, by provider.
-const TEMPLATES: &[(Provider, &str, &str)] = &[
-    (Provider::OpenStack, "main.tf", include_str!("../../terraform-templates/openstack/main.tf.hbs")),
-    (Provider::Aws, "main.tf", include_str!("../../terraform-templates/aws/main.tf.hbs")),
-    (Provider::VSphere, "main.tf", include_str!("../../terraform-templates/vsphere/main.tf.hbs")),
-    (Provider::Local, "main.tf", include_str!("../../terraform-templates/local/main.tf.hbs")),
+const TEMPLATES: &[(ProviderKind, &str, &str)] = &[
+    (ProviderKind::OpenStack, "main.tf", include_str!("../../terraform-templates/openstack/main.tf.hbs")),
+    (ProviderKind::Aws, "main.tf", include_str!("../../terraform-templates/aws/main.tf.hbs")),
+    (ProviderKind::VSphere, "main.tf", include_str!("../../terraform-templates/vsphere/main.tf.hbs")),
+    (ProviderKind::Local, "main.tf", include_str!("../../terraform-templates/local/main.tf.hbs")),
 ];
 
 /// A rendered Terraform working directory.
@@ -84,7 +85,7 @@ pub fn inputs_digest(config: &Config, pki: &Pki, program: &str) -> String {
 /// them (they never go into a file).
 pub fn environment(config: &Config) -> BTreeMap<String, String> {
     let mut environment = BTreeMap::new();
-    if let Some(a) = &config.aws {
+    if let Some(a) = config.provider.aws() {
         if let (Some(key), Some(secret)) = (&a.access_key, &a.secret_key) {
             environment.insert("AWS_ACCESS_KEY_ID".into(), key.clone());
             environment.insert("AWS_SECRET_ACCESS_KEY".into(), secret.expose().to_string());
@@ -147,62 +148,191 @@ fn engine() -> Handlebars<'static> {
     engine
 }
 
-/// The values the templates see.
-pub fn model(config: &Config) -> Value {
-    let mut model = json!({
-        "cluster_name": config.cluster_name,
-        "domain": config.domain,
-        "master_count": config.master_count,
-        "node_count": config.node_count,
-        "gluster_node_count": config.gluster_node_count,
-        "kubernetes_version": config.kubernetes_version,
-        "pod_cidr": config.pod_cidr.to_string(),
-        "service_cidr": config.service_cidr.to_string(),
-    });
-    if let Some(o) = &config.openstack {
-        model["openstack"] = json!({
-            "auth_url": o.auth_url, "username": o.username,
-            "domain_id": o.domain.id(), "domain_name": o.domain.name(),
-            "project_id": o.project.id(), "project_name": o.project.name(),
-            "region": o.region, "ca_cert_file": o.ca_cert_file.as_ref().map(|p| p.display().to_string()),
-            "availability_zones": o.availability_zones, "image_id": o.image_id, "master_flavor": o.master_flavor,
-            "node_flavor": o.node_flavor,
-            "gluster_flavor": if o.gluster_flavor.is_empty() { &o.node_flavor } else { &o.gluster_flavor },
-            "keypair": o.keypair, "jumpbox_cidr": o.jumpbox_cidr.to_string(),
-            "load_balancer_cidr": o.load_balancer_cidr.to_string(), "network_id": o.network_id,
-            "subnet_id": o.subnet_id, "floating_ip_pool": o.floating_ip_pool,
-        });
+/// The values the templates see: typed, so a misspelt key does not compile. Serialised as
+/// the common values plus one object named after the provider (`openstack`, `aws`,
+/// `vsphere` or `local`).
+#[derive(Debug, Serialize)]
+pub struct Model<'a> {
+    cluster_name: &'a str,
+    domain: &'a str,
+    master_count: u32,
+    node_count: u32,
+    gluster_node_count: u32,
+    kubernetes_version: &'a str,
+    pod_cidr: String,
+    service_cidr: String,
+    #[serde(flatten)]
+    provider: ProviderModel<'a>,
+}
+
+/// The provider's values, under its template folder's name.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ProviderModel<'a> {
+    OpenStack(OpenStackModel<'a>),
+    Aws(AwsModel<'a>),
+    VSphere(VSphereModel<'a>),
+    Local(LocalModel<'a>),
+}
+
+#[derive(Debug, Serialize)]
+struct OpenStackModel<'a> {
+    auth_url: &'a str,
+    username: &'a str,
+    domain_id: Option<&'a str>,
+    domain_name: Option<&'a str>,
+    project_id: Option<&'a str>,
+    project_name: Option<&'a str>,
+    region: &'a str,
+    ca_cert_file: Option<String>,
+    availability_zones: &'a [String],
+    image_id: &'a str,
+    master_flavor: &'a str,
+    node_flavor: &'a str,
+    /// The node flavor when none is given for GlusterFS machines.
+    gluster_flavor: &'a str,
+    keypair: &'a str,
+    jumpbox_cidr: String,
+    load_balancer_cidr: String,
+    network_id: &'a str,
+    subnet_id: &'a str,
+    floating_ip_pool: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct AwsModel<'a> {
+    region: &'a str,
+    vpc_id: &'a str,
+    jumpbox_cidr: String,
+    ami: &'a str,
+    keypair: &'a str,
+    master_instance_type: &'a str,
+    node_instance_type: &'a str,
+    gluster_instance_type: &'a str,
+    private_subnet_ids: Vec<&'a str>,
+    public_subnet_ids: Vec<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct VSphereModel<'a> {
+    username: &'a str,
+    server: &'a str,
+    insecure: bool,
+    datacenter: Option<&'a str>,
+    cluster: &'a str,
+    datastore: &'a str,
+    network: &'a str,
+    vmdk_source: &'a str,
+    thin: bool,
+    eager: bool,
+    master_cpus: u32,
+    master_memory: u32,
+    node_cpus: u32,
+    node_memory: u32,
+    gluster_cpus: u32,
+    gluster_memory: u32,
+    vip_start: String,
+    vip_end: String,
+    virtual_router_id: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct LocalModel<'a> {
+    ssh_user: &'a str,
+    ssh_port: u32,
+    api_address: &'a str,
+    /// `sudo ` unless the SSH user is root.
+    sudo: &'static str,
+    machine_dir: &'a str,
+    masters: &'a [String],
+    nodes: &'a [String],
+    gluster: &'a [String],
+}
+
+/// The values the templates see for `config`.
+pub fn model(config: &Config) -> Model<'_> {
+    let provider = match &config.provider {
+        Provider::OpenStack(o) => ProviderModel::OpenStack(OpenStackModel {
+            auth_url: &o.auth_url,
+            username: &o.username,
+            domain_id: o.domain.id(),
+            domain_name: o.domain.name(),
+            project_id: o.project.id(),
+            project_name: o.project.name(),
+            region: &o.region,
+            ca_cert_file: o.ca_cert_file.as_ref().map(|p| p.display().to_string()),
+            availability_zones: &o.availability_zones,
+            image_id: &o.image_id,
+            master_flavor: &o.master_flavor,
+            node_flavor: &o.node_flavor,
+            gluster_flavor: if o.gluster_flavor.is_empty() { &o.node_flavor } else { &o.gluster_flavor },
+            keypair: &o.keypair,
+            jumpbox_cidr: o.jumpbox_cidr.to_string(),
+            load_balancer_cidr: o.load_balancer_cidr.to_string(),
+            network_id: &o.network_id,
+            subnet_id: &o.subnet_id,
+            floating_ip_pool: &o.floating_ip_pool,
+        }),
+        Provider::Aws(a) => {
+            fn ids(subnets: &[(String, String)]) -> Vec<&str> {
+                subnets.iter().map(|(id, _)| id.as_str()).collect()
+            }
+            ProviderModel::Aws(AwsModel {
+                region: &a.region,
+                vpc_id: &a.vpc_id,
+                jumpbox_cidr: a.jumpbox_cidr.to_string(),
+                ami: &a.ami,
+                keypair: &a.keypair,
+                master_instance_type: &a.master_instance_type,
+                node_instance_type: &a.node_instance_type,
+                gluster_instance_type: &a.gluster_instance_type,
+                private_subnet_ids: ids(&a.private_subnets),
+                public_subnet_ids: ids(&a.public_subnets),
+            })
+        }
+        Provider::VSphere(v) => ProviderModel::VSphere(VSphereModel {
+            username: &v.username,
+            server: &v.server,
+            insecure: v.insecure,
+            datacenter: v.datacenters.first().map(String::as_str),
+            cluster: &v.cluster,
+            datastore: &v.datastore,
+            network: &v.network,
+            vmdk_source: &v.vmdk_source,
+            thin: v.disk_type == "thin",
+            eager: v.disk_type == "eager_zeroed",
+            master_cpus: v.sizes[0].0,
+            master_memory: v.sizes[0].1,
+            node_cpus: v.sizes[1].0,
+            node_memory: v.sizes[1].1,
+            gluster_cpus: v.sizes[2].0,
+            gluster_memory: v.sizes[2].1,
+            vip_start: v.vip_range.0.to_string(),
+            vip_end: v.vip_range.1.to_string(),
+            virtual_router_id: v.virtual_router_id,
+        }),
+        Provider::Local(l) => ProviderModel::Local(LocalModel {
+            ssh_user: &l.ssh_user,
+            ssh_port: l.ssh_port,
+            api_address: &l.api_address,
+            sudo: if l.ssh_user == "root" { "" } else { "sudo " },
+            machine_dir: &l.machine_dir,
+            masters: &l.masters,
+            nodes: &l.nodes,
+            gluster: &l.gluster,
+        }),
+    };
+    Model {
+        cluster_name: &config.cluster_name,
+        domain: &config.domain,
+        master_count: config.master_count,
+        node_count: config.node_count,
+        gluster_node_count: config.gluster_node_count,
+        kubernetes_version: &config.kubernetes_version,
+        pod_cidr: config.pod_cidr.to_string(),
+        service_cidr: config.service_cidr.to_string(),
+        provider,
     }
-    if let Some(a) = &config.aws {
-        let ids = |subnets: &[(String, String)]| subnets.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
-        model["aws"] = json!({
-            "region": a.region, "vpc_id": a.vpc_id, "jumpbox_cidr": a.jumpbox_cidr.to_string(), "ami": a.ami,
-            "keypair": a.keypair, "master_instance_type": a.master_instance_type,
-            "node_instance_type": a.node_instance_type, "gluster_instance_type": a.gluster_instance_type,
-            "private_subnet_ids": ids(&a.private_subnets), "public_subnet_ids": ids(&a.public_subnets),
-        });
-    }
-    if let Some(v) = &config.vsphere {
-        model["vsphere"] = json!({
-            "username": v.username, "server": v.server, "insecure": v.insecure,
-            "datacenter": v.datacenters.first(), "cluster": v.cluster, "datastore": v.datastore,
-            "network": v.network, "vmdk_source": v.vmdk_source,
-            "thin": v.disk_type == "thin", "eager": v.disk_type == "eager_zeroed",
-            "master_cpus": v.sizes[0].0, "master_memory": v.sizes[0].1,
-            "node_cpus": v.sizes[1].0, "node_memory": v.sizes[1].1,
-            "gluster_cpus": v.sizes[2].0, "gluster_memory": v.sizes[2].1,
-            "vip_start": v.vip_range.0.to_string(), "vip_end": v.vip_range.1.to_string(),
-            "virtual_router_id": v.virtual_router_id,
-        });
-    }
-    if let Some(l) = &config.local {
-        model["local"] = json!({
-            "ssh_user": l.ssh_user, "ssh_port": l.ssh_port, "api_address": l.api_address,
-            "sudo": if l.ssh_user == "root" { "" } else { "sudo " }, "machine_dir": l.machine_dir,
-            "masters": l.masters, "nodes": l.nodes, "gluster": l.gluster,
-        });
-    }
-    model
 }
 
 /// Renders the Terraform configuration of `config`, with a cloud-config per machine made
@@ -213,7 +343,7 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
     let engine = engine();
     let model = model(config);
     let mut files = BTreeMap::new();
-    for (_, name, template) in TEMPLATES.iter().filter(|(p, _, _)| *p == config.provider) {
+    for (_, name, template) in TEMPLATES.iter().filter(|(p, _, _)| *p == config.provider.kind()) {
         files.insert(name.to_string(), engine.render_template(template, &model).map_err(fail)?);
     }
     let mut secret_files: BTreeMap<String, String> = nodes::cloud_configs(config, pki)
@@ -221,23 +351,29 @@ pub fn render(config: &Config, pki: &Pki) -> Result<Rendered, RenderError> {
         .into_iter()
         .map(|(machine, text)| (format!("cloud-init/{}.yaml", machine.key()), text))
         .collect();
-    if let Some(o) = &config.openstack {
-        secret_files.insert(
-            "secrets.auto.tfvars".into(),
-            format!("openstack_password = {}\n", hcl_literal(&json!(o.password.expose()))),
-        );
-    }
-    if let Some(v) = &config.vsphere {
-        secret_files.insert(
-            "secrets.auto.tfvars".into(),
-            format!("vsphere_password = {}\n", hcl_literal(&json!(v.password.expose()))),
-        );
-    }
-    if let Some(l) = &config.local {
-        files.insert(
-            "terraform.tfvars".into(),
-            format!("ssh_private_key_file = {}\n", hcl_literal(&json!(l.ssh_key_file.display().to_string()))),
-        );
+    // Passwords go into a 0600 tfvars file, never into main.tf; the SSH key file's path into
+    // a plain one.
+    match &config.provider {
+        Provider::OpenStack(o) => {
+            secret_files.insert(
+                "secrets.auto.tfvars".into(),
+                format!("openstack_password = {}\n", hcl_literal(&json!(o.password.expose()))),
+            );
+        }
+        Provider::VSphere(v) => {
+            secret_files.insert(
+                "secrets.auto.tfvars".into(),
+                format!("vsphere_password = {}\n", hcl_literal(&json!(v.password.expose()))),
+            );
+        }
+        Provider::Local(l) => {
+            files.insert(
+                "terraform.tfvars".into(),
+                format!("ssh_private_key_file = {}\n", hcl_literal(&json!(l.ssh_key_file.display().to_string()))),
+            );
+        }
+        // AWS keys reach Terraform through its environment only.
+        Provider::Aws(_) => {}
     }
     Ok(Rendered { files, secret_files, environment: environment(config) })
 }
@@ -254,5 +390,29 @@ mod tests {
         assert_eq!(hcl_escape("line\nbreak\t"), "line\\nbreak\\t");
         assert_eq!(hcl_literal(&json!(["a", "b\"c"])), r#"["a", "b\"c"]"#);
         assert_eq!(hcl_literal(&json!(3)), "3");
+    }
+
+    #[test]
+    fn the_model_holds_the_common_values_and_one_object_named_after_the_provider() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local.properties");
+        let config = crate::load(&path, &BTreeMap::new()).unwrap();
+        let value = serde_json::to_value(model(&config)).unwrap();
+        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "cluster_name",
+                "domain",
+                "gluster_node_count",
+                "kubernetes_version",
+                "local",
+                "master_count",
+                "node_count",
+                "pod_cidr",
+                "service_cidr"
+            ]
+        );
+        assert_eq!(value["local"]["sudo"], "sudo ");
+        assert_eq!(value["local"]["masters"], json!(["192.0.2.10"]));
     }
 }

@@ -33,7 +33,7 @@ fn validate_answers_with_the_configuration_or_every_problem_as_bad_input() {
     let outcome =
         actions::validate::run(&actions::validate::Options { input: example("local") }, &context(&env, &report))
             .unwrap();
-    assert_eq!(outcome.config.provider, bootstrap::config::Provider::Local);
+    assert_eq!(outcome.config.provider.kind(), bootstrap::config::ProviderKind::Local);
     assert!(outcome.summary().starts_with("provider local, 1 master(s), "), "{}", outcome.summary());
 
     let dir = tempfile::tempdir().unwrap();
@@ -109,6 +109,37 @@ fn preflight_of_existing_machines_checks_nothing_beyond_the_configuration() {
     let outcome =
         actions::preflight::run(&actions::preflight::Options { input: example("local") }, &context(&env, &report))
             .unwrap();
-    assert_eq!(outcome, actions::preflight::Outcome::NotChecked(bootstrap::config::Provider::Local));
+    assert_eq!(outcome, actions::preflight::Outcome::NotChecked(bootstrap::config::ProviderKind::Local));
     assert_eq!(report.text(), "preflight: nothing to check beyond the configuration for existing machines");
+}
+
+#[test]
+fn uninstall_asks_through_the_context_and_destroys_nothing_when_refused() {
+    let (env, report) = (offline_env(), Collect::default());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let asked = std::sync::Mutex::new(Vec::new());
+    let confirm = |question: &str| {
+        asked.lock().unwrap().push(question.to_string());
+        false
+    };
+    let context = Context {
+        env: &env,
+        report: &report,
+        confirm: &confirm,
+        program: PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")),
+    };
+    let options = actions::uninstall::Options { input: example("local"), state_dir: Some(state.clone()), yes: false };
+    let error = actions::uninstall::run(&options, &context).unwrap_err();
+    assert!(matches!(error, bootstrap::Error::Cancelled("destroyed")), "{error:?}");
+    assert_eq!(error.exit_code(), 1);
+    assert_eq!(error.to_string(), "cancelled: nothing was destroyed");
+    let asked = asked.lock().unwrap();
+    assert_eq!(asked.len(), 1);
+    assert!(asked[0].starts_with("Destroy every resource of cluster demo recorded in "), "{asked:?}");
+    assert!(state.join("terraform/main.tf").exists(), "the rendered configuration stays");
+    assert!(!report.text().contains("destroyed"), "{}", report.text());
+    // Nothing was provisioned: the state record, if any, does not claim otherwise.
+    let status = actions::status::run(&actions::status::Options { state_dir: state }).unwrap();
+    assert_eq!(status.status, Status::Planned);
 }

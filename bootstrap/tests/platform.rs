@@ -160,7 +160,7 @@ fn the_openstack_cloud_conf_uses_the_keys_the_controllers_parse() {
     assert_eq!(value(&by_name, "tenant-domain-name").as_deref(), Some("\"default\""));
 
     let mut config = example("openstack");
-    let os = config.openstack.as_mut().unwrap();
+    let bootstrap::config::Provider::OpenStack(os) = &mut config.provider else { panic!("an OpenStack example") };
     os.project = bootstrap::config::IdOrName::Id("8d3f0a9c".into());
     os.domain = bootstrap::config::IdOrName::Id("2b6e6c1e".into());
     let by_id = openstack_global(&config);

@@ -106,7 +106,7 @@ pub fn run(options: &Options, context: &Context) -> Result<Outcome, Error> {
     })?;
 
     let mut facts = crate::platform::Facts::from_outputs(&outputs);
-    if let Some(ca) = config.openstack.as_ref().and_then(|o| o.ca_cert_file.as_ref()) {
+    if let Some(ca) = config.provider.openstack().and_then(|o| o.ca_cert_file.as_ref()) {
         facts.openstack_ca_certificate = Some(crate::helper::read_ca(ca)?);
     }
     let expected_nodes = (config.master_count + config.node_count) as usize;
@@ -117,9 +117,13 @@ pub fn run(options: &Options, context: &Context) -> Result<Outcome, Error> {
             step.objects.iter().map(|o| serde_json::to_value(o).expect("objects serialise")).collect();
         phases.run(step.name, Some(&fingerprint_of(&objects)), || {
             let title = format!("{}: {}", step.name, step.title);
-            report.kube().step(index + 1, steps.len(), &title, step.objects.len());
+            let progress = report.kube();
+            progress.step(index + 1, steps.len(), &title, step.objects.len());
+            let applied =
+                runtime.block_on(kube::apply_and_wait(&cluster.with_timeout(options.timeout), step, progress.as_ref()));
+            progress.finish();
+            applied?;
             runtime.block_on(async {
-                kube::apply_and_wait(&cluster.with_timeout(options.timeout), step, report.kube()).await?;
                 if step.name == "network" {
                     let ready = kube::wait_for_nodes(&cluster, expected_nodes, waits, |waiting| {
                         report.line(&format!("network: waiting for {}", waiting.join("; ")))
@@ -141,8 +145,11 @@ pub fn run(options: &Options, context: &Context) -> Result<Outcome, Error> {
         .map(|v| (v.product_version.clone(), v.sdl_version.clone()));
     let platform_fingerprint = fingerprint_of(&(&request.sets, &request.service_id, newest));
     phases.run("platform", Some(&platform_fingerprint), || {
+        let progress = report.kube();
         let created =
-            runtime.block_on(kube::install_platform(&cluster, &catalog, &config, options.timeout, report.kube()))?;
+            runtime.block_on(kube::install_platform(&cluster, &catalog, &config, options.timeout, progress.as_ref()));
+        progress.finish();
+        let created = created?;
         Ok(((), format!("{PLATFORM_SERVICE} {} ({} objects, {})", created.instance_id, created.objects, created.state)))
     })?;
 

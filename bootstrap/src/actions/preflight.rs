@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::Context;
-use crate::config::{Config, Provider};
+use crate::config::{Config, ProviderKind};
 use crate::Error;
 
 /// Options of `preflight`.
@@ -21,7 +21,7 @@ pub enum Outcome {
     /// The cloud (`"AWS account"`, `"OpenStack project"`) has everything the cluster needs.
     Ready(&'static str),
     /// The provider has no API to check (existing machines, vSphere for now).
-    NotChecked(Provider),
+    NotChecked(ProviderKind),
 }
 
 impl Outcome {
@@ -29,7 +29,7 @@ impl Outcome {
     pub fn summary(&self) -> String {
         match self {
             Outcome::Ready(place) => format!("preflight: the {place} has everything the cluster needs"),
-            Outcome::NotChecked(Provider::Local) => {
+            Outcome::NotChecked(ProviderKind::Local) => {
                 "preflight: nothing to check beyond the configuration for existing machines".into()
             }
             Outcome::NotChecked(_) => {
@@ -54,7 +54,7 @@ pub fn check(config: &Config, context: &Context) -> Result<Outcome, Error> {
             crate::helper::preflight(&context.program, &request, place)?;
             Outcome::Ready(place)
         }
-        None => Outcome::NotChecked(config.provider),
+        None => Outcome::NotChecked(config.provider.kind()),
     };
     context.report.line(&outcome.summary());
     Ok(outcome)

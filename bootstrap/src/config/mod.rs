@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 
 use crate::properties::Entry;
 
+mod aws;
+mod local;
+mod openstack;
+mod vsphere;
+
+pub use aws::Aws;
+pub use local::Local;
+pub use openstack::OpenStack;
+pub use vsphere::VSphere;
+
 /// Upper bounds on what a properties file may ask for, so that no input makes bootstrap
 /// allocate, render or plan without end (docs/installer-limits.md says why these).
 pub mod limits {
@@ -56,9 +66,10 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where the cluster runs.
+/// Which provider a cluster runs on, without its settings: names, key prefixes and
+/// template folders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Provider {
+pub enum ProviderKind {
     /// OpenStack (Nova, Neutron, Cinder, Octavia).
     OpenStack,
     /// Amazon EC2.
@@ -69,24 +80,88 @@ pub enum Provider {
     Local,
 }
 
-impl Provider {
+impl ProviderKind {
     /// The folder of its Terraform templates.
     pub fn templates(self) -> &'static str {
         match self {
-            Provider::OpenStack => "openstack",
-            Provider::Aws => "aws",
-            Provider::VSphere => "vsphere",
-            Provider::Local => "local",
+            ProviderKind::OpenStack => "openstack",
+            ProviderKind::Aws => "aws",
+            ProviderKind::VSphere => "vsphere",
+            ProviderKind::Local => "local",
         }
     }
 
     /// The key prefix of its settings.
     pub fn prefix(self) -> &'static str {
         match self {
-            Provider::OpenStack => "OpenStack",
-            Provider::Aws => "AWS",
-            Provider::VSphere => "VSphere",
-            Provider::Local => "Local",
+            ProviderKind::OpenStack => "OpenStack",
+            ProviderKind::Aws => "AWS",
+            ProviderKind::VSphere => "VSphere",
+            ProviderKind::Local => "Local",
+        }
+    }
+}
+
+/// Where the cluster runs, with that provider's settings: exactly one provider, so no code
+/// asks for the settings of a provider the cluster is not on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[allow(clippy::large_enum_variant)]
+pub enum Provider {
+    /// OpenStack (Nova, Neutron, Cinder, Octavia).
+    OpenStack(OpenStack),
+    /// Amazon EC2.
+    Aws(Aws),
+    /// VMware vSphere.
+    VSphere(VSphere),
+    /// Machines the operator already has, reached over SSH.
+    Local(Local),
+}
+
+impl Provider {
+    /// Which provider this is.
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            Provider::OpenStack(_) => ProviderKind::OpenStack,
+            Provider::Aws(_) => ProviderKind::Aws,
+            Provider::VSphere(_) => ProviderKind::VSphere,
+            Provider::Local(_) => ProviderKind::Local,
+        }
+    }
+
+    /// The folder of its Terraform templates.
+    pub fn templates(&self) -> &'static str {
+        self.kind().templates()
+    }
+
+    /// The OpenStack settings, on OpenStack.
+    pub fn openstack(&self) -> Option<&OpenStack> {
+        match self {
+            Provider::OpenStack(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The AWS settings, on AWS.
+    pub fn aws(&self) -> Option<&Aws> {
+        match self {
+            Provider::Aws(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The vSphere settings, on vSphere.
+    pub fn vsphere(&self) -> Option<&VSphere> {
+        match self {
+            Provider::VSphere(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The existing machines, for `local`.
+    pub fn local(&self) -> Option<&Local> {
+        match self {
+            Provider::Local(l) => Some(l),
+            _ => None,
         }
     }
 }
@@ -170,139 +245,6 @@ impl std::str::FromStr for Cidr {
     }
 }
 
-/// OpenStack settings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OpenStack {
-    /// Keystone v3 URL.
-    pub auth_url: String,
-    /// User name.
-    pub username: String,
-    /// Password.
-    pub password: Secret,
-    /// Domain of the user and the project.
-    pub domain: IdOrName,
-    /// Project (older: tenant).
-    pub project: IdOrName,
-    /// Region.
-    pub region: String,
-    /// Availability zones.
-    pub availability_zones: Vec<String>,
-    /// Image of every machine.
-    pub image_id: String,
-    /// Flavors per role.
-    pub master_flavor: String,
-    /// Flavor of worker nodes.
-    pub node_flavor: String,
-    /// Flavor of GlusterFS nodes.
-    pub gluster_flavor: String,
-    /// Keypair name.
-    pub keypair: String,
-    /// Private key of the keypair.
-    pub keypair_file: PathBuf,
-    /// Who may SSH in.
-    pub jumpbox_cidr: Cidr,
-    /// Who may reach the load balancers.
-    pub load_balancer_cidr: Cidr,
-    /// Network and subnet of the machines.
-    pub network_id: String,
-    /// Subnet id.
-    pub subnet_id: String,
-    /// Floating IP pool name.
-    pub floating_ip_pool: String,
-    /// CA bundle for the API endpoints.
-    pub ca_cert_file: Option<PathBuf>,
-}
-
-/// AWS settings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Aws {
-    /// Access key (else the credential chain).
-    pub access_key: Option<String>,
-    /// Secret key (else the credential chain).
-    pub secret_key: Option<Secret>,
-    /// Region.
-    pub region: String,
-    /// Availability zones.
-    pub availability_zones: Vec<String>,
-    /// Instance types per role.
-    pub master_instance_type: String,
-    /// Instance type of worker nodes.
-    pub node_instance_type: String,
-    /// Instance type of GlusterFS nodes.
-    pub gluster_instance_type: String,
-    /// AMI.
-    pub ami: String,
-    /// Key pair name.
-    pub keypair: String,
-    /// Private key of the key pair.
-    pub keypair_file: PathBuf,
-    /// Who may SSH in.
-    pub jumpbox_cidr: Cidr,
-    /// VPC.
-    pub vpc_id: String,
-    /// Public subnets and their zones.
-    pub public_subnets: Vec<(String, String)>,
-    /// Private subnets and their zones.
-    pub private_subnets: Vec<(String, String)>,
-}
-
-/// vSphere settings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VSphere {
-    /// User.
-    pub username: String,
-    /// Password.
-    pub password: Secret,
-    /// vCenter host.
-    pub server: String,
-    /// Skip TLS verification.
-    pub insecure: bool,
-    /// Datacenters (one per zone).
-    pub datacenters: Vec<String>,
-    /// Compute cluster.
-    pub cluster: String,
-    /// Datastore.
-    pub datastore: String,
-    /// Network.
-    pub network: String,
-    /// Template VMDK.
-    pub vmdk_source: String,
-    /// eager_zeroed | lazy | thin.
-    pub disk_type: String,
-    /// vCPUs and memory per role: (master, node, gluster).
-    pub sizes: [(u32, u32); 3],
-    /// Private key for SSH.
-    pub keypair_file: PathBuf,
-    /// First and last address of the load-balancer VIP range.
-    pub vip_range: (IpAddr, IpAddr),
-    /// VRRP router id of the VIPs.
-    pub virtual_router_id: u32,
-}
-
-/// Existing machines.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Local {
-    /// Masters.
-    pub masters: Vec<String>,
-    /// Workers.
-    pub nodes: Vec<String>,
-    /// GlusterFS nodes.
-    pub gluster: Vec<String>,
-    /// SSH user.
-    pub ssh_user: String,
-    /// SSH port (22).
-    pub ssh_port: u32,
-    /// Where each machine keeps Stratus's files (`/etc/stratus`).
-    pub machine_dir: String,
-    /// SSH private key.
-    pub ssh_key_file: PathBuf,
-    /// Address of the Kubernetes API (a VIP or the first master).
-    pub api_address: String,
-    /// Port of the Kubernetes API at `api_address` (6443; another when a proxy or load
-    /// balancer in front of the masters listens elsewhere).
-    pub api_port: u32,
-}
-
 /// LDAP federation of the identity service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ldap {
@@ -327,7 +269,7 @@ pub struct Ldap {
 /// The whole installer configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
-    /// Where the cluster runs.
+    /// Where the cluster runs, with that provider's settings.
     pub provider: Provider,
     /// Name used for every resource and tag (`stratus` by default).
     pub cluster_name: String,
@@ -347,14 +289,6 @@ pub struct Config {
     pub pod_cidr: Cidr,
     /// Service network.
     pub service_cidr: Cidr,
-    /// OpenStack settings.
-    pub openstack: Option<OpenStack>,
-    /// AWS settings.
-    pub aws: Option<Aws>,
-    /// vSphere settings.
-    pub vsphere: Option<VSphere>,
-    /// Existing machines.
-    pub local: Option<Local>,
     /// LDAP federation.
     pub ldap: Option<Ldap>,
 }
@@ -398,7 +332,7 @@ impl fmt::Display for Problem {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
     General,
-    Provider(Provider),
+    Provider(ProviderKind),
     Ldap,
 }
 
@@ -411,11 +345,11 @@ struct KeySpec {
 const fn general(key: &'static str) -> KeySpec {
     KeySpec { key, scope: Scope::General, secret: false }
 }
-const fn provider(p: Provider, key: &'static str, secret: bool) -> KeySpec {
+const fn provider(p: ProviderKind, key: &'static str, secret: bool) -> KeySpec {
     KeySpec { key, scope: Scope::Provider(p), secret }
 }
 
-use Provider::{Aws as A, Local as L, OpenStack as O, VSphere as V};
+use ProviderKind::{Aws as A, Local as L, OpenStack as O, VSphere as V};
 
 const KEYS: &[KeySpec] = &[
     general("Provider"),
@@ -573,17 +507,6 @@ pub fn read(entries: &[Entry], surroundings: &Surroundings<'_>) -> Result<Config
     }
 }
 
-/// The `clouds.yaml` cloud credentials may come from.
-enum CloudChoice {
-    /// None is named.
-    None,
-    /// One is named but cannot be read (a problem says why; the credentials it would have
-    /// given are not reported missing on top).
-    Unreadable,
-    /// The named cloud.
-    Found(crate::clouds::Cloud),
-}
-
 struct Reader<'a> {
     values: BTreeMap<String, (String, usize)>,
     problems: Vec<Problem>,
@@ -611,9 +534,9 @@ impl Reader<'_> {
             }
         }
         let secrets = [
-            ("OpenStack.Password", config.openstack.as_ref().map(|o| &o.password)),
-            ("VSphere.Password", config.vsphere.as_ref().map(|v| &v.password)),
-            ("AWS.SecretKey", config.aws.as_ref().and_then(|a| a.secret_key.as_ref())),
+            ("OpenStack.Password", config.provider.openstack().map(|o| &o.password)),
+            ("VSphere.Password", config.provider.vsphere().map(|v| &v.password)),
+            ("AWS.SecretKey", config.provider.aws().and_then(|a| a.secret_key.as_ref())),
             ("LDAP.BindPassword", config.ldap.as_ref().map(|l| &l.bind_password)),
         ];
         for (key, secret) in secrets {
@@ -865,10 +788,10 @@ impl Reader<'_> {
     fn config(&mut self) -> Option<Config> {
         let provider_text = self.required("Provider", "(one of OpenStack, AWS, VSphere, local)");
         let provider = match provider_text.to_ascii_lowercase().as_str() {
-            "openstack" => Some(Provider::OpenStack),
-            "aws" => Some(Provider::Aws),
-            "vsphere" => Some(Provider::VSphere),
-            "local" => Some(Provider::Local),
+            "openstack" => Some(ProviderKind::OpenStack),
+            "aws" => Some(ProviderKind::Aws),
+            "vsphere" => Some(ProviderKind::VSphere),
+            "local" => Some(ProviderKind::Local),
             "" => None,
             _ => {
                 self.problem(
@@ -913,7 +836,7 @@ impl Reader<'_> {
                 ),
             );
         }
-        let local_counts = provider == Some(Provider::Local);
+        let local_counts = provider == Some(ProviderKind::Local);
         let master_count = self.count("MasterCount", Some(1), 1, limits::MAX_MASTERS);
         if master_count % 2 == 0 && master_count > 0 {
             self.problem(
@@ -990,8 +913,50 @@ impl Reader<'_> {
             );
         }
 
-        let mut config = Config {
-            provider: provider.unwrap_or(Provider::Local),
+        let (mut master_count, mut node_count, mut gluster_node_count) = (master_count, node_count, gluster_node_count);
+        let settings = match provider {
+            Some(ProviderKind::OpenStack) => Some(Provider::OpenStack(self.openstack())),
+            Some(ProviderKind::Aws) => Some(Provider::Aws(self.aws())),
+            Some(ProviderKind::VSphere) => Some(Provider::VSphere(self.vsphere())),
+            Some(ProviderKind::Local) => {
+                Some(Provider::Local(self.local(&mut master_count, &mut node_count, &mut gluster_node_count)))
+            }
+            None => None,
+        };
+        let machines = u64::from(master_count) + u64::from(node_count);
+        let pod_subnets = 1u64 << (24 - u32::from(pod_cidr.prefix.min(24)));
+        let counts_ok = !self.problems.iter().any(|p| matches!(p.key.as_deref(), Some("MasterCount" | "NodeCount")));
+        if counts_ok && limits::POD_PREFIXES.contains(&pod_cidr.prefix) && machines > pod_subnets {
+            self.problem(
+                Some("PodCIDR"),
+                self.line("PodCIDR"),
+                format!(
+                    "{} has room for {pod_subnets} machine(s) (a /24 each) but the cluster has {machines} masters and nodes; expected a wider block",
+                    pod_cidr
+                ),
+            );
+        }
+        let zones = match &settings {
+            Some(Provider::OpenStack(o)) => Some(o.availability_zones.len()),
+            Some(Provider::Aws(a)) => Some(a.availability_zones.len()),
+            Some(Provider::VSphere(v)) => Some(v.datacenters.len()),
+            _ => None,
+        };
+        if let Some(zones) = zones.filter(|z| *z > 1 && counts_ok) {
+            if node_count % zones as u32 != 0 {
+                self.problem(
+                    Some("NodeCount"),
+                    self.line("NodeCount"),
+                    format!(
+                        "{} is not a multiple of the {zones} availability zones: nodes would not spread evenly",
+                        node_count
+                    ),
+                );
+            }
+        }
+        let ldap = self.values.keys().any(|k| k.starts_with("LDAP.")).then(|| self.ldap());
+        settings.map(|provider| Config {
+            provider,
             cluster_name,
             master_count,
             node_count,
@@ -1001,573 +966,8 @@ impl Reader<'_> {
             kubernetes_version,
             pod_cidr,
             service_cidr,
-            openstack: None,
-            aws: None,
-            vsphere: None,
-            local: None,
-            ldap: None,
-        };
-        match provider {
-            Some(Provider::OpenStack) => config.openstack = Some(self.openstack()),
-            Some(Provider::Aws) => config.aws = Some(self.aws()),
-            Some(Provider::VSphere) => config.vsphere = Some(self.vsphere()),
-            Some(Provider::Local) => config.local = Some(self.local(&mut config)),
-            None => {}
-        }
-        let machines = u64::from(config.master_count) + u64::from(config.node_count);
-        let pod_subnets = 1u64 << (24 - u32::from(config.pod_cidr.prefix.min(24)));
-        let counts_ok = !self.problems.iter().any(|p| matches!(p.key.as_deref(), Some("MasterCount" | "NodeCount")));
-        if counts_ok && limits::POD_PREFIXES.contains(&config.pod_cidr.prefix) && machines > pod_subnets {
-            self.problem(
-                Some("PodCIDR"),
-                self.line("PodCIDR"),
-                format!(
-                    "{} has room for {pod_subnets} machine(s) (a /24 each) but the cluster has {machines} masters and nodes; expected a wider block",
-                    config.pod_cidr
-                ),
-            );
-        }
-        let zones = match provider {
-            Some(Provider::OpenStack) => config.openstack.as_ref().map(|o| o.availability_zones.len()),
-            Some(Provider::Aws) => config.aws.as_ref().map(|a| a.availability_zones.len()),
-            Some(Provider::VSphere) => config.vsphere.as_ref().map(|v| v.datacenters.len()),
-            _ => None,
-        };
-        if let Some(zones) = zones.filter(|z| *z > 1 && counts_ok) {
-            if config.node_count % zones as u32 != 0 {
-                self.problem(
-                    Some("NodeCount"),
-                    self.line("NodeCount"),
-                    format!(
-                        "{} is not a multiple of the {zones} availability zones: nodes would not spread evenly",
-                        config.node_count
-                    ),
-                );
-            }
-        }
-        if self.values.keys().any(|k| k.starts_with("LDAP.")) {
-            config.ldap = Some(self.ldap());
-        }
-        provider.map(|_| config)
-    }
-
-    /// The `clouds.yaml` cloud named by `OpenStack.Cloud` or `OS_CLOUD`, if any (a cloud that
-    /// cannot be read is a problem saying why).
-    fn cloud(&mut self) -> CloudChoice {
-        let key = "OpenStack.Cloud";
-        let (name, from) = match self.optional(key) {
-            Some(name) => (name, String::new()),
-            None => match self.surroundings.env.get("OS_CLOUD").filter(|c| !c.is_empty()) {
-                Some(name) => (name.clone(), " (from OS_CLOUD)".into()),
-                None => return CloudChoice::None,
-            },
-        };
-        let surroundings = self.surroundings;
-        match crate::clouds::find(&name, surroundings.env, surroundings.base_dir, surroundings.read_file) {
-            Ok(cloud) => CloudChoice::Found(cloud),
-            Err(e) => {
-                self.problem(Some(key), self.line(key), format!("cloud \"{name}\"{from}: {e}"));
-                CloudChoice::Unreadable
-            }
-        }
-    }
-
-    /// `key`, else the environment, else the cloud's first of `fields`; a problem when none has
-    /// it (unless the named cloud could not be read: that problem says it all).
-    fn credential(&mut self, key: &str, env: &[&str], cloud: &CloudChoice, fields: &[&str], why: &str) -> String {
-        match (self.optional_or_env(key, env), cloud) {
-            (Some(value), _) => value,
-            (None, CloudChoice::Unreadable) => String::new(),
-            (None, CloudChoice::Found(cloud)) => cloud.get(fields).unwrap_or_else(|| {
-                let message = format!(
-                    "required {why} (or set {}, or {} in cloud \"{}\" of {})",
-                    env.join(" or "),
-                    fields.join(" or "),
-                    cloud.name,
-                    cloud.file.display()
-                );
-                self.problem(Some(key), self.line(key), message);
-                String::new()
-            }),
-            (None, CloudChoice::None) => self.required_or_env(key, env, why),
-        }
-    }
-
-    /// The first of `keys`, else of the environment variables `env`, else of the cloud's
-    /// `fields` that is set, as an ID or a name as its source says; a problem naming the keys
-    /// when none is (unless the named cloud could not be read).
-    fn id_or_name(
-        &mut self,
-        keys: &[(&str, bool)],
-        env: &[(&str, bool)],
-        cloud: &CloudChoice,
-        fields: &[(&str, bool)],
-        why: &str,
-    ) -> IdOrName {
-        let typed = |value: String, is_id: bool| if is_id { IdOrName::Id(value) } else { IdOrName::Name(value) };
-        let found = keys
-            .iter()
-            .find_map(|(key, is_id)| self.optional(key).map(|v| typed(v, *is_id)))
-            .or_else(|| {
-                env.iter().find_map(|(var, is_id)| {
-                    self.surroundings.env.get(*var).filter(|v| !v.is_empty()).map(|v| typed(v.clone(), *is_id))
-                })
-            })
-            .or_else(|| {
-                let CloudChoice::Found(cloud) = cloud else { return None };
-                fields.iter().find_map(|(field, is_id)| cloud.get(&[field]).map(|v| typed(v, *is_id)))
-            });
-        match (found, cloud) {
-            (Some(found), _) => found,
-            (None, CloudChoice::Unreadable) => IdOrName::Name(String::new()),
-            (None, _) => {
-                let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-                IdOrName::Name(self.one_of(&names, why))
-            }
-        }
-    }
-
-    fn openstack(&mut self) -> OpenStack {
-        let why = "when Provider = OpenStack";
-        let choice = self.cloud();
-        let cloud = match &choice {
-            CloudChoice::Found(cloud) => Some(cloud),
-            _ => None,
-        };
-        let auth_url = self.credential("OpenStack.AuthURL", &["OS_AUTH_URL"], &choice, &["auth.auth_url"], why);
-        // An unversioned Keystone URL (as clouds.yaml and OS_AUTH_URL often give it) is
-        // where the clients discover v3, at /v3.
-        let auth_url = match auth_url.split_once("://") {
-            Some((_, rest)) if !rest.is_empty() && !rest.trim_end_matches('/').contains('/') => {
-                format!("{}/v3", auth_url.trim_end_matches('/'))
-            }
-            _ => auth_url,
-        };
-        let url_ok = self.url("OpenStack.AuthURL", &auth_url, &["https", "http"], "an http(s) URL");
-        if url_ok && !auth_url.is_empty() && !auth_url.trim_end_matches('/').ends_with("/v3") {
-            self.problem(
-                Some("OpenStack.AuthURL"),
-                self.line("OpenStack.AuthURL"),
-                format!("\"{auth_url}\" is not a Keystone v3 URL (ending in /v3)"),
-            );
-        }
-        let ca_cert_file = match self.optional_or_env("OpenStack.CACertFile", &["OS_CACERT"]) {
-            Some(file) => Some(self.file("OpenStack.CACertFile", &file)),
-            None => cloud.and_then(|c| c.get(&["cacert"]).map(|file| (c, file))).map(|(c, file)| {
-                // Relative to the clouds.yaml it is named in.
-                let path = c.file.parent().unwrap_or(Path::new("/")).join(&file);
-                if let Err(why) = (self.surroundings.check_file)(&path) {
-                    let message = format!("file \"{file}\" (cacert of cloud \"{}\") {why}", c.name);
-                    self.problem(Some("OpenStack.CACertFile"), None, message);
-                }
-                path
-            }),
-        };
-        let keypair_file = self.required("OpenStack.KeypairFile", why);
-        let keypair_file = self.file("OpenStack.KeypairFile", &keypair_file);
-        let project = self.id_or_name(
-            &[
-                ("OpenStack.ProjectID", true),
-                ("OpenStack.ProjectName", false),
-                ("OpenStack.TenantID", true),
-                ("OpenStack.TenantName", false),
-            ],
-            &[("OS_PROJECT_ID", true), ("OS_PROJECT_NAME", false), ("OS_TENANT_ID", true), ("OS_TENANT_NAME", false)],
-            &choice,
-            &[
-                ("auth.project_id", true),
-                ("auth.project_name", false),
-                ("auth.tenant_id", true),
-                ("auth.tenant_name", false),
-            ],
-            why,
-        );
-        let domain = self.id_or_name(
-            &[("OpenStack.DomainID", true), ("OpenStack.DomainName", false)],
-            &[
-                ("OS_USER_DOMAIN_ID", true),
-                ("OS_USER_DOMAIN_NAME", false),
-                ("OS_DOMAIN_ID", true),
-                ("OS_DOMAIN_NAME", false),
-            ],
-            &choice,
-            &[
-                ("auth.user_domain_id", true),
-                ("auth.user_domain_name", false),
-                ("auth.domain_id", true),
-                ("auth.domain_name", false),
-                ("auth.project_domain_id", true),
-                ("auth.project_domain_name", false),
-            ],
-            why,
-        );
-        let floating_ip_pool = self.one_of(&["OpenStack.FloatingIPPoolName", "OpenStack.FloatingIPPoolID"], why);
-        let zones = self.unique_list("OpenStack.AvailabilityZones");
-        // IDs and names the SDK puts into request paths (preflight, uninstall): nothing that
-        // could leave the path segment.
-        for key in [
-            "OpenStack.LinuxImageID",
-            "OpenStack.MasterFlavorID",
-            "OpenStack.NodeFlavorID",
-            "OpenStack.GlusterFSFlavorID",
-            "OpenStack.Keypair",
-            "OpenStack.NetworkID",
-            "OpenStack.SubnetID",
-            "OpenStack.FloatingIPPoolName",
-            "OpenStack.FloatingIPPoolID",
-        ] {
-            if let Some(value) = self.optional(key) {
-                if value == "." || value == ".." || value.contains(['/', '?', '#', '%', '\\']) {
-                    self.problem(
-                        Some(key),
-                        self.line(key),
-                        format!("\"{value}\" is not an OpenStack ID or name: expected no '/', '?', '#', '%' or '\\'"),
-                    );
-                }
-            }
-        }
-        OpenStack {
-            auth_url,
-            username: self.credential("OpenStack.Username", &["OS_USERNAME"], &choice, &["auth.username"], why),
-            password: Secret(self.credential("OpenStack.Password", &["OS_PASSWORD"], &choice, &["auth.password"], why)),
-            domain,
-            project,
-            region: self
-                .optional_or_env("OpenStack.RegionName", &["OS_REGION_NAME"])
-                .or_else(|| cloud.and_then(|c| c.get(&["region_name"])))
-                .unwrap_or_else(|| "RegionOne".into()),
-            availability_zones: if zones.is_empty() { vec!["nova".into()] } else { zones },
-            image_id: self.required("OpenStack.LinuxImageID", why),
-            master_flavor: self.required("OpenStack.MasterFlavorID", why),
-            node_flavor: self.required("OpenStack.NodeFlavorID", why),
-            gluster_flavor: self.optional("OpenStack.GlusterFSFlavorID").unwrap_or_default(),
-            keypair: self.required("OpenStack.Keypair", why),
-            keypair_file,
-            jumpbox_cidr: self.cidr("OpenStack.JumpboxCIDR", None, why),
-            load_balancer_cidr: self.cidr("OpenStack.LoadBalancerCIDR", Some("0.0.0.0/0"), why),
-            network_id: self.required("OpenStack.NetworkID", why),
-            subnet_id: self.required("OpenStack.SubnetID", why),
-            floating_ip_pool,
-            ca_cert_file,
-        }
-    }
-
-    fn subnets(&mut self, key: &str) -> Vec<(String, String)> {
-        let mut pairs = Vec::new();
-        for item in self.list(key) {
-            match item.split_once(':') {
-                Some((subnet, zone)) if aws_id("subnet", subnet) && aws_name(zone) => {
-                    pairs.push((subnet.to_string(), zone.to_string()))
-                }
-                _ => self.problem(
-                    Some(key),
-                    self.line(key),
-                    format!("\"{item}\" is not a subnet-id:zone pair such as subnet-0a1b2c:us-east-1a"),
-                ),
-            }
-        }
-        pairs
-    }
-
-    fn aws(&mut self) -> Aws {
-        let why = "when Provider = AWS";
-        for key in ["AWS.AccessKey", "AWS.SecretKey"] {
-            if self.values.get(key).is_some_and(|(v, _)| v.is_empty()) {
-                self.problem(
-                    Some(key),
-                    self.line(key),
-                    "is empty; expected a value (or leave out both AWS.AccessKey and AWS.SecretKey to use the AWS credential chain)",
-                );
-            }
-        }
-        let access_key = self.optional_or_env("AWS.AccessKey", &["AWS_ACCESS_KEY_ID"]);
-        let secret_key = self.optional_or_env("AWS.SecretKey", &["AWS_SECRET_ACCESS_KEY"]).map(Secret);
-        if access_key.is_some() != secret_key.is_some() {
-            self.problem(
-                Some("AWS.AccessKey"),
-                self.line("AWS.AccessKey").or(self.line("AWS.SecretKey")),
-                "give both AWS.AccessKey and AWS.SecretKey, or neither (to use the AWS credential chain)",
-            );
-        }
-        let keypair_file = self.required("AWS.KeypairFile", why);
-        let keypair_file = self.file("AWS.KeypairFile", &keypair_file);
-        let ami = self.required("AWS.LinuxAMI", why);
-        if !ami.is_empty() && !aws_id("ami", &ami) {
-            self.problem(
-                Some("AWS.LinuxAMI"),
-                self.line("AWS.LinuxAMI"),
-                format!("\"{ami}\" is not an AMI id (ami-...)"),
-            );
-        }
-        let zones = self.unique_list("AWS.AvailabilityZones");
-        if zones.is_empty() {
-            self.required("AWS.AvailabilityZones", why);
-        }
-        let public_subnets = self.subnets("AWS.PublicSubnetIDsAndAZ");
-        let private_subnets = self.subnets("AWS.PrivateSubnetIDsAndAZ");
-        for (key, subnets) in
-            [("AWS.PublicSubnetIDsAndAZ", &public_subnets), ("AWS.PrivateSubnetIDsAndAZ", &private_subnets)]
-        {
-            for zone in &zones {
-                if !subnets.is_empty() && !subnets.iter().any(|(_, z)| z == zone) {
-                    self.problem(Some(key), self.line(key), format!("has no subnet in availability zone {zone}"));
-                }
-            }
-        }
-        let vpc_id = self.required("AWS.VPCID", why);
-        if !vpc_id.is_empty() && !aws_id("vpc", &vpc_id) {
-            self.problem(Some("AWS.VPCID"), self.line("AWS.VPCID"), format!("\"{vpc_id}\" is not a VPC id (vpc-...)"));
-        }
-        // The region becomes part of the SDK's endpoint host names; zones and instance types go
-        // to the EC2 API: names of lower-case letters, digits, '-' (and '.' in instance types).
-        let region = self.required_or_env("AWS.Region", &["AWS_REGION", "AWS_DEFAULT_REGION"], why);
-        let region_ok = region.is_empty() || (aws_name(&region) && region.contains('-'));
-        if !region_ok {
-            self.problem(
-                Some("AWS.Region"),
-                self.line("AWS.Region"),
-                format!("\"{region}\" is not an AWS region such as us-east-1"),
-            );
-        }
-        for zone in &zones {
-            if !aws_name(zone) {
-                self.problem(
-                    Some("AWS.AvailabilityZones"),
-                    self.line("AWS.AvailabilityZones"),
-                    format!("\"{zone}\" is not an availability zone such as us-east-1a"),
-                );
-            }
-        }
-        let mut instance_type = |key: &str, default: &str| {
-            let value = self.optional(key).unwrap_or_else(|| default.into());
-            if !aws_name(&value.replace('.', "-")) {
-                self.problem(
-                    Some(key),
-                    self.line(key),
-                    format!("\"{value}\" is not an instance type such as m5.large"),
-                );
-            }
-            value
-        };
-        let master_instance_type = instance_type("AWS.MasterInstanceType", "m5.large");
-        let node_instance_type = instance_type("AWS.NodeInstanceType", "m5.xlarge");
-        let gluster_instance_type = instance_type("AWS.GlusterFSInstanceType", "m5.large");
-        Aws {
-            access_key,
-            secret_key,
-            region,
-            availability_zones: zones,
-            master_instance_type,
-            node_instance_type,
-            gluster_instance_type,
-            ami,
-            keypair: self.required("AWS.Keypair", why),
-            keypair_file,
-            jumpbox_cidr: self.cidr("AWS.JumpboxCIDR", None, why),
-            vpc_id,
-            public_subnets,
-            private_subnets,
-        }
-    }
-
-    fn vsphere(&mut self) -> VSphere {
-        let why = "when Provider = VSphere";
-        let size = |reader: &mut Self, cpus: &str, memory: &str, defaults: (u32, u32)| {
-            (
-                reader.count(cpus, Some(defaults.0), 1, limits::MAX_VCPUS),
-                reader.count(memory, Some(defaults.1), 512, limits::MAX_MEMORY_MB),
-            )
-        };
-        let sizes = [
-            size(self, "VSphere.MasterNumVCPUs", "VSphere.MasterMemoryMB", (2, 4096)),
-            size(self, "VSphere.NodeNumVCPUs", "VSphere.NodeMemoryMB", (4, 16384)),
-            size(self, "VSphere.GlusterFSNumVCPUs", "VSphere.GlusterFSMemoryMB", (2, 4096)),
-        ];
-        let disk_type = self.optional("VSphere.DiskType").unwrap_or_else(|| "thin".into());
-        if !matches!(disk_type.as_str(), "eager_zeroed" | "lazy" | "thin") {
-            self.problem(
-                Some("VSphere.DiskType"),
-                self.line("VSphere.DiskType"),
-                format!("\"{disk_type}\" is not one of eager_zeroed, lazy, thin"),
-            );
-        }
-        let ip = |reader: &mut Self, key: &str| -> IpAddr {
-            let text = reader.required(key, why);
-            if text.is_empty() {
-                return IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-            }
-            match machine_host(&text) {
-                Ok(()) => match text.parse::<IpAddr>() {
-                    Ok(ip) if ip.to_canonical().is_loopback() => reader.problem(
-                        Some(key),
-                        reader.line(key),
-                        format!("{text} is a loopback address; expected an address of the machines' network"),
-                    ),
-                    Ok(ip) => return ip,
-                    Err(_) => reader.problem(
-                        Some(key),
-                        reader.line(key),
-                        format!("\"{text}\" is a host name; expected an IP address"),
-                    ),
-                },
-                Err(why) => reader.problem(Some(key), reader.line(key), why),
-            }
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-        };
-        let vip_range = (ip(self, "VSphere.LBVIPAllocationStart"), ip(self, "VSphere.LBVIPAllocationEnd"));
-        if vip_range.0.is_ipv4() != vip_range.1.is_ipv4() {
-            self.problem(
-                Some("VSphere.LBVIPAllocationEnd"),
-                self.line("VSphere.LBVIPAllocationEnd"),
-                "is not of the same address family as LBVIPAllocationStart; expected both IPv4 or both IPv6",
-            );
-        } else if vip_range.0 > vip_range.1 {
-            self.problem(
-                Some("VSphere.LBVIPAllocationEnd"),
-                self.line("VSphere.LBVIPAllocationEnd"),
-                format!("{} is before LBVIPAllocationStart {}", vip_range.1, vip_range.0),
-            );
-        }
-        let router_id = self.count("VSphere.LBVirtualRouterID", Some(51), 1, 255);
-        let keypair_file = self.required("VSphere.KeypairFile", why);
-        let keypair_file = self.file("VSphere.KeypairFile", &keypair_file);
-        let datacenters = self.unique_list("VSphere.Datacenters");
-        if datacenters.is_empty() {
-            self.required("VSphere.Datacenters", why);
-        }
-        let server = self.required_or_env("VSphere.Server", &["VSPHERE_SERVER"], why);
-        if !server.is_empty() && host_name_or_ip(&server).is_err() {
-            self.problem(
-                Some("VSphere.Server"),
-                self.line("VSphere.Server"),
-                format!("\"{server}\" is not a host name or IP address of a vCenter server"),
-            );
-        }
-        VSphere {
-            username: self.required_or_env("VSphere.Username", &["VSPHERE_USER"], why),
-            password: Secret(self.required_or_env("VSphere.Password", &["VSPHERE_PASSWORD"], why)),
-            server,
-            insecure: self.boolean("VSphere.Insecure", false),
-            datacenters,
-            cluster: self.required("VSphere.Cluster", why),
-            datastore: self.required("VSphere.Datastore", why),
-            network: self.required("VSphere.NetworkName", why),
-            vmdk_source: self.required("VSphere.LinuxVMDKSource", why),
-            disk_type,
-            sizes,
-            keypair_file,
-            vip_range,
-            virtual_router_id: router_id,
-        }
-    }
-
-    fn local(&mut self, config: &mut Config) -> Local {
-        let masters = self.hosts("Local.MasterAddresses", true);
-        let nodes = self.hosts("Local.NodeAddresses", false);
-        let gluster = self.hosts("Local.GlusterFSAddresses", false);
-        for (key, count_key, count, hosts) in [
-            ("Local.MasterAddresses", "MasterCount", config.master_count, &masters),
-            ("Local.NodeAddresses", "NodeCount", config.node_count, &nodes),
-            ("Local.GlusterFSAddresses", "GlusterNodeCount", config.gluster_node_count, &gluster),
-        ] {
-            if self.values.contains_key(count_key) && count as usize != hosts.len() {
-                self.problem(
-                    Some(key),
-                    self.line(key),
-                    format!("lists {} machine(s) but {count_key} is {count}", hosts.len()),
-                );
-            }
-        }
-        config.master_count = masters.len() as u32;
-        config.node_count = nodes.len() as u32;
-        config.gluster_node_count = gluster.len() as u32;
-        if !masters.is_empty() && masters.len() % 2 == 0 && !self.values.contains_key("MasterCount") {
-            self.problem(
-                Some("Local.MasterAddresses"),
-                self.line("Local.MasterAddresses"),
-                format!(
-                    "{} masters cannot keep an etcd quorum through a failure; use an odd number (1, 3, 5)",
-                    masters.len()
-                ),
-            );
-        }
-        if gluster.len() == 1 && !self.values.contains_key("GlusterNodeCount") {
-            self.problem(
-                Some("Local.GlusterFSAddresses"),
-                self.line("Local.GlusterFSAddresses"),
-                "a GlusterFS pool needs at least 2 nodes (0 for none)",
-            );
-        }
-        for (key, hosts, maximum) in [
-            ("Local.MasterAddresses", &masters, limits::MAX_MASTERS),
-            ("Local.NodeAddresses", &nodes, limits::MAX_NODES),
-            ("Local.GlusterFSAddresses", &gluster, limits::MAX_GLUSTER_NODES),
-        ] {
-            if hosts.len() > maximum as usize {
-                self.problem(
-                    Some(key),
-                    self.line(key),
-                    format!("lists {} machines; expected at most {maximum}", hosts.len()),
-                );
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for host in masters.iter().chain(&nodes).chain(&gluster) {
-            // The same machine however written: host names without case, addresses parsed.
-            let canonical = host
-                .parse::<IpAddr>()
-                .map(|ip| ip.to_canonical().to_string())
-                .unwrap_or_else(|_| host.to_ascii_lowercase());
-            if !seen.insert(canonical) {
-                self.problem(Some("Local"), None, format!("{host} is listed for more than one machine"));
-            }
-        }
-        // Loopback machines only make sense all together (one host standing in for a
-        // cluster): the others could not reach them, nor they the API.
-        let all: Vec<&String> = masters.iter().chain(&nodes).chain(&gluster).collect();
-        let loopback = |h: &str| {
-            h.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback()) || h.eq_ignore_ascii_case("localhost")
-        };
-        if all.iter().any(|h| loopback(h)) && !all.iter().all(|h| loopback(h)) {
-            self.problem(
-                Some("Local"),
-                None,
-                "mixes loopback addresses with others; expected addresses the machines can reach each other at",
-            );
-        }
-        let key_file = self.required("Local.SSHKeyFile", "when Provider = local");
-        let ssh_key_file = self.file("Local.SSHKeyFile", &key_file);
-        self.given_empty("Local.APIAddress", "an IP address or host name");
-        let api_address = self.optional("Local.APIAddress").or_else(|| masters.first().cloned()).unwrap_or_default();
-        if self.optional("Local.APIAddress").is_some() {
-            let key = "Local.APIAddress";
-            match machine_host(&api_address) {
-                Err(why) => self.problem(Some(key), self.line(key), why),
-                Ok(()) if loopback(&api_address) && !all.iter().all(|h| loopback(h)) => self.problem(
-                    Some(key),
-                    self.line(key),
-                    format!("{api_address} is a loopback address; expected one the machines can reach the API at"),
-                ),
-                Ok(()) => {}
-            }
-        }
-        self.given_empty("Local.MachineDir", "an absolute path such as /etc/stratus");
-        let machine_dir = self.optional("Local.MachineDir").unwrap_or_else(|| "/etc/stratus".into());
-        if let Err(why) = machine_path(&machine_dir) {
-            self.problem(Some("Local.MachineDir"), self.line("Local.MachineDir"), format!("\"{machine_dir}\" {why}"));
-        }
-        self.given_empty("Local.SSHUser", "a user name such as ubuntu");
-        let ssh_user = self.optional("Local.SSHUser").unwrap_or_else(|| "ubuntu".into());
-        if !is_user_name(&ssh_user) {
-            self.problem(
-                Some("Local.SSHUser"),
-                self.line("Local.SSHUser"),
-                format!("\"{ssh_user}\" is not a user name: expected a lower-case letter or '_', then letters, digits, '_' or '-' (at most 32)"),
-            );
-        }
-        let ssh_port = self.count("Local.SSHPort", Some(22), 1, 65535);
-        let api_port = self.count("Local.APIPort", Some(6443), 1, 65535);
-        Local { masters, nodes, gluster, ssh_user, ssh_port, machine_dir, ssh_key_file, api_address, api_port }
+            ldap,
+        })
     }
 
     fn ldap(&mut self) -> Ldap {
@@ -1691,20 +1091,6 @@ fn authority_host(authority: &str) -> Option<&str> {
     }
     host_name_or_ip(host).ok().filter(|ip| !matches!(ip, Some(IpAddr::V6(_))))?;
     Some(host)
-}
-
-/// Whether `text` is an AWS name (region, zone): lower-case letters, digits and '-', at most 32.
-fn aws_name(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 32
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// Whether `text` is an AWS resource ID `<prefix>-<lower-case letters and digits>`.
-fn aws_id(prefix: &str, text: &str) -> bool {
-    text.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('-')).is_some_and(|id| {
-        !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    })
 }
 
 fn is_dns_label(text: &str) -> bool {
