@@ -100,9 +100,9 @@ pub fn find(
 /// Cloud `name` of one `clouds.yaml` text.
 pub fn parse(text: &str, file: &Path, name: &str) -> Result<Cloud, CloudsError> {
     let malformed = |message: String| CloudsError::Malformed { file: file.to_path_buf(), message };
-    let document: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| malformed(format!("not valid YAML: {e}")))?;
-    let Some(clouds) = document.get("clouds").and_then(serde_yaml::Value::as_mapping) else {
+    let document: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| malformed(format!("not valid YAML: {e}")))?;
+    let Some(clouds) = document.get("clouds").and_then(serde_norway::Value::as_mapping) else {
         return Err(malformed("expected a `clouds:` mapping of cloud names to their settings".into()));
     };
     let Some(entry) = clouds.get(name) else {
@@ -120,21 +120,21 @@ pub fn parse(text: &str, file: &Path, name: &str) -> Result<Cloud, CloudsError> 
     Ok(Cloud { name: name.to_string(), file: file.to_path_buf(), values })
 }
 
-fn flatten(prefix: &str, mapping: &serde_yaml::Mapping, out: &mut BTreeMap<String, String>) {
+fn flatten(prefix: &str, mapping: &serde_norway::Mapping, out: &mut BTreeMap<String, String>) {
     for (key, value) in mapping {
         let Some(key) = key.as_str() else { continue };
         let path = format!("{prefix}{key}");
         match value {
-            serde_yaml::Value::String(s) => {
+            serde_norway::Value::String(s) => {
                 out.insert(path, s.clone());
             }
-            serde_yaml::Value::Number(n) => {
+            serde_norway::Value::Number(n) => {
                 out.insert(path, n.to_string());
             }
-            serde_yaml::Value::Bool(b) => {
+            serde_norway::Value::Bool(b) => {
                 out.insert(path, b.to_string());
             }
-            serde_yaml::Value::Mapping(inner) => flatten(&format!("{path}."), inner, out),
+            serde_norway::Value::Mapping(inner) => flatten(&format!("{path}."), inner, out),
             _ => {}
         }
     }

@@ -243,7 +243,7 @@ pub async fn platform_report(
     let secret = cluster.get::<Secret>(PLATFORM_INSTANCE, service_manager::plan::SECRET_NAME).await?;
     let data = secret.and_then(|s| s.data).unwrap_or_default();
     let value = |key: &str| data.get(key).map(|b| String::from_utf8_lossy(&b.0).into_owned()).unwrap_or_default();
-    let credentials = serde_yaml::to_string(&serde_json::json!({
+    let credentials = serde_norway::to_string(&serde_json::json!({
         "cluster": config.cluster_name,
         "kubeconfig": kubeconfig.display().to_string(),
         "identity": {"url": endpoints["identity"], "username": "admin", "password": value("identity-admin-password")},

@@ -99,7 +99,7 @@ fn yaml_documents(documents: &[Value]) -> String {
     documents
         .iter()
         // A JSON value of strings, numbers and maps always serialises.
-        .map(|d| serde_yaml::to_string(d).unwrap_or_default())
+        .map(|d| serde_norway::to_string(d).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("---\n")
 }
@@ -268,5 +268,5 @@ fn cloud_config_with(config: &Config, pki: &Pki, ca_cert_hash: &str, machine: &M
     let mut document = body;
     document["hostname"] = json!(format!("{}-{}", config.cluster_name, machine.key()));
     document["package_update"] = json!(true);
-    format!("#cloud-config\n{}", serde_yaml::to_string(&document).expect("cloud-configs serialise"))
+    format!("#cloud-config\n{}", serde_norway::to_string(&document).expect("cloud-configs serialise"))
 }

@@ -146,6 +146,6 @@ impl Pki {
             "contexts": [{"name": format!("admin@{cluster}"), "context": {"cluster": cluster, "user": format!("admin@{cluster}")}}],
         });
         // A JSON value of strings and maps always serialises.
-        Secret::new(serde_yaml::to_string(&config).unwrap_or_default())
+        Secret::new(serde_norway::to_string(&config).unwrap_or_default())
     }
 }

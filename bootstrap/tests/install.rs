@@ -154,7 +154,7 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     }
     let credentials_path = state.join("credentials.yaml");
     assert_eq!(std::fs::metadata(&credentials_path).unwrap().permissions().mode() & 0o777, 0o600);
-    let credentials: Value = serde_yaml::from_str(&std::fs::read_to_string(&credentials_path).unwrap()).unwrap();
+    let credentials: Value = serde_norway::from_str(&std::fs::read_to_string(&credentials_path).unwrap()).unwrap();
     let password = credentials["identity"]["password"].as_str().unwrap().to_string();
     assert_eq!(password.len(), 32);
     let secret = server.object("Secret", "hcp", "secret-parameters").unwrap();

@@ -101,7 +101,7 @@ fn ca_hash_and_admin_certificate_agree_with_openssl() {
     assert!(subject.contains("CN = kubernetes-admin") && subject.contains("O = system:masters"), "{subject}");
 
     let kubeconfig: serde_json::Value =
-        serde_yaml::from_str(pki.admin_kubeconfig("demo", "https://192.0.2.10:6443").expose()).unwrap();
+        serde_norway::from_str(pki.admin_kubeconfig("demo", "https://192.0.2.10:6443").expose()).unwrap();
     assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], "https://192.0.2.10:6443");
     assert_eq!(kubeconfig["current-context"], "admin@demo");
 }

@@ -107,7 +107,7 @@ pub(super) fn aws(config: &Config, aws: &Aws) -> Vec<KubeObject> {
 
 pub(super) fn vsphere(config: &Config, vs: &VSphere) -> Vec<KubeObject> {
     let datacenters = vs.datacenters.join(",");
-    let cpi_conf = serde_yaml::to_string(&serde_json::json!({
+    let cpi_conf = serde_norway::to_string(&serde_json::json!({
         "global": {"port": 443, "insecureFlag": vs.insecure, "secretName": "vsphere-cloud-secret", "secretNamespace": KUBE_SYSTEM},
         "vcenter": {vs.server.clone(): {"server": vs.server, "datacenters": vs.datacenters}},
     }))

@@ -177,7 +177,7 @@ pub fn yaml(steps: &[Step]) -> String {
         out.push_str(&format!("# {}: {}\n", step.name, step.title));
         for object in &step.objects {
             out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(object).expect("Kubernetes objects serialise"));
+            out.push_str(&serde_norway::to_string(object).expect("Kubernetes objects serialise"));
         }
     }
     out

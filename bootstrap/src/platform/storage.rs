@@ -26,7 +26,7 @@ pub(super) fn local_path() -> Vec<KubeObject> {
     let paths = serde_json::json!({"nodePathMap": [
         {"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["/opt/local-path-provisioner"]},
     ]});
-    let helper = serde_yaml::to_string(&serde_json::json!({
+    let helper = serde_norway::to_string(&serde_json::json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper-pod"},
         "spec": {"priorityClassName": "system-node-critical", "tolerations": [{"operator": "Exists"}],
                  "containers": [{"name": "helper-pod", "image": "docker.io/library/busybox:1.37", "imagePullPolicy": "IfNotPresent"}]},
