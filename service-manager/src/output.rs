@@ -157,10 +157,11 @@ fn locations_lines(locations: &[crate::actions::get::Location]) -> String {
             None => by_service.push((&l.service_name, &l.public_location, vec![port])),
         }
     }
-    by_service
+    let lines: String = by_service
         .iter()
         .map(|(service, address, ports)| format!("  {service} {address}: {}\n", ports.join(", ")))
-        .collect()
+        .collect();
+    format!("public locations:\n{lines}")
 }
 
 /// What `create-instance` says when done: the instance, objects, state and where its public
