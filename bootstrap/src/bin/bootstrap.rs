@@ -415,8 +415,8 @@ fn write_state(state: &Path, status: &str, outputs: serde_json::Value) -> Result
     bootstrap::write_private(&path, text.as_bytes()).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))
 }
 
-fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) -> bootstrap_aws::Connection {
-    bootstrap_aws::Connection {
+fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) -> bootstrap::cloud::aws::Connection {
+    bootstrap::cloud::aws::Connection {
         region: aws.region.clone(),
         // The SDKs' own endpoint override (a VPC endpoint, or a local stand-in in tests).
         endpoint: env.get("AWS_ENDPOINT_URL_EC2").or(env.get("AWS_ENDPOINT_URL")).cloned(),
@@ -424,13 +424,13 @@ fn aws_connection(aws: &bootstrap::config::Aws, env: &BTreeMap<String, String>) 
     }
 }
 
-fn openstack_connection(os: &bootstrap::config::OpenStack) -> Result<bootstrap_openstack::Connection, Failure> {
+fn openstack_connection(os: &bootstrap::config::OpenStack) -> Result<bootstrap::cloud::openstack::Connection, Failure> {
     let ca_certificate = os
         .ca_cert_file
         .as_ref()
         .map(|file| bootstrap::read_input_text(file).map_err(|e| Failure(format!("{}: {e}", file.display()), 2)))
         .transpose()?;
-    Ok(bootstrap_openstack::Connection {
+    Ok(bootstrap::cloud::openstack::Connection {
         auth_url: os.auth_url.clone(),
         username: os.username.clone(),
         password: os.password.expose().to_string(),
@@ -448,7 +448,7 @@ fn openstack_preflight(
     os: &bootstrap::config::OpenStack,
     started: Instant,
 ) -> Result<(), Failure> {
-    let flavor = |key: &str, flavor: &str, count: u32| bootstrap_openstack::FlavorUse {
+    let flavor = |key: &str, flavor: &str, count: u32| bootstrap::cloud::openstack::FlavorUse {
         key: key.into(),
         flavor: flavor.into(),
         count,
@@ -460,7 +460,7 @@ fn openstack_preflight(
     if config.gluster_node_count > 0 {
         flavors.push(flavor("OpenStack.GlusterFSFlavorID", &os.gluster_flavor, config.gluster_node_count));
     }
-    let needs = bootstrap_openstack::Requirements {
+    let needs = bootstrap::cloud::openstack::Requirements {
         image: os.image_id.clone(),
         flavors,
         network: os.network_id.clone(),
@@ -568,7 +568,7 @@ fn preflight(
         instance_types.push(aws.gluster_instance_type.clone());
     }
     instance_types.dedup();
-    let requirements = bootstrap_aws::Requirements {
+    let requirements = bootstrap::cloud::aws::Requirements {
         ami: aws.ami.clone(),
         instance_types,
         vpc_id: aws.vpc_id.clone(),
