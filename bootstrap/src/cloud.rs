@@ -6,88 +6,29 @@
 //!
 //! Keeping the SDKs out of `bootstrap` itself halves its size and the relocations its every
 //! start pays for, though most runs (`plan`, every run on existing machines) never call a
-//! cloud API.
+//! cloud API. The request and answer types live in the serde-only crate
+//! `bootstrap-cloud-protocol` (re-exported here), shared with the SDK crates; the helper is
+//! its own package, `bootstrap-cloud` (`bootstrap/cloud-helper`), so neither `bootstrap`'s
+//! library nor its program depends on an SDK crate.
 
 use std::path::{Path, PathBuf};
 
-impl From<&crate::config::IdOrName> for bootstrap_openstack::IdOrName {
+pub use bootstrap_cloud_protocol::{aws, openstack, Answer, Request};
+
+impl From<&crate::config::IdOrName> for openstack::IdOrName {
     fn from(value: &crate::config::IdOrName) -> Self {
         match value {
-            crate::config::IdOrName::Id(id) => bootstrap_openstack::IdOrName::Id(id.clone()),
-            crate::config::IdOrName::Name(name) => bootstrap_openstack::IdOrName::Name(name.clone()),
+            crate::config::IdOrName::Id(id) => openstack::IdOrName::Id(id.clone()),
+            crate::config::IdOrName::Name(name) => openstack::IdOrName::Name(name.clone()),
         }
     }
-}
-
-/// What the helper is asked to do.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "call", rename_all = "kebab-case")]
-pub enum Request {
-    /// Check the AWS account before anything is created.
-    AwsPreflight {
-        /// Where and as whom.
-        connection: bootstrap_aws::Connection,
-        /// What the cluster needs.
-        requirements: bootstrap_aws::Requirements,
-    },
-    /// What in AWS is still tagged with the cluster.
-    AwsLeftovers {
-        /// Where and as whom.
-        connection: bootstrap_aws::Connection,
-        /// The cluster name.
-        cluster: String,
-    },
-    /// Remove what Kubernetes created in AWS for the cluster.
-    AwsSweep {
-        /// Where and as whom.
-        connection: bootstrap_aws::Connection,
-        /// The cluster name.
-        cluster: String,
-        /// Seconds between attempts at what is still in use.
-        retry_after_seconds: u64,
-    },
-    /// Check the OpenStack project before anything is created.
-    OpenStackPreflight {
-        /// Where and as whom.
-        connection: bootstrap_openstack::Connection,
-        /// What the cluster needs.
-        requirements: bootstrap_openstack::Requirements,
-    },
-    /// What in OpenStack is still the cluster's.
-    OpenStackLeftovers {
-        /// Where and as whom.
-        connection: bootstrap_openstack::Connection,
-        /// The cluster name.
-        cluster: String,
-    },
-    /// Remove what Kubernetes created in OpenStack for the cluster.
-    OpenStackSweep {
-        /// Where and as whom.
-        connection: bootstrap_openstack::Connection,
-        /// The cluster name.
-        cluster: String,
-    },
-}
-
-/// What the helper answers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Answer {
-    /// Preflight: every problem found, each naming the key to fix (none: ready).
-    Problems(Vec<String>),
-    /// Leftovers: what of the cluster is still there, one line each.
-    Found(Vec<String>),
-    /// Sweep: what could not be removed, `what: why` each (none: all removed).
-    NotRemoved(Vec<String>),
-    /// The cloud could not be asked (authentication, network, refusal): why.
-    Failed(String),
 }
 
 /// Why the helper could not be asked.
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
     /// It could not be started.
-    #[error("cannot run the cloud helper {}: {source} (it is built and installed next to bootstrap: `cargo build --release -p bootstrap` or `cargo install --path bootstrap`)", path.display())]
+    #[error("cannot run the cloud helper {}: {source} (it is built and installed next to bootstrap, from its own package: `cargo build --release -p bootstrap -p bootstrap-cloud`, or `cargo install --path bootstrap/cloud-helper` beside `cargo install --path bootstrap`)", path.display())]
     Start {
         /// Where it was looked for.
         path: PathBuf,
@@ -141,29 +82,6 @@ pub fn ask(path: &Path, request: &Request) -> Result<Answer, HelperError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn requests_and_answers_travel_as_tagged_json() {
-        let request = Request::OpenStackLeftovers {
-            connection: bootstrap_openstack::Connection {
-                auth_url: "https://keystone:5000/v3".into(),
-                username: "ops".into(),
-                password: "pw".into(),
-                domain: bootstrap_openstack::IdOrName::Id("default".into()),
-                project: bootstrap_openstack::IdOrName::Name("stratus".into()),
-                region: "RegionOne".into(),
-                ca_certificate: None,
-            },
-            cluster: "demo".into(),
-        };
-        let json = serde_json::to_value(&request).unwrap();
-        assert_eq!(json["call"], "open-stack-leftovers");
-        assert_eq!(json["connection"]["domain"], serde_json::json!({"Id": "default"}));
-        let back: Request = serde_json::from_value(json).unwrap();
-        assert!(matches!(back, Request::OpenStackLeftovers { cluster, .. } if cluster == "demo"));
-        let answer = Answer::NotRemoved(vec!["volume v-1: in use".into()]);
-        assert_eq!(serde_json::from_str::<Answer>(&serde_json::to_string(&answer).unwrap()).unwrap(), answer);
-    }
 
     #[test]
     fn a_helper_that_is_missing_or_does_not_answer_is_a_clear_error() {

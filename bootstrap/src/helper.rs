@@ -11,8 +11,8 @@ use crate::config::{Aws, Config, OpenStack, Provider};
 use crate::Error;
 
 /// Where and as whom to reach AWS.
-pub fn aws_connection(aws: &Aws, env: &BTreeMap<String, String>) -> bootstrap_aws::Connection {
-    bootstrap_aws::Connection {
+pub fn aws_connection(aws: &Aws, env: &BTreeMap<String, String>) -> crate::cloud::aws::Connection {
+    crate::cloud::aws::Connection {
         region: aws.region.clone(),
         // The SDKs' own endpoint override (a VPC endpoint, or a local stand-in in tests).
         endpoint: env.get("AWS_ENDPOINT_URL_EC2").or(env.get("AWS_ENDPOINT_URL")).cloned(),
@@ -21,8 +21,8 @@ pub fn aws_connection(aws: &Aws, env: &BTreeMap<String, String>) -> bootstrap_aw
 }
 
 /// Where and as whom to reach OpenStack (the CA bundle read from `OpenStack.CACertFile`).
-pub fn openstack_connection(os: &OpenStack) -> Result<bootstrap_openstack::Connection, Error> {
-    Ok(bootstrap_openstack::Connection {
+pub fn openstack_connection(os: &OpenStack) -> Result<crate::cloud::openstack::Connection, Error> {
+    Ok(crate::cloud::openstack::Connection {
         auth_url: os.auth_url.clone(),
         username: os.username.clone(),
         password: os.password.expose().to_string(),
@@ -62,7 +62,7 @@ pub fn preflight_request(
         Provider::Aws(aws) => aws,
         Provider::VSphere(_) | Provider::Local(_) => return Ok(None),
         Provider::OpenStack(os) => {
-            let flavor = |key: &str, flavor: &str, count: u32| bootstrap_openstack::FlavorUse {
+            let flavor = |key: &str, flavor: &str, count: u32| crate::cloud::openstack::FlavorUse {
                 key: key.into(),
                 flavor: flavor.into(),
                 count,
@@ -74,7 +74,7 @@ pub fn preflight_request(
             if config.gluster_node_count > 0 {
                 flavors.push(flavor("OpenStack.GlusterFSFlavorID", &os.gluster_flavor, config.gluster_node_count));
             }
-            let requirements = bootstrap_openstack::Requirements {
+            let requirements = crate::cloud::openstack::Requirements {
                 image: os.image_id.clone(),
                 flavors,
                 network: os.network_id.clone(),
@@ -91,7 +91,7 @@ pub fn preflight_request(
         instance_types.push(aws.gluster_instance_type.clone());
     }
     instance_types.dedup();
-    let requirements = bootstrap_aws::Requirements {
+    let requirements = crate::cloud::aws::Requirements {
         ami: aws.ami.clone(),
         instance_types,
         vpc_id: aws.vpc_id.clone(),

@@ -1,6 +1,8 @@
 //! `bootstrap preflight` and `provision` on AWS against `moto_server`: a ready account
 //! passes, a wrong one gets every problem listed and nothing is created.
 
+mod cloud_helper;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -22,6 +24,7 @@ fn bootstrap(args: &[&str], moto: &MotoServer, dir: &Path) -> std::process::Outp
 
 #[test]
 fn preflight_against_moto() {
+    cloud_helper::path();
     let moto = MotoServer::start();
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");

@@ -5,6 +5,7 @@
 //! empty environment, so no OS_*/AWS_* variable leaks in. Also: credentials from the
 //! environment and from `clouds.yaml`, and the cloud helper's own errors.
 
+mod cloud_helper;
 mod fixtures;
 
 use std::collections::BTreeSet;
@@ -219,7 +220,7 @@ fn without_its_cloud_helper_bootstrap_says_where_it_looked() {
 #[test]
 fn the_cloud_helper_refuses_what_is_not_a_request_without_echoing_it() {
     use std::io::Write;
-    let helper = Path::new(env!("CARGO_BIN_EXE_bootstrap")).with_file_name("bootstrap-cloud");
+    let helper = cloud_helper::path();
     let mut child = Command::new(&helper)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -3,6 +3,7 @@
 //! the key to fix) and nothing is created; a wrong password is one clear line without it; the
 //! credentials may come from `clouds.yaml` instead.
 
+mod cloud_helper;
 mod fixtures;
 
 use std::path::Path;
@@ -50,6 +51,7 @@ fn properties(cloud: &OpenStack, dir: &Path, name: &str, changes: &[(&str, &str)
 
 #[test]
 fn preflight_against_keystone_and_the_service_fakes() {
+    cloud_helper::path();
     let cloud = OpenStack::start_tls();
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");

@@ -7,42 +7,9 @@
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
 
-/// Where and as whom to talk to EC2 (sent to the cloud helper as JSON on its stdin).
-#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Connection {
-    /// Region.
-    pub region: String,
-    /// Endpoint override (a local moto server in tests).
-    pub endpoint: Option<String>,
-    /// Static credentials; else the AWS credential chain.
-    pub credentials: Option<(String, String)>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let who = self.credentials.as_ref().map(|(key, _)| key.as_str()).unwrap_or("the credential chain");
-        write!(f, "Connection({} via {:?} as {who})", self.region, self.endpoint)
-    }
-}
-
-/// What the cluster will need from the account.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Requirements {
-    /// AMI of every machine.
-    pub ami: String,
-    /// Instance types in use.
-    pub instance_types: Vec<String>,
-    /// VPC.
-    pub vpc_id: String,
-    /// Subnets and the zone each must be in.
-    pub subnets: Vec<(String, String)>,
-    /// Key pair name.
-    pub keypair: String,
-    /// Instances the cluster will run.
-    pub instances: u32,
-    /// Elastic IPs it will allocate (one per master).
-    pub elastic_ips: u32,
-}
+/// Where and as whom, and what the cluster needs: the cloud helper's request types
+/// (`bootstrap-cloud-protocol`), taken as they are.
+pub use bootstrap_cloud_protocol::aws::{Connection, Requirements};
 
 /// A failed call.
 #[derive(Debug, thiserror::Error)]

@@ -11,21 +11,15 @@ use openstack::session::Session;
 use openstack::{Cloud, ErrorKind};
 use serde_json::Value;
 
-/// A project or domain, by ID or by name.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum IdOrName {
-    /// By ID.
-    Id(String),
-    /// By name.
-    Name(String),
-}
+/// Where and as whom, and what the cluster needs: the cloud helper's request types
+/// (`bootstrap-cloud-protocol`), taken as they are.
+pub use bootstrap_cloud_protocol::openstack::{Connection, FlavorUse, IdOrName, Requirements};
 
-impl From<&IdOrName> for openstack::IdOrName {
-    fn from(value: &IdOrName) -> Self {
-        match value {
-            IdOrName::Id(id) => openstack::IdOrName::Id(id.clone()),
-            IdOrName::Name(name) => openstack::IdOrName::Name(name.clone()),
-        }
+/// The `openstack` crate's own [`IdOrName`].
+fn sdk_id_or_name(value: &IdOrName) -> openstack::IdOrName {
+    match value {
+        IdOrName::Id(id) => openstack::IdOrName::Id(id.clone()),
+        IdOrName::Name(name) => openstack::IdOrName::Name(name.clone()),
     }
 }
 
@@ -48,32 +42,6 @@ impl ServiceType for ServiceAt {
 const LOAD_BALANCER: ServiceAt = ServiceAt("load-balancer", 2);
 /// Nova, API v2.x.
 const COMPUTE: ServiceAt = ServiceAt("compute", 2);
-
-/// Where and as whom to talk to OpenStack (sent to the cloud helper as JSON on its stdin).
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct Connection {
-    /// Keystone v3 URL.
-    pub auth_url: String,
-    /// User name.
-    pub username: String,
-    /// Password.
-    pub password: String,
-    /// Domain of the user and the project.
-    pub domain: IdOrName,
-    /// Project.
-    pub project: IdOrName,
-    /// Region (endpoints of other regions are ignored).
-    pub region: String,
-    /// PEM of a private CA the endpoints' certificates chain to (`OpenStack.CACertFile`),
-    /// trusted besides the usual roots.
-    pub ca_certificate: Option<String>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Connection({} as {} in {:?})", self.auth_url, self.username, self.project)
-    }
-}
 
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
@@ -133,9 +101,9 @@ pub struct Client {
 fn scope(connection: &Connection) -> Scope {
     let domain = match &connection.project {
         IdOrName::Id(_) => None,
-        IdOrName::Name(_) => Some((&connection.domain).into()),
+        IdOrName::Name(_) => Some(sdk_id_or_name(&connection.domain)),
     };
-    Scope::Project { project: (&connection.project).into(), domain }
+    Scope::Project { project: sdk_id_or_name(&connection.project), domain }
 }
 
 /// Authenticates with Keystone; a refusal is an error naming the URL and user (never the
@@ -221,34 +189,6 @@ async fn unscoped_token(http: &reqwest::Client, connection: &Connection, domain_
         .and_then(|t| t.to_str().ok())
         .map(str::to_string)
         .ok_or_else(|| "Keystone's answer has no X-Subject-Token".to_string())
-}
-
-/// One flavor the cluster uses, and for what.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct FlavorUse {
-    /// The properties key naming it (`OpenStack.MasterFlavorID`).
-    pub key: String,
-    /// Flavor id or name.
-    pub flavor: String,
-    /// Machines of that flavor.
-    pub count: u32,
-}
-
-/// What the cluster will need from the project.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Requirements {
-    /// Image of every machine.
-    pub image: String,
-    /// Flavors in use.
-    pub flavors: Vec<FlavorUse>,
-    /// Network of the machines.
-    pub network: String,
-    /// Its subnet.
-    pub subnet: String,
-    /// Nova key pair.
-    pub keypair: String,
-    /// External network floating IPs come from.
-    pub floating_ip_pool: String,
 }
 
 fn not_found(e: &openstack::Error) -> bool {

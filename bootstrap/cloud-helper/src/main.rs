@@ -1,12 +1,15 @@
 //! `bootstrap-cloud`: the cloud helper `bootstrap` runs for preflight checks, leftovers and
-//! sweeps (see `bootstrap::cloud`). Reads one JSON request on stdin, writes one JSON answer on
-//! stdout; exit 0 when it answered (even `Failed`), 2 when the request was not understood.
+//! sweeps (the protocol: `bootstrap-cloud-protocol`). Reads one JSON request on stdin, writes
+//! one JSON answer on stdout; exit 0 when it answered (even `Failed`), 2 when the request was
+//! not understood. `bootstrap` runs the `bootstrap-cloud` next to its own executable, else the
+//! one on PATH: install both (`cargo install --path bootstrap` and
+//! `cargo install --path bootstrap/cloud-helper`).
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bootstrap::cloud::{Answer, Request};
+use bootstrap_cloud_protocol::{Answer, Request};
 
 fn main() -> ExitCode {
     // The AWS SDKs and the OpenStack SDK use rustls: one crypto provider (ring).
