@@ -41,32 +41,17 @@ fn preflight_against_moto() {
     assert!(!dir.path().join("state").exists(), "no state directory, no Terraform run");
 
     // Make the account ready, through the same API.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (vpc, subnets, ami) = runtime.block_on(async {
-        let connection = bootstrap_aws::Connection {
-            region: "us-east-1".into(),
-            endpoint: Some(moto.url().to_string()),
-            credentials: Some(("testing".into(), "testing".into())),
-        };
-        let ec2 = bootstrap_aws::client(&connection).await.ec2;
-        let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
-        let mut subnets = Vec::new();
-        for (i, zone) in ["us-east-1a", "us-east-1b", "us-east-1c"].iter().enumerate() {
-            let id = ec2
-                .create_subnet()
-                .vpc_id(&vpc)
-                .cidr_block(format!("10.0.{i}.0/24"))
-                .availability_zone(*zone)
-                .send()
-                .await
-                .unwrap();
-            subnets.push(format!("{}:{zone}", id.subnet.unwrap().subnet_id.unwrap()));
-        }
-        ec2.create_key_pair().key_name("stratus-key").send().await.unwrap();
-        let ami =
-            ec2.describe_images().owners("amazon").send().await.unwrap().images()[0].image_id().unwrap().to_string();
-        (vpc, subnets.join(", "), ami)
-    });
+    // Make the account ready, through EC2's query API (moto takes unsigned requests).
+    let vpc = first(&ec2(&moto, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")]), "vpcId");
+    let mut subnets = Vec::new();
+    for (i, zone) in ["us-east-1a", "us-east-1b", "us-east-1c"].iter().enumerate() {
+        let cidr = format!("10.0.{i}.0/24");
+        let params = [("Action", "CreateSubnet"), ("VpcId", &vpc), ("CidrBlock", &cidr), ("AvailabilityZone", zone)];
+        subnets.push(format!("{}:{zone}", first(&ec2(&moto, &params), "subnetId")));
+    }
+    let subnets = subnets.join(", ");
+    ec2(&moto, &[("Action", "CreateKeyPair"), ("KeyName", "stratus-key")]);
+    let ami = first(&ec2(&moto, &[("Action", "DescribeImages"), ("Owner.1", "amazon")]), "imageId");
     let text = std::fs::read_to_string(examples.join("aws.properties"))
         .unwrap()
         .replace("vpc-0a1b2c3d", &vpc)
@@ -86,4 +71,24 @@ fn preflight_against_moto() {
     assert!(
         String::from_utf8_lossy(&ready.stderr).contains("preflight: the AWS account has everything the cluster needs")
     );
+}
+
+/// One EC2 query-API call to moto (with `curl`), returning the XML answer.
+fn ec2(moto: &MotoServer, params: &[(&str, &str)]) -> String {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "--fail", "-X", "POST", "-H"]);
+    command.arg("Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0");
+    for (key, value) in params.iter().chain(&[("Version", "2016-11-15")]) {
+        command.arg("--data-urlencode").arg(format!("{key}={value}"));
+    }
+    let output = command.arg(moto.url()).output().expect("curl runs");
+    assert!(output.status.success(), "{params:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The text of the first `<tag>` in `xml`.
+fn first(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open).unwrap_or_else(|| panic!("no <{tag}> in {xml}")) + open.len();
+    xml[start..].split('<').next().unwrap().to_string()
 }
