@@ -57,6 +57,11 @@ fn identity(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -
     (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
 }
 
+/// `Type=Status: message`, a workload's latest condition as an operator reads it.
+fn condition(type_: &str, status: &str, message: &Option<String>) -> String {
+    format!("{type_}={status}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())
+}
+
 /// Readiness of a Deployment: its current generation is observed and enough replicas are
 /// ready and updated.
 pub fn deployment(d: &Deployment) -> Readiness {
@@ -64,9 +69,7 @@ pub fn deployment(d: &Deployment) -> Readiness {
     let status = d.status.clone().unwrap_or_default();
     let current = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
     let ready = status.ready_replicas.unwrap_or(0);
-    let condition = status.conditions.unwrap_or_default().last().map(|c| {
-        format!("{}={}{}", c.type_, c.status, c.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())
-    });
+    let condition = status.conditions.unwrap_or_default().last().map(|c| condition(&c.type_, &c.status, &c.message));
     let (namespace, name) = identity(&d.metadata);
     Readiness {
         kind: Kind::Deployment,
@@ -87,9 +90,7 @@ pub fn stateful_set(s: &StatefulSet) -> Readiness {
     let status = s.status.clone().unwrap_or_default();
     let current = status.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
     let ready = status.ready_replicas.unwrap_or(0);
-    let condition = status.conditions.unwrap_or_default().last().map(|c| {
-        format!("{}={}{}", c.type_, c.status, c.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())
-    });
+    let condition = status.conditions.unwrap_or_default().last().map(|c| condition(&c.type_, &c.status, &c.message));
     let (namespace, name) = identity(&s.metadata);
     Readiness {
         kind: Kind::StatefulSet,
