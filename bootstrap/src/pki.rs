@@ -3,9 +3,9 @@
 //! Kept in the state directory (0600) and reused by every later run, so a resumed install
 //! joins the same cluster.
 
-use base64::Engine as _;
 use rand::Rng;
-use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::KeyPair;
+use stratus_pki::{Ca, KeyedCertificate};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Pki {
 pub enum PkiError {
     /// Generating failed.
     #[error("generating the cluster credentials: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(#[from] stratus_pki::PkiError),
     /// A stored PKI is damaged: the field and what was expected.
     #[error("{0}")]
     Invalid(String),
@@ -60,46 +60,20 @@ fn random_string(rng: &mut impl Rng, alphabet: &[u8], length: usize) -> String {
     (0..length).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
-fn validity(params: &mut CertificateParams, days: i64) {
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(days);
-}
-
 impl Pki {
     /// A new CA, token, certificate key and admin certificate for cluster `name`.
     pub fn generate(name: &str) -> Result<Pki, PkiError> {
         let mut rng = rand::rng();
-        let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("kubernetes ({name})"));
-        ca.distinguished_name = dn;
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        validity(&mut ca, 3650);
-        let ca_cert = ca.self_signed(&ca_key)?;
-
-        let issuer = Issuer::from_ca_cert_pem(&ca_cert.pem(), KeyPair::from_pem(&ca_key.serialize_pem())?)?;
-        let admin_key = KeyPair::generate()?;
-        let mut admin = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "kubernetes-admin");
-        dn.push(DnType::OrganizationName, "system:masters");
-        admin.distinguished_name = dn;
-        admin.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        validity(&mut admin, 365);
-        let admin_cert = admin.signed_by(&admin_key, &issuer)?;
-
+        let ca = Ca::generate(&format!("kubernetes ({name})"))?;
+        let admin = ca.issue_client("kubernetes-admin", Some("system:masters"), 365)?;
         let lower = b"abcdefghijklmnopqrstuvwxyz0123456789";
         Ok(Pki {
-            ca_certificate: ca_cert.pem(),
-            ca_key: ca_key.serialize_pem(),
+            ca_certificate: ca.0.certificate,
+            ca_key: ca.0.key,
             join_token: format!("{}.{}", random_string(&mut rng, lower, 6), random_string(&mut rng, lower, 16)),
             certificate_key: random_string(&mut rng, b"0123456789abcdef", 64),
-            admin_certificate: admin_cert.pem(),
-            admin_key: admin_key.serialize_pem(),
+            admin_certificate: admin.certificate,
+            admin_key: admin.key,
         })
     }
 
@@ -137,15 +111,7 @@ impl Pki {
 
     /// An admin kubeconfig for the API at `server` (`https://host:6443`).
     pub fn admin_kubeconfig(&self, cluster: &str, server: &str) -> Secret {
-        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
-        let config = serde_json::json!({
-            "apiVersion": "v1", "kind": "Config", "current-context": format!("admin@{cluster}"),
-            "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": b64(&self.ca_certificate)}}],
-            "users": [{"name": format!("admin@{cluster}"), "user": {
-                "client-certificate-data": b64(&self.admin_certificate), "client-key-data": b64(&self.admin_key)}}],
-            "contexts": [{"name": format!("admin@{cluster}"), "context": {"cluster": cluster, "user": format!("admin@{cluster}")}}],
-        });
-        // A JSON value of strings and maps always serialises.
-        Secret::new(serde_norway::to_string(&config).unwrap_or_default())
+        let admin = KeyedCertificate { certificate: self.admin_certificate.clone(), key: self.admin_key.clone() };
+        Secret::new(stratus_pki::kubeconfig(cluster, "admin", server, &self.ca_certificate, &admin))
     }
 }

@@ -30,6 +30,19 @@ use crate::labels;
 use crate::objects::{Kind, KubeObject};
 use crate::readiness::{self, Readiness};
 
+
+/// Create and replace requests name hsm as their field manager, so the fields they set are
+/// hsm's in `managedFields` (not "unknown") and a later server-side apply by hsm takes them
+/// over without a write.
+fn post_params() -> PostParams {
+    PostParams { field_manager: Some(labels::MANAGER.to_string()), ..PostParams::default() }
+}
+
+/// Patches (merge and cordon) name hsm as their field manager, as [`post_params`].
+fn patch_params() -> PatchParams {
+    PatchParams { field_manager: Some(labels::MANAGER.to_string()), ..PatchParams::default() }
+}
+
 /// A namespaced Kubernetes type the typed calls below work with.
 pub trait Namespaced:
     Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -417,7 +430,7 @@ impl Cluster {
         let api: Api<Node> = Api::all(self.client.clone());
         let patch = serde_json::json!({"spec": {"unschedulable": true}});
         let merge = Patch::Merge(&patch);
-        let params = PatchParams::default();
+        let params = patch_params();
         match self.retry(&format!("cordon node {name}"), || api.patch(name, &params, &merge)).await {
             Ok(_) => Ok(true),
             Err(ClusterError::Api { code: 404, .. }) => Ok(false),
@@ -493,7 +506,7 @@ impl Cluster {
     pub async fn create_namespace(&self, namespace: &Namespace) -> Result<Option<Namespace>, ClusterError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let name = namespace.metadata.name.clone().unwrap_or_default();
-        let params = PostParams::default();
+        let params = post_params();
         match self.retry(&format!("create namespace {name}"), || api.create(&params, namespace)).await {
             Ok(created) => Ok(Some(created)),
             Err(ClusterError::Api { code: 409, .. }) => Ok(None),
@@ -517,7 +530,7 @@ impl Cluster {
         }
         let patch = serde_json::json!({"metadata": metadata});
         let action = format!("update namespace {name}");
-        let params = PatchParams::default();
+        let params = patch_params();
         let merge = Patch::Merge(&patch);
         if resource_version.is_some() {
             // A conditional patch is not retried: a conflict is the answer.
@@ -567,7 +580,7 @@ impl Cluster {
     /// Creates `object` in `namespace`; `Ok(None)` when the name is taken.
     pub async fn create<K: Namespaced>(&self, namespace: &str, object: &K) -> Result<Option<K>, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        let params = PostParams::default();
+        let params = post_params();
         let action = format!("create {} {namespace}/{}", K::kind(&()), object.meta().name.clone().unwrap_or_default());
         match self.retry(&action, || api.create(&params, object)).await {
             Ok(created) => Ok(Some(created)),
@@ -582,7 +595,7 @@ impl Cluster {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let name = object.meta().name.clone().unwrap_or_default();
         let action = format!("replace {} {namespace}/{name}", K::kind(&()));
-        self.once(&action, api.replace(&name, &PostParams::default(), object)).await
+        self.once(&action, api.replace(&name, &post_params(), object)).await
     }
 
     /// Merge-patches the object of type `K`.
@@ -593,7 +606,7 @@ impl Cluster {
         patch: &Value,
     ) -> Result<K, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        let params = PatchParams::default();
+        let params = patch_params();
         let merge = Patch::Merge(patch);
         self.retry(&format!("patch {} {namespace}/{name}", K::kind(&())), || api.patch(name, &params, &merge)).await
     }

@@ -16,6 +16,9 @@ pub const COMPONENT: &str = "app.kubernetes.io/component";
 pub const SERVICE_ID: &str = "hsm.stratus.io/service-id";
 /// The SDL version.
 pub const SDL_VERSION: &str = "hsm.stratus.io/sdl-version";
+/// Pod Security admission's enforced level for a namespace's pods (`privileged`, `baseline`,
+/// `restricted`); hsm sets it only on instances whose pods need `privileged`.
+pub const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
 /// Namespaces whose pods may reach every instance (the platform's own namespaces).
 pub const TRUSTED: &str = "hsm.stratus.io/trusted";
 /// Annotation: components a workload waits for, comma separated.

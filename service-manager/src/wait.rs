@@ -125,9 +125,43 @@ pub fn latest_event(events: &[Event], namespace: &str, name: &str) -> Option<Str
         .filter(|e| e.metadata.namespace.as_deref().is_none_or(|ns| ns == namespace))
         .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n == name || n.starts_with(&prefix)))
         .max_by_key(|e| {
-            let at =
-                e.last_timestamp.as_ref().or(e.first_timestamp.as_ref()).or(e.metadata.creation_timestamp.as_ref());
-            (at.map(|t| t.0), e.metadata.resource_version.as_ref().and_then(|v| v.parse::<u64>().ok()))
+            // Core events carry lastTimestamp (whole seconds); those recorded through
+            // events.k8s.io (the scheduler's) only eventTime (microseconds). Compared by the
+            // second, then by the order the server stored them in.
+            let at = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+                .or(e.first_timestamp.as_ref().map(|t| t.0))
+                .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            (at.map(|t| t.as_second()), e.metadata.resource_version.as_ref().and_then(|v| v.parse::<u64>().ok()))
         })
         .map(|e| format!("{}: {}", e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(reason: &str, last: Option<&str>, event_time: Option<&str>, rv: u64) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("e{rv}"), "namespace": "ns", "resourceVersion": rv.to_string()},
+            "involvedObject": {"kind": "Pod", "name": "db-0", "namespace": "ns"},
+            "reason": reason, "message": "m", "lastTimestamp": last, "eventTime": event_time,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_latest_event_is_by_the_second_then_by_storage_order() {
+        // A kubelet's event (whole seconds) stored after the scheduler's (microseconds) in the
+        // same second is the newer one; a later second wins whatever the order.
+        let scheduled = event("Scheduled", None, Some("2026-01-01T00:00:10.900000Z"), 5);
+        let pulling = event("Failed", Some("2026-01-01T00:00:10Z"), None, 6);
+        assert_eq!(latest_event(&[scheduled.clone(), pulling.clone()], "ns", "db").unwrap(), "Failed: m");
+        let later = event("Started", None, Some("2026-01-01T00:00:11.000001Z"), 4);
+        assert_eq!(latest_event(&[scheduled, pulling, later], "ns", "db").unwrap(), "Started: m");
+        assert_eq!(latest_event(&[], "ns", "db"), None);
+    }
 }

@@ -1,27 +1,41 @@
-//! `hsm` against a cluster: the test API server (`stratus-tests`) runs in-process and the real
-//! `hsm` binary talks to it through a kubeconfig, as an operator's would.
+//! `hsm` against a real Kubernetes control plane (etcd, kube-apiserver, controller manager,
+//! scheduler: `stratus-tests`' harness, one per test binary) through a fault proxy of each
+//! test's own; the real `hsm` binary talks to it through a kubeconfig, as an operator's would.
+//! No kubelet runs: the harness's node agent reports pods Running and Ready (or not, or Jobs
+//! failed) as each test asks for its namespaces. Each test uses instance ids of its own.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stratus_tests::apiserver::store::ControllerConfig;
-use stratus_tests::apiserver::{Config, FakeApiServer, Faults};
+use stratus_tests::cluster::{Behaviour, ControlPlane, Faults, Proxy};
 
 struct Env {
-    server: FakeApiServer,
+    plane: &'static ControlPlane,
+    proxy: Arc<Proxy>,
     dir: tempfile::TempDir,
 }
 
+/// The test's environment, or `return` from the test when no control plane can run here
+/// (never under `CI=true`).
+macro_rules! test_env {
+    () => {
+        match Env::new() {
+            Some(env) => env,
+            None => return,
+        }
+    };
+}
+
 impl Env {
-    fn new(ready_after: Duration) -> Env {
-        let config =
-            Config { controller: ControllerConfig { ready_after, ..ControllerConfig::default() }, ..Config::default() };
-        let server = FakeApiServer::spawn(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    fn new() -> Option<Env> {
+        let plane = ControlPlane::shared()?;
+        let proxy = plane.proxy();
         let dir = tempfile::tempdir().unwrap();
-        server.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
-        Env { server, dir }
+        proxy.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
+        Some(Env { plane, proxy, dir })
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -46,7 +60,12 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> String {
         let output = self.hsm(args);
-        assert!(output.status.success(), "hsm {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "hsm {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.plane.logs(10)
+        );
         String::from_utf8(output.stdout).unwrap()
     }
 
@@ -54,33 +73,23 @@ impl Env {
         self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
-    /// Namespaced objects of `namespace`, as (kind/name, resourceVersion).
+    fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.plane.object(kind, namespace, name)
+    }
+
+    /// The objects of `namespace` hsm wrote, as (kind/name, resourceVersion).
     fn versions(&self, namespace: &str) -> Vec<(String, String)> {
-        self.server
-            .objects()
-            .into_iter()
-            .filter(|o| {
-                o["metadata"]["namespace"] == namespace
-                    || (o["kind"] == "Namespace" && o["metadata"]["name"] == namespace)
-            })
-            .map(|o| {
-                (
-                    format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()),
-                    o["metadata"]["resourceVersion"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
+        self.plane.managed_by("hsm", namespace)
     }
 
     fn secret_value(&self, namespace: &str, key: &str) -> String {
-        let secret = self.server.object("Secret", namespace, "secret-parameters").expect("the instance has a Secret");
+        let secret = self.object("Secret", namespace, "secret-parameters").expect("the instance has a Secret");
         let encoded = secret["data"][key].as_str().unwrap_or_else(|| panic!("no {key} in the Secret"));
         String::from_utf8(decode_base64(encoded)).unwrap()
     }
 
     fn state(&self, namespace: &str) -> Option<String> {
-        self.server
-            .object("Namespace", "", namespace)
+        self.object("Namespace", "", namespace)
             .and_then(|n| n["metadata"]["annotations"]["hsm.stratus.io/state"].as_str().map(str::to_string))
     }
 }
@@ -107,12 +116,13 @@ fn stderr(output: &Output) -> String {
 
 #[test]
 fn create_converges_and_a_rerun_changes_nothing() {
-    let env = Env::new(Duration::from_millis(100));
+    let env = test_env!();
     let out = env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
     assert_eq!(out, "instance db created: 7 objects applied, state running\n");
     assert_eq!(env.state("db").as_deref(), Some("running"));
-    let sts = env.server.object("StatefulSet", "db", "mysql").unwrap();
-    assert_eq!(sts["metadata"]["managedFields"][0]["manager"], "hsm");
+    let sts = env.object("StatefulSet", "db", "mysql").unwrap();
+    let managers = sts["metadata"]["managedFields"].as_array().unwrap();
+    assert!(managers.iter().any(|m| m["manager"] == "hsm" && m["operation"] == "Apply"), "{managers:?}");
     assert_eq!(sts["status"]["readyReplicas"], 1);
     let password = env.secret_value("db", "root-password");
     assert_eq!(password.len(), 32);
@@ -127,7 +137,7 @@ fn create_converges_and_a_rerun_changes_nothing() {
 
 #[test]
 fn hcf_is_created_with_jobs_and_load_balancers() {
-    let env = Env::new(Duration::from_millis(50));
+    let env = test_env!();
     let output =
         env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -159,7 +169,7 @@ fn hcf_is_created_with_jobs_and_load_balancers() {
     assert!(detail["components"].as_array().unwrap().iter().all(|c| c["done"] == true));
 
     let list = env.ok(&["list-instances"]);
-    let row = list.lines().nth(1).unwrap();
+    let row = list.lines().find(|l| l.starts_with("cf ")).unwrap();
     assert!(row.split_whitespace().take(5).eq(["cf", "stackato.hpe.hcf", "4.0.1", "1.0.0", "running"]), "{row}");
     // Secrets never reach stdout or stderr.
     let password = env.secret_value("cf", "cluster-admin-password");
@@ -168,10 +178,11 @@ fn hcf_is_created_with_jobs_and_load_balancers() {
 
 #[test]
 fn a_killed_create_finishes_on_the_next_run_with_the_same_secrets() {
-    let env = Env::new(Duration::from_secs(600));
+    let env = test_env!();
+    env.plane.behave("pg", Behaviour::never_ready());
     let mut child = env.spawn(&["create-instance", "stackato.hpe.postgres", "--instance-id", "pg"]);
     let started = Instant::now();
-    while env.server.object("StatefulSet", "pg", "postgres").is_none() {
+    while env.object("StatefulSet", "pg", "postgres").is_none() {
         assert!(started.elapsed() < Duration::from_secs(20), "hsm never applied the workload");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -180,8 +191,7 @@ fn a_killed_create_finishes_on_the_next_run_with_the_same_secrets() {
     assert_eq!(env.state("pg").as_deref(), Some("creating"));
     let password = env.secret_value("pg", "postgres-password");
 
-    env.server
-        .set_controller(ControllerConfig { ready_after: Duration::from_millis(50), ..ControllerConfig::default() });
+    env.plane.behave("pg", Behaviour::default());
     let out = env.ok(&["create-instance", "stackato.hpe.postgres", "--instance-id", "pg"]);
     assert_eq!(out, "instance pg converged: 7 objects applied, state running\n");
     assert_eq!(env.secret_value("pg", "postgres-password"), password, "the generated password survived the kill");
@@ -189,7 +199,8 @@ fn a_killed_create_finishes_on_the_next_run_with_the_same_secrets() {
 
 #[test]
 fn concurrent_creates_of_one_instance_let_exactly_one_win() {
-    let env = Env::new(Duration::from_millis(800));
+    let env = test_env!();
+    env.plane.behave("cache", Behaviour { ready_after: Duration::from_millis(800), ..Behaviour::default() });
     let first = env.spawn(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
     let second = env.spawn(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
     let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
@@ -207,26 +218,16 @@ fn concurrent_creates_of_one_instance_let_exactly_one_win() {
 
 #[test]
 fn namespaces_hsm_does_not_own_are_refused() {
-    let env = Env::new(Duration::from_millis(50));
-    let kubectl = Command::new("kubectl")
-        .args(["create", "namespace", "taken", "--validate=false", "--dry-run=client", "-o", "json"])
-        .output()
-        .unwrap();
-    std::fs::write(env.dir.path().join("ns.json"), &kubectl.stdout).unwrap();
-    let applied = Command::new("kubectl")
-        .args(["apply", "--server-side", "--validate=false", "-f"])
-        .arg(env.dir.path().join("ns.json"))
-        .env("KUBECONFIG", env.kubeconfig())
-        .output()
-        .unwrap();
-    assert!(applied.status.success(), "{}", stderr(&applied));
+    let env = test_env!();
+    kubectl(&env, &["create", "namespace", "taken"]);
     let output = env.hsm(&["create-instance", "stackato.hpe.redis", "--instance-id", "taken"]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output),
         "error: namespace \"taken\" exists and is not managed by hsm; choose another instance id\n"
     );
-    assert_eq!(env.versions("taken").len(), 1, "nothing was created in it");
+    assert_eq!(env.versions("taken"), [], "nothing was created in it");
+    assert_eq!(env.object("Namespace", "", "taken").unwrap()["metadata"]["annotations"]["hsm.stratus.io/state"], Value::Null);
 
     let other = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "r1"]);
     assert!(other.starts_with("instance r1 created"));
@@ -239,26 +240,26 @@ fn namespaces_hsm_does_not_own_are_refused() {
 
 #[test]
 fn delete_with_and_without_keeping_volumes() {
-    let env = Env::new(Duration::from_millis(50));
+    let env = test_env!();
     env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "keep"]);
     let password = env.secret_value("keep", "root-password");
-    assert!(env.server.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_some());
+    assert!(env.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_some());
 
     let refused = env.hsm(&["delete-instance", "keep"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains(
         "Delete instance keep (stackato.hpe.mysql) and its volume claims mysql-data-mysql-0 (their data is lost)?"
     ));
-    assert!(env.server.object("StatefulSet", "keep", "mysql").is_some(), "nothing deleted without confirmation");
+    assert!(env.object("StatefulSet", "keep", "mysql").is_some(), "nothing deleted without confirmation");
 
     let out = env.ok(&["delete-instance", "keep", "-y", "--keep-volumes"]);
     assert!(
         out.starts_with("instance keep deleted; kept in namespace keep: volume claims mysql-data-mysql-0"),
         "{out}"
     );
-    assert!(env.server.object("StatefulSet", "keep", "mysql").is_none());
-    assert!(env.server.object("Service", "keep", "mysql-int").is_none());
-    assert!(env.server.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_some());
+    assert!(env.object("StatefulSet", "keep", "mysql").is_none());
+    assert!(env.object("Service", "keep", "mysql-int").is_none());
+    assert!(env.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_some());
     assert_eq!(env.state("keep").as_deref(), Some("deleted"));
 
     // Creating it again reattaches the volume with the same password.
@@ -267,53 +268,54 @@ fn delete_with_and_without_keeping_volumes() {
 
     let out = env.ok(&["delete-instance", "keep", "-y"]);
     assert_eq!(out, "instance keep deleted\n");
-    assert!(env.server.object("Namespace", "", "keep").is_none());
-    assert!(env.server.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_none());
+    assert!(env.object("Namespace", "", "keep").is_none());
+    assert!(env.object("PersistentVolumeClaim", "keep", "mysql-data-mysql-0").is_none());
     assert_eq!(env.ok(&["delete-instance", "keep", "-y"]), "instance keep does not exist; nothing to delete\n");
 }
 
 #[test]
 fn timeouts_name_what_is_not_ready() {
-    let env = Env::new(Duration::from_secs(600));
-    let child = env.spawn(&["create-instance", "stackato.hpe.mysql", "--instance-id", "slow", "--timeout", "2s"]);
-    // What a kubelet would record about the StatefulSet's pod.
+    let env = test_env!();
+    // The pod is scheduled but never starts: an image that cannot be pulled.
+    env.plane.behave("slow", Behaviour::never_ready());
+    let child = env.spawn(&["create-instance", "stackato.hpe.mysql", "--instance-id", "slow", "--timeout", "5s"]);
+    // What a kubelet would record about the StatefulSet's pod, after the scheduler's event.
     let started = Instant::now();
-    while env.server.object("Namespace", "", "slow").is_none() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(10));
+    while !env.plane.list("Event", "slow").iter().any(|e| e["reason"] == "Scheduled") {
+        assert!(started.elapsed() < Duration::from_secs(5), "the pod was never scheduled");
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let now = time_rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let now = now.split('.').next().unwrap().to_string() + "Z";
     let event = serde_json::json!({
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": "mysql-0.pull"},
+        "metadata": {"name": "mysql-0.pull", "namespace": "slow"},
         "involvedObject": {"kind": "Pod", "name": "mysql-0", "namespace": "slow"},
         "reason": "Failed", "message": "Back-off pulling image \"docker.io/library/mysql:8.4.3\"", "type": "Warning",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": "kubelet"},
     });
-    env.server.create("slow", event).unwrap();
+    env.plane.create(&event).unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
-    let expected =
-        "; no status reported yet; latest event: Failed: Back-off pulling image \"docker.io/library/mysql:8.4.3\"\n";
     assert!(
-        message.ends_with(&format!(
-            "error: timed out after 2s waiting for workloads:\n  StatefulSet mysql: 0/0 ready{expected}"
-        )) || message.ends_with(&format!(
-            "error: timed out after 2s waiting for workloads:\n  StatefulSet mysql: 0/1 ready{expected}"
-        )),
+        message.ends_with(
+            "error: timed out after 5s waiting for workloads:\n  StatefulSet mysql: 0/1 ready; no status reported yet; latest event: Failed: Back-off pulling image \"docker.io/library/mysql:8.4.3\"\n"
+        ),
         "{message}"
     );
     assert_eq!(env.state("slow").as_deref(), Some("failed"));
     let detail: Value = serde_json::from_str(&env.ok(&["get-instance", "slow", "-o", "json"])).unwrap();
-    assert!(detail["message"].as_str().unwrap().starts_with("timed out after 2s"));
+    assert!(detail["message"].as_str().unwrap().starts_with("timed out after 5s"));
     assert!(detail.get("operation").is_none(), "a failed operation releases the instance");
 }
 
 #[test]
 fn failed_jobs_are_reported() {
-    let env = Env::new(Duration::from_millis(50));
-    env.server.fail_job("sso-create-service");
+    let env = test_env!();
+    env.plane.behave("cf-fail", Behaviour::failing_job("sso-create-service"));
     let output =
-        env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
+        env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf-fail"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output)
@@ -321,33 +323,43 @@ fn failed_jobs_are_reported() {
         "{}",
         stderr(&output)
     );
-    assert_eq!(env.state("cf").as_deref(), Some("failed"));
+    assert_eq!(env.state("cf-fail").as_deref(), Some("failed"));
 }
 
 #[test]
 fn faults_are_survived() {
-    let env = Env::new(Duration::from_millis(50));
-    env.server.set_faults(Faults { error_every: 5, throttle_every: 7, drop_every: 11 });
-    let output =
-        env.hsm(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
+    let env = test_env!();
+    env.proxy.set_faults(Faults { error_every: 5, throttle_every: 7, drop_every: 11 });
+    let output = env.hsm(&[
+        "create-instance",
+        "stackato.hpe.hcf",
+        "--set",
+        "DOMAIN=cf.example.com",
+        "--instance-id",
+        "cf-faults",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    env.server.set_faults(Faults::default());
-    assert_eq!(env.state("cf").as_deref(), Some("running"));
+    env.proxy.set_faults(Faults::default());
+    assert_eq!(env.state("cf-faults").as_deref(), Some("running"));
+    let applied = env.versions("cf-faults");
+    assert_eq!(applied.len(), 54, "every planned object, once: {applied:?}");
     assert_eq!(
-        env.versions("cf").len(),
-        54 + 6,
-        "every planned object plus one claim for each of the six stateful roles"
+        env.plane.list("PersistentVolumeClaim", "cf-faults").len(),
+        6,
+        "one claim for each of the six stateful roles"
     );
 }
 
 #[test]
 fn no_wait_applies_and_returns() {
-    let env = Env::new(Duration::from_secs(600));
+    let env = test_env!();
+    env.plane.behave("quick", Behaviour::never_ready());
     let out = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "quick", "--no-wait"]);
     assert_eq!(out, "instance quick created: 7 objects applied, state creating\n");
     let list: Value = serde_json::from_str(&env.ok(&["list-instances", "-o", "json"])).unwrap();
-    assert_eq!(list[0]["state"], "creating");
-    assert_eq!(list[0]["message"], "applied without waiting (--no-wait)");
+    let quick = list.as_array().unwrap().iter().find(|i| i["instance_id"] == "quick").unwrap();
+    assert_eq!(quick["state"], "creating");
+    assert_eq!(quick["message"], "applied without waiting (--no-wait)");
 }
 
 #[test]
@@ -414,62 +426,62 @@ fn no_cluster_is_a_clear_error() {
 
 #[test]
 fn upgrade_keeps_secrets_and_follows_upgrade_rules() {
-    let env = Env::new(Duration::from_millis(50));
-    env.ok(&["create-instance", "stackato.hpe.mysql", "8.0", "--instance-id", "db"]);
-    let password = env.secret_value("db", "root-password");
-    let before = env.server.object("StatefulSet", "db", "mysql").unwrap();
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.mysql", "8.0", "--instance-id", "db-up"]);
+    let password = env.secret_value("db-up", "root-password");
+    let before = env.object("StatefulSet", "db-up", "mysql").unwrap();
     assert_eq!(before["spec"]["template"]["spec"]["containers"][0]["image"], "docker.io/library/mysql:8.0.40");
 
-    let out = env.ok(&["upgrade-instance", "db", "8.4"]);
-    assert_eq!(out, "instance db upgraded from 8.0/1.0.0 to 8.4/1.0.0: 7 objects applied, state running\n");
-    let after = env.server.object("StatefulSet", "db", "mysql").unwrap();
+    let out = env.ok(&["upgrade-instance", "db-up", "8.4"]);
+    assert_eq!(out, "instance db-up upgraded from 8.0/1.0.0 to 8.4/1.0.0: 7 objects applied, state running\n");
+    let after = env.object("StatefulSet", "db-up", "mysql").unwrap();
     assert_eq!(after["spec"]["template"]["spec"]["containers"][0]["image"], "docker.io/library/mysql:8.4.3");
     assert_eq!(after["metadata"]["generation"], 2, "the workload rolled");
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
-    assert_eq!(env.secret_value("db", "root-password"), password, "generated secrets survive upgrades");
-    let record: Value = serde_json::from_str(&env.ok(&["get-instance", "db", "-o", "json"])).unwrap();
+    assert_eq!(env.secret_value("db-up", "root-password"), password, "generated secrets survive upgrades");
+    let record: Value = serde_json::from_str(&env.ok(&["get-instance", "db-up", "-o", "json"])).unwrap();
     assert_eq!((record["product_version"].as_str(), record["state"].as_str()), (Some("8.4"), Some("running")));
 
-    let back = env.hsm(&["upgrade-instance", "db", "8.0"]);
+    let back = env.hsm(&["upgrade-instance", "db-up", "8.0"]);
     assert_eq!(back.status.code(), Some(2));
     assert_eq!(
         stderr(&back),
         "error: stackato.hpe.mysql 8.0/1.0.0 cannot be reached from 8.4/1.0.0: it upgrades from no earlier version\n"
     );
-    let same = env.hsm(&["upgrade-instance", "db", "8.4"]);
+    let same = env.hsm(&["upgrade-instance", "db-up", "8.4"]);
     assert_eq!(
         stderr(&same),
-        "error: instance \"db\" is already at 8.4/1.0.0 and no parameter to set was given: nothing to change\n"
+        "error: instance \"db-up\" is already at 8.4/1.0.0 and no parameter to set was given: nothing to change\n"
     );
 }
 
 #[test]
 fn configure_changes_parameters_but_never_immutable_ones() {
-    let env = Env::new(Duration::from_millis(50));
-    env.ok(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"]);
-    let admin = env.secret_value("cf", "cluster-admin-password");
-    let job_before = env.server.object("Job", "cf", "post-deployment-setup").unwrap();
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf-conf"]);
+    let admin = env.secret_value("cf-conf", "cluster-admin-password");
+    let job_before = env.object("Job", "cf-conf", "post-deployment-setup").unwrap();
 
-    let refused = env.hsm(&["configure-instance", "cf", "--set", "DOMAIN=other.example.com"]);
+    let refused = env.hsm(&["configure-instance", "cf-conf", "--set", "DOMAIN=other.example.com"]);
     assert_eq!(refused.status.code(), Some(2));
     assert_eq!(stderr(&refused), "error: immutable parameter cannot change: DOMAIN\n");
-    assert_eq!(env.state("cf").as_deref(), Some("running"), "a refused change touches nothing");
+    assert_eq!(env.state("cf-conf").as_deref(), Some("running"), "a refused change touches nothing");
 
-    let out = env.ok(&["configure-instance", "cf", "--set", "LOG_LEVEL=debug"]);
+    let out = env.ok(&["configure-instance", "cf-conf", "--set", "LOG_LEVEL=debug"]);
     assert_eq!(
         out.lines().next().unwrap(),
-        "instance cf reconfigured at 4.0.1/1.0.0: 54 objects applied, state running"
+        "instance cf-conf reconfigured at 4.0.1/1.0.0: 54 objects applied, state running"
     );
-    let api = env.server.object("Deployment", "cf", "api").unwrap();
+    let api = env.object("Deployment", "cf-conf", "api").unwrap();
     let env_vars = api["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
     assert!(env_vars.iter().any(|e| e["name"] == "LOG_LEVEL" && e["value"] == "debug"));
     assert_eq!(api["metadata"]["generation"], 2);
-    assert_eq!(env.secret_value("cf", "cluster-admin-password"), admin);
-    let job_after = env.server.object("Job", "cf", "post-deployment-setup").unwrap();
+    assert_eq!(env.secret_value("cf-conf", "cluster-admin-password"), admin);
+    let job_after = env.object("Job", "cf-conf", "post-deployment-setup").unwrap();
     assert_ne!(job_after["metadata"]["uid"], job_before["metadata"]["uid"], "post-flight jobs run again");
     // The new value is kept by later operations.
-    env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf"]);
-    let api = env.server.object("Deployment", "cf", "api").unwrap();
+    env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf-conf"]);
+    let api = env.object("Deployment", "cf-conf", "api").unwrap();
     assert!(api["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .unwrap()
@@ -479,7 +491,7 @@ fn configure_changes_parameters_but_never_immutable_ones() {
 
 #[test]
 fn upgrades_remove_what_the_new_version_no_longer_has() {
-    let env = Env::new(Duration::from_millis(50));
+    let env = test_env!();
     let catalog = env.dir.path().join("catalog");
     let sdl = |version: &str, components: &str| {
         format!(
@@ -502,12 +514,12 @@ fn upgrades_remove_what_the_new_version_no_longer_has() {
     let catalog = catalog.to_str().unwrap();
 
     env.ok(&["--catalog", catalog, "create-instance", "test.acme.app", "1", "--instance-id", "app"]);
-    assert!(env.server.object("Deployment", "app", "worker").is_some());
+    assert!(env.object("Deployment", "app", "worker").is_some());
     let out = env.ok(&["--catalog", catalog, "upgrade-instance", "app", "2"]);
     assert_eq!(out, "instance app upgraded from 1/1.0.0 to 2/1.0.0: 5 objects applied, removed Service/worker-int, Deployment/worker, state running\n");
-    assert!(env.server.object("Deployment", "app", "worker").is_none());
-    assert!(env.server.object("Service", "app", "worker-int").is_none());
-    assert!(env.server.object("Deployment", "app", "web").is_some());
+    assert!(env.object("Deployment", "app", "worker").is_none());
+    assert!(env.object("Service", "app", "worker-int").is_none());
+    assert!(env.object("Deployment", "app", "web").is_some());
 }
 
 /// Waits for `child`, killing it if it has not finished within `limit`: a hang fails the test
@@ -545,17 +557,17 @@ fn two_parameter_catalog(dir: &std::path::Path) -> String {
 
 #[test]
 fn concurrent_configures_never_revert_each_other() {
-    let env = Env::new(Duration::from_millis(100));
+    let env = test_env!();
     let catalog = two_parameter_catalog(env.dir.path());
-    env.ok(&["--catalog", &catalog, "create-instance", "test.acme.app", "--instance-id", "app"]);
+    env.ok(&["--catalog", &catalog, "create-instance", "test.acme.app", "--instance-id", "app-conf"]);
     // Slow answers widen the window between reading the record and applying the plan.
-    env.server.set_latency(Duration::from_millis(15));
+    env.proxy.set_latency(Duration::from_millis(15));
     for round in 1..=3 {
         let (alpha, beta) = (format!("ALPHA=a{round}"), format!("BETA=b{round}"));
-        let first = env.spawn(&["--catalog", &catalog, "configure-instance", "app", "--set", &alpha]);
-        let second = env.spawn(&["--catalog", &catalog, "configure-instance", "app", "--set", &beta]);
+        let first = env.spawn(&["--catalog", &catalog, "configure-instance", "app-conf", "--set", &alpha]);
+        let second = env.spawn(&["--catalog", &catalog, "configure-instance", "app-conf", "--set", &beta]);
         let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
-        let parameters = env.server.object("ConfigMap", "app", "parameters").unwrap();
+        let parameters = env.object("ConfigMap", "app-conf", "parameters").unwrap();
         let mut succeeded = 0;
         for (output, (name, value)) in
             outputs.iter().zip([("ALPHA", format!("a{round}")), ("BETA", format!("b{round}"))])
@@ -566,45 +578,42 @@ fn concurrent_configures_never_revert_each_other() {
             } else {
                 assert_eq!(output.status.code(), Some(1));
                 assert!(
-                    stderr(output).contains("error: instance \"app\" exists and is being changed by another hsm"),
+                    stderr(output).contains("error: instance \"app-conf\" exists and is being changed by another hsm"),
                     "{}",
                     stderr(output)
                 );
             }
         }
         assert!(succeeded >= 1, "round {round}: {:?}", outputs.iter().map(stderr).collect::<Vec<_>>());
-        assert!(env.server.object("Lease", "app", "hsm-operation").is_none(), "the lock is released");
+        assert!(env.object("Lease", "app-conf", "hsm-operation").is_none(), "the lock is released");
     }
 }
 
 #[test]
 fn a_busy_instance_is_reported_at_once() {
-    let env = Env::new(Duration::from_millis(50));
-    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache-busy"]);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let renewed = time_rfc3339(now);
-    env.server
-        .create(
-            "cache",
-            serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": "hsm-operation", "namespace": "cache"},
-                "spec": {"holderIdentity": "elsewhere/1", "leaseDurationSeconds": 60,
-                         "acquireTime": renewed, "renewTime": renewed}}),
-        )
+    env.plane
+        .create(&serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "hsm-operation", "namespace": "cache-busy"},
+            "spec": {"holderIdentity": "elsewhere/1", "leaseDurationSeconds": 60,
+                     "acquireTime": renewed, "renewTime": renewed}}))
         .unwrap();
-    let (before, _) = env.server.request_counts();
-    let output = env.hsm(&["configure-instance", "cache", "--set", "REDIS_MAXMEMORY=256mb"]);
-    let (after, _) = env.server.request_counts();
+    let (before, _, _) = env.proxy.counts();
+    let output = env.hsm(&["configure-instance", "cache-busy", "--set", "REDIS_MAXMEMORY=256mb"]);
+    let (after, _, _) = env.proxy.counts();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         stderr(&output)
-            .starts_with("error: instance \"cache\" exists and is being changed by another hsm (elsewhere/1, "),
+            .starts_with("error: instance \"cache-busy\" exists and is being changed by another hsm (elsewhere/1, "),
         "{}",
         stderr(&output)
     );
     // Read the instance, try the Lease once, read who holds it: no retrying a taken name.
     assert!(after - before <= 5, "{} requests to find the instance busy", after - before);
-    assert_eq!(env.state("cache").as_deref(), Some("running"), "nothing changed");
+    assert_eq!(env.state("cache-busy").as_deref(), Some("running"), "nothing changed");
 }
 
 /// RFC 3339 (UTC, microseconds) for unix seconds `secs`, as a Lease's times are written.
@@ -615,13 +624,13 @@ fn time_rfc3339(secs: u64) -> String {
 
 #[test]
 fn a_server_answering_429_to_everything_is_given_up_on() {
-    let env = Env::new(Duration::from_millis(50));
-    env.server.set_faults(Faults { throttle_every: 1, ..Faults::default() });
-    let create = env.spawn(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache", "--timeout", "3s"]);
+    let env = test_env!();
+    env.proxy.set_faults(Faults { throttle_every: 1, ..Faults::default() });
+    let create = env.spawn(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache-429", "--timeout", "3s"]);
     let output = finishes_within(create, Duration::from_secs(60));
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).starts_with("error: timed out after 3s waiting for the API server to get namespace cache; its last answer: 429 TooManyRequests (injected throttling)"),
+        stderr(&output).starts_with("error: timed out after 3s waiting for the API server to get namespace cache-429; its last answer: 429 TooManyRequests (injected throttling)"),
         "{}",
         stderr(&output)
     );
@@ -721,67 +730,67 @@ fn a_server_that_never_answers_is_given_up_on() {
 
 #[test]
 fn a_lost_reply_to_the_namespace_creation_is_recognised_as_our_own() {
-    let env = Env::new(Duration::from_millis(50));
-    env.server.lose_next_reply("POST", "/api/v1/namespaces");
-    let out = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
-    assert_eq!(out, "instance cache created: 7 objects applied, state running\n");
-    assert_eq!(env.state("cache").as_deref(), Some("running"));
-    assert!(env.server.object("StatefulSet", "cache", "redis").is_some());
+    let env = test_env!();
+    env.proxy.lose_next_reply("POST", "/api/v1/namespaces");
+    let out = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache-lost"]);
+    assert_eq!(out, "instance cache-lost created: 7 objects applied, state running\n");
+    assert_eq!(env.state("cache-lost").as_deref(), Some("running"));
+    assert!(env.object("StatefulSet", "cache-lost", "redis").is_some());
 }
 
 #[test]
 fn rerunning_create_reruns_jobs_that_failed() {
-    let env = Env::new(Duration::from_millis(50));
-    env.server.fail_job("sso-create-service");
-    let args = ["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf"];
+    let env = test_env!();
+    env.plane.behave("cf-rerun", Behaviour::failing_job("sso-create-service"));
+    let args = ["create-instance", "stackato.hpe.hcf", "--set", "DOMAIN=cf.example.com", "--instance-id", "cf-rerun"];
     let output = env.hsm(&args);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("job \"sso-create-service\" failed"), "{}", stderr(&output));
-    let failed_uid = env.server.object("Job", "cf", "sso-create-service").unwrap()["metadata"]["uid"].clone();
+    let failed_uid = env.object("Job", "cf-rerun", "sso-create-service").unwrap()["metadata"]["uid"].clone();
 
     // Whatever made it fail is mended; the same command is run again.
-    env.server
-        .set_controller(ControllerConfig { ready_after: Duration::from_millis(50), ..ControllerConfig::default() });
-    let out = env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf"]);
-    assert_eq!(out.lines().next().unwrap(), "instance cf converged: 54 objects applied, state running");
-    let job = env.server.object("Job", "cf", "sso-create-service").unwrap();
+    env.plane.behave("cf-rerun", Behaviour::default());
+    let out = env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf-rerun"]);
+    assert_eq!(out.lines().next().unwrap(), "instance cf-rerun converged: 54 objects applied, state running");
+    let job = env.object("Job", "cf-rerun", "sso-create-service").unwrap();
     assert_ne!(job["metadata"]["uid"], failed_uid, "the failed job was run again");
-    assert_eq!(env.state("cf").as_deref(), Some("running"));
+    assert_eq!(env.state("cf-rerun").as_deref(), Some("running"));
 }
 
+/// kubectl as the cluster's admin, straight to the API server.
 fn kubectl(env: &Env, args: &[&str]) {
-    let output = Command::new("kubectl").args(args).env("KUBECONFIG", env.kubeconfig()).output().unwrap();
+    let output = Command::new("kubectl").args(args).env("KUBECONFIG", env.plane.kubeconfig()).output().unwrap();
     assert!(output.status.success(), "kubectl {args:?}: {}", stderr(&output));
 }
 
 #[test]
 fn corrupted_records_are_refused_not_regenerated() {
-    let env = Env::new(Duration::from_millis(50));
-    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db-bad"]);
     // "not json", base64-encoded.
     let patch = r#"{"data": {"hsm-generated.json": "bm90IGpzb24="}}"#;
-    kubectl(&env, &["patch", "secret", "secret-parameters", "-n", "db", "--type", "merge", "-p", patch]);
-    let before = env.versions("db");
-    let output = env.hsm(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
+    kubectl(&env, &["patch", "secret", "secret-parameters", "-n", "db-bad", "--type", "merge", "-p", patch]);
+    let before = env.versions("db-bad");
+    let output = env.hsm(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db-bad"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).starts_with(
-            "error: instance \"db\": Secret secret-parameters's hsm-generated.json cannot be read (hsm-generated.json:1:2: expected ident"
+            "error: instance \"db-bad\": Secret secret-parameters's hsm-generated.json cannot be read (hsm-generated.json:1:2: expected ident"
         ),
         "{}",
         stderr(&output)
     );
     assert!(stderr(&output).contains("refusing to go on"), "{}", stderr(&output));
-    assert_eq!(env.versions("db"), before, "nothing was changed or regenerated");
-    assert!(env.server.object("Lease", "db", "hsm-operation").is_none(), "the lock is released");
+    assert_eq!(env.versions("db-bad"), before, "nothing was changed or regenerated");
+    assert!(env.object("Lease", "db-bad", "hsm-operation").is_none(), "the lock is released");
 
-    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
-    kubectl(&env, &["annotate", "namespace", "cache", "--overwrite", "hsm.stratus.io/idl={broken"]);
-    let output = env.hsm(&["configure-instance", "cache", "--set", "REDIS_MAXMEMORY=256mb"]);
+    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache-bad"]);
+    kubectl(&env, &["annotate", "namespace", "cache-bad", "--overwrite", "hsm.stratus.io/idl={broken"]);
+    let output = env.hsm(&["configure-instance", "cache-bad", "--set", "REDIS_MAXMEMORY=256mb"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output)
-            .starts_with("error: instance \"cache\": the namespace's hsm.stratus.io/idl annotation cannot be read"),
+            .starts_with("error: instance \"cache-bad\": the namespace's hsm.stratus.io/idl annotation cannot be read"),
         "{}",
         stderr(&output)
     );
@@ -789,7 +798,7 @@ fn corrupted_records_are_refused_not_regenerated() {
 
 #[test]
 fn values_the_api_server_would_refuse_are_refused_before_anything_is_written() {
-    let env = Env::new(Duration::from_millis(50));
+    let env = test_env!();
     for args in [
         vec![
             "create-instance",
@@ -808,13 +817,13 @@ fn values_the_api_server_would_refuse_are_refused_before_anything_is_written() {
     ] {
         let output = env.hsm(&args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
-        assert!(env.server.object("Namespace", "", "ext").is_none(), "{args:?}: nothing is created");
+        assert!(env.object("Namespace", "", "ext").is_none(), "{args:?}: nothing is created");
     }
 }
 
 #[test]
 fn secrets_can_be_given_from_files_and_standard_input() {
-    let env = Env::new(Duration::from_millis(50));
+    let env = test_env!();
     let file = env.dir.path().join("password");
     std::fs::write(&file, "from-a-file\n").unwrap();
     let set_file = format!("password={}", file.display());
@@ -837,19 +846,19 @@ fn secrets_can_be_given_from_files_and_standard_input() {
 
 #[test]
 fn credentials_are_printed_only_when_asked_for() {
-    let env = Env::new(Duration::from_millis(50));
-    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
-    let password = env.secret_value("db", "root-password");
-    let output = env.hsm(&["get-credentials", "db", "-o", "json"]);
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db-cred"]);
+    let password = env.secret_value("db-cred", "root-password");
+    let output = env.hsm(&["get-credentials", "db-cred", "-o", "json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let credentials: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(credentials["values"]["root-password"], password.as_str());
     assert!(credentials["values"].get("hsm-generated.json").is_none(), "generated keys stay in the cluster");
-    assert!(stderr(&output).starts_with("Secret values of instance db follow"));
-    let table = env.ok(&["get-credentials", "db"]);
+    assert!(stderr(&output).starts_with("Secret values of instance db-cred follow"));
+    let table = env.ok(&["get-credentials", "db-cred"]);
     assert!(table.lines().any(|l| l.starts_with("root-password") && l.ends_with(&password)), "{table}");
     // Everything else keeps them masked.
-    assert!(!env.ok(&["get-instance", "db"]).contains(&password));
+    assert!(!env.ok(&["get-instance", "db-cred"]).contains(&password));
     let missing = env.hsm(&["get-credentials", "nope"]);
     assert_eq!(
         (missing.status.code(), stderr(&missing)),
@@ -859,9 +868,18 @@ fn credentials_are_printed_only_when_asked_for() {
 
 #[test]
 fn empty_listings_say_so_instead_of_printing_headers() {
-    let env = Env::new(Duration::from_millis(50));
-    assert_eq!(env.ok(&["list-instances"]), "no instances\n");
-    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache"]);
-    let detail = env.ok(&["get-instance", "cache"]);
+    // A control plane of its own: the shared one has other tests' instances.
+    let Some(plane) = ControlPlane::start_or_skip(stratus_tests::cluster::Options::default()) else { return };
+    let empty = Command::new(env!("CARGO_BIN_EXE_hsm"))
+        .args(["list-instances", "--kubeconfig"])
+        .arg(plane.kubeconfig())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&empty.stdout), "no instances\n", "{}", stderr(&empty));
+    drop(plane);
+
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache-empty"]);
+    let detail = env.ok(&["get-instance", "cache-empty"]);
     assert!(detail.contains("\nSERVICE LOCATIONS\n(none)\n"), "{detail}");
 }

@@ -389,3 +389,31 @@ fn same_input_same_bytes() {
     let b = plan_yaml(&default_plan());
     assert_eq!(a, b);
 }
+
+#[test]
+fn namespaces_ask_for_privileged_pod_security_only_when_a_container_needs_it() {
+    let namespace_level = |sdl_text: &str| {
+        let sdl: Sdl = parse_document(sdl_text, Syntax::Json, "t").unwrap();
+        let idl = Idl { instance_id: Some("t-1".into()), ..Idl::default() };
+        let profile = ClusterProfile::default();
+        let context = ResolveContext { instance_id: "t-1", cluster_domain: &profile.cluster_domain };
+        let resolved = resolve(&sdl, &idl, &Stored::default(), &context, &mut StdRng::seed_from_u64(1)).unwrap();
+        let plan =
+            plan(PlanInput { service_id: "acme.acme.t", sdl: &sdl, idl: &idl, resolved: &resolved, profile: &profile })
+                .unwrap();
+        let namespace = plan.objects().next().unwrap().metadata().clone();
+        namespace.labels.unwrap().get("pod-security.kubernetes.io/enforce").cloned()
+    };
+    let with = |capabilities: &str| {
+        format!(
+            r#"{{"name": "t", "vendor": "acme", "product_version": "1", "sdl_version": "1.0.0",
+              "components": [{{"name": "a", "image": "docker.io/acme/a:1", "min_RAM_mb": 64, "capabilities": {capabilities}}}]}}"#
+        )
+    };
+    // ALL, or a capability baseline does not allow, needs privileged; baseline's own do not.
+    assert_eq!(namespace_level(SDL).as_deref(), Some("privileged"));
+    assert_eq!(namespace_level(&with(r#"["ALL"]"#)).as_deref(), Some("privileged"));
+    assert_eq!(namespace_level(&with(r#"["CAP_NET_ADMIN"]"#)).as_deref(), Some("privileged"));
+    assert_eq!(namespace_level(&with(r#"["NET_BIND_SERVICE", "CAP_CHOWN"]"#)), None);
+    assert_eq!(namespace_level(&with("[]")), None);
+}

@@ -4,6 +4,7 @@
 //! schema check of rendered objects.
 
 pub mod apiserver;
+pub mod cluster;
 pub mod moto;
 pub mod openstack;
 pub mod validate;

@@ -11,7 +11,7 @@ use sdl::resolve::Stored;
 use super::get::{locations, Location};
 use crate::cluster::Cluster;
 use crate::error::HsmError;
-use crate::instance::apply::{apply_plan, ApplyOptions};
+use crate::instance::apply::{apply_plan, namespace_is_current, ApplyOptions};
 use crate::instance::lock::{self, Held, Renewer};
 use crate::instance::record::{self, Record, State};
 use crate::instance::{InstanceError, RECORD_GRACE};
@@ -74,7 +74,7 @@ pub async fn run(
     };
     request.instance_id = Some(id.clone());
 
-    let (existing, plan, idl_annotation) = match cluster.namespace(&id).await? {
+    let (existing, plan, idl_annotation, namespace_current) = match cluster.namespace(&id).await? {
         Some(namespace) => {
             let record = existing_record(&namespace, &id, &mut request)?;
             lock::take(cluster, &record, &me).await?;
@@ -86,11 +86,12 @@ pub async fn run(
                 let prepared = prepare(catalog, &request, &stored, profile, &mut rng)?;
                 let plan = prepared.plan(profile)?;
                 let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
-                Ok::<_, InstanceError>((record, plan, idl_annotation))
+                let current = namespace_is_current(&namespace, &plan);
+                Ok::<_, InstanceError>((record, plan, idl_annotation, current))
             }
             .await;
             match planned {
-                Ok((record, plan, idl_annotation)) => (Some(record), plan, idl_annotation),
+                Ok((record, plan, idl_annotation, current)) => (Some(record), plan, idl_annotation, current),
                 Err(error) => {
                     lock::release_quietly(&base.with_timeout(RECORD_GRACE), &id).await;
                     return Err(error);
@@ -102,12 +103,17 @@ pub async fn run(
             let plan = prepared.plan(profile)?;
             let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
             create_namespace(cluster, &plan, &me, &idl_annotation, &mut rng).await?;
-            (None, plan, idl_annotation)
+            (None, plan, idl_annotation, false)
         }
     };
 
     let renewer = Renewer::start(base, &id, &me, if existing.is_some() { Held::Lease } else { Held::Annotation });
-    let apply = ApplyOptions { wait: options.wait, namespace_created: existing.is_none(), rerun_jobs: Vec::new() };
+    let apply = ApplyOptions {
+        wait: options.wait,
+        namespace_created: existing.is_none(),
+        namespace_current,
+        rerun_jobs: Vec::new(),
+    };
     let result = apply_plan(cluster, &plan, &apply, progress).await;
     drop(renewer);
     let (state, message) = match &result {

@@ -241,6 +241,15 @@ impl<'a> Context<'a> {
         ])
     }
 
+    /// [`Context::component_labels`] without those an upgrade changes (product and SDL
+    /// version): for what Kubernetes keeps immutable, such as a StatefulSet's claim templates.
+    pub fn stable_component_labels(&self, component: &str) -> BTreeMap<String, String> {
+        let mut all = self.component_labels(component);
+        all.remove(labels::VERSION);
+        all.remove(labels::SDL_VERSION);
+        all
+    }
+
     /// Labels of the objects belonging to one component or job.
     pub fn component_labels(&self, component: &str) -> BTreeMap<String, String> {
         let mut all = self.common_labels();
@@ -270,10 +279,17 @@ impl<'a> Context<'a> {
         if let Some(description) = &idl.description {
             annotations.insert(labels::DESCRIPTION.to_string(), description.clone());
         }
+        // A cluster may enforce Pod Security `baseline` (or stricter) by default; an instance
+        // whose pods need more says so on its namespace, deliberately, and only then.
+        let mut namespace_labels = self.common_labels();
+        let sdl = self.input.sdl;
+        if sdl.components.iter().chain(&sdl.preflight).chain(&sdl.postflight).any(pod::needs_privileged) {
+            namespace_labels.insert(labels::POD_SECURITY_ENFORCE.to_string(), "privileged".to_string());
+        }
         Namespace {
             metadata: ObjectMeta {
                 name: Some(self.namespace.to_string()),
-                labels: Some(self.common_labels()),
+                labels: Some(namespace_labels),
                 annotations: (!annotations.is_empty()).then_some(annotations),
                 ..ObjectMeta::default()
             },

@@ -27,6 +27,32 @@ const ZONE_KEY: &str = "topology.kubernetes.io/zone";
 const HOST_KEY: &str = "kubernetes.io/hostname";
 const SECRETS_VOLUME: &str = "secret-parameters";
 
+/// The capabilities Pod Security's `baseline` level lets a container add.
+const BASELINE_CAPABILITIES: [&str; 13] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// Whether a container of `c` is refused by Pod Security's `baseline` level: it is privileged
+/// (`ALL`) or adds a capability outside baseline's list.
+pub fn needs_privileged(c: &Component) -> bool {
+    c.capabilities.iter().any(|cap| {
+        let name = cap.strip_prefix("CAP_").unwrap_or(cap);
+        name == "ALL" || !BASELINE_CAPABILITIES.contains(&name)
+    })
+}
+
 /// A component runs as a StatefulSet when it mounts a per-instance (non-shared) volume or asks
 /// for stable identity; otherwise as a Deployment.
 pub fn is_stateful(sdl: &Sdl, c: &Component) -> bool {
@@ -104,7 +130,8 @@ pub fn stateful_set(ctx: &Context<'_>, c: &Component) -> StatefulSet {
         .map(|v| PersistentVolumeClaim {
             metadata: ObjectMeta {
                 name: Some(v.name.clone()),
-                labels: Some(ctx.component_labels(&c.name)),
+                // A StatefulSet's claim templates cannot change: no label that an upgrade moves.
+                labels: Some(ctx.stable_component_labels(&c.name)),
                 annotations: Some(filesystem_annotation(v)),
                 ..ObjectMeta::default()
             },
