@@ -136,6 +136,43 @@ fn create_converges_and_a_rerun_changes_nothing() {
 }
 
 #[test]
+fn pod_security_baseline_is_enforced_where_hsm_asks_for_nothing_more() {
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "psa"]);
+    let namespace = env.object("Namespace", "", "psa").unwrap();
+    assert_eq!(namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], Value::Null);
+    // The cluster's own policy holds there: a privileged pod is refused by admission.
+    let refused = env
+        .plane
+        .create(&serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "privileged", "namespace": "psa"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": true}}]}}))
+        .unwrap_err();
+    assert!(refused.contains("violates PodSecurity \"baseline:latest\""), "{refused}");
+}
+
+#[test]
+fn a_hand_edit_is_taken_back_by_a_rerun() {
+    let env = test_env!();
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db-edit"]);
+    // Someone scales the StatefulSet by hand (kubectl's own field manager, a plain update).
+    kubectl(&env, &["scale", "statefulset", "mysql", "-n", "db-edit", "--replicas=3"]);
+    assert_eq!(env.object("StatefulSet", "db-edit", "mysql").unwrap()["spec"]["replicas"], 3);
+    // hsm's server-side apply forces its ownership back: the instance is as declared again.
+    env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db-edit"]);
+    let sts = env.object("StatefulSet", "db-edit", "mysql").unwrap();
+    assert_eq!(sts["spec"]["replicas"], 1);
+    let owners: Vec<&Value> = sts["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["fieldsV1"]["f:spec"]["f:replicas"].is_object())
+        .collect();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(owners[0]["manager"], "hsm");
+}
+
+#[test]
 fn hcf_is_created_with_jobs_and_load_balancers() {
     let env = test_env!();
     let output =
@@ -167,6 +204,12 @@ fn hcf_is_created_with_jobs_and_load_balancers() {
     assert_eq!(router.len(), 3);
     assert!(router[0]["public_location"].as_str().unwrap().starts_with("192.0.2."));
     assert!(detail["components"].as_array().unwrap().iter().all(|c| c["done"] == true));
+
+    // The shared control plane enforces Pod Security `baseline`; diego-cell is privileged, and
+    // runs because hsm labels the namespace so, deliberately.
+    let namespace = env.object("Namespace", "", "cf").unwrap();
+    assert_eq!(namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "privileged");
+    assert!(env.plane.list("Pod", "cf").iter().any(|p| p["metadata"]["name"] == "diego-cell-0"));
 
     let list = env.ok(&["list-instances"]);
     let row = list.lines().find(|l| l.starts_with("cf ")).unwrap();

@@ -125,15 +125,9 @@ impl OpenStack {
     }
 }
 
-/// A fresh self-signed CA (PEM) and a serving certificate it issued for 127.0.0.1.
-fn private_ca_and_serving_certificate() -> (String, crate::apiserver::tls::Tls) {
-    let key = rcgen::KeyPair::generate().expect("a CA key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    params.distinguished_name.push(rcgen::DnType::CommonName, "stand-in cloud CA");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
-    let ca = params.self_signed(&key).expect("a CA certificate").pem();
-    let serving =
-        crate::apiserver::tls::Tls::issued_by(&ca, &key.serialize_pem(), &["127.0.0.1"]).expect("a certificate");
-    (ca, serving)
+/// A fresh CA (PEM) and a serving certificate it issued for 127.0.0.1.
+fn private_ca_and_serving_certificate() -> (String, stratus_pki::KeyedCertificate) {
+    let ca = stratus_pki::Ca::generate("stand-in cloud CA").expect("a CA");
+    let serving = ca.issue_serving("stand-in cloud", &["127.0.0.1"], 1).expect("a certificate");
+    (ca.certificate().to_string(), serving)
 }

@@ -76,8 +76,11 @@ pub fn node_ready(node: &Value) -> bool {
 }
 
 const MANAGER: &str = "stratus-node-agent";
-/// Marks the volumes the agent made, so that it deletes only those.
-const PROVISIONED: &str = "node-agent.stratus.io/provisioned";
+/// The agent's provisioner name: volumes carry it as `pv.kubernetes.io/provisioned-by` and as
+/// their CSI driver, so the volume controller leaves their deletion to the agent, as it leaves
+/// a CSI driver's volumes to its external provisioner.
+const PROVISIONER: &str = "node-agent.stratus.io";
+const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
 
 /// The agent: its client, nodes, behaviours and what it has done.
@@ -370,15 +373,15 @@ impl NodeAgent {
             .map_or_else(|| "1Gi".to_string(), |q| q.0);
         let volume = json!({
             "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": format!("pvc-{uid}"), "annotations": {PROVISIONED: "true"}},
+            "metadata": {"name": format!("pvc-{uid}"), "annotations": {PROVISIONED_BY: PROVISIONER}},
             "spec": {
                 "capacity": {"storage": size},
                 "accessModes": spec.access_modes.unwrap_or_else(|| vec!["ReadWriteOnce".into()]),
                 "storageClassName": spec.storage_class_name.unwrap_or_default(),
                 "volumeMode": spec.volume_mode.unwrap_or_else(|| "Filesystem".into()),
-                "persistentVolumeReclaimPolicy": "Retain",
+                "persistentVolumeReclaimPolicy": "Delete",
                 "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": namespace, "name": name, "uid": uid},
-                "hostPath": {"path": format!("/var/lib/stratus-node-agent/{uid}")},
+                "csi": {"driver": PROVISIONER, "volumeHandle": uid},
             },
         });
         let api: Api<PersistentVolume> = Api::all(self.client.clone());
@@ -393,10 +396,15 @@ impl NodeAgent {
         }
     }
 
-    /// Released volumes the agent made are deleted, as a provisioner's `Delete` policy would.
+    /// Released volumes the agent made are deleted, as an external provisioner honours their
+    /// `Delete` reclaim policy.
     async fn volume(&self, volume: &PersistentVolume) {
         let released = volume.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
-        let ours = volume.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(PROVISIONED));
+        let ours = volume
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.get(PROVISIONED_BY).map(String::as_str) == Some(PROVISIONER));
         let (Some(uid), Some(name)) = (volume.metadata.uid.clone(), volume.metadata.name.clone()) else { return };
         if !released || !ours || !self.mark_done(&uid) {
             return;

@@ -25,11 +25,12 @@ use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stratus_pki::{Ca, KeyedCertificate};
+use stratus_pki::KeyedCertificate;
 
 pub use agent::{Behaviour, Behaviours};
 pub use binaries::{pinned, PROGRAMS};
 pub use proxy::{Faults, Proxy};
+pub use stratus_pki::Ca;
 
 /// How to start a control plane.
 #[derive(Debug, Clone)]
@@ -46,6 +47,9 @@ pub struct Options {
     /// Pod Security admission's cluster-wide `enforce` level: `privileged` (what kubeadm
     /// sets up), `baseline` or `restricted`. Namespaces override it with labels.
     pub pod_security: String,
+    /// How the node agent treats each namespace's pods; shared, so a test can set behaviours
+    /// before the plane exists and change them after.
+    pub behaviours: Behaviours,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             nodes: vec!["node-a".into(), "node-b".into(), "node-c".into()],
             dir: None,
             pod_security: "privileged".into(),
+            behaviours: Behaviours::default(),
         }
     }
 }
@@ -130,6 +135,24 @@ static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
 const UNAVAILABLE: &str = "control plane not available";
 
+/// Kills the shared plane's processes and removes its folder (kept with
+/// `STRATUS_KEEP_CLUSTER=1`, for a look at etcd and the logs).
+extern "C" fn stop_shared() {
+    if let Some(Ok(plane)) = SHARED.get() {
+        if let Ok(mut processes) = plane.processes.lock() {
+            for process in processes.iter_mut() {
+                let _ = process.child.kill();
+                let _ = process.child.wait();
+            }
+        }
+        if std::env::var_os("STRATUS_KEEP_CLUSTER").is_none() {
+            let _ = std::fs::remove_dir_all(&plane.dir);
+        } else {
+            eprintln!("the test control plane's folder is kept: {}", plane.dir.display());
+        }
+    }
+}
+
 fn skip_or_panic<T>(error: &str) -> Option<T> {
     if binaries::required() || !error.starts_with(UNAVAILABLE) {
         panic!("the test control plane did not start: {error}");
@@ -145,8 +168,14 @@ impl ControlPlane {
     /// missing and cannot be built here; under `CI=true` that panics instead.
     pub fn shared() -> Option<&'static ControlPlane> {
         let result = SHARED.get_or_init(|| {
-            ControlPlane::start(Options { pod_security: "baseline".into(), ..Options::default() })
-                .map_err(|e| e.to_string())
+            let started = ControlPlane::start(Options { pod_security: "baseline".into(), ..Options::default() });
+            if started.is_ok() {
+                // A static is never dropped: stop it and remove its folder when the test
+                // binary exits (passed or failed; failures have printed the logs' tails).
+                // SAFETY: registering a plain `extern "C"` function.
+                unsafe { libc::atexit(stop_shared) };
+            }
+            started.map_err(|e| e.to_string())
         });
         match result {
             Ok(plane) => Some(plane),
@@ -160,6 +189,15 @@ impl ControlPlane {
         match ControlPlane::start(options) {
             Ok(plane) => Some(plane),
             Err(e) => skip_or_panic(&e.0),
+        }
+    }
+
+    /// Whether a control plane can run here (its programs are built, or can be); `false`
+    /// after saying why on stderr; under `CI=true` a missing control plane panics instead.
+    pub fn available() -> bool {
+        match binaries::locate() {
+            Ok(_) => true,
+            Err(e) => skip_or_panic::<()>(&format!("{UNAVAILABLE}: {e}")).is_some(),
         }
     }
 
@@ -276,7 +314,7 @@ impl ControlPlane {
             api,
             runtime: runtime.clone(),
             client: runtime.block_on(client(&admin_kubeconfig)).map_err(fail)?,
-            behaviours: Behaviours::default(),
+            behaviours: options.behaviours.clone(),
             nodes: options.nodes.clone(),
             stop: Some(stop),
             supervisor: Some(supervisor),
@@ -569,7 +607,7 @@ impl ControlPlane {
         found
     }
 
-    /// Stops every process (SIGTERM, then SIGKILL after 5 s) and the node agent.
+    /// Stops every process (SIGTERM, then SIGKILL after 3 s) and the node agent.
     pub fn stop(&mut self) {
         if let Ok(mut processes) = self.processes.lock() {
             // The reverse of the start order: scheduler and controllers first, etcd last.
@@ -587,7 +625,7 @@ impl ControlPlane {
     }
 }
 
-/// SIGTERM, a grace of 5 s, then SIGKILL.
+/// SIGTERM, a grace of 3 s, then SIGKILL.
 fn terminate(child: &mut Child) {
     let Ok(pid) = i32::try_from(child.id()) else { return };
     // SAFETY: kill(2) on the PID of a child we have not reaped.
@@ -595,7 +633,7 @@ fn terminate(child: &mut Child) {
         libc::kill(pid, libc::SIGTERM);
     }
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) {
+    while started.elapsed() < Duration::from_secs(3) {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }
