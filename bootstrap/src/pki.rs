@@ -5,8 +5,8 @@
 
 use rand::Rng;
 use rcgen::KeyPair;
-use stratus_pki::{Ca, KeyedCertificate};
 use serde::{Deserialize, Serialize};
+use stratus_pki::{Ca, KeyedCertificate};
 
 use crate::config::Secret;
 

@@ -218,7 +218,9 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
         .create(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "hcp"},
             "spec": {"nodeName": "fx-node-1", "containers": [{"name": "c", "image": "busybox"}]}}))
         .unwrap();
-    eventually("web-1 running", || plane.object("Pod", "hcp", "web-1").is_some_and(|p| p["status"]["phase"] == "Running"));
+    eventually("web-1 running", || {
+        plane.object("Pod", "hcp", "web-1").is_some_and(|p| p["status"]["phase"] == "Running")
+    });
     // The scheduler spread the platform's pods: whatever landed on the node is evicted, but
     // not flannel's DaemonSet pod.
     let on_node: Vec<Value> =
@@ -237,7 +239,8 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     let smaller_err = String::from_utf8_lossy(&smaller.stderr);
     assert!(smaller.status.success(), "{smaller_err}");
     assert!(
-        smaller_err.contains(&format!("drained node fx-node-1: {movable} pod(s) evicted, node removed from Kubernetes")),
+        smaller_err
+            .contains(&format!("drained node fx-node-1: {movable} pod(s) evicted, node removed from Kubernetes")),
         "{smaller_err}"
     );
     eventually("web-1 evicted", || plane.object("Pod", "hcp", "web-1").is_none());
@@ -259,7 +262,8 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
         .unwrap();
     eventually("volumes for both claims", || {
-        let claims: Vec<Value> = plane.list("PersistentVolume", "").iter().map(|v| v["spec"]["claimRef"].clone()).collect();
+        let claims: Vec<Value> =
+            plane.list("PersistentVolume", "").iter().map(|v| v["spec"]["claimRef"].clone()).collect();
         claims.iter().any(|c| c["namespace"] == "default" && c["name"] == "data")
             && claims.iter().any(|c| c["namespace"] == "hcp" && c["name"] == "ident-db-data-ident-db-0")
     });

@@ -30,7 +30,6 @@ use crate::labels;
 use crate::objects::{Kind, KubeObject};
 use crate::readiness::{self, Readiness};
 
-
 /// Create and replace requests name hsm as their field manager, so the fields they set are
 /// hsm's in `managedFields` (not "unknown") and a later server-side apply by hsm takes them
 /// over without a write.

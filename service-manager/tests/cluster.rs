@@ -270,7 +270,10 @@ fn namespaces_hsm_does_not_own_are_refused() {
         "error: namespace \"taken\" exists and is not managed by hsm; choose another instance id\n"
     );
     assert_eq!(env.versions("taken"), [], "nothing was created in it");
-    assert_eq!(env.object("Namespace", "", "taken").unwrap()["metadata"]["annotations"]["hsm.stratus.io/state"], Value::Null);
+    assert_eq!(
+        env.object("Namespace", "", "taken").unwrap()["metadata"]["annotations"]["hsm.stratus.io/state"],
+        Value::Null
+    );
 
     let other = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "r1"]);
     assert!(other.starts_with("instance r1 created"));

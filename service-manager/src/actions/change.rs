@@ -100,7 +100,8 @@ pub async fn run(
             removed.push(format!("{}/{}", old.kind(), old.name()));
         }
         let jobs = plan.objects().filter(|o| matches!(o, KubeObject::Job(_))).map(|o| o.name().to_string()).collect();
-        let apply = ApplyOptions { wait: change.wait, namespace_created: false, namespace_current: false, rerun_jobs: jobs };
+        let apply =
+            ApplyOptions { wait: change.wait, namespace_created: false, namespace_current: false, rerun_jobs: jobs };
         apply_plan(cluster, &plan, &apply, progress).await
     }
     .await;

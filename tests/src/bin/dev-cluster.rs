@@ -126,15 +126,16 @@ fn run(dir: &Path, nodes: usize) -> Result<String, String> {
     std::fs::write(dir.join("ready"), plane.api().to_string()).map_err(|e| e.to_string())?;
     eprintln!("cluster ready at https://{}; kubeconfig {}", plane.api(), plane.kubeconfig().display());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        Ok::<(), std::io::Error>(())
-    })
-    .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .map_err(|e| e.to_string())?;
     drop(plane);
     let _ = std::fs::remove_file(dir.join("ready"));
     let _ = std::fs::remove_file(dir.join("pid"));

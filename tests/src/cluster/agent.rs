@@ -97,19 +97,12 @@ pub struct NodeAgent {
     lb_ips: Mutex<u32>,
 }
 
+/// Now in RFC 3339 (UTC): whole seconds, as Kubernetes `Time` fields are written.
 fn now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    now_micro().split('.').next().map(|seconds| format!("{seconds}Z")).unwrap_or_default()
 }
 
+/// Now in RFC 3339 (UTC) with microseconds, as `MicroTime` fields (a Lease's) are written.
 fn now_micro() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
@@ -180,6 +173,20 @@ impl NodeAgent {
     fn forget(&self, uid: &str) {
         if let Ok(mut done) = self.done.lock() {
             done.remove(uid);
+        }
+    }
+
+    /// Logs what an action did; an answer in `expected` (404 for what is gone, 409 for what
+    /// exists) is no news; any other failure is logged and `key` forgotten, so the next pass
+    /// tries again.
+    fn settle<T>(&self, result: Result<T, kube::Error>, expected: &[u16], key: &str, done: String, what: String) {
+        match result {
+            Ok(_) => self.log(done),
+            Err(kube::Error::Api(e)) if expected.contains(&e.code) => {}
+            Err(e) => {
+                self.log(format!("{what}: {e}"));
+                self.forget(key);
+            }
         }
     }
 
@@ -302,14 +309,10 @@ impl NodeAgent {
                     preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
                     ..DeleteParams::default()
                 };
-                match api.delete(&name, &params).await {
-                    Ok(_) => self.log(format!("pod {namespace}/{name} deleted")),
-                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                    Err(e) => {
-                        self.log(format!("deleting pod {namespace}/{name}: {e}"));
-                        self.forget(&format!("delete/{uid}"));
-                    }
-                }
+                let result = api.delete(&name, &params).await;
+                let (done, what) =
+                    (format!("pod {namespace}/{name} deleted"), format!("deleting pod {namespace}/{name}"));
+                self.settle(result, &[404, 409], &format!("delete/{uid}"), done, what);
             }
             return;
         }
@@ -346,14 +349,9 @@ impl NodeAgent {
             }
         };
         let patch = json!({"status": status});
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
-            Ok(_) => self.log(format!("pod {namespace}/{name} on {node}: {}", status["phase"])),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => {
-                self.log(format!("pod {namespace}/{name} status: {e}"));
-                self.forget(&uid);
-            }
-        }
+        let result = api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await;
+        let done = format!("pod {namespace}/{name} on {node}: {}", status["phase"]);
+        self.settle(result, &[404], &uid, done, format!("pod {namespace}/{name} status"));
     }
 
     async fn claim(&self, claim: &PersistentVolumeClaim) {
@@ -386,14 +384,9 @@ impl NodeAgent {
         });
         let api: Api<PersistentVolume> = Api::all(self.client.clone());
         let Ok(volume) = serde_json::from_value::<PersistentVolume>(volume) else { return };
-        match api.create(&PostParams::default(), &volume).await {
-            Ok(_) => self.log(format!("volume pvc-{uid} made for {namespace}/{name}")),
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => {
-                self.log(format!("volume for {namespace}/{name}: {e}"));
-                self.forget(&uid);
-            }
-        }
+        let result = api.create(&PostParams::default(), &volume).await;
+        let done = format!("volume pvc-{uid} made for {namespace}/{name}");
+        self.settle(result, &[409], &uid, done, format!("volume for {namespace}/{name}"));
     }
 
     /// Released volumes the agent made are deleted, as an external provisioner honours their
@@ -410,14 +403,8 @@ impl NodeAgent {
             return;
         }
         let api: Api<PersistentVolume> = Api::all(self.client.clone());
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => self.log(format!("released volume {name} deleted")),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => {
-                self.log(format!("deleting volume {name}: {e}"));
-                self.forget(&uid);
-            }
-        }
+        let result = api.delete(&name, &DeleteParams::default()).await;
+        self.settle(result, &[404], &uid, format!("released volume {name} deleted"), format!("deleting volume {name}"));
     }
 
     async fn service(&self, service: &Service) {
@@ -441,16 +428,12 @@ impl NodeAgent {
             *next = *next % 250 + 1;
             *next
         };
-        let patch = json!({"status": {"loadBalancer": {"ingress": [{"ip": format!("192.0.2.{ip}"), "ipMode": "VIP"}]}}});
+        let patch =
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": format!("192.0.2.{ip}"), "ipMode": "VIP"}]}}});
         let api: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => self.log(format!("service {namespace}/{name} at 192.0.2.{ip}")),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => {
-                self.log(format!("service {namespace}/{name}: {e}"));
-                self.forget(&uid);
-            }
-        }
+        let result = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+        let done = format!("service {namespace}/{name} at 192.0.2.{ip}");
+        self.settle(result, &[404], &uid, done, format!("service {namespace}/{name}"));
     }
 }
 
@@ -502,15 +485,18 @@ fn init_statuses(pod: &Pod) -> Value {
     )
 }
 
+/// One status per container of `pod`, in `state`.
+fn container_statuses(pod: &Pod, running: bool, state: &Value) -> Value {
+    let statuses = container_names(pod, false).into_iter().map(|(name, image)| {
+        json!({"name": name, "image": image, "imageID": "", "ready": running, "started": running,
+               "restartCount": 0, "state": state})
+    });
+    Value::Array(statuses.collect())
+}
+
 fn running(pod: &Pod, node: usize, ip: u32) -> Value {
     let at = now();
-    let containers: Vec<Value> = container_names(pod, false)
-        .into_iter()
-        .map(|(name, image)| {
-            json!({"name": name, "image": image, "imageID": "", "ready": true, "started": true, "restartCount": 0,
-                   "state": {"running": {"startedAt": at}}})
-        })
-        .collect();
+    let containers = container_statuses(pod, true, &json!({"running": {"startedAt": at}}));
     let pod_ip = format!("10.244.{}.{}", (ip / 250) % 250, ip % 250 + 1);
     json!({
         "phase": "Running", "conditions": conditions(true),
@@ -523,13 +509,8 @@ fn running(pod: &Pod, node: usize, ip: u32) -> Value {
 fn finished(pod: &Pod, node: usize, succeeded: bool) -> Value {
     let at = now();
     let (code, reason) = if succeeded { (0, "Completed") } else { (1, "Error") };
-    let containers: Vec<Value> = container_names(pod, false)
-        .into_iter()
-        .map(|(name, image)| {
-            json!({"name": name, "image": image, "imageID": "", "ready": false, "started": false, "restartCount": 0,
-                   "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": at, "finishedAt": at}}})
-        })
-        .collect();
+    let terminated = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": at, "finishedAt": at}});
+    let containers = container_statuses(pod, false, &terminated);
     json!({
         "phase": if succeeded { "Succeeded" } else { "Failed" }, "conditions": conditions(false),
         "hostIP": format!("10.1.0.{}", node + 1), "hostIPs": [{"ip": format!("10.1.0.{}", node + 1)}],

@@ -50,7 +50,9 @@ pub fn locate() -> Result<PathBuf, String> {
     let built = Command::new(&script).stdout(std::process::Stdio::null()).status();
     match built {
         Ok(status) if status.success() && complete(&dir) => Ok(dir),
-        Ok(status) => Err(format!("{} failed ({status}); the control plane is not at {}", script.display(), dir.display())),
+        Ok(status) => {
+            Err(format!("{} failed ({status}); the control plane is not at {}", script.display(), dir.display()))
+        }
         Err(e) => Err(format!("cannot run {}: {e}", script.display())),
     }
 }

@@ -109,7 +109,7 @@ pub struct ControlPlane {
 
 fn free_port() -> Result<u16, StartError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| fail(format!("no free port on 127.0.0.1: {e}")))?;
-    Ok(listener.local_addr().map_err(|e| fail(e))?.port())
+    Ok(listener.local_addr().map_err(fail)?.port())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), StartError> {
@@ -388,52 +388,38 @@ impl ControlPlane {
             ],
         )?;
         plane.wait_for("the API server's /readyz", Duration::from_secs(120), |plane| {
-            plane.runtime.block_on(async {
-                let request = http::Request::get("/readyz").body(Vec::new()).map_err(|e| e.to_string())?;
-                plane.client.request_text(request).await.map_err(|e| e.to_string())
-            })
-            .is_ok_and(|text| text.trim() == "ok")
+            plane
+                .runtime
+                .block_on(async {
+                    let request = http::Request::get("/readyz").body(Vec::new()).map_err(|e| e.to_string())?;
+                    plane.client.request_text(request).await.map_err(|e| e.to_string())
+                })
+                .is_ok_and(|text| text.trim() == "ok")
         })?;
         spawn(
             &plane,
             "kube-controller-manager",
-            vec![
-                format!("--kubeconfig={}", path(pki.join("controller-manager.kubeconfig"))),
-                format!("--authentication-kubeconfig={}", path(pki.join("controller-manager.kubeconfig"))),
-                format!("--authorization-kubeconfig={}", path(pki.join("controller-manager.kubeconfig"))),
-                "--use-service-account-credentials".into(),
-                format!("--service-account-private-key-file={}", path(pki.join("sa.key"))),
-                format!("--root-ca-file={}", path(pki.join("ca.crt"))),
-                format!("--cluster-signing-cert-file={}", path(pki.join("ca.crt"))),
-                format!("--cluster-signing-key-file={}", path(pki.join("ca.key"))),
-                "--leader-elect=false".into(),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", free_port()?),
-                format!("--cert-dir={}", path(pki.clone())),
-                "--concurrent-deployment-syncs=10".into(),
-                "--concurrent-statefulset-syncs=10".into(),
-                "--concurrent-job-syncs=10".into(),
-                "--v=1".into(),
-            ],
+            [
+                component_flags(&pki.join("controller-manager.kubeconfig"))?,
+                vec![
+                    "--use-service-account-credentials".into(),
+                    format!("--service-account-private-key-file={}", path(pki.join("sa.key"))),
+                    format!("--root-ca-file={}", path(pki.join("ca.crt"))),
+                    format!("--cluster-signing-cert-file={}", path(pki.join("ca.crt"))),
+                    format!("--cluster-signing-key-file={}", path(pki.join("ca.key"))),
+                    format!("--cert-dir={}", path(pki.clone())),
+                    "--concurrent-deployment-syncs=10".into(),
+                    "--concurrent-statefulset-syncs=10".into(),
+                    "--concurrent-job-syncs=10".into(),
+                ],
+            ]
+            .concat(),
         )?;
-        spawn(
-            &plane,
-            "kube-scheduler",
-            vec![
-                format!("--kubeconfig={}", path(pki.join("scheduler.kubeconfig"))),
-                format!("--authentication-kubeconfig={}", path(pki.join("scheduler.kubeconfig"))),
-                format!("--authorization-kubeconfig={}", path(pki.join("scheduler.kubeconfig"))),
-                "--leader-elect=false".into(),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", free_port()?),
-                "--v=1".into(),
-            ],
-        )?;
+        spawn(&plane, "kube-scheduler", component_flags(&pki.join("scheduler.kubeconfig"))?)?;
 
         let log = dir.join("logs").join("node-agent.log");
-        let agent =
-            agent::NodeAgent::new(plane.client.clone(), options.nodes.clone(), plane.behaviours.clone(), &log)
-                .map_err(|e| fail(format!("{}: {e}", log.display())))?;
+        let agent = agent::NodeAgent::new(plane.client.clone(), options.nodes.clone(), plane.behaviours.clone(), &log)
+            .map_err(|e| fail(format!("{}: {e}", log.display())))?;
         runtime.spawn(agent.run());
 
         // Ready when the controllers work: the default namespace's service account exists and
@@ -441,9 +427,7 @@ impl ControlPlane {
         plane.wait_for("the controllers and nodes", Duration::from_secs(120), |plane| {
             let account = plane.get("/api/v1/namespaces/default/serviceaccounts/default").is_some();
             let nodes = plane.get("/api/v1/nodes").map_or(0, |list| {
-                list["items"]
-                    .as_array()
-                    .map_or(0, |items| items.iter().filter(|n| agent::node_ready(n)).count())
+                list["items"].as_array().map_or(0, |items| items.iter().filter(|n| agent::node_ready(n)).count())
             });
             account && nodes >= plane.nodes.len()
         })?;
@@ -623,6 +607,21 @@ impl ControlPlane {
             let _ = supervisor.join();
         }
     }
+}
+
+/// The flags the controller manager and the scheduler share: their kubeconfig (for the API,
+/// authentication and authorization), no leader election, a free loopback port of their own.
+fn component_flags(kubeconfig: &Path) -> Result<Vec<String>, StartError> {
+    let kubeconfig = kubeconfig.display();
+    Ok(vec![
+        format!("--kubeconfig={kubeconfig}"),
+        format!("--authentication-kubeconfig={kubeconfig}"),
+        format!("--authorization-kubeconfig={kubeconfig}"),
+        "--leader-elect=false".into(),
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={}", free_port()?),
+        "--v=1".into(),
+    ])
 }
 
 /// SIGTERM, a grace of 3 s, then SIGKILL.

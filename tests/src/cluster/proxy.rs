@@ -182,7 +182,10 @@ impl Proxy {
             .build();
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
 
-        let serving = plane.ca().issue_serving("stratus-fault-proxy", &["127.0.0.1", "localhost"], 30).map_err(|e| e.to_string())?;
+        let serving = plane
+            .ca()
+            .issue_serving("stratus-fault-proxy", &["127.0.0.1", "localhost"], 30)
+            .map_err(|e| e.to_string())?;
         let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
@@ -218,14 +221,18 @@ impl Proxy {
                         return;
                     };
                     let service = hyper::service::service_fn(move |request| state.clone().handle(request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
                 });
             }
         });
-        let kubeconfig =
-            stratus_pki::kubeconfig("stratus-proxy", "admin", &format!("https://{addr}"), plane.ca().certificate(), admin);
+        let kubeconfig = stratus_pki::kubeconfig(
+            "stratus-proxy",
+            "admin",
+            &format!("https://{addr}"),
+            plane.ca().certificate(),
+            admin,
+        );
         Ok(Arc::new(Proxy { addr, state, kubeconfig }))
     }
 
