@@ -30,7 +30,6 @@ use crate::labels;
 use crate::objects::{Kind, KubeObject};
 use crate::readiness::{self, Readiness};
 
-
 /// Create and replace requests name hsm as their field manager, so the fields they set are
 /// hsm's in `managedFields` (not "unknown") and a later server-side apply by hsm takes them
 /// over without a write.
@@ -498,10 +497,7 @@ impl Cluster {
         // The futures are made first, so no closure is part of the stream's type and the whole
         // future stays `Send` (rustc cannot prove it for a closure over borrowed items).
         let applies: Vec<_> = objects.iter().map(|o| self.apply(o)).collect();
-        futures::stream::iter(applies)
-            .buffered(self.options.concurrency.max(1))
-            .try_collect()
-            .await
+        futures::stream::iter(applies).buffered(self.options.concurrency.max(1)).try_collect().await
     }
 
     /// The namespace `name`, if it exists.

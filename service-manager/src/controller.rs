@@ -492,8 +492,9 @@ async fn clean_up(ctx: &Context, id: &str, keep_volumes: bool) -> Result<bool, C
     if keep_volumes && record.state == State::Deleted {
         return Ok(true);
     }
-    // The deletion itself waits a little for the namespace to go; the rest is requeued.
-    let options = actions::delete::Options { keep_volumes, timeout: Duration::from_secs(10) };
+    // The deletion waits a little for the namespace to go (a worker is busy meanwhile); the
+    // rest is requeued.
+    let options = actions::delete::Options { keep_volumes, timeout: Duration::from_secs(3) };
     match actions::delete::run(&ctx.cluster, id, options, |_| true).await {
         Ok(_) => Ok(true),
         Err(InstanceError::Wait(WaitError::Timeout { .. })) | Err(InstanceError::Busy { .. }) => Ok(false),

@@ -225,7 +225,10 @@ pub fn request(
     for (parameter, reference) in &spec.secret_parameters {
         let value = secret_values.get(parameter).ok_or_else(|| SpecError::SecretValue {
             name: parameter.clone(),
-            reason: format!("no value read from Secret {}/{} key {}", reference.namespace, reference.name, reference.key),
+            reason: format!(
+                "no value read from Secret {}/{} key {}",
+                reference.namespace, reference.name, reference.key
+            ),
         })?;
         sets.push((parameter.clone(), value.clone()));
     }

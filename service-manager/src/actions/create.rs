@@ -171,7 +171,8 @@ pub async fn run(
 /// Readiness of the plan's Deployments and StatefulSets as they are now, by name.
 async fn workload_readiness(cluster: &Cluster, plan: &Plan) -> Result<Vec<Readiness>, InstanceError> {
     let namespace = &plan.instance_id;
-    let planned = |kind: Kind| -> BTreeSet<&str> { plan.objects().filter(|o| o.kind() == kind).map(KubeObject::name).collect() };
+    let planned =
+        |kind: Kind| -> BTreeSet<&str> { plan.objects().filter(|o| o.kind() == kind).map(KubeObject::name).collect() };
     let mut out = Vec::new();
     let deployments = planned(Kind::Deployment);
     if !deployments.is_empty() {
