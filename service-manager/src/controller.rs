@@ -30,6 +30,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Servi
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{CustomResourceExt, Resource, ResourceExt};
@@ -106,6 +107,8 @@ struct Context {
     options: Options,
     /// Failures in a row per Instance, for its backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Kubernetes Events about Instances.
+    recorder: Recorder,
 }
 
 impl Context {
@@ -167,7 +170,10 @@ pub async fn run(
     install_definition(&cluster).await?;
     tracing::info!(workers = options.workers, "Instance definition installed; reconciling");
     let client = cluster.client();
-    let context = Arc::new(Context { cluster, catalog, profile, options, failures: Mutex::new(HashMap::new()) });
+    let reporter = Reporter { controller: "hsm".into(), instance: Some(crate::instance::lock::holder_identity()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let context =
+        Arc::new(Context { cluster, catalog, profile, options, failures: Mutex::new(HashMap::new()), recorder });
     let ours = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
     Controller::new(context.instances(), watcher::Config::default())
         .watches(Api::<Deployment>::all(client.clone()), ours.clone(), |o| owner(&o))
@@ -183,6 +189,10 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((object, action)) => tracing::debug!(instance = %object.name, ?action, "reconciled"),
+                // Queued before it was deleted: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(instance = %object.name, "gone before its reconcile")
+                }
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
         })
@@ -306,19 +316,56 @@ pub fn status(
     next
 }
 
-/// Writes `next` through the status subresource unless it is what the Instance has.
-async fn write_status(ctx: &Context, instance: &Instance, next: InstanceStatus) -> Result<(), ControllerError> {
+/// The Event that says an Instance entered the state of `next`, if it did.
+pub fn transition(previous: Option<&InstanceStatus>, next: &InstanceStatus) -> Option<Event> {
+    let state = next.state?;
+    if previous.and_then(|s| s.state) == Some(state) {
+        return None;
+    }
+    let ready = next.conditions.iter().find(|c| c.type_ == "Ready");
+    let mut note = ready.map(|c| c.message.clone()).unwrap_or_default();
+    if note.len() > 1000 {
+        let mut end = 1000;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    let (type_, reason) = match state {
+        InstanceState::Creating => (EventType::Normal, "Applied".to_string()),
+        InstanceState::Running => (EventType::Normal, "Ready".to_string()),
+        InstanceState::Degraded => (EventType::Warning, "Degraded".to_string()),
+        InstanceState::Upgrading => (EventType::Normal, "Upgrading".to_string()),
+        InstanceState::Failed => {
+            (EventType::Warning, ready.map(|c| c.reason.clone()).unwrap_or_else(|| "Failed".into()))
+        }
+        InstanceState::Deleting => (EventType::Normal, "Deleting".to_string()),
+    };
+    Some(Event { type_, reason, note: Some(note), action: "Reconcile".into(), secondary: None })
+}
+
+/// Writes `next` through the status subresource unless it is what the Instance has, and
+/// records an Event when the state changes (an Event that cannot be written is only logged).
+/// The Instance's resourceVersion afterwards.
+async fn write_status(ctx: &Context, instance: &Instance, next: InstanceStatus) -> Result<String, ControllerError> {
     if instance.status.as_ref() == Some(&next) {
-        return Ok(());
+        return Ok(instance.resource_version().unwrap_or_default());
+    }
+    if let Some(event) = transition(instance.status.as_ref(), &next) {
+        if let Err(error) = ctx.recorder.publish(&event, &instance.object_ref(&())).await {
+            tracing::warn!(instance = %instance.name_any(), %error, "cannot record an event");
+        }
     }
     let name = instance.name_any();
     let body = json!({ "apiVersion": Instance::api_version(&()), "kind": Instance::kind(&()), "status": next });
     let params = PatchParams::apply(labels::MANAGER).force();
-    ctx.instances()
+    let written = ctx
+        .instances()
         .patch_status(&name, &params, &Patch::Apply(&body))
         .await
         .map_err(kube_error(format!("write the status of Instance {name}")))?;
-    Ok(())
+    Ok(written.resource_version().unwrap_or_default())
 }
 
 /// The status `instance` gets for `observation` now.
@@ -326,14 +373,12 @@ fn observe(instance: &Instance, observation: &Observation) -> InstanceStatus {
     status(instance.status.as_ref(), instance.metadata.generation, observation, &crate::instance::record::rfc3339_now())
 }
 
+/// One reconcile: [`converge`], and the Instance's backoff reset when it succeeds (a failure
+/// is logged by the controller's stream and counted by [`error_policy`]).
 async fn reconcile(instance: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
-    let name = instance.name_any();
     let result = converge(&instance, &ctx).await;
-    match &result {
-        Ok(_) => {
-            ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
-        }
-        Err(error) => tracing::warn!(instance = %name, %error, "reconcile failed; retrying"),
+    if result.is_ok() {
+        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&instance.name_any());
     }
     result
 }
@@ -359,13 +404,14 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
         if !finalized {
             return Ok(Action::await_change());
         }
-        write_status(ctx, instance, observe(instance, &Observation::Deleting)).await?;
+        let version = write_status(ctx, instance, observe(instance, &Observation::Deleting)).await?;
         if !clean_up(ctx, &name, instance.spec.keep_volumes).await? {
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
+        // Conditional on the version last seen (that of the status just written): a finalizer
+        // another controller added meanwhile is never dropped.
         let finalizers: Vec<&String> = instance.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-        let patch = json!({ "metadata": {
-            "resourceVersion": instance.resource_version(), "finalizers": finalizers } });
+        let patch = json!({ "metadata": { "resourceVersion": version, "finalizers": finalizers } });
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(kube_error(format!("remove the finalizer of Instance {name}")))?;
@@ -418,8 +464,8 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
             };
             let next = observe(instance, &observation);
             let ready = next.state == Some(InstanceState::Running);
-            if next.state != instance.status.as_ref().and_then(|s| s.state) {
-                tracing::info!(instance = %name, state = ?next.state, "state");
+            if let Some(state) = next.state.filter(|s| Some(*s) != instance.status.as_ref().and_then(|s| s.state)) {
+                tracing::info!(instance = %name, state = ?state, "state");
             }
             write_status(ctx, instance, next).await?;
             Ok(Action::requeue(if ready { ctx.options.resync } else { ctx.options.not_ready_requeue }))
@@ -557,6 +603,38 @@ mod tests {
         assert_eq!(failed.observed_generation, Some(2));
         assert_eq!(condition(&failed, "Ready").reason, "InvalidSpec");
         assert_eq!(condition(&failed, "Degraded").message, "unknown service");
+    }
+
+    #[test]
+    fn a_change_of_state_is_an_event() {
+        let creating = status(None, Some(1), &applied(vec![workload("redis", 0, 1)]), "t1");
+        let event = transition(None, &creating).unwrap();
+        assert_eq!((event.type_, event.reason.as_str()), (EventType::Normal, "Applied"));
+        let running = status(Some(&creating), Some(1), &applied(vec![workload("redis", 1, 1)]), "t2");
+        assert_eq!(transition(Some(&creating), &running).unwrap().reason, "Ready");
+        assert!(transition(Some(&running), &running).is_none());
+        let degraded = status(Some(&running), Some(1), &applied(vec![workload("redis", 0, 1)]), "t3");
+        let event = transition(Some(&running), &degraded).unwrap();
+        assert_eq!((event.type_, event.reason.as_str()), (EventType::Warning, "Degraded"));
+        assert!(event.note.unwrap().contains("StatefulSet redis: 0/1 ready"));
+    }
+
+    #[test]
+    fn objects_of_an_instance_map_to_its_instance() {
+        let labelled = Deployment {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("cache".into()),
+                labels: Some(BTreeMap::from([(labels::INSTANCE.to_string(), "cache".to_string())])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(owner(&labelled), Some(ObjectRef::new("cache")));
+        let unlabelled = Secret {
+            metadata: kube::api::ObjectMeta { namespace: Some("db".into()), ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(owner(&unlabelled), Some(ObjectRef::new("db")));
     }
 
     #[test]

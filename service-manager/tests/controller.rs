@@ -43,6 +43,21 @@ impl Converger {
         Converger { child, log }
     }
 
+    /// Sends SIGTERM and waits (up to [`LIMIT`]) for the process to end: its exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: signalling the child this value owns (not yet waited for, so its PID is its own).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < LIMIT, "hsm controller did not stop on SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn log(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -180,6 +195,22 @@ spec:
     let namespace = env.plane.object("Namespace", "", "conv-cache").unwrap();
     assert_eq!(namespace["metadata"]["annotations"]["hsm.stratus.io/state"], "running");
 
+    // The way there is told in Events about the Instance.
+    let reasons = env.eventually(&converger, "an Event saying it is ready", || {
+        let events = env.plane.get("/apis/events.k8s.io/v1/namespaces/default/events")?;
+        let reasons: Vec<String> = events["items"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["regarding"]["kind"] == "Instance" && e["regarding"]["name"] == "conv-cache")
+            .filter_map(|e| e["reason"].as_str().map(str::to_string))
+            .collect();
+        reasons.iter().any(|r| r == "Ready").then_some(reasons)
+    });
+    assert!(reasons.iter().any(|r| r == "Applied"), "{reasons:?}");
+    let events =
+        env.kubectl_ok(&["get", "events", "-n", "default", "--field-selector", "involvedObject.name=conv-cache"]);
+    assert!(events.contains("Ready") && events.contains("instance/conv-cache"), "{events}");
+
     // kubectl's columns.
     let table = env.kubectl_ok(&["get", "instances"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
@@ -285,6 +316,12 @@ spec:
     assert!(env.plane.object("Namespace", "", "conv-unknown").is_none());
     env.kubectl_ok(&["delete", "instance", "conv-unknown", "--wait=false"]);
     env.eventually(&converger, "conv-unknown gone", || env.instance("conv-unknown").is_none().then_some(()));
+
+    // SIGTERM stops it cleanly.
+    let mut converger = converger;
+    let status = converger.terminate();
+    assert!(status.success(), "{status}:\n{}", converger.log());
+    assert!(converger.log().contains("stopped"), "{}", converger.log());
 }
 
 #[test]
