@@ -433,7 +433,8 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
         Ok(values) => values,
         Err(message) => {
             write_status(ctx, instance, observe(instance, &refused("SecretUnavailable", message))).await?;
-            return Ok(Action::requeue(Duration::from_secs(30)));
+            // Secrets of the operator's are not watched: look again soon.
+            return Ok(Action::requeue(Duration::from_secs(15)));
         }
     };
     let request = match resource::request(&name, &instance.spec, &values) {

@@ -292,7 +292,7 @@ spec:
 }
 
 #[test]
-fn a_spec_the_catalog_cannot_carry_out_is_failed_with_the_reason() {
+fn a_spec_that_cannot_be_carried_out_is_failed_with_the_reason_until_it_can() {
     let env = test_env!();
     let _one = ONE_CONVERGER.lock().unwrap_or_else(|e| e.into_inner());
     let converger = Converger::start(&env.plane.kubeconfig(), env.dir.path());
@@ -316,6 +316,41 @@ spec:
     assert!(env.plane.object("Namespace", "", "conv-unknown").is_none());
     env.kubectl_ok(&["delete", "instance", "conv-unknown", "--wait=false"]);
     env.eventually(&converger, "conv-unknown gone", || env.instance("conv-unknown").is_none().then_some(()));
+
+    // A secret parameter whose Secret does not exist yet: failed, saying which; once the
+    // Secret is there, the instance is created with its value.
+    let yaml = r#"
+apiVersion: stratus.io/v1alpha1
+kind: Instance
+metadata:
+  name: conv-later
+spec:
+  serviceId: stackato.hpe.redis
+  secretParameters:
+    redis-password: {namespace: default, name: conv-later-password, key: password}
+"#;
+    assert!(env.apply(yaml).status.success());
+    let instance =
+        env.eventually(&converger, "conv-later failed", || env.instance("conv-later").filter(|i| state(i) == "failed"));
+    let ready = condition(&instance, "Ready").unwrap();
+    assert_eq!(ready["reason"], "SecretUnavailable");
+    assert_eq!(
+        ready["message"],
+        "secret parameter redis-password: Secret default/conv-later-password key password does not exist"
+    );
+    assert!(env.plane.object("Namespace", "", "conv-later").is_none());
+    env.plane
+        .create(&json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "conv-later-password", "namespace": "default" },
+            "stringData": { "password": "given-later-0123456789" }
+        }))
+        .unwrap();
+    env.eventually(&converger, "conv-later running", || running(&env, "conv-later"));
+    let secret = env.plane.object("Secret", "conv-later", "secret-parameters").unwrap();
+    assert_eq!(decode(secret["data"]["redis-password"].as_str().unwrap()), b"given-later-0123456789");
+    env.kubectl_ok(&["delete", "instance", "conv-later", "--wait=false"]);
+    env.eventually(&converger, "conv-later gone", || env.instance("conv-later").is_none().then_some(()));
 
     // SIGTERM stops it cleanly.
     let mut converger = converger;
