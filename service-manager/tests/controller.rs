@@ -317,6 +317,18 @@ spec:
     env.kubectl_ok(&["delete", "instance", "conv-unknown", "--wait=false"]);
     env.eventually(&converger, "conv-unknown gone", || env.instance("conv-unknown").is_none().then_some(()));
 
+    // An Instance named after a namespace hsm does not manage: refused, and deleting the
+    // Instance leaves that namespace alone.
+    let yaml = "apiVersion: stratus.io/v1alpha1\nkind: Instance\nmetadata:\n  name: default\nspec:\n  serviceId: stackato.hpe.redis\n";
+    assert!(env.apply(yaml).status.success());
+    let instance = env
+        .eventually(&converger, "Instance default failed", || env.instance("default").filter(|i| state(i) == "failed"));
+    assert_eq!(condition(&instance, "Ready").unwrap()["reason"], "NamespaceTaken");
+    env.kubectl_ok(&["delete", "instance", "default", "--wait=false"]);
+    env.eventually(&converger, "Instance default gone", || env.instance("default").is_none().then_some(()));
+    let namespace = env.plane.object("Namespace", "", "default").expect("namespace default is left alone");
+    assert!(namespace["metadata"]["deletionTimestamp"].is_null(), "{namespace:#}");
+
     // A secret parameter whose Secret does not exist yet: failed, saying which; once the
     // Secret is there, the instance is created with its value.
     let yaml = r#"
