@@ -129,6 +129,9 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Run the converger: install the Instance resource definition, then keep every Instance
+    /// as declared until SIGTERM or Ctrl-C.
+    Controller(Box<ControllerArgs>),
     /// Check SDL files, a whole catalog, or an IDL against an SDL.
     Lint {
         /// A catalog folder or an SDL file [default: the catalog].
@@ -207,6 +210,21 @@ pub struct CreateArgs {
     /// Plan output format.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     pub output: PlanFormat,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Options of `controller`.
+#[derive(Args)]
+pub struct ControllerArgs {
+    /// Instances reconciled at once.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
+    /// How long one reconcile may take (it never waits for readiness, only for pre-flight jobs).
+    #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DURATION")]
+    pub reconcile_timeout: Duration,
     #[command(flatten)]
     pub profile: ProfileArgs,
     #[command(flatten)]

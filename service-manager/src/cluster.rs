@@ -278,6 +278,11 @@ impl Cluster {
         Cluster { deadline, ..self.clone() }
     }
 
+    /// The kube client, for what runs on kube's runtime itself (the converger's controller).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// The timeout the deadline was set from, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.deadline.map(|(_, timeout)| timeout)
@@ -489,10 +494,10 @@ impl Cluster {
     /// Applies `objects` with bounded concurrency; the first failure is returned after the
     /// others finish.
     pub async fn apply_all(&self, objects: &[KubeObject]) -> Result<Vec<Value>, ClusterError> {
-        futures::stream::iter(objects.iter().map(|o| self.apply(o)))
-            .buffered(self.options.concurrency.max(1))
-            .try_collect()
-            .await
+        // The futures are made first, so no closure is part of the stream's type and the whole
+        // future stays `Send` (rustc cannot prove it for a closure over borrowed items).
+        let applies: Vec<_> = objects.iter().map(|o| self.apply(o)).collect();
+        futures::stream::iter(applies).buffered(self.options.concurrency.max(1)).try_collect().await
     }
 
     /// The namespace `name`, if it exists.

@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod error;
 pub mod instance;
 pub mod labels;
@@ -18,6 +19,7 @@ pub mod profile;
 pub mod progress;
 pub mod readiness;
 pub mod request;
+pub mod resource;
 pub mod terminal;
 pub mod wait;
 

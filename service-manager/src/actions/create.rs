@@ -2,9 +2,10 @@
 //! workloads and records the outcome. Safe to re-run after any interruption: on an existing
 //! instance it converges (and re-runs jobs that failed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use sdl::catalog::Catalog;
 use sdl::resolve::Stored;
 
@@ -15,10 +16,12 @@ use crate::instance::apply::{apply_plan, namespace_is_current, ApplyOptions};
 use crate::instance::lock::{self, Held, Renewer};
 use crate::instance::record::{self, Record, State};
 use crate::instance::{InstanceError, RECORD_GRACE};
-use crate::objects::KubeObject;
+use crate::labels;
+use crate::objects::{Kind, KubeObject};
 use crate::plan::Plan;
 use crate::profile::ClusterProfile;
 use crate::progress::Progress;
+use crate::readiness::{self, Readiness};
 use crate::request::{prepare, InstanceRequest};
 
 /// Options of `create-instance`.
@@ -28,6 +31,10 @@ pub struct Options {
     pub wait: bool,
     /// How long the whole operation may take; every cluster call ends by then.
     pub timeout: Duration,
+    /// Without waiting, read the workloads' readiness once after applying and record
+    /// `running` when every one is ready (else `creating`), returning it in
+    /// [`Outcome::components`]. The converger's way: it never blocks, and is called again.
+    pub readiness: bool,
 }
 
 /// What a create did.
@@ -43,6 +50,12 @@ pub struct Outcome {
     pub state: State,
     /// Where its public ports can be reached.
     pub locations: Vec<Location>,
+    /// The product version it runs.
+    pub product_version: String,
+    /// The SDL version in force.
+    pub sdl_version: String,
+    /// Readiness of its workloads, when it was read after applying ([`Options::readiness`]).
+    pub components: Vec<Readiness>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -64,7 +77,9 @@ pub async fn run(
     let base = cluster;
     let cluster = &base.with_timeout(options.timeout);
     let mut request = request.clone();
-    let mut rng = rand::rng();
+    // A generator the future can carry across threads (the converger runs this on a
+    // multi-threaded runtime); seeded from the OS like `rand::rng()`.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
     let id = match request.instance_id.clone().or_else(|| request.idl.instance_id.clone()) {
         Some(id) => id,
         None => {
@@ -114,10 +129,19 @@ pub async fn run(
         namespace_current,
         rerun_jobs: Vec::new(),
     };
-    let result = apply_plan(cluster, &plan, &apply, progress).await;
+    let mut result = apply_plan(cluster, &plan, &apply, progress).await;
     drop(renewer);
+    let mut components = Vec::new();
+    if result.is_ok() && !options.wait && options.readiness {
+        match workload_readiness(cluster, &plan).await {
+            Ok(read) => components = read,
+            Err(error) => result = Err(error),
+        }
+    }
     let (state, message) = match &result {
         Ok(_) if options.wait => (State::Running, None),
+        Ok(_) if options.readiness && components.iter().all(|c| c.done) => (State::Running, None),
+        Ok(_) if options.readiness => (State::Creating, Some("applied; waiting for workloads to be ready".to_string())),
         Ok(_) => (State::Creating, Some("applied without waiting (--no-wait)".to_string())),
         Err(error) => (State::Failed, Some(error.to_string())),
     };
@@ -128,7 +152,13 @@ pub async fn run(
     }
     result?;
     finished?;
+    let version = |label: &str| {
+        plan.objects().next().and_then(|n| n.metadata().labels.as_ref()?.get(label).cloned()).unwrap_or_default()
+    };
     Ok(Outcome {
+        product_version: version(labels::VERSION),
+        sdl_version: version(labels::SDL_VERSION),
+        components,
         objects: plan.objects().count(),
         existed: existing.is_some(),
         state,
@@ -136,6 +166,34 @@ pub async fn run(
         instance_id: id,
         elapsed: started.elapsed(),
     })
+}
+
+/// Readiness of the plan's Deployments and StatefulSets as they are now, by name.
+async fn workload_readiness(cluster: &Cluster, plan: &Plan) -> Result<Vec<Readiness>, InstanceError> {
+    let namespace = &plan.instance_id;
+    let planned =
+        |kind: Kind| -> BTreeSet<&str> { plan.objects().filter(|o| o.kind() == kind).map(KubeObject::name).collect() };
+    let mut out = Vec::new();
+    let deployments = planned(Kind::Deployment);
+    if !deployments.is_empty() {
+        out.extend(cluster.list::<Deployment>(namespace, None).await?.iter().map(readiness::deployment));
+    }
+    let stateful_sets = planned(Kind::StatefulSet);
+    if !stateful_sets.is_empty() {
+        out.extend(cluster.list::<StatefulSet>(namespace, None).await?.iter().map(readiness::stateful_set));
+    }
+    out.retain(|r| match r.kind {
+        Kind::Deployment => deployments.contains(r.name.as_str()),
+        _ => stateful_sets.contains(r.name.as_str()),
+    });
+    // A planned workload not (yet) in the list is not ready.
+    for (kind, names) in [(Kind::Deployment, &deployments), (Kind::StatefulSet, &stateful_sets)] {
+        let missing: Vec<&str> =
+            names.iter().copied().filter(|n| !out.iter().any(|r| r.kind == kind && r.name == *n)).collect();
+        out.extend(missing.into_iter().map(|name| Readiness::unknown(kind, namespace, name)));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
+    Ok(out)
 }
 
 /// Creates the plan's namespace as the record of a first creation, holding the operation.

@@ -3,7 +3,7 @@
 //!
 //! Exit codes: 0 success, 2 bad input (nothing touched), 1 everything else.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,7 +18,7 @@ use service_manager::cluster::{ClientOptions, Cluster};
 use service_manager::instance::InstanceError;
 use service_manager::output::{self, ServiceDetail};
 use service_manager::request::{prepare, InstanceRequest};
-use service_manager::terminal;
+use service_manager::{controller, terminal};
 use service_manager::{progress, HsmError};
 
 /// A failure and its exit code.
@@ -49,10 +49,16 @@ fn main() -> ExitCode {
     // With more than one rustls crypto provider compiled in (a workspace build that includes
     // the AWS SDK), kube's client cannot choose one by itself.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HSM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
+    // The controller is a long-running service: it logs what it does unless told otherwise.
+    let default_filter = match cli.command {
+        Command::Controller(_) => "service_manager=info",
+        _ => "off",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HSM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let colour = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(run(cli)),
@@ -141,6 +147,17 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let outcome = actions::delete::run(&connect(&cluster).await?, id, options, confirm).await?;
             Ok(output::deleted(id, &outcome))
         }
+        Command::Controller(args) => {
+            let profile = args.profile.load()?;
+            let options = controller::Options {
+                workers: args.workers,
+                timeout: args.reconcile_timeout,
+                ..controller::Options::default()
+            };
+            let cluster = connect(&args.cluster).await?;
+            controller::run(cluster, catalog()?, profile, options).await.map_err(|e| Failure(e.to_string(), 1))?;
+            Ok(String::new())
+        }
         Command::Lint { path, idl } => {
             let path = path.unwrap_or(dir);
             let outcome = lint::run(&path, idl.as_deref())?;
@@ -199,7 +216,7 @@ async fn create_instance(catalog: Catalog, args: CreateArgs) -> Result<String, F
         };
     }
     let cluster = connect(&args.cluster).await?;
-    let options = actions::create::Options { wait: !args.no_wait, timeout: args.timeout };
+    let options = actions::create::Options { wait: !args.no_wait, timeout: args.timeout, readiness: false };
     let progress = progress::stderr();
     let mut result = actions::create::run(&cluster, &catalog, &request, &profile, options, progress.as_ref()).await;
     if let Err(InstanceError::Hsm(HsmError::Resolve(ResolveError::Missing(names)))) = &result {

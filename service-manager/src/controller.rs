@@ -1,0 +1,647 @@
+//! The converger: a kube-rs [`Controller`] that keeps every [`Instance`] as declared.
+//!
+//! It installs (or updates) the `instances.stratus.io` definition on start, then reconciles
+//! each Instance whenever it changes or one of the objects of its instance does: those are
+//! watched cluster-wide by the label `app.kubernetes.io/managed-by=hsm` and mapped to the
+//! Instance named by their `app.kubernetes.io/instance` label. So a deleted Deployment or a
+//! hand-scaled StatefulSet triggers a reconcile that applies the plan again.
+//!
+//! A reconcile is hsm's own `create-instance` ([`actions::create`]): the same plan, the same
+//! server-side apply with field manager `hsm`, the same record in the namespace, the same
+//! operation lock — run without waiting for readiness ([`create::Options::readiness`]), then
+//! the workloads' readiness becomes the Instance's status (through the status subresource),
+//! and the Instance is looked at again soon while it is not ready. What cannot be carried out
+//! (an unknown service, a bad parameter, a missing Secret) is a `Failed` state with a
+//! condition saying why, retried slowly; anything else (the API server failing) is retried
+//! with a backoff that grows per Instance.
+//!
+//! Deletion goes through the finalizer [`FINALIZER`]: the instance's namespace is deleted
+//! (with `keepVolumes`, what `delete-instance --keep-volumes` deletes), then the finalizer is
+//! removed. A namespace hsm does not manage is never touched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{CustomResourceExt, Resource, ResourceExt};
+use sdl::catalog::Catalog;
+use serde_json::json;
+
+use crate::actions::{self, create};
+use crate::cluster::{Cluster, ClusterError};
+use crate::instance::record::{Record, State};
+use crate::instance::InstanceError;
+use crate::labels;
+use crate::profile::ClusterProfile;
+use crate::readiness::Readiness;
+use crate::resource::{
+    self, ComponentStatus, Condition, Instance, InstanceState, InstanceStatus, ServiceLocation, FINALIZER,
+};
+use crate::wait::WaitError;
+
+/// How the controller runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Instances reconciled at once (never the same one twice at once).
+    pub workers: u16,
+    /// How long one reconcile may take (applying; it does not wait for readiness, but it does
+    /// wait for pre-flight jobs, which gate the workloads).
+    pub timeout: Duration,
+    /// How soon an Instance that is not ready yet is looked at again (a change of one of its
+    /// objects triggers a reconcile sooner).
+    pub not_ready_requeue: Duration,
+    /// How often a ready Instance is reconciled when nothing changes.
+    pub resync: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: 16,
+            timeout: Duration::from_secs(300),
+            not_ready_requeue: Duration::from_secs(10),
+            resync: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Why the controller stopped or a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// Installing the resource definition failed.
+    #[error("cannot install the Instance resource definition: {0}")]
+    Install(String),
+    /// An instance operation failed (and will be retried).
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    /// A call about the Instance itself failed (and will be retried).
+    #[error("{action}: {error}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// kube's error.
+        error: String,
+    },
+}
+
+fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ControllerError {
+    let action = action.into();
+    move |error| ControllerError::Kube { action, error: error.to_string() }
+}
+
+/// What every reconcile shares.
+struct Context {
+    cluster: Cluster,
+    catalog: Catalog,
+    profile: ClusterProfile,
+    options: Options,
+    /// Failures in a row per Instance, for its backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Kubernetes Events about Instances.
+    recorder: Recorder,
+}
+
+impl Context {
+    fn instances(&self) -> Api<Instance> {
+        Api::all(self.cluster.client())
+    }
+}
+
+/// Installs or updates the `Instance` resource definition (server-side apply, field manager
+/// `hsm`) and waits until the API server serves it.
+pub async fn install_definition(cluster: &Cluster) -> Result<(), ControllerError> {
+    let api: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    let crd = Instance::crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let params = PatchParams::apply(labels::MANAGER).force();
+    let mut last = String::new();
+    for attempt in 0..40u32 {
+        match api.patch(&name, &params, &Patch::Apply(&crd)).await {
+            Ok(applied) => {
+                if established(&applied) {
+                    return Ok(());
+                }
+                last = "not yet established".into();
+            }
+            // A refusal of the definition itself will not change: say it at once.
+            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+                return Err(ControllerError::Install(format!("{} {}", status.code, status.message)));
+            }
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
+    }
+    Err(ControllerError::Install(format!("{name}: {last}")))
+}
+
+fn established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+}
+
+/// The Instance an object of an instance belongs to: its `app.kubernetes.io/instance`
+/// label (its namespace is the instance id too).
+fn owner<K: Resource>(object: &K) -> Option<ObjectRef<Instance>> {
+    let meta = object.meta();
+    let id = meta.labels.as_ref().and_then(|l| l.get(labels::INSTANCE)).or(meta.namespace.as_ref())?;
+    Some(ObjectRef::new(id))
+}
+
+/// Installs the definition, then reconciles Instances until SIGTERM or Ctrl-C (reconciles
+/// under way are finished first).
+pub async fn run(
+    cluster: Cluster,
+    catalog: Catalog,
+    profile: ClusterProfile,
+    options: Options,
+) -> Result<(), ControllerError> {
+    install_definition(&cluster).await?;
+    tracing::info!(workers = options.workers, "Instance definition installed; reconciling");
+    let client = cluster.client();
+    let reporter = Reporter { controller: "hsm".into(), instance: Some(crate::instance::lock::holder_identity()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let context =
+        Arc::new(Context { cluster, catalog, profile, options, failures: Mutex::new(HashMap::new()), recorder });
+    let ours = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
+    Controller::new(context.instances(), watcher::Config::default())
+        .watches(Api::<Deployment>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<StatefulSet>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<Service>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<Secret>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<ConfigMap>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<PersistentVolumeClaim>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<Job>::all(client), ours, |o| owner(&o))
+        .with_config(Config::default().concurrency(options.workers).debounce(Duration::from_millis(200)))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, action)) => tracing::debug!(instance = %object.name, ?action, "reconciled"),
+                // Queued before it was deleted: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(instance = %object.name, "gone before its reconcile")
+                }
+                Err(error) => tracing::warn!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What a reconcile found, for the status.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// The plan was applied; the workloads are as given.
+    Applied {
+        /// Readiness of each workload.
+        components: Vec<Readiness>,
+        /// Public ports.
+        locations: Vec<ServiceLocation>,
+        /// Product version running.
+        product_version: String,
+        /// SDL version in force.
+        sdl_version: String,
+    },
+    /// The spec cannot be carried out as it is.
+    Refused {
+        /// CamelCase reason.
+        reason: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The Instance is being deleted.
+    Deleting,
+}
+
+/// The status an Instance at `generation` gets for `observation`, given its `previous` one
+/// (conditions keep their transition time while their status stays); `now` is RFC 3339.
+pub fn status(
+    previous: Option<&InstanceStatus>,
+    generation: Option<i64>,
+    observation: &Observation,
+    now: &str,
+) -> InstanceStatus {
+    let was = previous.and_then(|s| s.state);
+    let mut next = InstanceStatus {
+        observed_generation: generation,
+        product_version: previous.and_then(|s| s.product_version.clone()),
+        sdl_version: previous.and_then(|s| s.sdl_version.clone()),
+        ..InstanceStatus::default()
+    };
+    let (state, ready, progressing, degraded) = match observation {
+        Observation::Applied { components, locations, product_version, sdl_version } => {
+            next.product_version = Some(product_version.clone());
+            next.sdl_version = Some(sdl_version.clone());
+            next.components = components
+                .iter()
+                .map(|c| ComponentStatus {
+                    name: c.name.clone(),
+                    kind: c.kind.to_string(),
+                    ready: c.ready,
+                    desired: c.desired,
+                })
+                .collect();
+            next.service_locations = locations.clone();
+            let waiting: Vec<String> = components.iter().filter(|c| !c.done).map(Readiness::describe).collect();
+            if waiting.is_empty() {
+                let message = format!("{} of {} workloads ready", components.len(), components.len());
+                (
+                    InstanceState::Running,
+                    ("True", "AllWorkloadsReady", message),
+                    ("False", "Converged", "the instance is as declared".to_string()),
+                    ("False", "AllWorkloadsReady", String::new()),
+                )
+            } else {
+                let message = format!("waiting for: {}", waiting.join("; "));
+                // Once it has run, a workload that is not ready is a degradation, not progress.
+                if matches!(was, Some(InstanceState::Running | InstanceState::Degraded)) {
+                    (
+                        InstanceState::Degraded,
+                        ("False", "WorkloadsNotReady", message.clone()),
+                        ("True", "Repairing", "the plan was applied again".to_string()),
+                        ("True", "WorkloadsNotReady", message),
+                    )
+                } else {
+                    (
+                        InstanceState::Creating,
+                        ("False", "WorkloadsNotReady", message.clone()),
+                        ("True", "Applied", message),
+                        ("False", "Creating", String::new()),
+                    )
+                }
+            }
+        }
+        Observation::Refused { reason, message } => (
+            InstanceState::Failed,
+            ("False", *reason, message.clone()),
+            ("False", *reason, "nothing is applied until the spec is fixed".to_string()),
+            ("True", *reason, message.clone()),
+        ),
+        Observation::Deleting => (
+            InstanceState::Deleting,
+            ("False", "Deleting", "the instance is being deleted".to_string()),
+            ("True", "Deleting", "the instance is being deleted".to_string()),
+            ("False", "Deleting", String::new()),
+        ),
+    };
+    next.state = Some(state);
+    for (type_, (status, reason, message)) in [("Ready", ready), ("Progressing", progressing), ("Degraded", degraded)] {
+        let before = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+        let since = match before {
+            Some(c) if c.status == status => c.last_transition_time.clone(),
+            _ => now.to_string(),
+        };
+        next.conditions.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message,
+            last_transition_time: since,
+            observed_generation: generation,
+        });
+    }
+    next
+}
+
+/// The Event that says an Instance entered the state of `next`, if it did.
+pub fn transition(previous: Option<&InstanceStatus>, next: &InstanceStatus) -> Option<Event> {
+    let state = next.state?;
+    if previous.and_then(|s| s.state) == Some(state) {
+        return None;
+    }
+    let ready = next.conditions.iter().find(|c| c.type_ == "Ready");
+    let mut note = ready.map(|c| c.message.clone()).unwrap_or_default();
+    if note.len() > 1000 {
+        let mut end = 1000;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    let (type_, reason) = match state {
+        InstanceState::Creating => (EventType::Normal, "Applied".to_string()),
+        InstanceState::Running => (EventType::Normal, "Ready".to_string()),
+        InstanceState::Degraded => (EventType::Warning, "Degraded".to_string()),
+        InstanceState::Upgrading => (EventType::Normal, "Upgrading".to_string()),
+        InstanceState::Failed => {
+            (EventType::Warning, ready.map(|c| c.reason.clone()).unwrap_or_else(|| "Failed".into()))
+        }
+        InstanceState::Deleting => (EventType::Normal, "Deleting".to_string()),
+    };
+    Some(Event { type_, reason, note: Some(note), action: "Reconcile".into(), secondary: None })
+}
+
+/// Writes `next` through the status subresource unless it is what the Instance has, and
+/// records an Event when the state changes (an Event that cannot be written is only logged).
+/// The Instance's resourceVersion afterwards.
+async fn write_status(ctx: &Context, instance: &Instance, next: InstanceStatus) -> Result<String, ControllerError> {
+    if instance.status.as_ref() == Some(&next) {
+        return Ok(instance.resource_version().unwrap_or_default());
+    }
+    if let Some(event) = transition(instance.status.as_ref(), &next) {
+        if let Err(error) = ctx.recorder.publish(&event, &instance.object_ref(&())).await {
+            tracing::warn!(instance = %instance.name_any(), %error, "cannot record an event");
+        }
+    }
+    let name = instance.name_any();
+    let body = json!({ "apiVersion": Instance::api_version(&()), "kind": Instance::kind(&()), "status": next });
+    let params = PatchParams::apply(labels::MANAGER).force();
+    let written = ctx
+        .instances()
+        .patch_status(&name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(kube_error(format!("write the status of Instance {name}")))?;
+    Ok(written.resource_version().unwrap_or_default())
+}
+
+/// The status `instance` gets for `observation` now.
+fn observe(instance: &Instance, observation: &Observation) -> InstanceStatus {
+    status(instance.status.as_ref(), instance.metadata.generation, observation, &crate::instance::record::rfc3339_now())
+}
+
+/// One reconcile: [`converge`], and the Instance's backoff reset when it succeeds (a failure
+/// is logged by the controller's stream and counted by [`error_policy`]).
+async fn reconcile(instance: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    let result = converge(&instance, &ctx).await;
+    if result.is_ok() {
+        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&instance.name_any());
+    }
+    result
+}
+
+/// Backoff per Instance: 1 s doubling to 5 minutes, reset by a success.
+fn error_policy(instance: Arc<Instance>, _error: &ControllerError, ctx: Arc<Context>) -> Action {
+    let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let count = failures.entry(instance.name_any()).or_insert(0);
+    *count = count.saturating_add(1);
+    Action::requeue(backoff(*count))
+}
+
+/// The delay after `failures` failures in a row.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(9)).min(Duration::from_secs(300))
+}
+
+async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, ControllerError> {
+    let name = instance.name_any();
+    let api = ctx.instances();
+    let finalized = instance.finalizers().iter().any(|f| f == FINALIZER);
+    if instance.metadata.deletion_timestamp.is_some() {
+        if !finalized {
+            return Ok(Action::await_change());
+        }
+        let version = write_status(ctx, instance, observe(instance, &Observation::Deleting)).await?;
+        if !clean_up(ctx, &name, instance.spec.keep_volumes).await? {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        // Conditional on the version last seen (that of the status just written): a finalizer
+        // another controller added meanwhile is never dropped.
+        let finalizers: Vec<&String> = instance.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+        let patch = json!({ "metadata": { "resourceVersion": version, "finalizers": finalizers } });
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_error(format!("remove the finalizer of Instance {name}")))?;
+        tracing::info!(instance = %name, keep_volumes = instance.spec.keep_volumes, "deleted");
+        return Ok(Action::await_change());
+    }
+    if !finalized {
+        let mut finalizers = instance.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        let patch = json!({ "metadata": {
+            "resourceVersion": instance.resource_version(), "finalizers": finalizers } });
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_error(format!("add the finalizer to Instance {name}")))?;
+    }
+
+    let refused = |reason: &'static str, message: String| Observation::Refused { reason, message };
+    let values = match secret_values(ctx, instance).await? {
+        Ok(values) => values,
+        Err(message) => {
+            write_status(ctx, instance, observe(instance, &refused("SecretUnavailable", message))).await?;
+            // Secrets of the operator's are not watched: look again soon.
+            return Ok(Action::requeue(Duration::from_secs(15)));
+        }
+    };
+    let request = match resource::request(&name, &instance.spec, &values) {
+        Ok(request) => request,
+        Err(error) => {
+            write_status(ctx, instance, observe(instance, &refused("InvalidSpec", error.to_string()))).await?;
+            return Ok(Action::requeue(ctx.options.resync));
+        }
+    };
+    let options = create::Options { wait: false, timeout: ctx.options.timeout, readiness: true };
+    let progress = crate::progress::Quiet;
+    match create::run(&ctx.cluster, &ctx.catalog, &request, &ctx.profile, options, &progress).await {
+        Ok(outcome) => {
+            let observation = Observation::Applied {
+                locations: outcome
+                    .locations
+                    .iter()
+                    .map(|l| ServiceLocation {
+                        service: l.service_name.clone(),
+                        port_name: l.port_name.clone(),
+                        address: l.public_location.clone(),
+                        port: l.public_port,
+                    })
+                    .collect(),
+                components: outcome.components,
+                product_version: outcome.product_version,
+                sdl_version: outcome.sdl_version,
+            };
+            let next = observe(instance, &observation);
+            let ready = next.state == Some(InstanceState::Running);
+            if let Some(state) = next.state.filter(|s| Some(*s) != instance.status.as_ref().and_then(|s| s.state)) {
+                tracing::info!(instance = %name, state = ?state, "state");
+            }
+            write_status(ctx, instance, next).await?;
+            Ok(Action::requeue(if ready { ctx.options.resync } else { ctx.options.not_ready_requeue }))
+        }
+        Err(InstanceError::Busy { .. }) => Ok(Action::requeue(Duration::from_secs(2))),
+        Err(error) => match refusal(&error) {
+            Some(reason) => {
+                tracing::info!(instance = %name, %error, "refused");
+                write_status(ctx, instance, observe(instance, &refused(reason, error.to_string()))).await?;
+                Ok(Action::requeue(ctx.options.resync))
+            }
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// The reason for the `Failed` state when `error` will not go away by retrying; `None` for
+/// the rest.
+fn refusal(error: &InstanceError) -> Option<&'static str> {
+    match error {
+        InstanceError::Hsm(_) => Some("InvalidSpec"),
+        InstanceError::NotOurs(_) => Some("NamespaceTaken"),
+        InstanceError::Exists { .. } => Some("VersionChangeNotSupported"),
+        InstanceError::Corrupt { .. } => Some("RecordUnreadable"),
+        InstanceError::Wait(WaitError::JobFailed { .. }) => Some("JobFailed"),
+        _ => None,
+    }
+}
+
+/// The values of the spec's secret parameters, read from their Secrets; `Err(message)` names
+/// the first one that cannot be read (never its value).
+async fn secret_values(
+    ctx: &Context,
+    instance: &Instance,
+) -> Result<Result<BTreeMap<String, String>, String>, ControllerError> {
+    let mut values = BTreeMap::new();
+    for (parameter, reference) in &instance.spec.secret_parameters {
+        let place = format!("Secret {}/{} key {}", reference.namespace, reference.name, reference.key);
+        let secret = match ctx.cluster.get::<Secret>(&reference.namespace, &reference.name).await {
+            Ok(secret) => secret,
+            Err(ClusterError::Api { code: 403, .. }) => {
+                return Ok(Err(format!("secret parameter {parameter}: {place} cannot be read (forbidden)")));
+            }
+            Err(other) => return Err(InstanceError::from(other).into()),
+        };
+        let Some(secret) = secret else {
+            return Ok(Err(format!("secret parameter {parameter}: {place} does not exist")));
+        };
+        let bytes = secret.data.as_ref().and_then(|d| d.get(&reference.key)).map(|b| b.0.clone());
+        let text = match bytes {
+            Some(bytes) => String::from_utf8(bytes).map_err(|_| "is not UTF-8 text"),
+            None => Err("does not exist"),
+        };
+        match text {
+            Ok(text) => values.insert(parameter.clone(), text),
+            Err(why) => return Ok(Err(format!("secret parameter {parameter}: {place} {why}"))),
+        };
+    }
+    Ok(Ok(values))
+}
+
+/// Deletes instance `id` (keeping its volumes when asked); `true` once done. A namespace hsm
+/// does not manage is left alone.
+async fn clean_up(ctx: &Context, id: &str, keep_volumes: bool) -> Result<bool, ControllerError> {
+    let Some(namespace) = ctx.cluster.namespace(id).await.map_err(InstanceError::from)? else { return Ok(true) };
+    let Some(record) = Record::from_namespace(&namespace) else { return Ok(true) };
+    if record.terminating {
+        return Ok(false);
+    }
+    if keep_volumes && record.state == State::Deleted {
+        return Ok(true);
+    }
+    // The deletion waits a little for the namespace to go (a worker is busy meanwhile); the
+    // rest is requeued.
+    let options = actions::delete::Options { keep_volumes, timeout: Duration::from_secs(3) };
+    match actions::delete::run(&ctx.cluster, id, options, |_| true).await {
+        Ok(_) => Ok(true),
+        Err(InstanceError::Wait(WaitError::Timeout { .. })) | Err(InstanceError::Busy { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::Kind;
+
+    fn workload(name: &str, ready: i32, desired: i32) -> Readiness {
+        Readiness { ready, desired, done: ready >= desired, ..Readiness::unknown(Kind::StatefulSet, "cache", name) }
+    }
+
+    fn applied(components: Vec<Readiness>) -> Observation {
+        Observation::Applied {
+            components,
+            locations: Vec::new(),
+            product_version: "3.0.7".into(),
+            sdl_version: "1.0.0".into(),
+        }
+    }
+
+    fn condition<'a>(status: &'a InstanceStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn an_instance_is_creating_then_running_then_degraded() {
+        let creating = status(None, Some(1), &applied(vec![workload("redis", 0, 1)]), "t1");
+        assert_eq!(creating.state, Some(InstanceState::Creating));
+        assert_eq!(condition(&creating, "Ready").status, "False");
+        assert!(condition(&creating, "Ready").message.contains("StatefulSet redis: 0/1 ready"));
+        assert_eq!(condition(&creating, "Progressing").status, "True");
+
+        let running = status(Some(&creating), Some(1), &applied(vec![workload("redis", 1, 1)]), "t2");
+        assert_eq!(running.state, Some(InstanceState::Running));
+        assert_eq!(running.product_version.as_deref(), Some("3.0.7"));
+        assert_eq!(condition(&running, "Ready").status, "True");
+        assert_eq!(condition(&running, "Ready").last_transition_time, "t2");
+        // Degraded stayed False: its transition time is the first one.
+        assert_eq!(condition(&running, "Degraded").last_transition_time, "t1");
+
+        let degraded = status(Some(&running), Some(1), &applied(vec![workload("redis", 0, 1)]), "t3");
+        assert_eq!(degraded.state, Some(InstanceState::Degraded));
+        assert_eq!(condition(&degraded, "Degraded").status, "True");
+
+        // Nothing changed: the same status, so nothing is written.
+        let again = status(Some(&running), Some(1), &applied(vec![workload("redis", 1, 1)]), "t4");
+        assert_eq!(again, running);
+    }
+
+    #[test]
+    fn a_refused_spec_is_failed_with_the_reason() {
+        let observation = Observation::Refused { reason: "InvalidSpec", message: "unknown service".into() };
+        let failed = status(None, Some(2), &observation, "t1");
+        assert_eq!(failed.state, Some(InstanceState::Failed));
+        assert_eq!(failed.observed_generation, Some(2));
+        assert_eq!(condition(&failed, "Ready").reason, "InvalidSpec");
+        assert_eq!(condition(&failed, "Degraded").message, "unknown service");
+    }
+
+    #[test]
+    fn a_change_of_state_is_an_event() {
+        let creating = status(None, Some(1), &applied(vec![workload("redis", 0, 1)]), "t1");
+        let event = transition(None, &creating).unwrap();
+        assert_eq!((event.type_, event.reason.as_str()), (EventType::Normal, "Applied"));
+        let running = status(Some(&creating), Some(1), &applied(vec![workload("redis", 1, 1)]), "t2");
+        assert_eq!(transition(Some(&creating), &running).unwrap().reason, "Ready");
+        assert!(transition(Some(&running), &running).is_none());
+        let degraded = status(Some(&running), Some(1), &applied(vec![workload("redis", 0, 1)]), "t3");
+        let event = transition(Some(&running), &degraded).unwrap();
+        assert_eq!((event.type_, event.reason.as_str()), (EventType::Warning, "Degraded"));
+        assert!(event.note.unwrap().contains("StatefulSet redis: 0/1 ready"));
+    }
+
+    #[test]
+    fn objects_of_an_instance_map_to_its_instance() {
+        let labelled = Deployment {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("cache".into()),
+                labels: Some(BTreeMap::from([(labels::INSTANCE.to_string(), "cache".to_string())])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(owner(&labelled), Some(ObjectRef::new("cache")));
+        let unlabelled = Secret {
+            metadata: kube::api::ObjectMeta { namespace: Some("db".into()), ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(owner(&unlabelled), Some(ObjectRef::new("db")));
+    }
+
+    #[test]
+    fn backoff_grows_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,437 @@
+//! The converger (`hsm controller`) on a real Kubernetes control plane (`stratus-tests`'
+//! harness: etcd, kube-apiserver, controller manager, scheduler, and a node agent that makes
+//! pods Running and Ready). The real `hsm` binary runs as a child process with a kubeconfig,
+//! and Instances are written with the real `kubectl`, as an operator (or GitOps) would.
+//! Every wait is a poll with a generous limit: the tests assert what happens, not how fast.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stratus_tests::cluster::ControlPlane;
+
+/// How long anything may take to converge.
+const LIMIT: Duration = Duration::from_secs(90);
+
+const INSTANCES: &str = "/apis/stratus.io/v1alpha1/instances";
+
+/// One converger at a time: two would both reconcile every Instance (leader election is not
+/// there yet), which is not what these tests are about.
+static ONE_CONVERGER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An `hsm controller` process, killed (by its PID) when dropped, even by a failing test.
+struct Converger {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Converger {
+    fn start(kubeconfig: &Path, dir: &Path) -> Converger {
+        let log = dir.join("controller.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_hsm"))
+            .args(["controller", "--workers", "4", "--kubeconfig"])
+            .arg(kubeconfig)
+            .env_remove("HSM_CATALOG")
+            .env_remove("KUBECONFIG")
+            .env("HSM_LOG", "service_manager=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Converger { child, log }
+    }
+
+    /// Sends SIGTERM and waits (up to [`LIMIT`]) for the process to end: its exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: signalling the child this value owns (not yet waited for, so its PID is its own).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < LIMIT, "hsm controller did not stop on SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Converger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // For a look at what it did: `CONVERGER_LOG_DIR=/some/dir cargo test ...`.
+        if let Some(dir) = std::env::var_os("CONVERGER_LOG_DIR") {
+            let name = std::thread::current().name().unwrap_or("converger").replace("::", "-");
+            let _ = std::fs::copy(&self.log, Path::new(&dir).join(format!("{name}.log")));
+        }
+    }
+}
+
+struct Env {
+    plane: &'static ControlPlane,
+    dir: tempfile::TempDir,
+}
+
+macro_rules! test_env {
+    () => {
+        match ControlPlane::shared() {
+            Some(plane) => Env { plane, dir: tempfile::tempdir().unwrap() },
+            None => return,
+        }
+    };
+}
+
+impl Env {
+    /// `kubectl` as the cluster's admin.
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.plane.kubeconfig())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl runs")
+    }
+
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// `kubectl apply -f` of `yaml`.
+    fn apply(&self, yaml: &str) -> Output {
+        let file = self.dir.path().join("instance.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        self.kubectl(&["apply", "-f", file.to_str().unwrap()])
+    }
+
+    fn instance(&self, name: &str) -> Option<Value> {
+        self.plane.get(&format!("{INSTANCES}/{name}"))
+    }
+
+    /// Polls `check` until it gives a value, up to [`LIMIT`]; else fails with `what` and the
+    /// controller's latest log lines.
+    fn eventually<T>(&self, converger: &Converger, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(started.elapsed() < LIMIT, "{what}: not within {LIMIT:?}\ncontroller:\n{}", converger.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn state(instance: &Value) -> &str {
+    instance["status"]["state"].as_str().unwrap_or_default()
+}
+
+fn condition<'a>(instance: &'a Value, type_: &str) -> Option<&'a Value> {
+    instance["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+fn running(env: &Env, name: &str) -> Option<Value> {
+    env.instance(name).filter(|i| state(i) == "running" && condition(i, "Ready").is_some_and(|c| c["status"] == "True"))
+}
+
+#[test]
+fn an_instance_is_created_kept_as_declared_and_deleted_with_its_namespace() {
+    let env = test_env!();
+    // The password comes from a Secret of the operator's.
+    env.plane
+        .create(&json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "conv-cache-password", "namespace": "default" },
+            "stringData": { "password": "from-a-secret-0123456789" }
+        }))
+        .unwrap();
+    let _one = ONE_CONVERGER.lock().unwrap_or_else(|e| e.into_inner());
+    let converger = Converger::start(&env.plane.kubeconfig(), env.dir.path());
+    // The definition is installed by the controller on start.
+    env.eventually(&converger, "the Instance definition", || {
+        env.plane.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/instances.stratus.io")
+    });
+    let yaml = r#"
+apiVersion: stratus.io/v1alpha1
+kind: Instance
+metadata:
+  name: conv-cache
+spec:
+  serviceId: stackato.hpe.redis
+  parameters:
+    REDIS_MAXMEMORY: 64mb
+  secretParameters:
+    redis-password:
+      namespace: default
+      name: conv-cache-password
+      key: password
+"#;
+    // Until the API server serves the new resource, kubectl may not know the kind yet.
+    env.eventually(&converger, "kubectl apply of the Instance", || env.apply(yaml).status.success().then_some(()));
+
+    // Created and running, with the declared values.
+    let instance = env.eventually(&converger, "conv-cache running with Ready=True", || running(&env, "conv-cache"));
+    assert_eq!(instance["status"]["productVersion"], "7.4", "{instance:#}");
+    assert_eq!(instance["status"]["components"][0]["name"], "redis", "{instance:#}");
+    assert_eq!(instance["status"]["observedGeneration"], instance["metadata"]["generation"]);
+    assert!(instance["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "stratus.io/instance"));
+    let parameters = env.plane.object("ConfigMap", "conv-cache", "parameters").unwrap();
+    assert_eq!(parameters["data"]["REDIS_MAXMEMORY"], "64mb");
+    let secret = env.plane.object("Secret", "conv-cache", "secret-parameters").unwrap();
+    let expected = "from-a-secret-0123456789".as_bytes();
+    assert_eq!(decode(secret["data"]["redis-password"].as_str().unwrap()), expected);
+    let namespace = env.plane.object("Namespace", "", "conv-cache").unwrap();
+    assert_eq!(namespace["metadata"]["annotations"]["hsm.stratus.io/state"], "running");
+
+    // The way there is told in Events about the Instance.
+    let reasons = env.eventually(&converger, "an Event saying it is ready", || {
+        let events = env.plane.get("/apis/events.k8s.io/v1/namespaces/default/events")?;
+        let reasons: Vec<String> = events["items"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["regarding"]["kind"] == "Instance" && e["regarding"]["name"] == "conv-cache")
+            .filter_map(|e| e["reason"].as_str().map(str::to_string))
+            .collect();
+        reasons.iter().any(|r| r == "Ready").then_some(reasons)
+    });
+    assert!(reasons.iter().any(|r| r == "Applied"), "{reasons:?}");
+    let events =
+        env.kubectl_ok(&["get", "events", "-n", "default", "--field-selector", "involvedObject.name=conv-cache"]);
+    assert!(events.contains("Ready") && events.contains("instance/conv-cache"), "{events}");
+
+    // kubectl's columns.
+    let table = env.kubectl_ok(&["get", "instances"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SERVICE", "VERSION", "STATE", "AGE"], "{table}");
+    let row = table.lines().find(|l| l.starts_with("conv-cache ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        ["conv-cache", "stackato.hpe.redis", "7.4", "running"]
+    );
+
+    // Drift: a deleted StatefulSet comes back.
+    let uid = env.plane.object("StatefulSet", "conv-cache", "redis").unwrap()["metadata"]["uid"].clone();
+    env.kubectl_ok(&["delete", "statefulset", "redis", "-n", "conv-cache", "--wait=false"]);
+    env.eventually(&converger, "the deleted StatefulSet back", || {
+        env.plane.object("StatefulSet", "conv-cache", "redis").filter(|s| s["metadata"]["uid"] != uid)
+    });
+    env.eventually(&converger, "conv-cache running again", || running(&env, "conv-cache"));
+
+    // Drift: a hand-scaled StatefulSet returns to the declared replicas.
+    env.kubectl_ok(&["scale", "statefulset", "redis", "-n", "conv-cache", "--replicas=3"]);
+    env.eventually(&converger, "the StatefulSet back to 1 replica", || {
+        env.plane.object("StatefulSet", "conv-cache", "redis").filter(|s| s["spec"]["replicas"] == 1)
+    });
+
+    // Drift: a deleted Service comes back.
+    env.kubectl_ok(&["delete", "service", "redis-int", "-n", "conv-cache", "--wait=false"]);
+    env.eventually(&converger, "the deleted Service back", || env.plane.object("Service", "conv-cache", "redis-int"));
+
+    // A changed parameter reaches the instance.
+    let changed = yaml.replace("REDIS_MAXMEMORY: 64mb", "REDIS_MAXMEMORY: 128mb");
+    assert!(env.apply(&changed).status.success());
+    env.eventually(&converger, "the changed parameter applied", || {
+        let parameters = env.plane.object("ConfigMap", "conv-cache", "parameters")?;
+        (parameters["data"]["REDIS_MAXMEMORY"] == "128mb").then_some(())
+    });
+    let instance = env.eventually(&converger, "conv-cache running at generation 2", || {
+        running(&env, "conv-cache").filter(|i| i["status"]["observedGeneration"] == 2)
+    });
+    assert_eq!(instance["metadata"]["generation"], 2);
+    // The generated-or-given password did not change with it.
+    let secret = env.plane.object("Secret", "conv-cache", "secret-parameters").unwrap();
+    assert_eq!(decode(secret["data"]["redis-password"].as_str().unwrap()), expected);
+
+    // Deleting the Instance deletes its namespace (the finalizer holds the Instance until then).
+    env.kubectl_ok(&["delete", "instance", "conv-cache", "--wait=false"]);
+    env.eventually(&converger, "the namespace and the Instance gone", || {
+        (env.plane.object("Namespace", "", "conv-cache").is_none() && env.instance("conv-cache").is_none())
+            .then_some(())
+    });
+}
+
+#[test]
+fn deleting_an_instance_that_keeps_its_volumes_leaves_them_with_its_parameters() {
+    let env = test_env!();
+    let _one = ONE_CONVERGER.lock().unwrap_or_else(|e| e.into_inner());
+    let converger = Converger::start(&env.plane.kubeconfig(), env.dir.path());
+    let yaml = r#"
+apiVersion: stratus.io/v1alpha1
+kind: Instance
+metadata:
+  name: conv-kept
+spec:
+  serviceId: stackato.hpe.redis
+  keepVolumes: true
+"#;
+    env.eventually(&converger, "kubectl apply of the Instance", || env.apply(yaml).status.success().then_some(()));
+    env.eventually(&converger, "conv-kept running", || running(&env, "conv-kept"));
+    let claims = env.eventually(&converger, "its volume claim", || {
+        Some(env.plane.list("PersistentVolumeClaim", "conv-kept")).filter(|c| !c.is_empty())
+    });
+    env.kubectl_ok(&["delete", "instance", "conv-kept", "--wait=false"]);
+    env.eventually(&converger, "the Instance gone", || env.instance("conv-kept").is_none().then_some(()));
+    // What `delete-instance --keep-volumes` keeps: the namespace, its claims and parameters.
+    let namespace = env.plane.object("Namespace", "", "conv-kept").expect("the namespace stays");
+    assert_eq!(namespace["metadata"]["annotations"]["hsm.stratus.io/state"], "deleted");
+    assert_eq!(env.plane.list("PersistentVolumeClaim", "conv-kept").len(), claims.len());
+    assert!(env.plane.object("Secret", "conv-kept", "secret-parameters").is_some());
+    assert!(env.plane.object("StatefulSet", "conv-kept", "redis").is_none());
+}
+
+#[test]
+fn a_spec_that_cannot_be_carried_out_is_failed_with_the_reason_until_it_can() {
+    let env = test_env!();
+    let _one = ONE_CONVERGER.lock().unwrap_or_else(|e| e.into_inner());
+    let converger = Converger::start(&env.plane.kubeconfig(), env.dir.path());
+    let yaml = r#"
+apiVersion: stratus.io/v1alpha1
+kind: Instance
+metadata:
+  name: conv-unknown
+spec:
+  serviceId: stackato.hpe.nothing
+"#;
+    env.eventually(&converger, "kubectl apply of the Instance", || env.apply(yaml).status.success().then_some(()));
+    let instance = env.eventually(&converger, "conv-unknown failed", || {
+        env.instance("conv-unknown").filter(|i| state(i) == "failed")
+    });
+    let ready = condition(&instance, "Ready").unwrap();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(ready["message"].as_str().unwrap().contains("stackato.hpe.nothing"), "{ready:#}");
+    // Nothing was created for it, and deleting it needs nothing more.
+    assert!(env.plane.object("Namespace", "", "conv-unknown").is_none());
+    env.kubectl_ok(&["delete", "instance", "conv-unknown", "--wait=false"]);
+    env.eventually(&converger, "conv-unknown gone", || env.instance("conv-unknown").is_none().then_some(()));
+
+    // An Instance named after a namespace hsm does not manage: refused, and deleting the
+    // Instance leaves that namespace alone.
+    let yaml = "apiVersion: stratus.io/v1alpha1\nkind: Instance\nmetadata:\n  name: default\nspec:\n  serviceId: stackato.hpe.redis\n";
+    assert!(env.apply(yaml).status.success());
+    let instance = env
+        .eventually(&converger, "Instance default failed", || env.instance("default").filter(|i| state(i) == "failed"));
+    assert_eq!(condition(&instance, "Ready").unwrap()["reason"], "NamespaceTaken");
+    env.kubectl_ok(&["delete", "instance", "default", "--wait=false"]);
+    env.eventually(&converger, "Instance default gone", || env.instance("default").is_none().then_some(()));
+    let namespace = env.plane.object("Namespace", "", "default").expect("namespace default is left alone");
+    assert!(namespace["metadata"]["deletionTimestamp"].is_null(), "{namespace:#}");
+
+    // A secret parameter whose Secret does not exist yet: failed, saying which; once the
+    // Secret is there, the instance is created with its value.
+    let yaml = r#"
+apiVersion: stratus.io/v1alpha1
+kind: Instance
+metadata:
+  name: conv-later
+spec:
+  serviceId: stackato.hpe.redis
+  secretParameters:
+    redis-password: {namespace: default, name: conv-later-password, key: password}
+"#;
+    assert!(env.apply(yaml).status.success());
+    let instance =
+        env.eventually(&converger, "conv-later failed", || env.instance("conv-later").filter(|i| state(i) == "failed"));
+    let ready = condition(&instance, "Ready").unwrap();
+    assert_eq!(ready["reason"], "SecretUnavailable");
+    assert_eq!(
+        ready["message"],
+        "secret parameter redis-password: Secret default/conv-later-password key password does not exist"
+    );
+    assert!(env.plane.object("Namespace", "", "conv-later").is_none());
+    env.plane
+        .create(&json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "conv-later-password", "namespace": "default" },
+            "stringData": { "password": "given-later-0123456789" }
+        }))
+        .unwrap();
+    env.eventually(&converger, "conv-later running", || running(&env, "conv-later"));
+    let secret = env.plane.object("Secret", "conv-later", "secret-parameters").unwrap();
+    assert_eq!(decode(secret["data"]["redis-password"].as_str().unwrap()), b"given-later-0123456789");
+    env.kubectl_ok(&["delete", "instance", "conv-later", "--wait=false"]);
+    env.eventually(&converger, "conv-later gone", || env.instance("conv-later").is_none().then_some(()));
+
+    // SIGTERM stops it cleanly.
+    let mut converger = converger;
+    let status = converger.terminate();
+    assert!(status.success(), "{status}:\n{}", converger.log());
+    assert!(converger.log().contains("stopped"), "{}", converger.log());
+}
+
+#[test]
+fn the_api_server_refuses_an_invalid_instance_with_a_clear_message() {
+    let env = test_env!();
+    // The definition, as the controller installs it (no controller is needed for this test).
+    let kubeconfig = env.plane.kubeconfig();
+    env.plane.block_on(async {
+        let cluster =
+            service_manager::cluster::Cluster::connect(Some(&kubeconfig), None, Default::default()).await.unwrap();
+        service_manager::controller::install_definition(&cluster).await.unwrap();
+    });
+    let refused = |yaml: &str| -> String {
+        // kubectl may need a moment to see a new resource; a refusal by the API server names it.
+        let started = Instant::now();
+        loop {
+            let output = env.apply(yaml);
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(!output.status.success(), "accepted:\n{yaml}");
+            let unknown_kind = stderr.contains("no matches for kind") || stderr.contains("ensure CRDs are installed");
+            if !unknown_kind || started.elapsed() > LIMIT {
+                return stderr;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let instance = |name: &str, service: &str| {
+        format!("apiVersion: stratus.io/v1alpha1\nkind: Instance\nmetadata:\n  name: {name}\nspec:\n  serviceId: {service}\n")
+    };
+
+    let message = refused(&instance("conv-bad-service", "Not A Service!"));
+    assert!(message.contains("serviceId must be a catalog service id such as stackato.hpe.redis"), "{message}");
+
+    let message = refused(&instance("Conv_Bad_Name", "stackato.hpe.redis"));
+    assert!(message.contains("the name of an Instance is its instance id"), "{message}");
+
+    let message = refused(&format!("{}  keepVolumes: \"perhaps\"\n", instance("conv-bad-field", "stackato.hpe.redis")));
+    assert!(message.contains("spec.keepVolumes"), "{message}");
+
+    // kubectl's strict field validation names an unknown field.
+    let message = refused(&format!("{}  colour: blue\n", instance("conv-unknown-field", "stackato.hpe.redis")));
+    assert!(message.contains("unknown field \"spec.colour\""), "{message}");
+
+    // serviceId cannot change.
+    let created = env.apply(&instance("conv-immutable", "stackato.hpe.nothing"));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let message = refused(&instance("conv-immutable", "stackato.hpe.mysql"));
+    assert!(message.contains("serviceId cannot change"), "{message}");
+    assert_eq!(env.instance("conv-immutable").unwrap()["spec"]["serviceId"], "stackato.hpe.nothing");
+}
+
+fn decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        bits = (bits << 6) | ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
