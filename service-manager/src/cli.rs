@@ -225,6 +225,12 @@ pub struct ControllerArgs {
     /// How long one reconcile may take (it never waits for readiness, only for pre-flight jobs).
     #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DURATION")]
     pub reconcile_timeout: Duration,
+    /// Namespace of the Lease `hsm-controller` that elects the one replica that reconciles.
+    #[arg(long, default_value = "kube-system", value_name = "NAMESPACE")]
+    pub lease_namespace: String,
+    /// Serve /healthz, /readyz and /metrics on this address (e.g. 0.0.0.0:8080); off unless given.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub health_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub profile: ProfileArgs,
     #[command(flatten)]

@@ -18,10 +18,18 @@
 //! Deletion goes through the finalizer [`FINALIZER`]: the instance's namespace is deleted
 //! (with `keepVolumes`, what `delete-instance --keep-volumes` deletes), then the finalizer is
 //! removed. A namespace hsm does not manage is never touched.
+//!
+//! Several replicas may run: only the one holding the Lease [`leader::LEASE_NAME`] reconciles
+//! ([`leader`]); the others stand by and take over when it stops renewing or lets go. With
+//! `--health-addr`, each serves `/healthz`, `/readyz` and `/metrics` ([`health`]).
+
+pub mod health;
+pub mod leader;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -75,12 +83,34 @@ impl Default for Options {
     }
 }
 
+/// How this replica takes part among several.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Namespace of the controller's Lease.
+    pub lease_namespace: String,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics`, if anywhere.
+    pub health_addr: Option<SocketAddr>,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Replica { lease_namespace: "kube-system".into(), health_addr: None }
+    }
+}
+
 /// Why the controller stopped or a reconcile failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     /// Installing the resource definition failed.
     #[error("cannot install the Instance resource definition: {0}")]
     Install(String),
+    /// The health endpoints could not be served.
+    #[error("cannot serve the health endpoints: {0}")]
+    Health(String),
+    /// The leader could not renew its Lease in time, or another replica took it: it stopped
+    /// reconciling (a supervisor restarts it as a candidate).
+    #[error("lost the controller Lease: {0}")]
+    LostLease(String),
     /// An instance operation failed (and will be retried).
     #[error(transparent)]
     Instance(#[from] InstanceError),
@@ -109,6 +139,8 @@ struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Kubernetes Events about Instances.
     recorder: Recorder,
+    /// Counts for `/metrics`.
+    metrics: Arc<health::Metrics>,
 }
 
 impl Context {
@@ -159,23 +191,122 @@ fn owner<K: Resource>(object: &K) -> Option<ObjectRef<Instance>> {
     Some(ObjectRef::new(id))
 }
 
-/// Installs the definition, then reconciles Instances until SIGTERM or Ctrl-C (reconciles
-/// under way are finished first).
+/// A receiver that turns `true` on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    tokio::spawn(async move {
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        tracing::info!("signalled to stop");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn stopped(mut signal: tokio::sync::watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
+}
+
+/// Keeps the Lease while leading: the reason it was lost once it cannot be renewed within
+/// [`leader::RENEW_DEADLINE`] or another replica holds it.
+async fn keep_leading(elector: leader::Elector) -> String {
+    let mut renewed = Instant::now();
+    let mut wait = leader::RENEW_EVERY;
+    loop {
+        tokio::time::sleep(wait).await;
+        let left = leader::RENEW_DEADLINE.saturating_sub(renewed.elapsed());
+        match tokio::time::timeout(left, elector.try_lead()).await {
+            Ok(Ok(leader::Outcome::Leading)) => {
+                renewed = Instant::now();
+                wait = leader::RENEW_EVERY;
+                continue;
+            }
+            Ok(Ok(leader::Outcome::Standby(holder))) => return format!("{holder} holds it now"),
+            Ok(Err(error)) => tracing::warn!(%error, "cannot renew the controller Lease"),
+            Err(_) => tracing::warn!("renewing the controller Lease timed out"),
+        }
+        if renewed.elapsed() >= leader::RENEW_DEADLINE {
+            return format!("not renewed for {:?}", leader::RENEW_DEADLINE);
+        }
+        wait = Duration::from_secs(1);
+    }
+}
+
+/// Installs the definition, waits until this replica holds the controller Lease, then
+/// reconciles Instances until SIGTERM or Ctrl-C (reconciles under way are finished first, then
+/// the Lease is released). A leader that loses its Lease stops at once with
+/// [`ControllerError::LostLease`].
 pub async fn run(
     cluster: Cluster,
     catalog: Catalog,
     profile: ClusterProfile,
     options: Options,
+    replica: Replica,
 ) -> Result<(), ControllerError> {
+    let stop = shutdown_signal();
+    let metrics = Arc::new(health::Metrics::default());
+    if let Some(addr) = replica.health_addr {
+        let bound =
+            health::serve(addr, metrics.clone()).await.map_err(|e| ControllerError::Health(format!("{addr}: {e}")))?;
+        tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+    }
     install_definition(&cluster).await?;
-    tracing::info!(workers = options.workers, "Instance definition installed; reconciling");
+    metrics.set_ready(true);
+    let me = crate::instance::lock::holder_identity();
+    let elector = leader::Elector::new(cluster.client(), &replica.lease_namespace, &me);
+    let mut standing_by: Option<String> = None;
+    loop {
+        match elector.try_lead().await {
+            Ok(leader::Outcome::Leading) => break,
+            Ok(leader::Outcome::Standby(holder)) => {
+                if standing_by.as_ref() != Some(&holder) {
+                    tracing::info!(identity = %me, %holder, "standing by: another replica leads");
+                    standing_by = Some(holder);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the controller Lease"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(leader::RENEW_EVERY) => {}
+            _ = stopped(stop.clone()) => {
+                tracing::info!("stopped while standing by");
+                return Ok(());
+            }
+        }
+    }
+    metrics.set_leader(true);
+    tracing::info!(
+        identity = %me,
+        lease = %format!("{}/{}", replica.lease_namespace, leader::LEASE_NAME),
+        workers = options.workers,
+        "leading; reconciling"
+    );
+    let mut renewer = tokio::spawn(keep_leading(elector.clone()));
+
     let client = cluster.client();
-    let reporter = Reporter { controller: "hsm".into(), instance: Some(crate::instance::lock::holder_identity()) };
+    let reporter = Reporter { controller: "hsm".into(), instance: Some(me.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let context =
-        Arc::new(Context { cluster, catalog, profile, options, failures: Mutex::new(HashMap::new()), recorder });
+    let context = Arc::new(Context {
+        cluster,
+        catalog,
+        profile,
+        options,
+        failures: Mutex::new(HashMap::new()),
+        recorder,
+        metrics: metrics.clone(),
+    });
     let ours = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
-    Controller::new(context.instances(), watcher::Config::default())
+    let controller = Controller::new(context.instances(), watcher::Config::default())
         .watches(Api::<Deployment>::all(client.clone()), ours.clone(), |o| owner(&o))
         .watches(Api::<StatefulSet>::all(client.clone()), ours.clone(), |o| owner(&o))
         .watches(Api::<Service>::all(client.clone()), ours.clone(), |o| owner(&o))
@@ -184,7 +315,7 @@ pub async fn run(
         .watches(Api::<PersistentVolumeClaim>::all(client.clone()), ours.clone(), |o| owner(&o))
         .watches(Api::<Job>::all(client), ours, |o| owner(&o))
         .with_config(Config::default().concurrency(options.workers).debounce(Duration::from_millis(200)))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stopped(stop))
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {
@@ -195,9 +326,23 @@ pub async fn run(
                 }
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
-        })
-        .await;
-    tracing::info!("stopped");
+        });
+    tokio::select! {
+        _ = controller => {}
+        lost = &mut renewer => {
+            // Dropping the controller ends the reconciles under way: another replica may lead.
+            metrics.set_leader(false);
+            let why = lost.unwrap_or_else(|e| e.to_string());
+            tracing::error!(%why, "lost the controller Lease; stopping");
+            return Err(ControllerError::LostLease(why));
+        }
+    }
+    renewer.abort();
+    metrics.set_leader(false);
+    match elector.release().await {
+        Ok(()) => tracing::info!("stopped; released the controller Lease"),
+        Err(error) => tracing::warn!(%error, "stopped; could not release the controller Lease (it expires)"),
+    }
     Ok(())
 }
 
@@ -373,10 +518,12 @@ fn observe(instance: &Instance, observation: &Observation) -> InstanceStatus {
     status(instance.status.as_ref(), instance.metadata.generation, observation, &crate::instance::record::rfc3339_now())
 }
 
-/// One reconcile: [`converge`], and the Instance's backoff reset when it succeeds (a failure
+/// One reconcile: [`converge`] (counted in the metrics), and the Instance's backoff reset when it succeeds (a failure
 /// is logged by the controller's stream and counted by [`error_policy`]).
 async fn reconcile(instance: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    let started = Instant::now();
     let result = converge(&instance, &ctx).await;
+    ctx.metrics.reconciled(started.elapsed(), result.is_err());
     if result.is_ok() {
         ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&instance.name_any());
     }

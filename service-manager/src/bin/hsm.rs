@@ -154,8 +154,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 timeout: args.reconcile_timeout,
                 ..controller::Options::default()
             };
+            let replica =
+                controller::Replica { lease_namespace: args.lease_namespace.clone(), health_addr: args.health_addr };
             let cluster = connect(&args.cluster).await?;
-            controller::run(cluster, catalog()?, profile, options).await.map_err(|e| Failure(e.to_string(), 1))?;
+            controller::run(cluster, catalog()?, profile, options, replica)
+                .await
+                .map_err(|e| Failure(e.to_string(), 1))?;
             Ok(String::new())
         }
         Command::Lint { path, idl } => {

@@ -39,6 +39,18 @@ pub enum Lock {
 /// Decides whether `me` may take the operation lock at `now` (unix seconds). `alive(pid)`
 /// tells whether a process of this host is alive.
 pub fn lock_state(operation: Option<&Operation>, me: &str, now: u64, alive: impl Fn(u32) -> bool) -> Lock {
+    lock_state_within(operation, me, now, LOCK_TTL_SECONDS, alive)
+}
+
+/// [`lock_state`] for a lock that is abandoned once not renewed for `ttl` seconds (the
+/// controller's leader Lease shares the decision with a shorter one).
+pub fn lock_state_within(
+    operation: Option<&Operation>,
+    me: &str,
+    now: u64,
+    ttl: u64,
+    alive: impl Fn(u32) -> bool,
+) -> Lock {
     let Some(op) = operation else { return Lock::Free };
     if op.holder == me {
         return Lock::Mine;
@@ -49,7 +61,7 @@ pub fn lock_state(operation: Option<&Operation>, me: &str, now: u64, alive: impl
         .holder
         .rsplit_once('/')
         .is_some_and(|(host, pid)| host == my_host && pid.parse().map(|p| !alive(p)).unwrap_or(false));
-    if dead_here || age > LOCK_TTL_SECONDS {
+    if dead_here || age > ttl {
         Lock::Abandoned(op.holder.clone())
     } else {
         Lock::HeldBy(op.holder.clone(), age)
@@ -67,7 +79,8 @@ pub fn holder_identity() -> String {
     format!("{host}/{}", std::process::id())
 }
 
-fn process_alive(pid: u32) -> bool {
+/// Whether process `pid` of this host is alive.
+pub fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
