@@ -16,8 +16,8 @@ const LIMIT: Duration = Duration::from_secs(90);
 
 const INSTANCES: &str = "/apis/stratus.io/v1alpha1/instances";
 
-/// One converger at a time: two would both reconcile every Instance (leader election is not
-/// there yet), which is not what these tests are about.
+/// One test's convergers at a time: they share the Lease `hsm-controller`, so another test's
+/// converger could lead (or stand by) in place of this test's.
 static ONE_CONVERGER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// An `hsm controller` process, killed (by its PID) when dropped, even by a failing test.
@@ -28,9 +28,16 @@ struct Converger {
 
 impl Converger {
     fn start(kubeconfig: &Path, dir: &Path) -> Converger {
-        let log = dir.join("controller.log");
+        Converger::start_with(kubeconfig, dir, "controller", &[])
+    }
+
+    /// An `hsm controller` logging to `<name>.log` in `dir`, with more arguments.
+    fn start_with(kubeconfig: &Path, dir: &Path, name: &str, args: &[&str]) -> Converger {
+        let log = dir.join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_hsm"))
-            .args(["controller", "--workers", "4", "--kubeconfig"])
+            .args(["controller", "--workers", "4"])
+            .args(args)
+            .arg("--kubeconfig")
             .arg(kubeconfig)
             .env_remove("HSM_CATALOG")
             .env_remove("KUBECONFIG")
@@ -58,8 +65,16 @@ impl Converger {
         }
     }
 
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn full_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     fn log(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.full_log();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -72,7 +87,8 @@ impl Drop for Converger {
         // For a look at what it did: `CONVERGER_LOG_DIR=/some/dir cargo test ...`.
         if let Some(dir) = std::env::var_os("CONVERGER_LOG_DIR") {
             let name = std::thread::current().name().unwrap_or("converger").replace("::", "-");
-            let _ = std::fs::copy(&self.log, Path::new(&dir).join(format!("{name}.log")));
+            let file = self.log.file_name().unwrap().to_string_lossy();
+            let _ = std::fs::copy(&self.log, Path::new(&dir).join(format!("{name}-{file}")));
         }
     }
 }
@@ -434,4 +450,101 @@ fn decode(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/hsm-controller";
+
+/// The PID in the holder identity (`host/pid`) of the controller Lease, if held.
+fn lease_holder(env: &Env) -> Option<u32> {
+    let lease = env.plane.get(LEASE)?;
+    lease["spec"]["holderIdentity"].as_str()?.rsplit_once('/')?.1.parse().ok()
+}
+
+fn redis_instance(name: &str) -> String {
+    format!("apiVersion: stratus.io/v1alpha1\nkind: Instance\nmetadata:\n  name: {name}\nspec:\n  serviceId: stackato.hpe.redis\n")
+}
+
+#[test]
+fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
+    let env = test_env!();
+    let _one = ONE_CONVERGER.lock().unwrap_or_else(|e| e.into_inner());
+    let kubeconfig = env.plane.kubeconfig();
+    let first = Converger::start_with(&kubeconfig, env.dir.path(), "first", &[]);
+    let second = Converger::start_with(&kubeconfig, env.dir.path(), "second", &[]);
+    let pids = [first.pid(), second.pid()];
+    let holder = env
+        .eventually(&first, "one of the two holding the Lease", || lease_holder(&env).filter(|pid| pids.contains(pid)));
+    let (mut leader, standby) = if holder == first.pid() { (first, second) } else { (second, first) };
+    env.eventually(&leader, "the leader saying it leads", || leader.full_log().contains("leading").then_some(()));
+    env.eventually(&standby, "the other standing by", || standby.full_log().contains("standing by").then_some(()));
+
+    // The leader reconciles; the other does not.
+    env.eventually(&leader, "kubectl apply of the Instance", || {
+        env.apply(&redis_instance("conv-ha-one")).status.success().then_some(())
+    });
+    env.eventually(&leader, "conv-ha-one running", || running(&env, "conv-ha-one"));
+    assert!(!standby.full_log().contains("leading"), "{}", standby.log());
+    assert!(!standby.full_log().contains("reconciled"), "{}", standby.log());
+    assert_eq!(lease_holder(&env), Some(leader.pid()));
+
+    // SIGTERM: the leader stops cleanly and lets go; the other takes over and reconciles.
+    let status = leader.terminate();
+    assert!(status.success(), "{status:?}\n{}", leader.log());
+    assert!(leader.full_log().contains("released the controller Lease"), "{}", leader.log());
+    env.eventually(&standby, "the other holding the Lease", || {
+        (lease_holder(&env) == Some(standby.pid())).then_some(())
+    });
+    assert!(env.apply(&redis_instance("conv-ha-two")).status.success());
+    env.eventually(&standby, "conv-ha-two running under the new leader", || running(&env, "conv-ha-two"));
+    assert!(standby.full_log().contains("leading"), "{}", standby.log());
+
+    for name in ["conv-ha-one", "conv-ha-two"] {
+        env.kubectl_ok(&["delete", "instance", name, "--wait=false"]);
+    }
+    env.eventually(&standby, "both Instances gone", || {
+        (env.instance("conv-ha-one").is_none() && env.instance("conv-ha-two").is_none()).then_some(())
+    });
+}
+
+/// `GET path` over plain HTTP/1.1: the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn the_controller_answers_healthz_readyz_and_metrics() {
+    let env = test_env!();
+    let _one = ONE_CONVERGER.lock().unwrap_or_else(|e| e.into_inner());
+    let converger =
+        Converger::start_with(&env.plane.kubeconfig(), env.dir.path(), "health", &["--health-addr", "127.0.0.1:0"]);
+    let addr = env.eventually(&converger, "the health address in the log", || {
+        let log = converger.full_log();
+        let at = log.find("addr=")? + "addr=".len();
+        let addr: String = log[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+        Some(addr)
+    });
+    assert_eq!(http_get(&addr, "/healthz"), (200, "ok\n".to_string()));
+    env.eventually(&converger, "/readyz ready", || (http_get(&addr, "/readyz").0 == 200).then_some(()));
+    assert_eq!(http_get(&addr, "/nowhere").0, 404);
+    let metrics = env.eventually(&converger, "/metrics saying it leads", || {
+        let (code, body) = http_get(&addr, "/metrics");
+        (code == 200 && body.contains("\nhsm_controller_leader 1\n")).then_some(body)
+    });
+    for name in [
+        "hsm_controller_reconciles_total ",
+        "hsm_controller_reconcile_errors_total ",
+        "hsm_controller_reconcile_duration_seconds_sum ",
+        "hsm_controller_reconcile_duration_seconds_count ",
+        "# TYPE hsm_controller_leader gauge",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
 }
