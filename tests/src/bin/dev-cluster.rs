@@ -3,11 +3,12 @@
 //! node agent standing in for kubelets (no container runs: pods are reported Running).
 //!
 //! `up DIR` starts it in the background and returns once the API is ready (`DIR/kubeconfig`);
-//! `down DIR` stops it and removes nothing; `up` on a running cluster does nothing. Run by
-//! `scripts/dev-cluster`.
+//! `down DIR` stops it and removes nothing; `up` on a running cluster does nothing. With
+//! `--controller HSM`, `hsm controller` (the converger) runs with it, and `up` returns once the
+//! `Instance` resource is served. Run by `scripts/dev-cluster`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -26,9 +27,8 @@ enum Verb {
     Up {
         /// State, certificates, logs and `kubeconfig` go here.
         dir: PathBuf,
-        /// How many nodes the node agent registers.
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
+        #[command(flatten)]
+        with: With,
     },
     /// Stop the cluster running in DIR (its files stay).
     Down {
@@ -39,19 +39,43 @@ enum Verb {
     Run {
         /// The folder given to `up`.
         dir: PathBuf,
-        /// How many nodes the node agent registers.
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
+        #[command(flatten)]
+        with: With,
     },
+}
+
+/// What runs with the control plane.
+#[derive(clap::Args, Clone)]
+struct With {
+    /// How many nodes the node agent registers.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Run `HSM controller` (the converger) with the cluster, its log in `DIR/logs`.
+    #[arg(long, value_name = "HSM")]
+    controller: Option<PathBuf>,
+    /// The catalog the controller reads.
+    #[arg(long, value_name = "DIR", requires = "controller")]
+    catalog: Option<PathBuf>,
+}
+
+impl With {
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--nodes".to_string(), self.nodes.to_string()];
+        for (flag, path) in [("--controller", &self.controller), ("--catalog", &self.catalog)] {
+            if let Some(path) = path {
+                args.extend([flag.to_string(), path.display().to_string()]);
+            }
+        }
+        args
+    }
 }
 
 fn pid_of(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    stratus_tests::cluster::running(pid).then_some(pid)
 }
 
-fn up(dir: &Path, nodes: usize) -> Result<String, String> {
+fn up(dir: &Path, with: &With) -> Result<String, String> {
     std::fs::create_dir_all(dir.join("logs")).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = std::path::absolute(dir).map_err(|e| e.to_string())?;
     if pid_of(&dir).is_some() && dir.join("ready").exists() {
@@ -62,7 +86,8 @@ fn up(dir: &Path, nodes: usize) -> Result<String, String> {
     let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
     command
-        .args(["run", "--nodes", &nodes.to_string()])
+        .arg("run")
+        .args(with.args())
         .arg(&dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -115,14 +140,52 @@ fn down(dir: &Path) -> Result<String, String> {
     Ok(format!("cluster in {} stopped (its files stay)", dir.display()))
 }
 
-fn run(dir: &Path, nodes: usize) -> Result<String, String> {
+/// Starts `hsm controller` against `plane`; it dies with this process.
+fn controller(plane: &ControlPlane, hsm: &Path, catalog: Option<&Path>) -> Result<Child, String> {
+    let log_path = plane.dir().join("logs/hsm-controller.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let mut command = Command::new(hsm);
+    command.arg("controller").arg("--kubeconfig").arg(plane.kubeconfig());
+    if let Some(catalog) = catalog {
+        command.arg("--catalog").arg(catalog);
+    }
+    command.stdin(Stdio::null()).stdout(log.try_clone().map_err(|e| e.to_string())?).stderr(log);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", hsm.display()))?;
+    let started = Instant::now();
+    let served = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/instances.stratus.io";
+    while plane.get(served).is_none() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = stratus_tests::cluster::tail(&log_path, 20);
+            return Err(format!("hsm controller stopped ({status}):\n{tail}"));
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("hsm controller did not install its resource; see {}", log_path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(child)
+}
+
+fn run(dir: &Path, with: &With) -> Result<String, String> {
     std::fs::write(dir.join("pid"), std::process::id().to_string()).map_err(|e| e.to_string())?;
     let options = Options {
         dir: Some(dir.to_path_buf()),
-        nodes: (0..nodes).map(|i| format!("node-{i}")).collect(),
+        nodes: (0..with.nodes).map(|i| format!("node-{i}")).collect(),
         ..Options::default()
     };
     let plane = ControlPlane::start(options).map_err(|e| e.to_string())?;
+    let mut converger = match &with.controller {
+        Some(hsm) => Some(controller(&plane, hsm, with.catalog.as_deref())?),
+        None => None,
+    };
     std::fs::write(dir.join("ready"), plane.api().to_string()).map_err(|e| e.to_string())?;
     eprintln!("cluster ready at https://{}; kubeconfig {}", plane.api(), plane.kubeconfig().display());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
@@ -136,6 +199,11 @@ fn run(dir: &Path, nodes: usize) -> Result<String, String> {
             Ok::<(), std::io::Error>(())
         })
         .map_err(|e| e.to_string())?;
+    if let Some(child) = converger.as_mut() {
+        // SAFETY: kill(2) on our own child; it releases its Lease on SIGTERM.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+    }
     drop(plane);
     let _ = std::fs::remove_file(dir.join("ready"));
     let _ = std::fs::remove_file(dir.join("pid"));
@@ -145,9 +213,9 @@ fn run(dir: &Path, nodes: usize) -> Result<String, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Verb::Up { dir, nodes } => up(&dir, nodes),
+        Verb::Up { dir, with } => up(&dir, &with),
         Verb::Down { dir } => down(&dir),
-        Verb::Run { dir, nodes } => run(&dir, nodes),
+        Verb::Run { dir, with } => run(&dir, &with),
     };
     match result {
         Ok(message) => {

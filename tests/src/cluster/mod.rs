@@ -124,6 +124,16 @@ fn write(path: &Path, text: &str) -> Result<(), StartError> {
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| fail(format!("{}: {e}", path.display())))
 }
 
+/// Whether process `pid` is running: it exists and is not a zombie (an orphan's exit may be
+/// left unreaped where PID 1 does not reap).
+pub fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// The last `lines` lines of a log file.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
