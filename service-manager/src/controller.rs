@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, Controller};
@@ -313,7 +314,9 @@ pub async fn run(
         .watches(Api::<Secret>::all(client.clone()), ours.clone(), |o| owner(&o))
         .watches(Api::<ConfigMap>::all(client.clone()), ours.clone(), |o| owner(&o))
         .watches(Api::<PersistentVolumeClaim>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<Job>::all(client), ours, |o| owner(&o))
+        .watches(Api::<Job>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<NetworkPolicy>::all(client.clone()), ours.clone(), |o| owner(&o))
+        .watches(Api::<Namespace>::all(client), ours, |o| owner(&o))
         .with_config(Config::default().concurrency(options.workers).debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(stopped(stop))
         .run(reconcile, error_policy, context)

@@ -255,6 +255,12 @@ spec:
     env.kubectl_ok(&["delete", "service", "redis-int", "-n", "conv-cache", "--wait=false"]);
     env.eventually(&converger, "the deleted Service back", || env.plane.object("Service", "conv-cache", "redis-int"));
 
+    // Drift: a deleted NetworkPolicy (the instance's isolation) comes back.
+    env.kubectl_ok(&["delete", "networkpolicy", "instance-isolation", "-n", "conv-cache", "--wait=false"]);
+    env.eventually(&converger, "the deleted NetworkPolicy back", || {
+        env.plane.get("/apis/networking.k8s.io/v1/namespaces/conv-cache/networkpolicies/instance-isolation")
+    });
+
     // A changed parameter reaches the instance.
     let changed = yaml.replace("REDIS_MAXMEMORY: 64mb", "REDIS_MAXMEMORY: 128mb");
     assert!(env.apply(&changed).status.success());
