@@ -191,7 +191,7 @@ pub async fn install_platform(
     timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<create::Outcome, KubeError> {
-    let options = create::Options { wait: true, timeout, readiness: false };
+    let options = create::Options { wait: true, timeout, readiness: false, grants: true };
     Ok(create::run(cluster, catalog, &platform_request(config), &platform_profile(config), options, progress).await?)
 }
 

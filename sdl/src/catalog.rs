@@ -365,6 +365,18 @@ impl Service {
         }
     }
 
+    /// The versions an instance at `product_version`/`sdl_version` may be upgraded to, as
+    /// `<product version>/<SDL version>`, oldest first: every other version whose
+    /// `upgrade_from` rules allow it.
+    pub fn available_upgrades(&self, product_version: &str, sdl_version: &str) -> Vec<String> {
+        self.versions
+            .iter()
+            .filter(|v| (v.product_version.as_str(), v.sdl_version.as_str()) != (product_version, sdl_version))
+            .filter(|v| v.upgrades_from(product_version, sdl_version))
+            .map(|v| format!("{}/{}", v.product_version, v.sdl_version))
+            .collect()
+    }
+
     /// Distinct product versions, oldest first.
     pub fn product_versions(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -490,6 +502,54 @@ fn file_name(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn version(product_version: &str, sdl_version: &str, upgrade_from: &[(&str, &[&str])]) -> ServiceVersion {
+        ServiceVersion {
+            product_version: product_version.into(),
+            sdl_version: sdl_version.into(),
+            config: VersionConfig {
+                upgrade_from: upgrade_from
+                    .iter()
+                    .map(|(pv, svs)| UpgradeFrom {
+                        product_version: pv.to_string(),
+                        sdl_versions: svs.iter().map(|s| s.to_string()).collect(),
+                    })
+                    .collect(),
+                description: None,
+            },
+            sdl_path: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn available_upgrades_are_the_versions_whose_rules_allow_the_current_one() {
+        let service = Service {
+            id: "test.acme.app".into(),
+            vendor: "acme".into(),
+            name: "app".into(),
+            config: ServiceConfig {
+                description: "app".into(),
+                display_name: None,
+                categories: Vec::new(),
+                labels: Vec::new(),
+                deployment_grade: None,
+                supported: true,
+            },
+            dir: PathBuf::new(),
+            versions: vec![
+                version("1", "1.0.0", &[]),
+                version("1", "1.1.0", &[("1", &["1.0.0"])]),
+                version("2", "1.0.0", &[("1", &[])]),
+                version("3", "1.0.0", &[("2", &[]), ("1", &["1.1.0"])]),
+            ],
+        };
+        assert_eq!(service.available_upgrades("1", "1.0.0"), ["1/1.1.0", "2/1.0.0"]);
+        assert_eq!(service.available_upgrades("1", "1.1.0"), ["2/1.0.0", "3/1.0.0"]);
+        assert_eq!(service.available_upgrades("2", "1.0.0"), ["3/1.0.0"]);
+        assert!(service.available_upgrades("3", "1.0.0").is_empty());
+        // A version unknown to the catalog upgrades to nothing.
+        assert!(service.available_upgrades("0.9", "1.0.0").is_empty());
+    }
 
     #[test]
     fn versions_order_numerically() {

@@ -127,6 +127,10 @@ pub struct Component {
     /// without per-instance volumes — for clustered software such as nats or consul.
     #[serde(default, skip_serializing_if = "is_false")]
     pub stable_identity: bool,
+    /// *Stratus*: run the pods as a ServiceAccount of their own (named after the component),
+    /// with the Kubernetes API permissions listed. Without it, pods get no API credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccount>,
     /// Jobs only: retries after a failed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_count: Option<u32>,
@@ -430,6 +434,41 @@ pub enum PortRef {
     Number(u32),
     /// The name of one of the component's `service_ports`.
     Name(String),
+}
+
+/// *Stratus*: a component's own ServiceAccount and what it may do in the Kubernetes API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccount {
+    /// Permissions in the instance's namespace (a Role and its RoleBinding).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<PolicyRule>,
+    /// Permissions in the whole cluster (a ClusterRole and its ClusterRoleBinding, named
+    /// `hsm:<instance>:<component>`). Only a cluster administrator can grant them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_rules: Vec<PolicyRule>,
+}
+
+impl ServiceAccount {
+    /// Whether it asks for any permission at all.
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty() || !self.cluster_rules.is_empty()
+    }
+}
+
+/// *Stratus*: one RBAC rule, as Kubernetes' `PolicyRule` (resource rules only).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// API groups (`""` is the core group).
+    pub api_groups: Vec<String>,
+    /// Resources, e.g. `secrets` or `instances/status`.
+    pub resources: Vec<String>,
+    /// Verbs, e.g. `get`, `list`, `watch`.
+    pub verbs: Vec<String>,
+    /// Only the objects of these names (none: every object).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_names: Vec<String>,
 }
 
 /// *Stratus*: placement of a component's instances.

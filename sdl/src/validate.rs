@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{quote, sanitize, Problem};
 use crate::idl::Idl;
-use crate::model::{Component, DataType, GeneratorType, Parameter, PortRef, Probe, Sdl, ValueType, WorkloadType};
+use crate::model::{
+    Component, DataType, GeneratorType, Parameter, PolicyRule, PortRef, Probe, Sdl, ValueType, WorkloadType,
+};
 use crate::names;
 use crate::parse::closest;
 use crate::template::{self, PLATFORM_VARIABLES};
@@ -51,6 +53,28 @@ pub const MAX_ENTRYPOINT_BYTES: usize = 128 * 1024;
 pub const SECRETS_MOUNT: &str = "/etc/secrets";
 /// Label key prefixes the platform sets itself; component labels may not use them.
 pub const RESERVED_LABEL_PREFIXES: [&str; 4] = ["app.kubernetes.io/", "hsm.stratus.io/", "kubernetes.io/", "k8s.io/"];
+
+/// Verbs a `service_account` rule may give (Kubernetes' resource verbs).
+pub const RBAC_VERBS: [&str; 15] = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "escalate",
+    "bind",
+    "impersonate",
+    "use",
+    "approve",
+    "sign",
+    "*",
+];
+/// Verbs Kubernetes cannot limit to `resource_names`: the name is not part of the request
+/// when it is authorised (a rule naming objects never allows them).
+pub const VERBS_WITHOUT_NAMES: [&str; 2] = ["create", "deletecollection"];
 
 const CAPABILITIES: [&str; 41] = [
     "AUDIT_CONTROL",
@@ -310,6 +334,8 @@ impl Validator {
                 ("depends_on", c.depends_on.len()),
                 ("affinity", c.affinity.len()),
                 ("labels", c.labels.len()),
+                ("service_account.rules", c.service_account.as_ref().map_or(0, |a| a.rules.len())),
+                ("service_account.cluster_rules", c.service_account.as_ref().map_or(0, |a| a.cluster_rules.len())),
             ] {
                 lists.push((format!("{list}[{i}].{field}"), len));
             }
@@ -448,6 +474,13 @@ impl Validator {
                 }
             }
         }
+        if let Some(account) = &c.service_account {
+            for (field, rules) in [("rules", &account.rules), ("cluster_rules", &account.cluster_rules)] {
+                for (j, rule) in rules.iter().enumerate() {
+                    self.check_rule(&format!("{path}.service_account.{field}[{j}]"), rule);
+                }
+            }
+        }
         if c.retry_count.is_some_and(|n| n > MAX_INT32) {
             self.push(format!("{path}.retry_count"), format!("at most {MAX_INT32}"));
         }
@@ -469,6 +502,47 @@ impl Validator {
         }
     }
 
+    /// One RBAC rule of a `service_account`: every list given, known verbs, API groups and
+    /// resources as Kubernetes names them, and names only where Kubernetes can check them.
+    fn check_rule(&mut self, path: &str, rule: &PolicyRule) {
+        for (field, list) in [("api_groups", &rule.api_groups), ("resources", &rule.resources), ("verbs", &rule.verbs)]
+        {
+            if list.is_empty() {
+                self.push(format!("{path}.{field}"), "at least one entry is required");
+            }
+        }
+        for (j, group) in rule.api_groups.iter().enumerate() {
+            if !group.is_empty() && group != "*" {
+                if let Some(problem) = names::dns_subdomain(group) {
+                    self.push(format!("{path}.api_groups[{j}]"), problem);
+                }
+            }
+        }
+        for (j, resource) in rule.resources.iter().enumerate() {
+            if let Some(problem) = resource_problem(resource) {
+                self.push(format!("{path}.resources[{j}]"), problem);
+            }
+        }
+        for (j, verb) in rule.verbs.iter().enumerate() {
+            if !RBAC_VERBS.contains(&verb.as_str()) {
+                self.push(format!("{path}.verbs[{j}]"), unknown("verb", verb, RBAC_VERBS));
+            } else if !rule.resource_names.is_empty() && VERBS_WITHOUT_NAMES.contains(&verb.as_str()) {
+                self.push(
+                    format!("{path}.verbs[{j}]"),
+                    format!(
+                        "{} cannot be limited to resource_names (Kubernetes does not know the name when it authorises it); give it in a rule without resource_names",
+                        quote(verb)
+                    ),
+                );
+            }
+        }
+        for (j, name) in rule.resource_names.iter().enumerate() {
+            if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+                self.push(format!("{path}.resource_names[{j}]"), format!("{} is not an object name", quote(name)));
+            }
+        }
+    }
+
     fn check_image_and_external(&mut self, sdl: &Sdl, path: &str, is_job: bool, c: &Component) {
         if let Some(external) = &c.external_name {
             if is_job {
@@ -484,6 +558,7 @@ impl Validator {
                 ("volume_mounts", !c.volume_mounts.is_empty()),
                 ("entrypoint", !c.entrypoint.is_empty()),
                 ("probes", c.probes.is_some()),
+                ("service_account", c.service_account.is_some()),
             ] {
                 if present {
                     self.push(format!("{path}.{field}"), "not allowed on a component with an external_name");
@@ -1054,6 +1129,21 @@ impl Validator {
 
 /// Which field of a structured image (`repository`, `organization`, `image`, `tag`) makes
 /// the whole reference invalid.
+/// Why `resource` is not a resource as an RBAC rule names it (`secrets`, `instances/status`,
+/// `*`), if it is not.
+fn resource_problem(resource: &str) -> Option<String> {
+    let part = |p: &str| {
+        p == "*"
+            || (!p.is_empty()
+                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+    };
+    let ok = match resource.split_once('/') {
+        Some((name, sub)) => part(name) && part(sub) && !sub.contains('/'),
+        None => part(resource),
+    };
+    (!ok).then(|| format!("{} is not a resource name (e.g. secrets, deployments/scale or *)", quote(resource)))
+}
+
 fn structured_image_culprit(c: &Component) -> &'static str {
     let bad = |reference: String| names::image_reference(&reference).is_some();
     if c.tag.as_ref().is_some_and(|tag| bad(format!("a:{tag}"))) {

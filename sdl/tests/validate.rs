@@ -952,3 +952,59 @@ fn oversized_values_and_descriptions_are_refused() {
     let problems = idl_problems(Idl { parameters: vec![param], ..Idl::default() });
     assert!(problems[0].1.contains("NUL"), "{problems:?}");
 }
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
+    let own = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    PolicyRule { api_groups: own(groups), resources: own(resources), verbs: own(verbs), resource_names: own(names) }
+}
+
+fn with_rules(rules: Vec<PolicyRule>, cluster_rules: Vec<PolicyRule>) -> impl FnOnce(&mut Sdl) {
+    move |s| web(s).service_account = Some(ServiceAccount { rules, cluster_rules })
+}
+
+#[test]
+fn service_account_rules_are_kubernetes_rules() {
+    let good = vec![
+        rule(&[""], &["configmaps", "pods/log"], &["get", "list", "watch"], &[]),
+        rule(&["coordination.k8s.io"], &["leases"], &["get", "update"], &["web-lock"]),
+        rule(&["*"], &["*"], &["*"], &[]),
+    ];
+    let mut sdl = base();
+    with_rules(good.clone(), good)(&mut sdl);
+    assert_eq!(validate_sdl(&sdl), vec![]);
+    // An identity without permissions is fine too.
+    let mut sdl = base();
+    with_rules(Vec::new(), Vec::new())(&mut sdl);
+    assert_eq!(validate_sdl(&sdl), vec![]);
+
+    expect_one(
+        with_rules(vec![rule(&[""], &[], &["get"], &[])], Vec::new()),
+        "components[1].service_account.rules[0].resources",
+        "at least one entry",
+    );
+    expect_one(
+        with_rules(Vec::new(), vec![rule(&["Apps"], &["deployments"], &["get"], &[])]),
+        "components[1].service_account.cluster_rules[0].api_groups[0]",
+        "Apps",
+    );
+    expect_one(
+        with_rules(vec![rule(&[""], &["Secrets"], &["get"], &[])], Vec::new()),
+        "components[1].service_account.rules[0].resources[0]",
+        "is not a resource name",
+    );
+    expect_one(
+        with_rules(vec![rule(&[""], &["secrets"], &["read"], &[])], Vec::new()),
+        "components[1].service_account.rules[0].verbs[0]",
+        "unknown verb \"read\"",
+    );
+    expect_one(
+        with_rules(vec![rule(&[""], &["secrets"], &["get", "deletecollection"], &["a"])], Vec::new()),
+        "components[1].service_account.rules[0].verbs[1]",
+        "cannot be limited to resource_names",
+    );
+    expect_one(
+        with_rules(vec![rule(&[""], &["secrets"], &["get"], &["a/b"])], Vec::new()),
+        "components[1].service_account.rules[0].resource_names[0]",
+        "is not an object name",
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sdl::parse::read_document;
 
+use crate::declared::Choice;
 use crate::output::{Format, PlanFormat};
 use crate::request::{parse_set, read_value_files};
 use crate::terminal::parse_timeout;
@@ -127,6 +128,8 @@ pub enum Command {
         #[arg(long, default_value = "5m", value_parser = parse_timeout)]
         timeout: Duration,
         #[command(flatten)]
+        mode: ModeArgs,
+        #[command(flatten)]
         cluster: ClusterArgs,
     },
     /// Run the converger: install the Instance resource definition, then keep every Instance
@@ -211,6 +214,8 @@ pub struct CreateArgs {
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     pub output: PlanFormat,
     #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
     pub profile: ProfileArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -225,6 +230,14 @@ pub struct ControllerArgs {
     /// How long one reconcile may take (it never waits for readiness, only for pre-flight jobs).
     #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DURATION")]
     pub reconcile_timeout: Duration,
+    /// How often a ready Instance is looked at when nothing changes (it writes nothing unless
+    /// something did).
+    #[arg(long, default_value = "10m", value_parser = parse_timeout, value_name = "DURATION")]
+    pub resync: Duration,
+    /// How long an apply that left an Instance ready is trusted before it is applied again
+    /// anyway (repairs what a disconnected watch could have missed).
+    #[arg(long, default_value = "1h", value_parser = parse_timeout, value_name = "DURATION")]
+    pub reapply_every: Duration,
     /// Namespace of the Lease `hsm-controller` that elects the one replica that reconciles.
     #[arg(long, default_value = "kube-system", value_name = "NAMESPACE")]
     pub lease_namespace: String,
@@ -249,9 +262,24 @@ pub struct ChangeArgs {
     #[arg(long, default_value = "10m", value_parser = parse_timeout)]
     pub timeout: Duration,
     #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
     pub profile: ProfileArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// Whether a change goes through the converger (`docs/instances.md`, "hsm and Instances").
+#[derive(Args)]
+pub struct ModeArgs {
+    /// How to carry out the change: auto writes the Instance when a converger runs (else
+    /// applies the plan itself), direct always applies it, converger always writes the Instance.
+    #[arg(long, value_enum, default_value = "auto", env = "HSM_MODE")]
+    pub mode: Choice,
+    /// Namespace of the converger's Lease hsm-controller; hsm's Secrets of secret values for
+    /// the converger go there too.
+    #[arg(long, default_value = "kube-system", env = "HSM_LEASE_NAMESPACE", value_name = "NAMESPACE")]
+    pub lease_namespace: String,
 }
 
 /// Facts about the target cluster.

@@ -565,6 +565,17 @@ impl Cluster {
         Ok(self.retry(&action, || api.list(&params)).await?.items)
     }
 
+    /// Runs `call`, a kube call of the caller's (for a kind this module has no helper for, such
+    /// as the `Instance` resource), with the one retry policy: each attempt bounded by the
+    /// request timeout, all of them by the retry budget and the deadline.
+    pub async fn call<T, F, Fut>(&self, action: &str, call: F) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        self.retry(action, call).await
+    }
+
     /// The object of type `K` named `name` in `namespace`, if any.
     pub async fn get<K: Namespaced>(&self, namespace: &str, name: &str) -> Result<Option<K>, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);

@@ -15,6 +15,12 @@
 //! condition saying why, retried slowly; anything else (the API server failing) is retried
 //! with a backoff that grows per Instance.
 //!
+//! A spec asking for another version than the one the instance runs, or for other parameter
+//! values, is `hsm upgrade-instance`/`configure-instance` instead ([`actions::change`], decided
+//! by [`upgrade`]): the catalog's `upgrade_from` rules and immutable parameters enforced, a
+//! refusal a `Failed` state that leaves the instance as it runs. `status.availableUpgrades`
+//! says where the catalog lets it go.
+//!
 //! Deletion goes through the finalizer [`FINALIZER`]: the instance's namespace is deleted
 //! (with `keepVolumes`, what `delete-instance --keep-volumes` deletes), then the finalizer is
 //! removed. A namespace hsm does not manage is never touched.
@@ -23,8 +29,10 @@
 //! ([`leader`]); the others stand by and take over when it stops renewing or lets go. With
 //! `--health-addr`, each serves `/healthz`, `/readyz` and `/metrics` ([`health`]).
 
+pub mod converged;
 pub mod health;
 pub mod leader;
+pub mod upgrade;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -46,13 +54,14 @@ use kube::{CustomResourceExt, Resource, ResourceExt};
 use sdl::catalog::Catalog;
 use serde_json::json;
 
-use crate::actions::{self, create};
+use crate::actions::{self, change, create};
 use crate::cluster::{Cluster, ClusterError};
-use crate::instance::record::{Record, State};
+use crate::instance::record::{self, Record, State};
 use crate::instance::InstanceError;
 use crate::labels;
 use crate::profile::ClusterProfile;
 use crate::readiness::Readiness;
+use crate::request::InstanceRequest;
 use crate::resource::{
     self, ComponentStatus, Condition, Instance, InstanceState, InstanceStatus, ServiceLocation, FINALIZER,
 };
@@ -69,8 +78,12 @@ pub struct Options {
     /// How soon an Instance that is not ready yet is looked at again (a change of one of its
     /// objects triggers a reconcile sooner).
     pub not_ready_requeue: Duration,
-    /// How often a ready Instance is reconciled when nothing changes.
+    /// How often a ready Instance is reconciled when nothing changes (such a reconcile writes
+    /// nothing unless something changed: [`converged`]).
     pub resync: Duration,
+    /// How long an apply that left an instance ready is trusted: after that, a reconcile
+    /// applies again even when no watch saw a change.
+    pub reapply_every: Duration,
 }
 
 impl Default for Options {
@@ -80,6 +93,7 @@ impl Default for Options {
             timeout: Duration::from_secs(300),
             not_ready_requeue: Duration::from_secs(10),
             resync: Duration::from_secs(600),
+            reapply_every: Duration::from_secs(3600),
         }
     }
 }
@@ -142,6 +156,10 @@ struct Context {
     recorder: Recorder,
     /// Counts for `/metrics`.
     metrics: Arc<health::Metrics>,
+    /// The resourceVersions of the instances' objects, as the watches saw them.
+    seen: Arc<converged::Seen>,
+    /// The applies that left instances ready.
+    memory: converged::Memory,
 }
 
 impl Context {
@@ -190,6 +208,17 @@ fn owner<K: Resource>(object: &K) -> Option<ObjectRef<Instance>> {
     let meta = object.meta();
     let id = meta.labels.as_ref().and_then(|l| l.get(labels::INSTANCE)).or(meta.namespace.as_ref())?;
     Some(ObjectRef::new(id))
+}
+
+/// The mapper of a watch of an instance's objects: notes each object in `seen`, then names
+/// its Instance ([`owner`]).
+fn noting<K: Resource<DynamicType = ()>>(seen: &Arc<converged::Seen>) -> impl Fn(K) -> Option<ObjectRef<Instance>> {
+    let seen = seen.clone();
+    move |object| {
+        let instance = owner(&object)?;
+        seen.observe(&instance.name, &object);
+        Some(instance)
+    }
 }
 
 /// A receiver that turns `true` on SIGTERM or Ctrl-C.
@@ -297,6 +326,7 @@ pub async fn run(
     let client = cluster.client();
     let reporter = Reporter { controller: "hsm".into(), instance: Some(me.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
+    let seen = Arc::new(converged::Seen::default());
     let context = Arc::new(Context {
         cluster,
         catalog,
@@ -305,18 +335,20 @@ pub async fn run(
         failures: Mutex::new(HashMap::new()),
         recorder,
         metrics: metrics.clone(),
+        seen: seen.clone(),
+        memory: converged::Memory::default(),
     });
     let ours = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
     let controller = Controller::new(context.instances(), watcher::Config::default())
-        .watches(Api::<Deployment>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<StatefulSet>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<Service>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<Secret>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<ConfigMap>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<PersistentVolumeClaim>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<Job>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<NetworkPolicy>::all(client.clone()), ours.clone(), |o| owner(&o))
-        .watches(Api::<Namespace>::all(client), ours, |o| owner(&o))
+        .watches(Api::<Deployment>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<StatefulSet>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<Service>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<Secret>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<ConfigMap>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<PersistentVolumeClaim>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<Job>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<NetworkPolicy>::all(client.clone()), ours.clone(), noting(&seen))
+        .watches(Api::<Namespace>::all(client), ours, noting(&seen))
         .with_config(Config::default().concurrency(options.workers).debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(stopped(stop))
         .run(reconcile, error_policy, context)
@@ -363,6 +395,22 @@ pub enum Observation {
         /// SDL version in force.
         sdl_version: String,
     },
+    /// A change of version or parameters was applied ([`actions::change`]); the workloads are
+    /// as given.
+    Upgraded {
+        /// Version before, `<pv>/<sv>`.
+        from: String,
+        /// Version after (the same for a reconfiguration).
+        to: String,
+        /// Readiness of each workload.
+        components: Vec<Readiness>,
+        /// Public ports.
+        locations: Vec<ServiceLocation>,
+        /// Product version running.
+        product_version: String,
+        /// SDL version in force.
+        sdl_version: String,
+    },
     /// The spec cannot be carried out as it is.
     Refused {
         /// CamelCase reason.
@@ -387,10 +435,12 @@ pub fn status(
         observed_generation: generation,
         product_version: previous.and_then(|s| s.product_version.clone()),
         sdl_version: previous.and_then(|s| s.sdl_version.clone()),
+        available_upgrades: previous.map(|s| s.available_upgrades.clone()).unwrap_or_default(),
         ..InstanceStatus::default()
     };
     let (state, ready, progressing, degraded) = match observation {
-        Observation::Applied { components, locations, product_version, sdl_version } => {
+        Observation::Applied { components, locations, product_version, sdl_version }
+        | Observation::Upgraded { components, locations, product_version, sdl_version, .. } => {
             next.product_version = Some(product_version.clone());
             next.sdl_version = Some(sdl_version.clone());
             next.components = components
@@ -414,8 +464,32 @@ pub fn status(
                 )
             } else {
                 let message = format!("waiting for: {}", waiting.join("; "));
+                // An upgrade (or reconfiguration) stays one until its workloads are ready.
+                let changing = match observation {
+                    Observation::Upgraded { from, to, .. } if from == to => {
+                        Some(("Reconfiguring", format!("reconfigured at {to}; {message}")))
+                    }
+                    Observation::Upgraded { from, to, .. } => {
+                        Some(("Upgrading", format!("upgrading from {from} to {to}; {message}")))
+                    }
+                    _ if was == Some(InstanceState::Upgrading) => {
+                        let reason = previous
+                            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Progressing"))
+                            .map(|c| if c.reason == "Reconfiguring" { "Reconfiguring" } else { "Upgrading" })
+                            .unwrap_or("Upgrading");
+                        Some((reason, format!("changed to {product_version}/{sdl_version}; {message}")))
+                    }
+                    _ => None,
+                };
                 // Once it has run, a workload that is not ready is a degradation, not progress.
-                if matches!(was, Some(InstanceState::Running | InstanceState::Degraded)) {
+                if let Some((reason, progress)) = changing {
+                    (
+                        InstanceState::Upgrading,
+                        ("False", "WorkloadsNotReady", message),
+                        ("True", reason, progress),
+                        ("False", reason, String::new()),
+                    )
+                } else if matches!(was, Some(InstanceState::Running | InstanceState::Degraded)) {
                     (
                         InstanceState::Degraded,
                         ("False", "WorkloadsNotReady", message.clone()),
@@ -497,6 +571,11 @@ pub fn transition(previous: Option<&InstanceStatus>, next: &InstanceStatus) -> O
 /// records an Event when the state changes (an Event that cannot be written is only logged).
 /// The Instance's resourceVersion afterwards.
 async fn write_status(ctx: &Context, instance: &Instance, next: InstanceStatus) -> Result<String, ControllerError> {
+    let mut next = next;
+    if let (Some(product_version), Some(sdl_version)) = (&next.product_version, &next.sdl_version) {
+        next.available_upgrades =
+            available_upgrades(&ctx.catalog, &instance.spec.service_id, product_version, sdl_version);
+    }
     if instance.status.as_ref() == Some(&next) {
         return Ok(instance.resource_version().unwrap_or_default());
     }
@@ -514,6 +593,12 @@ async fn write_status(ctx: &Context, instance: &Instance, next: InstanceStatus) 
         .await
         .map_err(kube_error(format!("write the status of Instance {name}")))?;
     Ok(written.resource_version().unwrap_or_default())
+}
+
+/// What the catalog lets an instance of `service_id` at `product_version`/`sdl_version`
+/// upgrade to (nothing when the catalog lacks the service).
+fn available_upgrades(catalog: &Catalog, service_id: &str, product_version: &str, sdl_version: &str) -> Vec<String> {
+    catalog.service(service_id).map(|s| s.available_upgrades(product_version, sdl_version)).unwrap_or_default()
 }
 
 /// The status `instance` gets for `observation` now.
@@ -566,6 +651,8 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
             .await
             .map_err(kube_error(format!("remove the finalizer of Instance {name}")))?;
         tracing::info!(instance = %name, keep_volumes = instance.spec.keep_volumes, "deleted");
+        ctx.memory.forget(&name);
+        ctx.seen.forget(&name);
         return Ok(Action::await_change());
     }
     if !finalized {
@@ -578,15 +665,43 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
             .map_err(kube_error(format!("add the finalizer to Instance {name}")))?;
     }
 
+    // Taken before anything is read or applied: a change of an object from here on is a change.
+    let objects = ctx.seen.digest(&name);
     let refused = |reason: &'static str, message: String| Observation::Refused { reason, message };
     let values = match secret_values(ctx, instance).await? {
         Ok(values) => values,
         Err(message) => {
+            ctx.memory.forget(&name);
             write_status(ctx, instance, observe(instance, &refused("SecretUnavailable", message))).await?;
             // Secrets of the operator's are not watched: look again soon.
             return Ok(Action::requeue(Duration::from_secs(15)));
         }
     };
+    let inputs =
+        converged::Inputs { generation: instance.metadata.generation, values: converged::digest(&values), objects };
+    let last = ctx.memory.get(&name);
+    let decision = converged::decide(
+        last.as_ref(),
+        last.map(|c| c.at.elapsed()).unwrap_or_default(),
+        &inputs,
+        ready_at_generation(instance),
+        ctx.options.reapply_every,
+        ctx.options.not_ready_requeue,
+    );
+    match decision {
+        converged::Decision::Skip => {
+            tracing::debug!(instance = %name, "unchanged since it was applied ready; nothing to write");
+            ctx.metrics.skipped();
+            return Ok(Action::requeue(ctx.options.resync));
+        }
+        converged::Decision::Readiness => {
+            if let Some(action) = readiness_only(ctx, instance).await? {
+                return Ok(action);
+            }
+        }
+        converged::Decision::Apply => {}
+    }
+    ctx.memory.forget(&name);
     let request = match resource::request(&name, &instance.spec, &values) {
         Ok(request) => request,
         Err(error) => {
@@ -594,21 +709,15 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
             return Ok(Action::requeue(ctx.options.resync));
         }
     };
-    let options = create::Options { wait: false, timeout: ctx.options.timeout, readiness: true };
+    if let Some(action) = change_if_asked(ctx, instance, &request, inputs).await? {
+        return Ok(action);
+    }
+    let options = create::Options { wait: false, timeout: ctx.options.timeout, readiness: true, grants: false };
     let progress = crate::progress::Quiet;
     match create::run(&ctx.cluster, &ctx.catalog, &request, &ctx.profile, options, &progress).await {
         Ok(outcome) => {
             let observation = Observation::Applied {
-                locations: outcome
-                    .locations
-                    .iter()
-                    .map(|l| ServiceLocation {
-                        service: l.service_name.clone(),
-                        port_name: l.port_name.clone(),
-                        address: l.public_location.clone(),
-                        port: l.public_port,
-                    })
-                    .collect(),
+                locations: service_locations(&outcome.locations),
                 components: outcome.components,
                 product_version: outcome.product_version,
                 sdl_version: outcome.sdl_version,
@@ -619,6 +728,7 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
                 tracing::info!(instance = %name, state = ?state, "state");
             }
             write_status(ctx, instance, next).await?;
+            ctx.memory.remember(&name, inputs, ready);
             Ok(Action::requeue(if ready { ctx.options.resync } else { ctx.options.not_ready_requeue }))
         }
         Err(InstanceError::Busy { .. }) => Ok(Action::requeue(Duration::from_secs(2))),
@@ -633,12 +743,138 @@ async fn converge(instance: &Instance, ctx: &Context) -> Result<Action, Controll
     }
 }
 
+/// An upgrade or reconfiguration, when the spec asks for another version than the instance
+/// runs or for other parameter values ([`upgrade`]): what `hsm upgrade-instance` and
+/// `configure-instance` do ([`actions::change`]), without waiting. `None` when the spec asks
+/// for no change (or there is no instance yet): the reconcile is then `create-instance`'s.
+async fn change_if_asked(
+    ctx: &Context,
+    instance: &Instance,
+    request: &InstanceRequest,
+    inputs: converged::Inputs,
+) -> Result<Option<Action>, ControllerError> {
+    let name = instance.name_any();
+    let Some(namespace) = ctx.cluster.namespace(&name).await.map_err(InstanceError::from)? else { return Ok(None) };
+    let Some(record) = Record::from_namespace(&namespace) else { return Ok(None) };
+    if record.terminating || record.state == State::Deleted || record.service_id != instance.spec.service_id {
+        return Ok(None);
+    }
+    let target = upgrade::target_version(&record.product_version, &record.sdl_version, &instance.spec);
+    if target.is_none() {
+        let mut declared = instance.spec.parameters.clone();
+        declared.extend(request.sets.iter().cloned());
+        if declared.is_empty() {
+            return Ok(None);
+        }
+        let stored = record::stored_values(&ctx.cluster, &record).await?;
+        if upgrade::changed_parameters(&declared, &stored.previous).is_empty() {
+            return Ok(None);
+        }
+    }
+    let change = change::Change {
+        target,
+        sets: request.sets.clone(),
+        idl: Some(request.idl.clone()),
+        wait: false,
+        readiness: true,
+        timeout: ctx.options.timeout,
+    };
+    let running = format!("{}/{}", record.product_version, record.sdl_version);
+    let progress = crate::progress::Quiet;
+    match change::run(&ctx.cluster, &ctx.catalog, &name, &change, &ctx.profile, &progress).await {
+        Ok(outcome) => {
+            tracing::info!(instance = %name, from = %outcome.from, to = %outcome.to, removed = ?outcome.removed, "changed");
+            let observation = Observation::Upgraded {
+                from: outcome.from,
+                to: outcome.to,
+                locations: service_locations(&outcome.locations),
+                components: outcome.components,
+                product_version: outcome.product_version,
+                sdl_version: outcome.sdl_version,
+            };
+            let next = observe(instance, &observation);
+            let ready = next.state == Some(InstanceState::Running);
+            write_status(ctx, instance, next).await?;
+            ctx.memory.remember(&name, inputs, ready);
+            Ok(Some(Action::requeue(if ready { ctx.options.resync } else { ctx.options.not_ready_requeue })))
+        }
+        Err(InstanceError::Busy { .. }) => Ok(Some(Action::requeue(Duration::from_secs(2)))),
+        Err(error) => match refusal(&error) {
+            Some(reason) => {
+                tracing::info!(instance = %name, %error, "change refused");
+                let available =
+                    available_upgrades(&ctx.catalog, &record.service_id, &record.product_version, &record.sdl_version);
+                let message = upgrade::refusal_message(reason, &error.to_string(), &running, &available);
+                let observation = Observation::Refused { reason, message };
+                write_status(ctx, instance, observe(instance, &observation)).await?;
+                // Looked at again when the spec changes, else at the resync period.
+                Ok(Some(Action::requeue(ctx.options.resync)))
+            }
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// Between applies of an instance that is not ready yet: its workloads' readiness, read now,
+/// becomes its status without applying anything; the Instance is looked at again after
+/// [`Options::not_ready_requeue`] (when it is applied again). `None` when every workload is
+/// ready, or the status lacks what it would keep: the apply that follows records it.
+async fn readiness_only(ctx: &Context, instance: &Instance) -> Result<Option<Action>, ControllerError> {
+    let name = instance.name_any();
+    let Some(previous) = instance.status.as_ref() else { return Ok(None) };
+    let (Some(product_version), Some(sdl_version)) = (previous.product_version.clone(), previous.sdl_version.clone())
+    else {
+        return Ok(None);
+    };
+    let ours = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
+    let deployments = ctx.cluster.list::<Deployment>(&name, Some(&ours)).await.map_err(InstanceError::from)?;
+    let stateful_sets = ctx.cluster.list::<StatefulSet>(&name, Some(&ours)).await.map_err(InstanceError::from)?;
+    let mut components: Vec<Readiness> = deployments.iter().map(crate::readiness::deployment).collect();
+    components.extend(stateful_sets.iter().map(crate::readiness::stateful_set));
+    if components.is_empty() || components.iter().all(|c| c.done) {
+        return Ok(None);
+    }
+    components.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
+    let observation = Observation::Applied {
+        components,
+        locations: previous.service_locations.clone(),
+        product_version,
+        sdl_version,
+    };
+    write_status(ctx, instance, observe(instance, &observation)).await?;
+    Ok(Some(Action::requeue(ctx.options.not_ready_requeue)))
+}
+
+/// Whether the Instance's status says it is running, for its current spec.
+fn ready_at_generation(instance: &Instance) -> bool {
+    instance.status.as_ref().is_some_and(|s| {
+        s.state == Some(InstanceState::Running) && s.observed_generation == instance.metadata.generation
+    })
+}
+
+/// The status's form of an instance's public ports.
+fn service_locations(locations: &[crate::actions::get::Location]) -> Vec<ServiceLocation> {
+    locations
+        .iter()
+        .map(|l| ServiceLocation {
+            service: l.service_name.clone(),
+            port_name: l.port_name.clone(),
+            address: l.public_location.clone(),
+            port: l.public_port,
+        })
+        .collect()
+}
+
 /// The reason for the `Failed` state when `error` will not go away by retrying; `None` for
 /// the rest.
 fn refusal(error: &InstanceError) -> Option<&'static str> {
+    if let Some(reason) = upgrade::refusal_reason(error) {
+        return Some(reason);
+    }
     match error {
         InstanceError::Hsm(_) => Some("InvalidSpec"),
         InstanceError::NotOurs(_) => Some("NamespaceTaken"),
+        InstanceError::NeedsAdmin { .. } => Some("NeedsClusterAdmin"),
         InstanceError::Exists { .. } => Some("VersionChangeNotSupported"),
         InstanceError::Corrupt { .. } => Some("RecordUnreadable"),
         InstanceError::Wait(WaitError::JobFailed { .. }) => Some("JobFailed"),
@@ -744,6 +980,35 @@ mod tests {
         // Nothing changed: the same status, so nothing is written.
         let again = status(Some(&running), Some(1), &applied(vec![workload("redis", 1, 1)]), "t4");
         assert_eq!(again, running);
+    }
+
+    #[test]
+    fn an_upgrade_is_upgrading_until_its_workloads_are_ready_then_running() {
+        let running = status(None, Some(1), &applied(vec![workload("redis", 1, 1)]), "t1");
+        let upgraded = |ready| Observation::Upgraded {
+            from: "3.0.7/1.0.0".into(),
+            to: "3.2/1.0.0".into(),
+            components: vec![workload("redis", ready, 1)],
+            locations: Vec::new(),
+            product_version: "3.2".into(),
+            sdl_version: "1.0.0".into(),
+        };
+        let upgrading = status(Some(&running), Some(2), &upgraded(0), "t2");
+        assert_eq!(upgrading.state, Some(InstanceState::Upgrading));
+        assert_eq!(upgrading.product_version.as_deref(), Some("3.2"));
+        let progressing = condition(&upgrading, "Progressing");
+        assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "Upgrading"));
+        assert!(progressing.message.starts_with("upgrading from 3.0.7/1.0.0 to 3.2/1.0.0; waiting for: "));
+        // A later reconcile (create-instance's) while the workloads are still not ready.
+        let still = status(Some(&upgrading), Some(2), &applied(vec![workload("redis", 0, 1)]), "t3");
+        assert_eq!(still.state, Some(InstanceState::Upgrading));
+        assert_eq!(condition(&still, "Progressing").reason, "Upgrading");
+        let done = status(Some(&still), Some(2), &applied(vec![workload("redis", 1, 1)]), "t4");
+        assert_eq!(done.state, Some(InstanceState::Running));
+        // All ready at once: running straight away.
+        assert_eq!(status(Some(&running), Some(2), &upgraded(1), "t2").state, Some(InstanceState::Running));
+        let event = transition(Some(&running), &upgrading).unwrap();
+        assert_eq!((event.type_, event.reason.as_str()), (EventType::Normal, "Upgrading"));
     }
 
     #[test]

@@ -29,3 +29,6 @@ pub const FILESYSTEM: &str = "hsm.stratus.io/filesystem";
 pub const INSTANCE_LABELS: &str = "hsm.stratus.io/labels";
 /// Annotation: the IDL's description.
 pub const DESCRIPTION: &str = "hsm.stratus.io/description";
+/// Namespace annotation: the instance's cluster-scoped objects (`Kind/name`, comma-separated),
+/// which deleting the namespace does not delete.
+pub const CLUSTER_OBJECTS: &str = "hsm.stratus.io/cluster-objects";

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod cli;
 pub mod cluster;
 pub mod controller;
+pub mod declared;
 pub mod error;
 pub mod instance;
 pub mod labels;

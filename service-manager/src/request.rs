@@ -86,11 +86,30 @@ pub struct Checked {
 /// Checks the request against the catalog: service, versions, IDL and `--set` values. Every
 /// problem of the IDL and the command line is reported together.
 pub fn check(catalog: &Catalog, request: &InstanceRequest) -> Result<Checked, HsmError> {
+    check_in_force(catalog, request, None)
+}
+
+/// [`check`], with the SDL in force of an existing instance (stored with it) in place of the
+/// catalog's copy when it is that of the version asked for.
+pub fn check_in_force(
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    in_force: Option<&Sdl>,
+) -> Result<Checked, HsmError> {
     let service = catalog.service(&request.service_id)?;
     let product_version = request.product_version.as_deref().or(request.idl.product_version.as_deref());
     let sdl_version = request.sdl_version.as_deref().or(request.idl.sdl_version.as_deref());
     let version = service.version(product_version, sdl_version)?;
-    let sdl = catalog.load_sdl(service, version)?;
+    let sdl = match in_force {
+        Some(sdl)
+            if (sdl.product_version.as_str(), sdl.sdl_version.as_str())
+                == (version.product_version.as_str(), version.sdl_version.as_str())
+                && (sdl.name.as_str(), sdl.vendor.as_str()) == (service.name.as_str(), service.vendor.as_str()) =>
+        {
+            sdl.clone()
+        }
+        _ => catalog.load_sdl(service, version)?,
+    };
 
     let mut idl = request.idl.clone();
     let mut problems = validate_idl(&sdl, &service.id, &idl);
@@ -144,7 +163,19 @@ pub fn prepare(
     profile: &ClusterProfile,
     rng: &mut (impl Rng + CryptoRng),
 ) -> Result<Prepared, HsmError> {
-    let Checked { service, version, sdl, mut idl } = check(catalog, request)?;
+    prepare_in_force(catalog, request, None, stored, profile, rng)
+}
+
+/// [`prepare`] for an existing instance, planned from its SDL in force ([`check_in_force`]).
+pub fn prepare_in_force(
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    in_force: Option<&Sdl>,
+    stored: &Stored,
+    profile: &ClusterProfile,
+    rng: &mut (impl Rng + CryptoRng),
+) -> Result<Prepared, HsmError> {
+    let Checked { service, version, sdl, mut idl } = check_in_force(catalog, request, in_force)?;
     if idl.instance_id.is_none() {
         idl.instance_id = Some(generated_instance_id(&sdl.name, rng));
     }
@@ -152,6 +183,21 @@ pub fn prepare(
     let context = ResolveContext { instance_id: &instance_id, cluster_domain: &profile.cluster_domain };
     let resolved = resolve(&sdl, &idl, stored, &context, rng)?;
     Ok(Prepared { service, version, sdl, idl, resolved })
+}
+
+/// The instance id `request` names (flag or IDL), or a new one generated for its service;
+/// written back into `request.instance_id`.
+pub fn assign_instance_id(
+    catalog: &Catalog,
+    request: &mut InstanceRequest,
+    rng: &mut (impl Rng + CryptoRng),
+) -> Result<String, HsmError> {
+    let id = match request.instance_id.clone().or_else(|| request.idl.instance_id.clone()) {
+        Some(id) => id,
+        None => generated_instance_id(&catalog.service(&request.service_id)?.name, rng),
+    };
+    request.instance_id = Some(id.clone());
+    Ok(id)
 }
 
 /// `<service>-<6 random lowercase letters and digits>`, e.g. `mysql-k3x9q2`.

@@ -113,6 +113,9 @@ pub struct InstanceStatus {
     /// The SDL version in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdl_version: Option<String>,
+    /// Versions the catalog allows this instance to be upgraded to, `<product>/<SDL version>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_upgrades: Vec<String>,
     /// `Ready`, `Progressing` and `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -134,7 +137,8 @@ pub enum InstanceState {
     Running,
     /// It was running; some workload is not ready now.
     Degraded,
-    /// Changing versions.
+    /// Changing versions or parameters (an upgrade or reconfiguration applied, its workloads
+    /// not all ready yet).
     Upgrading,
     /// The spec cannot be carried out (see the conditions).
     Failed,

@@ -4,163 +4,12 @@
 //! and Instances are written with the real `kubectl`, as an operator (or GitOps) would.
 //! Every wait is a poll with a generous limit: the tests assert what happens, not how fast.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use stratus_tests::cluster::ControlPlane;
-
-/// How long anything may take to converge.
-const LIMIT: Duration = Duration::from_secs(90);
-
-const INSTANCES: &str = "/apis/stratus.io/v1alpha1/instances";
-
-/// One test's convergers at a time: they share the Lease `hsm-controller`, so another test's
-/// converger could lead (or stand by) in place of this test's.
-static ONE_CONVERGER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// An `hsm controller` process, killed (by its PID) when dropped, even by a failing test.
-struct Converger {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Converger {
-    fn start(kubeconfig: &Path, dir: &Path) -> Converger {
-        Converger::start_with(kubeconfig, dir, "controller", &[])
-    }
-
-    /// An `hsm controller` logging to `<name>.log` in `dir`, with more arguments.
-    fn start_with(kubeconfig: &Path, dir: &Path, name: &str, args: &[&str]) -> Converger {
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_hsm"))
-            .args(["controller", "--workers", "4"])
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env_remove("HSM_CATALOG")
-            .env_remove("KUBECONFIG")
-            .env("HSM_LOG", "service_manager=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Converger { child, log }
-    }
-
-    /// Sends SIGTERM and waits (up to [`LIMIT`]) for the process to end: its exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: signalling the child this value owns (not yet waited for, so its PID is its own).
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < LIMIT, "hsm controller did not stop on SIGTERM:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn full_log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log(&self) -> String {
-        let text = self.full_log();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Converger {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // For a look at what it did: `CONVERGER_LOG_DIR=/some/dir cargo test ...`.
-        if let Some(dir) = std::env::var_os("CONVERGER_LOG_DIR") {
-            let name = std::thread::current().name().unwrap_or("converger").replace("::", "-");
-            let file = self.log.file_name().unwrap().to_string_lossy();
-            let _ = std::fs::copy(&self.log, Path::new(&dir).join(format!("{name}-{file}")));
-        }
-    }
-}
-
-struct Env {
-    plane: &'static ControlPlane,
-    dir: tempfile::TempDir,
-}
-
-macro_rules! test_env {
-    () => {
-        match ControlPlane::shared() {
-            Some(plane) => Env { plane, dir: tempfile::tempdir().unwrap() },
-            None => return,
-        }
-    };
-}
-
-impl Env {
-    /// `kubectl` as the cluster's admin.
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.plane.kubeconfig())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("kubectl runs")
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args);
-        assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// `kubectl apply -f` of `yaml`.
-    fn apply(&self, yaml: &str) -> Output {
-        let file = self.dir.path().join("instance.yaml");
-        std::fs::write(&file, yaml).unwrap();
-        self.kubectl(&["apply", "-f", file.to_str().unwrap()])
-    }
-
-    fn instance(&self, name: &str) -> Option<Value> {
-        self.plane.get(&format!("{INSTANCES}/{name}"))
-    }
-
-    /// Polls `check` until it gives a value, up to [`LIMIT`]; else fails with `what` and the
-    /// controller's latest log lines.
-    fn eventually<T>(&self, converger: &Converger, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-        let started = Instant::now();
-        loop {
-            if let Some(value) = check() {
-                return value;
-            }
-            assert!(started.elapsed() < LIMIT, "{what}: not within {LIMIT:?}\ncontroller:\n{}", converger.log());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-fn state(instance: &Value) -> &str {
-    instance["status"]["state"].as_str().unwrap_or_default()
-}
-
-fn condition<'a>(instance: &'a Value, type_: &str) -> Option<&'a Value> {
-    instance["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
-}
-
-fn running(env: &Env, name: &str) -> Option<Value> {
-    env.instance(name).filter(|i| state(i) == "running" && condition(i, "Ready").is_some_and(|c| c["status"] == "True"))
-}
+use common::{condition, http_get, running, state, Converger, Env, LIMIT, ONE_CONVERGER};
+use serde_json::json;
 
 #[test]
 fn an_instance_is_created_kept_as_declared_and_deleted_with_its_namespace() {
@@ -499,19 +348,6 @@ fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
     env.eventually(&standby, "both Instances gone", || {
         (env.instance("conv-ha-one").is_none() && env.instance("conv-ha-two").is_none()).then_some(())
     });
-}
-
-/// `GET path` over plain HTTP/1.1: the status code and the body.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (code, body)
 }
 
 #[test]

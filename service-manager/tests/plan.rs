@@ -417,3 +417,50 @@ fn namespaces_ask_for_privileged_pod_security_only_when_a_container_needs_it() {
     assert_eq!(namespace_level(&with(r#"["NET_BIND_SERVICE", "CAP_CHOWN"]"#)), None);
     assert_eq!(namespace_level(&with("[]")), None);
 }
+
+#[test]
+fn a_service_account_with_namespaced_rules_is_a_role_in_the_instance_namespace_only() {
+    let mut sdl = sdl();
+    sdl.postflight[0].service_account = Some(sdl::model::ServiceAccount {
+        rules: vec![sdl::model::PolicyRule {
+            api_groups: vec!["".into()],
+            resources: vec!["configmaps".into()],
+            verbs: vec!["get".into(), "patch".into()],
+            resource_names: vec!["migrations".into()],
+        }],
+        cluster_rules: Vec::new(),
+    });
+    assert_eq!(validate_sdl(&sdl), vec![]);
+    let profile = ClusterProfile::default();
+    let idl = Idl { instance_id: Some("shop-1".into()), ..Idl::default() };
+    let context = ResolveContext { instance_id: "shop-1", cluster_domain: &profile.cluster_domain };
+    let resolved = resolve(&sdl, &idl, &Stored::default(), &context, &mut StdRng::seed_from_u64(1)).unwrap();
+    let plan =
+        plan(PlanInput { service_id: "acme.acme.shop", sdl: &sdl, idl: &idl, resolved: &resolved, profile: &profile })
+            .unwrap();
+
+    let configuration = plan.steps.iter().find(|s| s.phase == Phase::Configuration).unwrap();
+    let granted: Vec<String> = configuration
+        .objects
+        .iter()
+        .filter(|o| matches!(o, KubeObject::ServiceAccount(_) | KubeObject::Role(_) | KubeObject::RoleBinding(_)))
+        .map(KubeObject::describe)
+        .collect();
+    assert_eq!(granted, ["ServiceAccount shop-1/migrate", "Role shop-1/migrate", "RoleBinding shop-1/migrate"]);
+    let KubeObject::Role(role) = find(&plan, "Role", "migrate") else { unreachable!() };
+    let rule = &role.rules.as_ref().unwrap()[0];
+    assert_eq!(rule.resource_names.as_deref(), Some(&["migrations".to_string()][..]));
+    // Nothing outside the namespace, so nothing for delete-instance to remember.
+    assert!(!plan.objects().any(|o| matches!(o, KubeObject::ClusterRole(_) | KubeObject::ClusterRoleBinding(_))));
+    let namespace = plan.objects().next().unwrap().metadata();
+    assert!(namespace.annotations.as_ref().is_none_or(|a| !a.contains_key("hsm.stratus.io/cluster-objects")));
+
+    let KubeObject::Job(job) = find(&plan, "Job", "migrate") else { unreachable!() };
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(
+        (pod.service_account_name.as_deref(), pod.automount_service_account_token),
+        (Some("migrate"), Some(true))
+    );
+    let web = deployment(&plan, "web").spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!((web.service_account_name.as_deref(), web.automount_service_account_token), (None, Some(false)));
+}

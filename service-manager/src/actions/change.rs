@@ -4,6 +4,11 @@
 //! old version that the new one lacks are removed (volume claims are kept); jobs run again.
 //! The change is planned only while this process holds the instance's operation lock, from
 //! the record as it is then, so a change made by another hsm just before is never reverted.
+//!
+//! The old version is planned from the SDL in force ([`in_force`]), and so is a change that
+//! keeps the version; an upgrade plans the new version from the catalog and stores its SDL
+//! as the one in force. Refusals (an upgrade the rules do not allow, an unknown version, a
+//! changed immutable parameter) are found before anything is touched.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -14,6 +19,7 @@ use super::get::{locations, Location};
 use crate::cluster::Cluster;
 use crate::error::HsmError;
 use crate::instance::apply::{apply_plan, ApplyOptions};
+use crate::instance::in_force;
 use crate::instance::lock::{self, Held, Renewer};
 use crate::instance::record::{self, Record, State};
 use crate::instance::{InstanceError, RECORD_GRACE};
@@ -21,7 +27,9 @@ use crate::objects::{Kind, KubeObject};
 use crate::plan::Plan;
 use crate::profile::ClusterProfile;
 use crate::progress::Progress;
-use crate::request::{prepare, InstanceRequest};
+use crate::readiness::Readiness;
+use crate::request::{prepare_in_force, InstanceRequest};
+use sdl::Idl;
 
 /// A change to make.
 #[derive(Debug, Clone)]
@@ -30,8 +38,16 @@ pub struct Change {
     pub target: Option<(String, Option<String>)>,
     /// Parameters to set.
     pub sets: Vec<(String, String)>,
+    /// The instance definition to plan with in place of the recorded one (its versions are
+    /// ignored: `target` says them) — the converger's, from the Instance's spec. With it, a
+    /// change that changes nothing is not refused: it applies the plan again.
+    pub idl: Option<Idl>,
     /// Wait until workloads are ready.
     pub wait: bool,
+    /// Without waiting, read the workloads' readiness once after applying and record
+    /// `running` when every one is ready (else `upgrading`), returning it in
+    /// [`Outcome::components`] — as [`super::create::Options::readiness`].
+    pub readiness: bool,
     /// How long the whole operation may take.
     pub timeout: Duration,
 }
@@ -53,6 +69,12 @@ pub struct Outcome {
     pub state: State,
     /// Where its public ports can be reached.
     pub locations: Vec<Location>,
+    /// The product version it runs now.
+    pub product_version: String,
+    /// The SDL version in force now.
+    pub sdl_version: String,
+    /// Readiness of its workloads, when it was read after applying ([`Change::readiness`]).
+    pub components: Vec<Readiness>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -83,12 +105,16 @@ pub async fn run(
             return Err(error);
         }
     };
-    let Planned { record, from, to, old_plan, plan, idl_annotation } = planned;
+    let Planned { record, from, to, old_plan, plan, idl_annotation, store_sdl, product_version, sdl_version } = planned;
 
     let renewer = Renewer::start(base, id, &me, Held::Lease);
     let mut removed = Vec::new();
     let result = async {
         record::set_state(cluster, id, State::Upgrading).await?;
+        // The new SDL in force first: once the namespace says the new version, it is there.
+        if let Some(object) = &store_sdl {
+            cluster.apply(object).await?;
+        }
         let keep: BTreeSet<(Kind, &str)> = plan.objects().map(|o| (o.kind(), o.name())).collect();
         for old in old_plan.iter().flat_map(|p| p.objects()) {
             if keep.contains(&(old.kind(), old.name()))
@@ -106,8 +132,18 @@ pub async fn run(
     }
     .await;
     drop(renewer);
+    let mut result = result;
+    let mut components = Vec::new();
+    if result.is_ok() && !change.wait && change.readiness {
+        match super::create::workload_readiness(cluster, &plan).await {
+            Ok(read) => components = read,
+            Err(error) => result = Err(error),
+        }
+    }
     let (state, message) = match &result {
         Ok(_) if change.wait => (State::Running, None),
+        Ok(_) if change.readiness && components.iter().all(|c| c.done) => (State::Running, None),
+        Ok(_) if change.readiness => (State::Upgrading, Some("applied; waiting for workloads to be ready".to_string())),
         Ok(_) => (State::Upgrading, Some("applied without waiting (--no-wait)".to_string())),
         Err(error) => (State::Failed, Some(error.to_string())),
     };
@@ -126,23 +162,31 @@ pub async fn run(
         removed,
         state,
         locations: locations(cluster, id).await?,
+        product_version,
+        sdl_version,
+        components,
         elapsed: started.elapsed(),
     })
 }
 
-/// A change planned under the operation lock.
-struct Planned {
-    record: Record,
-    from: String,
-    to: String,
-    old_plan: Option<Plan>,
-    plan: Plan,
-    idl_annotation: String,
+/// A change planned under the operation lock (or, by [`crate::declared`], checked and planned
+/// before an Instance is changed).
+pub(crate) struct Planned {
+    pub(crate) record: Record,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) old_plan: Option<Plan>,
+    pub(crate) plan: Plan,
+    pub(crate) idl_annotation: String,
+    /// The new SDL in force, when it is not stored yet.
+    pub(crate) store_sdl: Option<KubeObject>,
+    pub(crate) product_version: String,
+    pub(crate) sdl_version: String,
 }
 
 /// Reads instance `id`'s record (the caller holds its lock), checks the change against the
 /// catalog's rules and plans the old and the new version.
-async fn plan_change(
+pub(crate) async fn plan_change(
     cluster: &Cluster,
     catalog: &Catalog,
     id: &str,
@@ -169,13 +213,16 @@ async fn plan_change(
         let allowed: Vec<String> = version.config.upgrade_from.iter().map(ToString::to_string).collect();
         return Err(HsmError::UpgradeRefused { service: service.id.clone(), to, from, allowed }.into());
     }
-    if from == to && change.sets.is_empty() {
+    if from == to && change.sets.is_empty() && change.idl.is_none() {
         return Err(HsmError::NothingToChange { id: id.to_string(), version: to }.into());
     }
 
     let stored = record::stored_values(cluster, &record).await?;
-    let mut rng = rand::rng();
-    let mut idl = record.idl.clone();
+    let in_force = in_force::read(cluster, &record).await?;
+    // A generator the future can carry across threads (the converger runs this on a
+    // multi-threaded runtime).
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+    let mut idl = change.idl.clone().unwrap_or_else(|| record.idl.clone());
     idl.product_version = None;
     idl.sdl_version = None;
     let request = |product_version: &str, sdl_version: &str, sets: Vec<(String, String)>| InstanceRequest {
@@ -187,23 +234,37 @@ async fn plan_change(
         sets,
         instance_id: Some(id.to_string()),
     };
-    let old_plan = prepare(
-        catalog,
-        &request(&record.product_version, &record.sdl_version, Vec::new()),
-        &stored,
-        profile,
-        &mut rng,
-    )
-    .and_then(|p| p.plan(profile))
-    .ok();
-    let prepared = prepare(
+    // What runs: planned from the recorded definition and the SDL in force.
+    let mut recorded = record.idl.clone();
+    recorded.product_version = None;
+    recorded.sdl_version = None;
+    let old_request =
+        InstanceRequest { idl: recorded, ..request(&record.product_version, &record.sdl_version, Vec::new()) };
+    let old_plan = prepare_in_force(catalog, &old_request, in_force.as_ref(), &stored, profile, &mut rng)
+        .and_then(|p| p.plan(profile))
+        .ok();
+    // At the same version, still the SDL in force; another version's comes from the catalog.
+    let prepared = prepare_in_force(
         catalog,
         &request(&version.product_version, &version.sdl_version, change.sets.clone()),
+        in_force.as_ref(),
         &stored,
         profile,
         &mut rng,
     )?;
     let plan = prepared.plan(profile)?;
     let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
-    Ok(Planned { record, from, to, old_plan, plan, idl_annotation })
+    let store_sdl =
+        if in_force.as_ref() == Some(&prepared.sdl) { None } else { in_force::config_map(&plan, &prepared.sdl) };
+    Ok(Planned {
+        record,
+        from,
+        to,
+        old_plan,
+        plan,
+        idl_annotation,
+        store_sdl,
+        product_version: version.product_version.clone(),
+        sdl_version: version.sdl_version.clone(),
+    })
 }

@@ -31,6 +31,13 @@ pub async fn run(
     profile: &ClusterProfile,
     progress: &dyn Progress,
 ) -> Result<Outcome, InstanceError> {
-    let change = Change { target: None, sets: options.sets, wait: options.wait, timeout: options.timeout };
+    let change = Change {
+        target: None,
+        sets: options.sets,
+        idl: None,
+        wait: options.wait,
+        readiness: false,
+        timeout: options.timeout,
+    };
     change::run(cluster, catalog, id, &change, profile, progress).await
 }

@@ -1,6 +1,7 @@
 //! `create-instance`: plans an instance, applies the plan in order, waits for jobs and
-//! workloads and records the outcome. Safe to re-run after any interruption: on an existing
-//! instance it converges (and re-runs jobs that failed).
+//! workloads and records the outcome, with the SDL it was planned from ([`in_force`]). Safe
+//! to re-run after any interruption: on an existing instance it converges (and re-runs jobs
+//! that failed), planned from the SDL stored with the instance, not the catalog's copy.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use sdl::resolve::Stored;
 
 use super::get::{locations, Location};
 use crate::cluster::Cluster;
-use crate::error::HsmError;
 use crate::instance::apply::{apply_plan, namespace_is_current, ApplyOptions};
+use crate::instance::in_force;
 use crate::instance::lock::{self, Held, Renewer};
 use crate::instance::record::{self, Record, State};
 use crate::instance::{InstanceError, RECORD_GRACE};
@@ -22,7 +23,7 @@ use crate::plan::Plan;
 use crate::profile::ClusterProfile;
 use crate::progress::Progress;
 use crate::readiness::{self, Readiness};
-use crate::request::{prepare, InstanceRequest};
+use crate::request::{prepare, prepare_in_force, InstanceRequest};
 
 /// Options of `create-instance`.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,10 @@ pub struct Options {
     /// `running` when every one is ready (else `creating`), returning it in
     /// [`Outcome::components`]. The converger's way: it never blocks, and is called again.
     pub readiness: bool,
+    /// Create what the plan grants: ServiceAccounts with their Roles, ClusterRoles and
+    /// bindings. `false` (the converger) refuses a plan that has any with
+    /// [`InstanceError::NeedsAdmin`] before touching the cluster.
+    pub grants: bool,
 }
 
 /// What a create did.
@@ -80,16 +85,9 @@ pub async fn run(
     // A generator the future can carry across threads (the converger runs this on a
     // multi-threaded runtime); seeded from the OS like `rand::rng()`.
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
-    let id = match request.instance_id.clone().or_else(|| request.idl.instance_id.clone()) {
-        Some(id) => id,
-        None => {
-            let service = catalog.service(&request.service_id).map_err(HsmError::from)?;
-            crate::request::generated_instance_id(&service.name, &mut rng)
-        }
-    };
-    request.instance_id = Some(id.clone());
+    let id = crate::request::assign_instance_id(catalog, &mut request, &mut rng)?;
 
-    let (existing, plan, idl_annotation, namespace_current) = match cluster.namespace(&id).await? {
+    let (existing, plan, idl_annotation, namespace_current, store_sdl) = match cluster.namespace(&id).await? {
         Some(namespace) => {
             let record = existing_record(&namespace, &id, &mut request)?;
             lock::take(cluster, &record, &me).await?;
@@ -98,15 +96,23 @@ pub async fn run(
                 let namespace = cluster.namespace(&id).await?.ok_or_else(|| InstanceError::NotFound(id.clone()))?;
                 let record = existing_record(&namespace, &id, &mut request)?;
                 let stored = record::stored_values(cluster, &record).await?;
-                let prepared = prepare(catalog, &request, &stored, profile, &mut rng)?;
+                let sdl = in_force::read(cluster, &record).await?;
+                let prepared = prepare_in_force(catalog, &request, sdl.as_ref(), &stored, profile, &mut rng)?;
                 let plan = prepared.plan(profile)?;
+                check_grants(&plan, options.grants)?;
                 let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
                 let current = namespace_is_current(&namespace, &plan);
-                Ok::<_, InstanceError>((record, plan, idl_annotation, current))
+                // Stored when it was not (an instance older than the stored SDL, or one whose
+                // copy could not be read).
+                let store =
+                    if sdl.as_ref() == Some(&prepared.sdl) { None } else { in_force::config_map(&plan, &prepared.sdl) };
+                Ok::<_, InstanceError>((record, plan, idl_annotation, current, store))
             }
             .await;
             match planned {
-                Ok((record, plan, idl_annotation, current)) => (Some(record), plan, idl_annotation, current),
+                Ok((record, plan, idl_annotation, current, store)) => {
+                    (Some(record), plan, idl_annotation, current, store)
+                }
                 Err(error) => {
                     lock::release_quietly(&base.with_timeout(RECORD_GRACE), &id).await;
                     return Err(error);
@@ -116,9 +122,11 @@ pub async fn run(
         None => {
             let prepared = prepare(catalog, &request, &Stored::default(), profile, &mut rng)?;
             let plan = prepared.plan(profile)?;
+            check_grants(&plan, options.grants)?;
             let idl_annotation = record::recorded_idl(&prepared.idl, &prepared.sdl);
             create_namespace(cluster, &plan, &me, &idl_annotation, &mut rng).await?;
-            (None, plan, idl_annotation, false)
+            let store = in_force::config_map(&plan, &prepared.sdl);
+            (None, plan, idl_annotation, false, store)
         }
     };
 
@@ -129,7 +137,13 @@ pub async fn run(
         namespace_current,
         rerun_jobs: Vec::new(),
     };
-    let mut result = apply_plan(cluster, &plan, &apply, progress).await;
+    let mut result = match &store_sdl {
+        Some(object) => cluster.apply(object).await.map(drop).map_err(InstanceError::from),
+        None => Ok(()),
+    };
+    if result.is_ok() {
+        result = apply_plan(cluster, &plan, &apply, progress).await;
+    }
     drop(renewer);
     let mut components = Vec::new();
     if result.is_ok() && !options.wait && options.readiness {
@@ -141,7 +155,15 @@ pub async fn run(
     let (state, message) = match &result {
         Ok(_) if options.wait => (State::Running, None),
         Ok(_) if options.readiness && components.iter().all(|c| c.done) => (State::Running, None),
-        Ok(_) if options.readiness => (State::Creating, Some("applied; waiting for workloads to be ready".to_string())),
+        // An upgrade applied without waiting stays one until its workloads are ready.
+        Ok(_) if options.readiness => (
+            if existing.as_ref().is_some_and(|r| r.state == State::Upgrading) {
+                State::Upgrading
+            } else {
+                State::Creating
+            },
+            Some("applied; waiting for workloads to be ready".to_string()),
+        ),
         Ok(_) => (State::Creating, Some("applied without waiting (--no-wait)".to_string())),
         Err(error) => (State::Failed, Some(error.to_string())),
     };
@@ -168,8 +190,21 @@ pub async fn run(
     })
 }
 
+/// Refuses `plan` when it gives a component a ServiceAccount and `grants` is false.
+pub fn check_grants(plan: &Plan, grants: bool) -> Result<(), InstanceError> {
+    if grants {
+        return Ok(());
+    }
+    let components: Vec<&str> =
+        plan.objects().filter(|o| matches!(o, KubeObject::ServiceAccount(_))).map(KubeObject::name).collect();
+    if components.is_empty() {
+        return Ok(());
+    }
+    Err(InstanceError::NeedsAdmin { id: plan.instance_id.clone(), components: components.join(", ") })
+}
+
 /// Readiness of the plan's Deployments and StatefulSets as they are now, by name.
-async fn workload_readiness(cluster: &Cluster, plan: &Plan) -> Result<Vec<Readiness>, InstanceError> {
+pub(crate) async fn workload_readiness(cluster: &Cluster, plan: &Plan) -> Result<Vec<Readiness>, InstanceError> {
     let namespace = &plan.instance_id;
     let planned =
         |kind: Kind| -> BTreeSet<&str> { plan.objects().filter(|o| o.kind() == kind).map(KubeObject::name).collect() };

@@ -8,11 +8,15 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::cluster::{Cluster, ClusterError, Namespaced};
 use crate::instance::lock;
 use crate::instance::record::{self, Record, State};
 use crate::instance::InstanceError;
+use crate::labels;
+use crate::objects::KubeObject;
 use crate::wait::WaitError;
 
 /// Options of `delete-instance`.
@@ -53,17 +57,7 @@ pub async fn run(
     }
     let claims: Vec<String> =
         cluster.list::<PersistentVolumeClaim>(id, None).await?.into_iter().filter_map(|c| c.metadata.name).collect();
-    let description = match (options.keep_volumes, claims.is_empty()) {
-        (_, true) => format!("Delete instance {id} ({})?", record.service_id),
-        (true, false) => {
-            format!("Delete instance {id} ({}), keeping its volume claims {}?", record.service_id, claims.join(", "))
-        }
-        (false, false) => format!(
-            "Delete instance {id} ({}) and its volume claims {} (their data is lost)?",
-            record.service_id,
-            claims.join(", ")
-        ),
-    };
+    let description = question(id, &record.service_id, options.keep_volumes, &claims);
     if !confirm(&description) {
         return Err(InstanceError::Cancelled);
     }
@@ -71,6 +65,11 @@ pub async fn run(
     let cluster = &cluster.with_timeout(options.timeout);
     lock::take(cluster, &record, &lock::holder_identity()).await?;
     record::set_state(cluster, id, State::Deleting).await?;
+    // Deleting the namespace does not delete what lives outside it.
+    let annotation = namespace.metadata.annotations.as_ref().and_then(|a| a.get(labels::CLUSTER_OBJECTS));
+    for object in cluster_objects(annotation.map(String::as_str).unwrap_or_default()) {
+        cluster.delete_object(&object).await?;
+    }
     if !options.keep_volumes {
         cluster.delete_namespace(id).await?;
         wait_gone(cluster, id).await?;
@@ -92,6 +91,42 @@ pub async fn run(
     cluster.annotate_namespace(id, &annotations, None).await?;
     lock::release(cluster, id).await?;
     Ok(Outcome::VolumesKept(claims))
+}
+
+/// The cluster-scoped objects a namespace's [`labels::CLUSTER_OBJECTS`] annotation names
+/// (`ClusterRole/name,ClusterRoleBinding/name`); other kinds are ignored.
+pub fn cluster_objects(annotation: &str) -> Vec<KubeObject> {
+    let meta = |name: &str| ObjectMeta { name: Some(name.to_string()), ..ObjectMeta::default() };
+    annotation
+        .split(',')
+        .filter_map(|entry| match entry.trim().split_once('/')? {
+            ("ClusterRole", name) if !name.is_empty() => {
+                Some(KubeObject::ClusterRole(ClusterRole { metadata: meta(name), ..ClusterRole::default() }))
+            }
+            ("ClusterRoleBinding", name) if !name.is_empty() => {
+                Some(KubeObject::ClusterRoleBinding(ClusterRoleBinding {
+                    metadata: meta(name),
+                    ..ClusterRoleBinding::default()
+                }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// What deleting instance `id` of `service` asks the operator, naming the volume claims
+/// `claims` that are kept or lost.
+pub fn question(id: &str, service: &str, keep_volumes: bool, claims: &[String]) -> String {
+    match (keep_volumes, claims.is_empty()) {
+        (_, true) => format!("Delete instance {id} ({service})?"),
+        (true, false) => format!("Delete instance {id} ({service}), keeping its volume claims {}?", claims.join(", ")),
+        (false, false) => {
+            format!(
+                "Delete instance {id} ({service}) and its volume claims {} (their data is lost)?",
+                claims.join(", ")
+            )
+        }
+    }
 }
 
 async fn delete_all<K: Namespaced>(cluster: &Cluster, id: &str) -> Result<(), InstanceError> {
@@ -122,5 +157,18 @@ async fn wait_gone(cluster: &Cluster, id: &str) -> Result<(), InstanceError> {
             return Err(timeout().into());
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_objects_annotation_names_what_to_delete() {
+        let objects = cluster_objects("ClusterRole/hsm:hcp:c,ClusterRoleBinding/hsm:hcp:c,Secret/x,ClusterRole/");
+        let described: Vec<String> = objects.iter().map(KubeObject::describe).collect();
+        assert_eq!(described, ["ClusterRole hsm:hcp:c", "ClusterRoleBinding hsm:hcp:c"]);
+        assert!(cluster_objects("").is_empty());
     }
 }

@@ -38,7 +38,9 @@ pub async fn run(
     let change = Change {
         target: Some((options.product_version, options.sdl_version)),
         sets: options.sets,
+        idl: None,
         wait: options.wait,
+        readiness: false,
         timeout: options.timeout,
     };
     change::run(cluster, catalog, id, &change, profile, progress).await

@@ -13,8 +13,9 @@ use sdl::parse::read_document;
 use sdl::resolve::{ResolveError, Stored};
 use sdl::Idl;
 use service_manager::actions::{self, change, lint};
-use service_manager::cli::{ChangeArgs, Cli, ClusterArgs, Command, CreateArgs, SHIPPED_CATALOG};
+use service_manager::cli::{ChangeArgs, Cli, ClusterArgs, Command, CreateArgs, ModeArgs, SHIPPED_CATALOG};
 use service_manager::cluster::{ClientOptions, Cluster};
+use service_manager::declared::{self, Mode};
 use service_manager::instance::InstanceError;
 use service_manager::output::{self, ServiceDetail};
 use service_manager::request::{prepare, InstanceRequest};
@@ -114,10 +115,10 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::CreateInstance(args) => create_instance(catalog()?, *args).await,
         Command::ListInstances { cluster, output } => {
-            Ok(output::list_instances(&actions::list::run(&connect(&cluster).await?).await?, output.output))
+            Ok(output::list_instances(&declared::list(&connect(&cluster).await?).await?, output.output))
         }
         Command::GetInstance { instance, cluster, output } => {
-            let detail = actions::get::run(&connect(&cluster).await?, &instance.instance_id).await?;
+            let detail = declared::get(&connect(&cluster).await?, &instance.instance_id).await?;
             Ok(output::instance_detail(&detail, output.output))
         }
         Command::GetCredentials { instance, cluster, output } => {
@@ -138,13 +139,19 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             }
             change_instance(catalog()?, &instance.instance_id, None, change).await
         }
-        Command::DeleteInstance { instance, yes, keep_volumes, timeout, cluster } => {
+        Command::DeleteInstance { instance, yes, keep_volumes, timeout, mode, cluster } => {
             let id = &instance.instance_id;
             let confirm = |question: &str| {
                 yes || terminal::confirm(question, "refusing without a terminal to confirm on; pass -y to confirm")
             };
             let options = actions::delete::Options { keep_volumes, timeout };
-            let outcome = actions::delete::run(&connect(&cluster).await?, id, options, confirm).await?;
+            let cluster = connect(&cluster).await?;
+            if let Some(current) = declared_instance(&cluster, &mode, id, timeout).await? {
+                let place = declared::Place { namespace: mode.lease_namespace.clone() };
+                let outcome = declared::delete(&cluster, &current, options, &place, confirm).await?;
+                return Ok(output::deleted(id, &outcome));
+            }
+            let outcome = actions::delete::run(&cluster, id, options, confirm).await?;
             Ok(output::deleted(id, &outcome))
         }
         Command::Controller(args) => {
@@ -152,6 +159,8 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let options = controller::Options {
                 workers: args.workers,
                 timeout: args.reconcile_timeout,
+                resync: args.resync,
+                reapply_every: args.reapply_every,
                 ..controller::Options::default()
             };
             let replica =
@@ -180,9 +189,23 @@ async fn change_instance(
     args: ChangeArgs,
 ) -> Result<String, Failure> {
     let profile = args.profile.load()?;
-    let change = change::Change { target, sets: args.sets.values()?, wait: !args.no_wait, timeout: args.timeout };
+    let change = change::Change {
+        target,
+        sets: args.sets.values()?,
+        idl: None,
+        wait: !args.no_wait,
+        readiness: false,
+        timeout: args.timeout,
+    };
     let cluster = connect(&args.cluster).await?;
     let progress = progress::stderr();
+    if let Some(current) = declared_instance(&cluster, &args.mode, id, args.timeout).await? {
+        let place = declared::Place { namespace: args.mode.lease_namespace.clone() };
+        let outcome =
+            declared::change(&cluster, &catalog, &current, &change, &profile, &place, progress.as_ref()).await?;
+        progress.note(&format!("done in {:.1}s", outcome.elapsed.as_secs_f64()));
+        return Ok(output::changed(&outcome));
+    }
     let outcome = change::run(&cluster, &catalog, id, &change, &profile, progress.as_ref()).await?;
     progress.note(&format!("done in {:.1}s", outcome.elapsed.as_secs_f64()));
     Ok(output::changed(&outcome))
@@ -220,8 +243,31 @@ async fn create_instance(catalog: Catalog, args: CreateArgs) -> Result<String, F
         };
     }
     let cluster = connect(&args.cluster).await?;
-    let options = actions::create::Options { wait: !args.no_wait, timeout: args.timeout, readiness: false };
     let progress = progress::stderr();
+    if let Mode::Declared(_) = choose(&cluster, &args.mode, args.timeout).await? {
+        let place = declared::Place { namespace: args.mode.lease_namespace.clone() };
+        let wait = declared::Wait { wait: !args.no_wait, timeout: args.timeout };
+        let create = |request: InstanceRequest| {
+            let (cluster, catalog, profile, place, progress) =
+                (&cluster, &catalog, &profile, &place, progress.as_ref());
+            async move { declared::create(cluster, catalog, &request, profile, place, wait, progress).await }
+        };
+        let mut result = create(request.clone()).await;
+        if let Err(InstanceError::Hsm(HsmError::Resolve(ResolveError::Missing(names)))) = &result {
+            if ask_missing(&catalog, &mut request, &names.clone())? {
+                result = create(request.clone()).await;
+            }
+        }
+        match result? {
+            Ok(outcome) => {
+                progress.note(&format!("done in {:.1}s", outcome.elapsed.as_secs_f64()));
+                return Ok(output::created(&outcome));
+            }
+            Err(why) => eprintln!("note: {why}; hsm applies it itself"),
+        }
+    }
+    let options =
+        actions::create::Options { wait: !args.no_wait, timeout: args.timeout, readiness: false, grants: true };
     let mut result = actions::create::run(&cluster, &catalog, &request, &profile, options, progress.as_ref()).await;
     if let Err(InstanceError::Hsm(HsmError::Resolve(ResolveError::Missing(names)))) = &result {
         if ask_missing(&catalog, &mut request, &names.clone())? {
@@ -231,6 +277,36 @@ async fn create_instance(catalog: Catalog, args: CreateArgs) -> Result<String, F
     let outcome = result?;
     progress.note(&format!("done in {:.1}s", outcome.elapsed.as_secs_f64()));
     Ok(output::created(&outcome))
+}
+
+/// Which way a change goes on `cluster`; a line on stderr when an installed converger does not
+/// run (so hsm applies the change itself).
+async fn choose(cluster: &Cluster, args: &ModeArgs, timeout: std::time::Duration) -> Result<Mode, Failure> {
+    let found = match args.mode {
+        declared::Choice::Direct => Err(String::new()),
+        _ => declared::detect(&cluster.with_timeout(timeout), &args.lease_namespace)
+            .await
+            .map_err(InstanceError::from)?,
+    };
+    let mode = declared::mode(args.mode, found);
+    if let Some(note) = declared::note(args.mode, &mode) {
+        eprintln!("note: {note}");
+    }
+    Ok(mode)
+}
+
+/// The Instance of instance `id` when a change to it goes through the converger; `None` when
+/// hsm changes it itself (no converger, or an instance that has no Instance).
+async fn declared_instance(
+    cluster: &Cluster,
+    args: &ModeArgs,
+    id: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<service_manager::resource::Instance>, Failure> {
+    match choose(cluster, args, timeout).await? {
+        Mode::Direct(_) => Ok(None),
+        Mode::Declared(_) => Ok(declared::instance(cluster, id).await?),
+    }
 }
 
 /// On a terminal, asks for each missing required parameter (secret ones without echo) and

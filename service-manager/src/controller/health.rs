@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 pub struct Metrics {
     reconciles: AtomicU64,
     errors: AtomicU64,
+    skipped: AtomicU64,
     /// Microseconds spent reconciling, in all.
     duration_micros: AtomicU64,
     leader: AtomicBool,
@@ -32,6 +33,11 @@ impl Metrics {
         }
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Counts one reconcile that found nothing changed and wrote nothing.
+    pub fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether this replica leads.
@@ -53,6 +59,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let reconciles = self.reconciles.load(Ordering::Relaxed);
         let errors = self.errors.load(Ordering::Relaxed);
+        let skipped = self.skipped.load(Ordering::Relaxed);
         let seconds = self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let leader = u8::from(self.leader.load(Ordering::Relaxed));
         format!(
@@ -62,6 +69,9 @@ impl Metrics {
              # HELP hsm_controller_reconcile_errors_total Reconciles of Instances that failed.\n\
              # TYPE hsm_controller_reconcile_errors_total counter\n\
              hsm_controller_reconcile_errors_total {errors}\n\
+             # HELP hsm_controller_reconciles_unchanged_total Reconciles that found nothing changed and wrote nothing.\n\
+             # TYPE hsm_controller_reconciles_unchanged_total counter\n\
+             hsm_controller_reconciles_unchanged_total {skipped}\n\
              # HELP hsm_controller_reconcile_duration_seconds Time spent reconciling Instances.\n\
              # TYPE hsm_controller_reconcile_duration_seconds summary\n\
              hsm_controller_reconcile_duration_seconds_sum {seconds}\n\

@@ -1,8 +1,9 @@
 //! Instances on a cluster: what every action shares — the record each instance keeps in its
-//! namespace ([`record`]), the operation lock ([`lock`]), applying a plan ([`apply`]) — and
-//! the error every action returns. The actions themselves are in [`crate::actions`].
+//! namespace ([`record`]) with the SDL in force ([`in_force`]), the operation lock ([`lock`]),
+//! applying a plan ([`apply`]) — and the error every action returns. The actions themselves are in [`crate::actions`].
 
 pub mod apply;
+pub mod in_force;
 pub mod lock;
 pub mod record;
 
@@ -58,6 +59,27 @@ pub enum InstanceError {
     /// The namespace is being deleted.
     #[error("instance \"{0}\" is being deleted")]
     Terminating(String),
+    /// The service gives components a ServiceAccount with permissions, and this operation may
+    /// not grant permissions (the converger's: it holds none to give).
+    #[error("instance \"{id}\": the service gives component(s) {components} a ServiceAccount and Kubernetes API permissions, which the converger does not grant (it holds no permission to give); create the instance with `hsm create-instance` as a cluster administrator")]
+    NeedsAdmin {
+        /// Instance id.
+        id: String,
+        /// The components asking, comma-separated.
+        components: String,
+    },
+    /// The converger could not carry out the Instance's spec (its `Ready` condition).
+    #[error("instance \"{id}\" failed ({reason}): {message}")]
+    Declared {
+        /// Instance id.
+        id: String,
+        /// The condition's reason, e.g. `UpgradeRefused`.
+        reason: String,
+        /// The condition's message.
+        message: String,
+        /// The exit code hsm gives the same failure without a converger.
+        code: u8,
+    },
     /// The operator said no.
     #[error("cancelled: nothing was deleted")]
     Cancelled,
@@ -79,6 +101,7 @@ impl InstanceError {
     pub fn exit_code(&self) -> u8 {
         match self {
             InstanceError::Hsm(_) => 2,
+            InstanceError::Declared { code, .. } => *code,
             _ => 1,
         }
     }

@@ -4,6 +4,7 @@
 
 mod network;
 mod pod;
+pub mod rbac;
 
 use std::collections::BTreeMap;
 
@@ -51,7 +52,7 @@ pub struct PlanInput<'a> {
 pub enum Phase {
     /// The instance namespace.
     Namespace,
-    /// Parameters (Secret, ConfigMap) and the network policy.
+    /// Parameters (Secret, ConfigMap), ServiceAccounts with their RBAC, and the network policy.
     Configuration,
     /// Volume claims and Services.
     StorageAndNetwork,
@@ -156,6 +157,9 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         configuration.push(KubeObject::Secret(secret));
     }
     configuration.push(KubeObject::ConfigMap(ctx.config_map()));
+    for c in sdl.all_workloads().map(|(_, _, c)| c).filter(|c| !c.is_external()) {
+        configuration.extend(rbac::objects(&ctx, c));
+    }
     configuration.push(KubeObject::NetworkPolicy(network::network_policy(&ctx)));
     steps.push(Step { phase: Phase::Configuration, objects: configuration });
 
@@ -278,6 +282,20 @@ impl<'a> Context<'a> {
         }
         if let Some(description) = &idl.description {
             annotations.insert(labels::DESCRIPTION.to_string(), description.clone());
+        }
+        let cluster_objects: Vec<String> = self
+            .input
+            .sdl
+            .all_workloads()
+            .map(|(_, _, c)| c)
+            .filter(|c| c.service_account.as_ref().is_some_and(|a| !a.cluster_rules.is_empty()))
+            .flat_map(|c| {
+                let name = rbac::cluster_name(self.namespace, &c.name);
+                [format!("ClusterRole/{name}"), format!("ClusterRoleBinding/{name}")]
+            })
+            .collect();
+        if !cluster_objects.is_empty() {
+            annotations.insert(labels::CLUSTER_OBJECTS.to_string(), cluster_objects.join(","));
         }
         // A cluster may enforce Pod Security `baseline` (or stricter) by default; an instance
         // whose pods need more says so on its namespace, deliberately, and only then.

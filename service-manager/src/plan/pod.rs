@@ -306,7 +306,9 @@ fn pod_template(ctx: &Context<'_>, c: &Component, stateful: bool, replicas: i32)
             affinity,
             topology_spread_constraints,
             enable_service_links: Some(false),
-            automount_service_account_token: Some(false),
+            // API credentials only for a component given a ServiceAccount of its own.
+            service_account_name: c.service_account.as_ref().map(|_| c.name.clone()),
+            automount_service_account_token: Some(c.service_account.is_some()),
             image_pull_secrets: (!profile.image_pull_secrets.is_empty())
                 .then(|| profile.image_pull_secrets.iter().map(|n| LocalObjectReference { name: n.clone() }).collect()),
             ..PodSpec::default()

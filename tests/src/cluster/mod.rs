@@ -503,6 +503,14 @@ impl ControlPlane {
         &self.ca
     }
 
+    /// A kubeconfig (YAML) for user `user` in group `group`, with a client certificate from the
+    /// cluster CA valid for a day: to act as another identity, e.g. a ServiceAccount's
+    /// (`system:serviceaccount:<namespace>:<name>`, group `system:serviceaccounts`).
+    pub fn kubeconfig_for(&self, user: &str, group: Option<&str>) -> String {
+        let client = self.ca.issue_client(user, group, 1).expect("the cluster CA issues client certificates");
+        stratus_pki::kubeconfig("stratus", user, &format!("https://{}", self.api), self.ca.certificate(), &client)
+    }
+
     /// The admin client certificate.
     pub fn admin(&self) -> &KeyedCertificate {
         &self.admin

@@ -1,0 +1,184 @@
+//! The API's one error shape, `{code, message, status}`, what each failure becomes in it,
+//! and the checks of path values (bad input is a 400 naming the value, never a 500).
+
+use axum::extract::rejection::PathRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sdl::catalog::CatalogError;
+use sdl::error::quote;
+use sdl::LoadError;
+use serde::Serialize;
+use service_manager::instance::InstanceError;
+use utoipa::ToSchema;
+
+/// Every error the API answers, as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ApiError {
+    /// Stable machine-readable code, e.g. `unknown_service`.
+    pub code: String,
+    /// What went wrong, naming the path value or field.
+    pub message: String,
+    /// The HTTP status, repeated.
+    pub status: u16,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError { code: code.to_string(), message: message.into(), status: status.as_u16() }
+    }
+
+    /// The status as a [`StatusCode`].
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status_code(), Json(self)).into_response()
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_path", format!("path: {}", rejection.body_text()))
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> ApiError {
+        match &error {
+            CatalogError::UnknownService { id, suggestion } => {
+                let hint = suggestion.as_ref().map(|s| format!(" (did you mean {}?)", quote(s))).unwrap_or_default();
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_service",
+                    format!("id: unknown service {}{hint}; GET /v1/services lists the catalog", quote(id)),
+                )
+            }
+            CatalogError::UnknownVersion { what, .. } => {
+                let field = if *what == "SDL version" { "sdl_version" } else { "product_version" };
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_version", format!("{field}: {error}"))
+            }
+            // The catalog's fault, not the request's.
+            CatalogError::Broken { .. } | CatalogError::Load(_) | CatalogError::Layout { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "broken_service", error.to_string())
+            }
+        }
+    }
+}
+
+impl From<LoadError> for ApiError {
+    /// An SDL of the catalog that cannot be read or is invalid: the catalog's fault.
+    fn from(error: LoadError) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "broken_service", error.to_string())
+    }
+}
+
+impl From<InstanceError> for ApiError {
+    fn from(error: InstanceError) -> ApiError {
+        match &error {
+            // A namespace hsm does not manage is no instance either.
+            InstanceError::NotFound(id) | InstanceError::NotOurs(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "instance_not_found",
+                format!("id: instance {} not found", quote(id)),
+            ),
+            InstanceError::Cluster(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", error.to_string())
+            }
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
+        }
+    }
+}
+
+/// An instance id, checked: a DNS label (it is the instance's namespace).
+pub fn instance_id(id: &str) -> Result<&str, ApiError> {
+    match sdl::names::dns_label(id) {
+        None => Ok(id),
+        Some(problem) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_instance_id",
+            format!("id: {} is not an instance id: {problem}", quote(id)),
+        )),
+    }
+}
+
+/// A service id, checked: `<catalog>.<vendor>.<service>`, each part a DNS label.
+pub fn service_id(id: &str) -> Result<&str, ApiError> {
+    let parts: Vec<&str> = id.split('.').collect();
+    let problem = if parts.len() != 3 {
+        Some("it must be <catalog>.<vendor>.<service>".to_string())
+    } else {
+        parts.iter().find_map(|part| sdl::names::dns_label(part))
+    };
+    match problem {
+        None => Ok(id),
+        Some(problem) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_service_id",
+            format!("id: {} is not a service id: {problem}", quote(id)),
+        )),
+    }
+}
+
+/// The longest version accepted in a path.
+const MAX_VERSION: usize = 64;
+
+/// A product or SDL version, checked: 1 to 64 of `A-Z a-z 0-9 . _ + -`. `field` names it.
+pub fn version<'a>(field: &str, version: &'a str) -> Result<&'a str, ApiError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-');
+    if !version.is_empty() && version.len() <= MAX_VERSION && version.chars().all(allowed) {
+        return Ok(version);
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_version",
+        format!(
+            "{field}: {} is not a version (1 to {MAX_VERSION} letters, digits, '.', '_', '+' or '-')",
+            quote(version)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_dns_labels() {
+        assert_eq!(instance_id("my-redis"), Ok("my-redis"));
+        let error = instance_id("My_Redis").unwrap_err();
+        assert_eq!((error.status, error.code.as_str()), (400, "invalid_instance_id"));
+        assert!(error.message.starts_with("id: \"My_Redis\" is not an instance id: "), "{}", error.message);
+    }
+
+    #[test]
+    fn service_ids_have_three_labels() {
+        assert_eq!(service_id("stackato.hpe.redis"), Ok("stackato.hpe.redis"));
+        for bad in ["redis", "a.b.c.d", "stackato..redis", "stackato.hpe.Redis!", ""] {
+            let error = service_id(bad).unwrap_err();
+            assert_eq!((error.status, error.code.as_str()), (400, "invalid_service_id"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_are_short_and_plain() {
+        assert_eq!(version("product_version", "1.0.0-rc.1+b2"), Ok("1.0.0-rc.1+b2"));
+        let error = version("sdl_version", "1.0 ; rm").unwrap_err();
+        assert_eq!(error.code, "invalid_version");
+        assert!(error.message.starts_with("sdl_version: \"1.0 ; rm\""), "{}", error.message);
+        assert!(version("product_version", &"9".repeat(65)).is_err());
+        assert!(version("product_version", "").is_err());
+    }
+
+    #[test]
+    fn a_missing_instance_is_a_404_and_a_namespace_not_ours_too() {
+        let missing = ApiError::from(InstanceError::NotFound("x".into()));
+        let not_ours = ApiError::from(InstanceError::NotOurs("x".into()));
+        assert_eq!(missing, not_ours);
+        assert_eq!((missing.status, missing.code.as_str()), (404, "instance_not_found"));
+    }
+}

@@ -1,0 +1,23 @@
+//! The HSM server: HTTP API v1 over the service catalog and the cluster's instances.
+//!
+//! The server keeps no state of its own: services come from the catalog folder, instances
+//! from the cluster (their records merged with the `Instance` resources, as `hsm
+//! list-instances` shows them). This first slice is read-only and unauthenticated, on a
+//! loopback address only (`docs/server.md`).
+//!
+//! Modules: [`api`] the wire types and the pure conversions into them; [`error`] the one
+//! error shape and the checks of path values; [`routes`] the handlers, the router and the
+//! OpenAPI document generated from them; [`serve`] the listening address, the shared state,
+//! readiness and graceful shutdown.
+
+pub mod api;
+pub mod error;
+pub mod routes;
+pub mod serve;
+
+pub use error::ApiError;
+pub use routes::{openapi, router};
+pub use serve::{AppState, ServerError};
+
+/// The API version served under `/v1`.
+pub const API_VERSION: &str = "v1";

@@ -1,0 +1,273 @@
+//! The handlers of API v1, the router, and the OpenAPI document generated from the handlers'
+//! annotations (`utoipa`): a route and its entry in the document are registered together, so
+//! the document cannot leave one out. Handlers only check path values, call the catalog or
+//! the action layer, and convert (`api`); every failure is an [`ApiError`].
+
+use std::sync::OnceLock;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{middleware, Json, Router};
+use service_manager::declared;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::ServiceSummary;
+use crate::api::{self, Health, Info, InstanceDetail, InstanceSummary, ProductVersion, SdlVersion, ServiceDetail};
+use crate::error::{self, ApiError};
+use crate::serve::AppState;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A path's values; a value that cannot be read is a 400 in the error shape.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Stratus HSM API",
+        description = "The HSM server's API v1: the service catalog and the cluster's instances. This version is read-only and unauthenticated (loopback only).",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(ApiError)),
+    tags(
+        (name = "server", description = "Version, health and this document"),
+        (name = "catalog", description = "The service catalog"),
+        (name = "instances", description = "Service instances on the cluster")
+    )
+)]
+struct ApiDoc;
+
+/// The routes of the API with their documentation, state not yet given.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(info))
+        .routes(routes!(list_services))
+        .routes(routes!(get_service))
+        .routes(routes!(get_product_version))
+        .routes(routes!(get_sdl_version))
+        .routes(routes!(list_instances))
+        .routes(routes!(get_instance))
+        .routes(routes!(openapi_json))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// The OpenAPI 3 document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api_router().split_for_parts().1;
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// The API on `state`: every route, the error shape for unknown routes, methods not allowed,
+/// bodies too large and requests that take too long; requests logged.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.request_timeout();
+    let (router, _) = api_router().split_for_parts();
+    router
+        .fallback(unknown_route)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(middleware::map_response(error_shape))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Gives an error answered by axum or a layer (405, 408, 413, 503 on timeout: empty or plain
+/// text) the API's error shape.
+async fn error_shape(response: Response) -> Response {
+    let status = response.status();
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this method is not allowed here (the API is read-only)")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is larger than 64 KiB"),
+        StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the request took longer than the server's request timeout"),
+        _ => ("error", status.canonical_reason().unwrap_or("error")),
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut shaped = ApiError::new(status, code, message).into_response();
+    if let Some(allow) = allow {
+        shaped.headers_mut().insert(header::ALLOW, allow);
+    }
+    shaped
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_route",
+        format!("no route {}; GET /v1/openapi.json lists them", sdl::error::quote(uri.path())),
+    )
+}
+
+/// The server's version, the API version and the catalog's name.
+#[utoipa::path(get, path = "/v1/info", tag = "server", responses((status = 200, description = "Versions and the catalog's name", body = Info)))]
+async fn info(State(state): State<AppState>) -> Json<Info> {
+    Json(Info {
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        api_version: crate::API_VERSION.to_string(),
+        catalog: state.catalog().config.name.clone(),
+    })
+}
+
+/// Every service of the catalog, by id.
+#[utoipa::path(get, path = "/v1/services", tag = "catalog", responses((status = 200, description = "The services, by id", body = Vec<ServiceSummary>)))]
+async fn list_services(State(state): State<AppState>) -> Json<Vec<ServiceSummary>> {
+    Json(state.catalog().services.iter().map(api::service_summary).collect())
+}
+
+/// A service: its versions and the parameters of its newest version (as `hsm get-service`).
+#[utoipa::path(
+    get, path = "/v1/services/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "Service id, `<catalog>.<vendor>.<service>`")),
+    responses(
+        (status = 200, description = "The service", body = ServiceDetail),
+        (status = 400, description = "Malformed service id", body = ApiError),
+        (status = 404, description = "Unknown service", body = ApiError),
+        (status = 500, description = "The service's SDL in the catalog cannot be read", body = ApiError)
+    )
+)]
+async fn get_service(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ServiceDetail>, ApiError> {
+    let catalog = state.catalog();
+    let service = catalog.service(error::service_id(&id)?)?;
+    let version = service.version(None, None)?;
+    let sdl = catalog.load_sdl(service, version)?;
+    Ok(Json(api::service_detail(service, &sdl)))
+}
+
+/// A product version of a service and its SDL versions.
+#[utoipa::path(
+    get, path = "/v1/services/{id}/product_versions/{pv}", tag = "catalog",
+    params(
+        ("id" = String, Path, description = "Service id, `<catalog>.<vendor>.<service>`"),
+        ("pv" = String, Path, description = "Product version")
+    ),
+    responses(
+        (status = 200, description = "The product version", body = ProductVersion),
+        (status = 400, description = "Malformed service id or version", body = ApiError),
+        (status = 404, description = "Unknown service or product version", body = ApiError)
+    )
+)]
+async fn get_product_version(
+    State(state): State<AppState>,
+    ApiPath((id, pv)): ApiPath<(String, String)>,
+) -> Result<Json<ProductVersion>, ApiError> {
+    let service = state.catalog().service(error::service_id(&id)?)?;
+    let version = service.version(Some(error::version("product_version", &pv)?), None)?;
+    Ok(Json(api::product_version(service, &version.product_version)))
+}
+
+/// One SDL version of a service: its upgrade rules, parameters and components.
+#[utoipa::path(
+    get, path = "/v1/services/{id}/product_versions/{pv}/sdl_versions/{sv}", tag = "catalog",
+    params(
+        ("id" = String, Path, description = "Service id, `<catalog>.<vendor>.<service>`"),
+        ("pv" = String, Path, description = "Product version"),
+        ("sv" = String, Path, description = "SDL version")
+    ),
+    responses(
+        (status = 200, description = "The SDL version", body = SdlVersion),
+        (status = 400, description = "Malformed service id or version", body = ApiError),
+        (status = 404, description = "Unknown service, product version or SDL version", body = ApiError),
+        (status = 500, description = "The SDL in the catalog cannot be read", body = ApiError)
+    )
+)]
+async fn get_sdl_version(
+    State(state): State<AppState>,
+    ApiPath((id, pv, sv)): ApiPath<(String, String, String)>,
+) -> Result<Json<SdlVersion>, ApiError> {
+    let catalog = state.catalog();
+    let service = catalog.service(error::service_id(&id)?)?;
+    let pv = error::version("product_version", &pv)?;
+    let sv = error::version("sdl_version", &sv)?;
+    let version = service.version(Some(pv), Some(sv))?;
+    let sdl = catalog.load_sdl(service, version)?;
+    Ok(Json(api::sdl_version(service, version, &sdl)))
+}
+
+/// The cluster, or a 503 for a catalog-only server.
+fn cluster(state: &AppState) -> Result<service_manager::cluster::Cluster, ApiError> {
+    state.cluster().ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_cluster", "this server was started without a cluster")
+    })
+}
+
+/// Every instance on the cluster (records merged with `Instance` resources, as `hsm
+/// list-instances`).
+#[utoipa::path(
+    get, path = "/v1/instances", tag = "instances",
+    responses(
+        (status = 200, description = "The instances, by id", body = Vec<InstanceSummary>),
+        (status = 503, description = "The cluster cannot be reached", body = ApiError)
+    )
+)]
+async fn list_instances(State(state): State<AppState>) -> Result<Json<Vec<InstanceSummary>>, ApiError> {
+    let records = declared::list(&cluster(&state)?).await?;
+    Ok(Json(records.iter().map(api::instance_summary).collect()))
+}
+
+/// An instance: parameters (secret values masked), components and their readiness, public
+/// locations, volume claims (as `hsm get-instance`).
+#[utoipa::path(
+    get, path = "/v1/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id (a DNS label)")),
+    responses(
+        (status = 200, description = "The instance; no secret value", body = InstanceDetail),
+        (status = 400, description = "Malformed instance id", body = ApiError),
+        (status = 404, description = "No such instance", body = ApiError),
+        (status = 503, description = "The cluster cannot be reached", body = ApiError)
+    )
+)]
+async fn get_instance(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InstanceDetail>, ApiError> {
+    let id = error::instance_id(&id)?;
+    let detail = declared::get(&cluster(&state)?, id).await?;
+    Ok(Json(api::instance_detail(&detail)))
+}
+
+/// This document (OpenAPI 3).
+#[utoipa::path(
+    get, path = "/v1/openapi.json", tag = "server",
+    responses((status = 200, description = "The OpenAPI 3 document of this API", content_type = "application/json"))
+)]
+async fn openapi_json() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| openapi().to_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+    ([(header::CONTENT_TYPE, "application/json")], text.clone()).into_response()
+}
+
+/// The process serves.
+#[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, description = "Serving", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// The server can answer: its catalog is loaded and the Kubernetes API server answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "server",
+    responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Not ready, and why", body = ApiError))
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.ready().await.map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why))?;
+    Ok(Json(Health { status: "ok".into() }))
+}
