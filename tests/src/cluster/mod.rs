@@ -213,7 +213,27 @@ impl ControlPlane {
 
     /// Starts etcd, the API server, the controller manager, the scheduler and the node agent,
     /// and returns once the API is ready, the nodes are Ready and the controllers work.
+    ///
+    /// Ports are picked free and then handed to the programs, so another process can take one
+    /// in between: a start that fails on a port already in use is tried again with new ports
+    /// (three times at most) unless the caller chose the API server's port.
     pub fn start(options: Options) -> Result<ControlPlane, StartError> {
+        let mut attempt = 1;
+        loop {
+            match ControlPlane::start_once(options.clone()) {
+                Err(e) if attempt < 3 && options.api_port.is_none() && e.0.contains("address already in use") => {
+                    eprintln!(
+                        "the test control plane lost a port to another process; starting again: {}",
+                        e.0.lines().last().unwrap_or_default()
+                    );
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(options: Options) -> Result<ControlPlane, StartError> {
         let bin = binaries::locate().map_err(|e| fail(format!("{UNAVAILABLE}: {e}")))?;
         let (temp, dir) = match &options.dir {
             Some(dir) => (None, dir.clone()),
