@@ -107,7 +107,7 @@ fn stderr(output: &Output) -> String {
 fn create_converges_and_a_rerun_changes_nothing() {
     let env = test_env!();
     let out = env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
-    assert_eq!(out, "instance db created: 7 objects applied, state running\n");
+    assert_eq!(out, "instance db created: 8 objects applied, state running\n");
     assert_eq!(env.state("db").as_deref(), Some("running"));
     let sts = env.object("StatefulSet", "db", "mysql").unwrap();
     let managers = sts["metadata"]["managedFields"].as_array().unwrap();
@@ -118,7 +118,7 @@ fn create_converges_and_a_rerun_changes_nothing() {
 
     let before = env.versions("db");
     let out = env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db"]);
-    assert_eq!(out, "instance db converged: 7 objects applied, state running\n");
+    assert_eq!(out, "instance db converged: 8 objects applied, state running\n");
     let after = env.versions("db");
     assert_eq!(before, after, "a re-run with nothing changed moves no resourceVersion");
     assert_eq!(env.secret_value("db", "root-password"), password);
@@ -170,7 +170,7 @@ fn hcf_is_created_with_jobs_and_load_balancers() {
     // The last word says where the instance can be reached, one line per public Service.
     let out = String::from_utf8(output.stdout.clone()).unwrap();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[..2], ["instance cf created: 54 objects applied, state running", "public locations:"]);
+    assert_eq!(lines[..2], ["instance cf created: 55 objects applied, state running", "public locations:"]);
     let router = lines.iter().find(|l| l.starts_with("  router 192.0.2.")).expect("the router's address");
     assert!(router.ends_with(": http 80, https 443, https-alt 4443"), "{router}");
     let progress = stderr(&output);
@@ -225,7 +225,7 @@ fn a_killed_create_finishes_on_the_next_run_with_the_same_secrets() {
 
     env.plane.behave("pg", Behaviour::default());
     let out = env.ok(&["create-instance", "stackato.hpe.postgres", "--instance-id", "pg"]);
-    assert_eq!(out, "instance pg converged: 7 objects applied, state running\n");
+    assert_eq!(out, "instance pg converged: 8 objects applied, state running\n");
     assert_eq!(env.secret_value("pg", "postgres-password"), password, "the generated password survived the kill");
 }
 
@@ -377,8 +377,8 @@ fn faults_are_survived() {
     env.proxy.set_faults(Faults::default());
     assert_eq!(env.state("cf-faults").as_deref(), Some("running"));
     let applied = env.versions("cf-faults");
-    // 54 planned objects and the ConfigMap `hsm-sdl` (the SDL in force), each written once.
-    assert_eq!(applied.len(), 55, "every planned object, once: {applied:?}");
+    // 55 planned objects and the ConfigMap `hsm-sdl` (the SDL in force), each written once.
+    assert_eq!(applied.len(), 56, "every planned object, once: {applied:?}");
     assert!(applied.iter().any(|(object, _)| object == "ConfigMap/hsm-sdl"), "{applied:?}");
     assert_eq!(
         env.plane.list("PersistentVolumeClaim", "cf-faults").len(),
@@ -392,7 +392,7 @@ fn no_wait_applies_and_returns() {
     let env = test_env!();
     env.plane.behave("quick", Behaviour::never_ready());
     let out = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "quick", "--no-wait"]);
-    assert_eq!(out, "instance quick created: 7 objects applied, state creating\n");
+    assert_eq!(out, "instance quick created: 8 objects applied, state creating\n");
     let list: Value = serde_json::from_str(&env.ok(&["list-instances", "-o", "json"])).unwrap();
     let quick = list.as_array().unwrap().iter().find(|i| i["instance_id"] == "quick").unwrap();
     assert_eq!(quick["state"], "creating");
@@ -470,7 +470,7 @@ fn upgrade_keeps_secrets_and_follows_upgrade_rules() {
     assert_eq!(before["spec"]["template"]["spec"]["containers"][0]["image"], "docker.io/library/mysql:8.0.40");
 
     let out = env.ok(&["upgrade-instance", "db-up", "8.4"]);
-    assert_eq!(out, "instance db-up upgraded from 8.0/1.0.0 to 8.4/1.0.0: 7 objects applied, state running\n");
+    assert_eq!(out, "instance db-up upgraded from 8.0/1.0.0 to 8.4/1.0.0: 8 objects applied, state running\n");
     let after = env.object("StatefulSet", "db-up", "mysql").unwrap();
     assert_eq!(after["spec"]["template"]["spec"]["containers"][0]["image"], "docker.io/library/mysql:8.4.3");
     assert_eq!(after["metadata"]["generation"], 2, "the workload rolled");
@@ -507,7 +507,7 @@ fn configure_changes_parameters_but_never_immutable_ones() {
     let out = env.ok(&["configure-instance", "cf-conf", "--set", "LOG_LEVEL=debug"]);
     assert_eq!(
         out.lines().next().unwrap(),
-        "instance cf-conf reconfigured at 4.0.1/1.0.0: 54 objects applied, state running"
+        "instance cf-conf reconfigured at 4.0.1/1.0.0: 55 objects applied, state running"
     );
     let api = env.object("Deployment", "cf-conf", "api").unwrap();
     let env_vars = api["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
@@ -772,7 +772,7 @@ fn a_lost_reply_to_the_namespace_creation_is_recognised_as_our_own() {
     let env = test_env!();
     env.proxy.lose_next_reply("POST", "/api/v1/namespaces");
     let out = env.ok(&["create-instance", "stackato.hpe.redis", "--instance-id", "cache-lost"]);
-    assert_eq!(out, "instance cache-lost created: 7 objects applied, state running\n");
+    assert_eq!(out, "instance cache-lost created: 8 objects applied, state running\n");
     assert_eq!(env.state("cache-lost").as_deref(), Some("running"));
     assert!(env.object("StatefulSet", "cache-lost", "redis").is_some());
 }
@@ -790,7 +790,7 @@ fn rerunning_create_reruns_jobs_that_failed() {
     // Whatever made it fail is mended; the same command is run again.
     env.plane.behave("cf-rerun", Behaviour::default());
     let out = env.ok(&["create-instance", "stackato.hpe.hcf", "--instance-id", "cf-rerun"]);
-    assert_eq!(out.lines().next().unwrap(), "instance cf-rerun converged: 54 objects applied, state running");
+    assert_eq!(out.lines().next().unwrap(), "instance cf-rerun converged: 55 objects applied, state running");
     let job = env.object("Job", "cf-rerun", "sso-create-service").unwrap();
     assert_ne!(job["metadata"]["uid"], failed_uid, "the failed job was run again");
     assert_eq!(env.state("cf-rerun").as_deref(), Some("running"));
@@ -806,15 +806,15 @@ fn kubectl(env: &Env, args: &[&str]) {
 fn corrupted_records_are_refused_not_regenerated() {
     let env = test_env!();
     env.ok(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db-bad"]);
-    // "not json", base64-encoded.
+    // "not json", base64-encoded, in hsm's record of the generated values (what re-runs read).
     let patch = r#"{"data": {"hsm-generated.json": "bm90IGpzb24="}}"#;
-    kubectl(&env, &["patch", "secret", "secret-parameters", "-n", "db-bad", "--type", "merge", "-p", patch]);
+    kubectl(&env, &["patch", "secret", "hsm-record", "-n", "db-bad", "--type", "merge", "-p", patch]);
     let before = env.versions("db-bad");
     let output = env.hsm(&["create-instance", "stackato.hpe.mysql", "--instance-id", "db-bad"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).starts_with(
-            "error: instance \"db-bad\": Secret secret-parameters's hsm-generated.json cannot be read (hsm-generated.json:1:2: expected ident"
+            "error: instance \"db-bad\": Secret hsm-record's hsm-generated.json cannot be read (hsm-generated.json:1:2: expected ident"
         ),
         "{}",
         stderr(&output)

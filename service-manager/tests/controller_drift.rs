@@ -80,6 +80,7 @@ fn drift_of_every_owned_kind_is_repaired() {
         ("ConfigMap", "parameters"),
         ("NetworkPolicy", "instance-isolation"),
         ("Secret", "secret-parameters"),
+        ("Secret", "hsm-record"),
     ];
     for (kind, name) in deleted {
         let before = env.plane.object(kind, id, name).unwrap_or_else(|| panic!("{kind} {name} is planned"));
@@ -92,9 +93,22 @@ fn drift_of_every_owned_kind_is_repaired() {
         // Ready again, so the next drift starts from an instance the converger left alone.
         env.eventually(&converger, &format!("{id} running after the {kind}"), || running(&env, id));
     }
-    // The recreated Secret: what the instance's record holds is in it again.
+    // The recreated Secret holds what the instance's record holds: the same generated values,
+    // not new ones.
     let secret = secret_data(&env.plane.object("Secret", id, "secret-parameters").unwrap());
-    assert_eq!(secret.keys().collect::<Vec<_>>(), generated.keys().collect::<Vec<_>>());
+    assert_eq!(secret, generated, "the recreated secret-parameters has other values");
+    assert_eq!(secret_data(&env.plane.object("Secret", id, "hsm-record").unwrap()), generated);
+
+    // A generated value changed by hand is put back from the record.
+    let key =
+        generated.keys().find(|k| k.as_str() != "hsm-generated.json").expect("a generated secret parameter").clone();
+    let patch = serde_json::json!({"stringData": {&key: "changed-by-hand"}}).to_string();
+    env.kubectl_ok(&["patch", "secret", "secret-parameters", "-n", id, "--type", "merge", "-p", &patch]);
+    env.eventually(&converger, &format!("{key} restored in secret-parameters"), || {
+        let now = secret_data(&env.plane.object("Secret", id, "secret-parameters")?);
+        (now == generated).then_some(())
+    });
+    env.eventually(&converger, &format!("{id} running after the changed secret"), || running(&env, id));
 
     // (kind, name, declared replicas): hand-scaled, each returns to what is declared.
     for (kind, name, declared) in [("Deployment", "web", 1), ("StatefulSet", "db", 1)] {
@@ -163,6 +177,7 @@ fn a_converger_killed_mid_reconcile_converges_after_a_restart_with_no_duplicate(
         "ConfigMap/parameters",
         "Namespace/NAME",
         "NetworkPolicy/instance-isolation",
+        "Secret/hsm-record",
         "Secret/secret-parameters",
         "Service/mysql-headless",
         "Service/mysql-int",

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::InstanceError;
 use crate::cluster::Cluster;
 use crate::labels;
-use crate::plan::{CONFIG_MAP_NAME, GENERATED_KEY, SECRET_NAME};
+use crate::plan::{CONFIG_MAP_NAME, GENERATED_KEY, RECORD_SECRET_NAME, SECRET_NAME};
 
 /// Annotation: the instance's state.
 pub const STATE: &str = "hsm.stratus.io/state";
@@ -187,8 +187,11 @@ pub fn recorded_idl(idl: &Idl, sdl: &sdl::Sdl) -> String {
     serde_json::to_string(&kept).expect("IDLs serialise")
 }
 
-/// What a re-run or upgrade resolves with: the recorded IDL's values, the Secret's values and
-/// the generated objects. A record that cannot be read is an error, never an empty value:
+/// What a re-run or upgrade resolves with: the recorded IDL's values, the secret values and
+/// the generated objects. Those come from hsm's record Secret ([`RECORD_SECRET_NAME`]) when it
+/// exists — so a `secret-parameters` deleted or edited by hand is put back as recorded — and
+/// from `secret-parameters` otherwise (an instance created before the record existed, or whose
+/// record was deleted). A record that cannot be read is an error, never an empty value:
 /// regenerating would replace the instance's keys and passwords.
 pub async fn stored_values(cluster: &Cluster, record: &Record) -> Result<Stored, InstanceError> {
     let corrupt = |what: String, error: String| InstanceError::Corrupt { id: record.instance_id.clone(), what, error };
@@ -202,10 +205,17 @@ pub async fn stored_values(cluster: &Cluster, record: &Record) -> Result<Stored,
     if let Some(config) = cluster.get::<ConfigMap>(&record.instance_id, CONFIG_MAP_NAME).await? {
         stored.previous.extend(config.data.unwrap_or_default());
     }
-    if let Some(secret) = cluster.get::<Secret>(&record.instance_id, SECRET_NAME).await? {
+    let mut secret = None;
+    for name in [RECORD_SECRET_NAME, SECRET_NAME] {
+        if let Some(found) = cluster.get::<Secret>(&record.instance_id, name).await? {
+            secret = Some((name, found));
+            break;
+        }
+    }
+    if let Some((name, secret)) = secret {
         for (key, value) in secret.data.unwrap_or_default() {
             if key == GENERATED_KEY {
-                let what = format!("Secret {SECRET_NAME}'s {GENERATED_KEY}");
+                let what = format!("Secret {name}'s {GENERATED_KEY}");
                 let text = std::str::from_utf8(&value.0).map_err(|_| corrupt(what.clone(), "not UTF-8".into()))?;
                 stored.generated = sdl::resolve::parse_generated(text, GENERATED_KEY)
                     .map_err(|e| corrupt(what.clone(), e.to_string()))?;

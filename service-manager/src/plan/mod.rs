@@ -22,6 +22,10 @@ use crate::profile::ClusterProfile;
 
 /// Name of the Secret holding the instance's secret parameters.
 pub const SECRET_NAME: &str = "secret-parameters";
+/// Name of the Secret holding hsm's record of the instance's secret values and generated
+/// objects: the same data as [`SECRET_NAME`], never mounted. The record is what re-applies and
+/// upgrades read first, so a `secret-parameters` deleted or edited by hand is restored from it.
+pub const RECORD_SECRET_NAME: &str = "hsm-record";
 /// Name of the ConfigMap holding the instance's non-secret parameter values.
 pub const CONFIG_MAP_NAME: &str = "parameters";
 /// Key in the Secret holding the instance's generated objects (JSON), so upgrades keep them.
@@ -154,7 +158,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
 
     let mut configuration = Vec::new();
     if let Some(secret) = ctx.secret() {
+        let mut record = secret.clone();
+        record.metadata.name = Some(RECORD_SECRET_NAME.into());
         configuration.push(KubeObject::Secret(secret));
+        configuration.push(KubeObject::Secret(record));
     }
     configuration.push(KubeObject::ConfigMap(ctx.config_map()));
     for c in sdl.all_workloads().map(|(_, _, c)| c).filter(|c| !c.is_external()) {
