@@ -3,7 +3,8 @@
 //! and again whenever it changes, driven by a watch on the instance's `Instance`
 //! (`kube::runtime::watcher`); the stream ends after a terminal state: running or failed (for
 //! the spec the converger was last given), or deleted. An instance without an `Instance`
-//! (created without the converger) has nothing to watch: its one event is its detail.
+//! (created without the converger) has nothing to watch: its one event is its detail. A
+//! stream also ends when the server stops.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -66,6 +67,7 @@ async fn follow(state: AppState, id: String, first: InstanceDetail, sender: mpsc
         let change = tokio::select! {
             change = changes.next() => change,
             _ = sender.closed() => return,
+            _ = state.stopped() => return,
             _ = tokio::time::sleep(CLIENT_CHECK) => continue,
         };
         let (instance, deleted) = match change {

@@ -44,6 +44,7 @@ struct Inner {
     lease_namespace: String,
     profile: ClusterProfile,
     metrics: Arc<Metrics>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// The Lease namespace assumed unless told: `hsm controller`'s default.
@@ -67,7 +68,21 @@ impl AppState {
         profile: ClusterProfile,
     ) -> AppState {
         let metrics = Arc::new(Metrics::default());
-        AppState { inner: Arc::new(Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics }) }
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        let inner = Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics, stopping };
+        AppState { inner: Arc::new(inner) }
+    }
+
+    /// Says the server is stopping: long answers (event streams) end, so that a graceful
+    /// shutdown does not wait for them.
+    pub fn stop(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Completes once [`AppState::stop`] was called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.inner.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// The namespace of the converger's Lease.
@@ -148,14 +163,18 @@ pub fn transport(
 }
 
 /// Serves `state` on `listener` (HTTPS when `tls` is given) until `shutdown` completes, then
-/// lets requests in flight finish.
+/// ends event streams and lets requests in flight finish.
 pub async fn run(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let router = crate::router(state);
+    let router = crate::router(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        state.stop();
+    };
     match tls {
         None => axum::serve(listener, router).with_graceful_shutdown(shutdown).await?,
         Some(config) => {

@@ -272,7 +272,22 @@ fn instances_on_the_cluster_are_served_without_secrets() {
     let (status, error) = server.get("/v1/instances/Not_An_Id");
     assert_eq!((status, error["code"].as_str()), (400, Some("invalid_instance_id")), "{error}");
 
+    // An event stream open on an instance nothing converges does not hold up a graceful stop:
+    // it ends when the server stops.
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(stream, "GET /v1/instances/srv-declared/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("event: state") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the stream ended before its first event: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("\"state\":\"creating\""), "{}", String::from_utf8_lossy(&seen));
     assert!(server.terminate(), "hsm-server did not exit with 0 on SIGTERM:\n{}", server.log());
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
 }
 
 /// A converger running in this process (`controller::run_until`, what `hsm controller` runs),
