@@ -272,6 +272,37 @@ mod tests {
     }
 
     #[test]
+    fn write_failures_name_the_json_path_with_the_status_of_their_kind() {
+        let invalid = LoadError::Invalid {
+            source_name: "the request body".into(),
+            what: "instance definition",
+            problems: vec![sdl::error::Problem::new("--set NOPE", "unknown parameter \"NOPE\"")],
+        };
+        let error = write_error(InstanceError::Hsm(HsmError::Load(invalid)));
+        assert_eq!((error.status, error.code.as_str()), (422, "invalid_parameters"));
+        assert_eq!(error.message, "parameters.NOPE: unknown parameter \"NOPE\"");
+        let error = write_error(HsmError::Resolve(ResolveError::Immutable(vec!["USER".into()])).into());
+        assert_eq!((error.status, error.code.as_str()), (409, "immutable_parameter"));
+        assert!(error.message.starts_with("parameters.USER: "), "{}", error.message);
+        let error = write_error(HsmError::Resolve(ResolveError::Missing(vec!["A".into(), "B".into()])).into());
+        assert_eq!((error.status, error.code.as_str()), (422, "missing_parameters"));
+        assert!(error.message.starts_with("parameters.A, parameters.B: required"), "{}", error.message);
+        let refused =
+            HsmError::UpgradeRefused { service: "s".into(), to: "2/1".into(), from: "1/1".into(), allowed: vec![] };
+        let error = write_error(refused.into());
+        assert_eq!((error.status, error.code.as_str()), (409, "upgrade_refused"));
+        assert!(error.message.starts_with("product_version: "), "{}", error.message);
+        let unknown = CatalogError::UnknownService { id: "a.b.c".into(), suggestion: None };
+        let error = write_error(HsmError::Catalog(unknown).into());
+        assert_eq!((error.status, error.code.as_str()), (404, "unknown_service"));
+        assert!(error.message.starts_with("service_id: unknown service \"a.b.c\""), "{}", error.message);
+        let error = write_error(InstanceError::NotOurs("kube-system".into()));
+        assert_eq!((error.status, error.code.as_str()), (409, "instance_exists"));
+        let error = write_error(InstanceError::NotFound("x".into()));
+        assert_eq!((error.status, error.code.as_str()), (404, "instance_not_found"));
+    }
+
+    #[test]
     fn a_missing_instance_is_a_404_and_a_namespace_not_ours_too() {
         let missing = ApiError::from(InstanceError::NotFound("x".into()));
         let not_ours = ApiError::from(InstanceError::NotOurs("x".into()));

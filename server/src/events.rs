@@ -136,3 +136,39 @@ pub async fn instance_events(
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use service_manager::resource::{InstanceSpec, InstanceStatus};
+
+    fn instance(generation: i64, observed: Option<i64>, state: service_manager::resource::InstanceState) -> Instance {
+        let mut instance =
+            Instance::new("a", InstanceSpec { service_id: "stackato.hpe.redis".into(), ..Default::default() });
+        instance.metadata.generation = Some(generation);
+        instance.status = observed.map(|observed| InstanceStatus {
+            observed_generation: Some(observed),
+            state: Some(state),
+            ..InstanceStatus::default()
+        });
+        instance
+    }
+
+    #[test]
+    fn a_stream_ends_once_the_latest_spec_runs_or_failed() {
+        use service_manager::resource::InstanceState::*;
+        assert!(settled(&instance(2, Some(2), Running)));
+        assert!(settled(&instance(2, Some(2), Failed)));
+        assert!(!settled(&instance(2, Some(2), Creating)));
+        // Running, but the converger has not seen the latest change yet.
+        assert!(!settled(&instance(3, Some(2), Running)));
+        assert!(!settled(&instance(1, None, Running)));
+        let mut deleting = instance(2, Some(2), Running);
+        deleting.metadata.deletion_timestamp = Some(k8s_time());
+        assert!(!settled(&deleting));
+    }
+
+    fn k8s_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::from_second(1).unwrap())
+    }
+}
