@@ -1,13 +1,13 @@
 //! The API's wire types (each with its OpenAPI schema) and the pure conversions from the
 //! catalog and service-manager types into them. The content is what `hsm`'s JSON output
 //! shows for the same verb; secret values never appear (secret defaults are redacted,
-//! secret parameter values masked).
+//! secret parameter values masked). Request bodies refuse unknown fields.
 
 use std::collections::BTreeMap;
 
 use sdl::catalog::{Service, ServiceVersion};
 use sdl::Sdl;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use service_manager::actions::get;
 use service_manager::instance::{Record, State};
 use service_manager::output;
@@ -233,6 +233,52 @@ pub struct InstanceDetail {
     pub service_locations: Vec<Location>,
     /// Volume claims.
     pub volume_claims: Vec<String>,
+}
+
+/// `POST /v1/instances`: the instance to create (as `hsm create-instance`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstance {
+    /// Service id, `<catalog>.<vendor>.<service>`.
+    pub service_id: String,
+    /// Product version (default: the newest).
+    #[serde(default)]
+    pub product_version: Option<String>,
+    /// SDL version (default: the newest of the product version).
+    #[serde(default)]
+    pub sdl_version: Option<String>,
+    /// Instance id, a DNS label (default: `<service>-<6 random characters>`).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Parameter values by name. Secret ones are kept in a Secret, never in the Instance and
+    /// never returned.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// `PATCH /v1/instances/{id}`: an upgrade (versions) and/or a reconfiguration (parameters).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeInstance {
+    /// Product version to upgrade to.
+    #[serde(default)]
+    pub product_version: Option<String>,
+    /// SDL version to upgrade to (default: the newest of the product version).
+    #[serde(default)]
+    pub sdl_version: Option<String>,
+    /// Parameter values to set, by name.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// `DELETE /v1/instances/{id}`'s query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Keep the instance's volume claims (and its namespace with them).
+    #[serde(default)]
+    pub keep_volumes: bool,
 }
 
 /// The summary of `service`.

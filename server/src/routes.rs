@@ -1,7 +1,8 @@
-//! The handlers of API v1, the router, and the OpenAPI document generated from the handlers'
-//! annotations (`utoipa`): a route and its entry in the document are registered together, so
-//! the document cannot leave one out. Handlers only check path values, call the catalog or
-//! the action layer, and convert (`api`); every failure is an [`ApiError`].
+//! The read handlers of API v1, the router (with the write handlers of [`crate::writes`], the
+//! events of [`crate::events`] and `/metrics`), and the OpenAPI document generated from the
+//! handlers' annotations (`utoipa`): a route and its entry in the document are registered
+//! together, so the document cannot leave one out. Handlers only check path values, call the
+//! catalog or the action layer, and convert (`api`); every failure is an [`ApiError`].
 
 use std::sync::OnceLock;
 
@@ -21,6 +22,8 @@ use crate::api::ServiceSummary;
 use crate::api::{self, Health, Info, InstanceDetail, InstanceSummary, ProductVersion, SdlVersion, ServiceDetail};
 use crate::error::{self, ApiError};
 use crate::serve::AppState;
+use crate::writes::cluster;
+use crate::{events, writes};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -34,7 +37,7 @@ pub struct ApiPath<T>(pub T);
 #[openapi(
     info(
         title = "Stratus HSM API",
-        description = "The HSM server's API v1: the service catalog and the cluster's instances. This version is read-only and unauthenticated (loopback only).",
+        description = "The HSM server's API v1: the service catalog and the cluster's instances. Instances are created, changed and deleted through the converger (`hsm controller`): writes answer 202 and clients follow the instance with GET or its events.",
         license(name = "Apache-2.0")
     ),
     components(schemas(ApiError)),
@@ -54,11 +57,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_service))
         .routes(routes!(get_product_version))
         .routes(routes!(get_sdl_version))
-        .routes(routes!(list_instances))
-        .routes(routes!(get_instance))
+        .routes(routes!(list_instances, writes::create_instance))
+        .routes(routes!(get_instance, writes::change_instance, writes::delete_instance))
+        .routes(routes!(events::instance_events))
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 /// The OpenAPI 3 document of every route.
@@ -78,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(middleware::map_response(error_shape))
+        .layer(middleware::from_fn_with_state(state.metrics(), crate::metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -93,7 +99,7 @@ async fn error_shape(response: Response) -> Response {
     }
     let (code, message) = match status {
         StatusCode::METHOD_NOT_ALLOWED => {
-            ("method_not_allowed", "this method is not allowed here (the API is read-only)")
+            ("method_not_allowed", "this method is not allowed here (the Allow header lists those that are)")
         }
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is larger than 64 KiB"),
         StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the request took longer than the server's request timeout"),
@@ -203,13 +209,6 @@ async fn get_sdl_version(
     Ok(Json(api::sdl_version(service, version, &sdl)))
 }
 
-/// The cluster, or a 503 for a catalog-only server.
-fn cluster(state: &AppState) -> Result<service_manager::cluster::Cluster, ApiError> {
-    state.cluster().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_cluster", "this server was started without a cluster")
-    })
-}
-
 /// Every instance on the cluster (records merged with `Instance` resources, as `hsm
 /// list-instances`).
 #[utoipa::path(
@@ -270,4 +269,13 @@ async fn healthz() -> Json<Health> {
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.ready().await.map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why))?;
     Ok(Json(Health { status: "ok".into() }))
+}
+
+/// The server's Prometheus metrics: requests by route, method and status, and their durations.
+#[utoipa::path(
+    get, path = "/metrics", tag = "server",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String))
+)]
+async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render()).into_response()
 }

@@ -1,15 +1,21 @@
-//! Serving: the state handlers share (the catalog, loaded once; the cluster), the listening
-//! address (loopback only while the API has neither TLS nor authentication), readiness, and
-//! serving until a shutdown signal with in-flight requests finished.
+//! Serving: the state handlers share (the catalog, loaded once; the cluster; where the
+//! converger keeps its Lease; the metrics), the listening address (plain HTTP on loopback
+//! only), readiness, and serving over HTTP or HTTPS until a shutdown signal with in-flight
+//! requests finished.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sdl::catalog::Catalog;
 use service_manager::cluster::Cluster;
+use service_manager::ClusterProfile;
 use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+
+use crate::metrics::Metrics;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +23,9 @@ pub enum ServerError {
     /// `--listen` is not an address this server may listen on (bad input).
     #[error("--listen: {0}")]
     Listen(String),
+    /// The TLS flags are incomplete, or their files cannot be used (bad input).
+    #[error("{0}")]
+    Tls(String),
     /// The address could not be bound, or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -32,13 +41,63 @@ struct Inner {
     catalog: Catalog,
     cluster: Option<Cluster>,
     request_timeout: Duration,
+    lease_namespace: String,
+    profile: ClusterProfile,
+    metrics: Arc<Metrics>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
+
+/// The Lease namespace assumed unless told: `hsm controller`'s default.
+pub const LEASE_NAMESPACE: &str = "kube-system";
 
 impl AppState {
     /// The catalog and the cluster (`None`: a catalog-only server, whose instance endpoints
-    /// answer 503), each request's cluster calls bounded by `request_timeout`.
+    /// answer 503), each request's cluster calls bounded by `request_timeout`; the converger's
+    /// Lease in [`LEASE_NAMESPACE`], the default cluster profile.
     pub fn new(catalog: Catalog, cluster: Option<Cluster>, request_timeout: Duration) -> AppState {
-        AppState { inner: Arc::new(Inner { catalog, cluster, request_timeout }) }
+        AppState::with(catalog, cluster, request_timeout, LEASE_NAMESPACE.into(), ClusterProfile::default())
+    }
+
+    /// [`AppState::new`] with the converger's Lease (and hsm's Secrets of secret values) in
+    /// `lease_namespace` and instances planned for `profile`, as `hsm` plans them.
+    pub fn with(
+        catalog: Catalog,
+        cluster: Option<Cluster>,
+        request_timeout: Duration,
+        lease_namespace: String,
+        profile: ClusterProfile,
+    ) -> AppState {
+        let metrics = Arc::new(Metrics::default());
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        let inner = Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics, stopping };
+        AppState { inner: Arc::new(inner) }
+    }
+
+    /// Says the server is stopping: long answers (event streams) end, so that a graceful
+    /// shutdown does not wait for them.
+    pub fn stop(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Completes once [`AppState::stop`] was called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.inner.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// The namespace of the converger's Lease.
+    pub fn lease_namespace(&self) -> &str {
+        &self.inner.lease_namespace
+    }
+
+    /// The cluster profile instances are planned for.
+    pub fn profile(&self) -> &ClusterProfile {
+        &self.inner.profile
+    }
+
+    /// The request counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
     }
 
     /// The catalog.
@@ -68,28 +127,61 @@ impl AppState {
     }
 }
 
-/// The address `text` names, which must be a loopback IP address and port: the API is plain
-/// HTTP without authentication in this version.
-pub fn listen_address(text: &str) -> Result<SocketAddr, ServerError> {
+/// The address `text` names: an IP address and port, which must be a loopback one when
+/// `plain` (HTTP without TLS is for tests and for an ingress on the same host).
+pub fn listen_address(text: &str, plain: bool) -> Result<SocketAddr, ServerError> {
     let address: SocketAddr = text.parse().map_err(|_| {
         ServerError::Listen(format!("{} is not an IP address and port (e.g. 127.0.0.1:8080)", sdl::error::quote(text)))
     })?;
-    if !address.ip().is_loopback() {
+    if plain && !address.ip().is_loopback() {
         return Err(ServerError::Listen(format!(
-            "{address} is not a loopback address; this version serves plain HTTP without authentication, only on 127.0.0.1 or ::1"
+            "{address} is not a loopback address; plain HTTP (--insecure-http) is served only on 127.0.0.1 or ::1, give --tls-cert and --tls-key to serve HTTPS elsewhere"
         )));
     }
     Ok(address)
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// How the server serves, from its flags: HTTPS with a certificate and key, or plain HTTP
+/// only when asked for.
+pub fn transport(
+    tls_cert: Option<&Path>,
+    tls_key: Option<&Path>,
+    insecure_http: bool,
+) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
+    match (tls_cert, tls_key, insecure_http) {
+        (Some(_), Some(_), true) => {
+            Err(ServerError::Tls("--insecure-http: not with --tls-cert and --tls-key; choose one".into()))
+        }
+        (Some(cert), Some(key), false) => crate::tls::config(cert, key).map(Some).map_err(ServerError::Tls),
+        (Some(_), None, _) => Err(ServerError::Tls("--tls-cert: needs --tls-key".into())),
+        (None, Some(_), _) => Err(ServerError::Tls("--tls-key: needs --tls-cert".into())),
+        (None, None, true) => Ok(None),
+        (None, None, false) => Err(ServerError::Tls(
+            "--tls-cert and --tls-key are needed to serve HTTPS; pass --insecure-http to serve plain HTTP on a loopback address".into(),
+        )),
+    }
+}
+
+/// Serves `state` on `listener` (HTTPS when `tls` is given) until `shutdown` completes, then
+/// ends event streams and lets requests in flight finish.
 pub async fn run(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, crate::router(state)).with_graceful_shutdown(shutdown).await?;
+    let router = crate::router(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        state.stop();
+    };
+    match tls {
+        None => axum::serve(listener, router).with_graceful_shutdown(shutdown).await?,
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, router).with_graceful_shutdown(shutdown).await?
+        }
+    }
     Ok(())
 }
 
@@ -111,12 +203,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_addresses_are_served() {
-        assert_eq!(listen_address("127.0.0.1:8080").unwrap().port(), 8080);
-        assert!(listen_address("[::1]:0").is_ok());
-        let open = listen_address("0.0.0.0:8080").unwrap_err().to_string();
+    fn plain_http_is_served_on_loopback_addresses_only() {
+        assert_eq!(listen_address("127.0.0.1:8080", true).unwrap().port(), 8080);
+        assert!(listen_address("[::1]:0", true).is_ok());
+        let open = listen_address("0.0.0.0:8080", true).unwrap_err().to_string();
         assert!(open.starts_with("--listen: 0.0.0.0:8080 is not a loopback address"), "{open}");
-        let name = listen_address("localhost:8080").unwrap_err().to_string();
+        assert!(listen_address("0.0.0.0:8443", false).is_ok());
+        let name = listen_address("localhost:8080", false).unwrap_err().to_string();
         assert!(name.contains("\"localhost:8080\" is not an IP address and port"), "{name}");
+    }
+
+    #[test]
+    fn plain_http_only_when_asked_and_tls_needs_both_files() {
+        assert!(transport(None, None, true).unwrap().is_none());
+        let refused = transport(None, None, false).unwrap_err().to_string();
+        assert!(refused.starts_with("--tls-cert and --tls-key are needed"), "{refused}");
+        let file = Path::new("/nonexistent");
+        assert_eq!(transport(Some(file), None, false).unwrap_err().to_string(), "--tls-cert: needs --tls-key");
+        assert_eq!(transport(None, Some(file), false).unwrap_err().to_string(), "--tls-key: needs --tls-cert");
+        assert!(transport(Some(file), Some(file), true).unwrap_err().to_string().starts_with("--insecure-http"));
+        let missing = transport(Some(file), Some(file), false).unwrap_err().to_string();
+        assert!(missing.starts_with("--tls-cert: cannot read /nonexistent"), "{missing}");
     }
 }

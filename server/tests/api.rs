@@ -1,5 +1,6 @@
 //! The API's handlers on the shipped catalog, without a cluster (requests through the router
-//! with `tower::ServiceExt::oneshot`): catalog answers, the error shape of every failure, and
+//! with `tower::ServiceExt::oneshot`): catalog answers, the error shape of every failure, bad
+//! write bodies refused before any cluster is asked (naming the JSON path), the metrics, and
 //! the OpenAPI document listing every route and its schemas.
 
 use std::collections::BTreeSet;
@@ -191,12 +192,14 @@ async fn without_a_cluster_instances_are_unavailable_not_failures() {
 }
 
 /// Every route, in the document's form.
-const ROUTES: [&str; 10] = [
+const ROUTES: [&str; 12] = [
     "/healthz",
+    "/metrics",
     "/readyz",
     "/v1/info",
     "/v1/instances",
     "/v1/instances/{id}",
+    "/v1/instances/{id}/events",
     "/v1/openapi.json",
     "/v1/services",
     "/v1/services/{id}",
@@ -229,6 +232,8 @@ async fn the_openapi_document_lists_every_route_and_its_schemas() {
         "Location",
         "ParameterDetail",
         "VersionDetail",
+        "CreateInstance",
+        "ChangeInstance",
     ] {
         assert!(schemas.contains_key(name), "no schema {name}: {:?}", schemas.keys());
     }
@@ -238,28 +243,154 @@ async fn the_openapi_document_lists_every_route_and_its_schemas() {
         let name = &reference[..reference.find('"').unwrap()];
         assert!(schemas.contains_key(name), "dangling $ref {name}");
     }
+    let mut operations = 0;
     for (path, item) in served["paths"].as_object().unwrap() {
-        let operation = &item["get"];
-        assert!(operation.is_object(), "{path} has no GET");
-        let responses = operation["responses"].as_object().unwrap();
-        assert!(responses.contains_key("200"), "{path}");
-        for (code, response) in responses {
-            assert!(!response["description"].as_str().unwrap().is_empty(), "{path} {code}: no description");
+        assert!(item["get"].is_object(), "{path} has no GET");
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = operation["responses"].as_object().unwrap();
+            let success = if method == "get" { "200" } else { "202" };
+            assert!(responses.contains_key(success), "{method} {path}");
+            for (code, response) in responses {
+                assert!(!response["description"].as_str().unwrap().is_empty(), "{path} {code}: no description");
+            }
+            for (code, response) in responses.iter().filter(|(code, _)| !code.starts_with('2')) {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ApiError",
+                    "{method} {path} {code}"
+                );
+            }
+            let parameters: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .map(|p| p.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap()).collect())
+                .unwrap_or_default();
+            let in_path: BTreeSet<&str> =
+                path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+            assert_eq!(parameters, in_path, "{method} {path}");
+            if method != "get" && method != "delete" {
+                let body = &operation["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+                assert!(body.as_str().is_some_and(|r| r.ends_with("Instance")), "{method} {path}: {body}");
+            }
         }
-        for (code, response) in responses.iter().filter(|(code, _)| !code.starts_with('2')) {
-            assert_eq!(
-                response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ApiError",
-                "{path} {code}"
-            );
-        }
-        let parameters: BTreeSet<&str> = operation["parameters"]
-            .as_array()
-            .map(|p| p.iter().map(|p| p["name"].as_str().unwrap()).collect())
-            .unwrap_or_default();
-        let in_path: BTreeSet<&str> =
-            path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
-        assert_eq!(parameters, in_path, "{path}");
     }
+    // GET, POST of the collection; GET, PATCH, DELETE of an instance: 3 write operations.
+    assert_eq!(operations, ROUTES.len() + 3);
+    let events = &served["paths"]["/v1/instances/{id}/events"]["get"]["responses"]["200"]["content"];
+    assert!(events["text/event-stream"].is_object(), "{events}");
+    let delete = &served["paths"]["/v1/instances/{id}"]["delete"]["parameters"];
+    assert!(delete.as_array().unwrap().iter().any(|p| p["name"] == "keep_volumes" && p["in"] == "query"), "{delete}");
+    let created = &served["paths"]["/v1/instances"]["post"]["responses"]["202"];
+    assert!(created["headers"]["Location"].is_object(), "{created}");
+}
+
+async fn write(method: Method, uri: &str, body: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = hsm_server::router(state()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn bad_write_bodies_are_refused_before_the_cluster_naming_the_json_path() {
+    let cases: [(&str, StatusCode, &str, &str); 9] = [
+        (
+            r#"{"service_id": "stackato.hpe.redis", "size": 3}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "size: unknown field `size`",
+        ),
+        (
+            r#"{"service_id": ["stackato.hpe.redis"]}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "service_id: invalid type",
+        ),
+        (
+            r#"{"service_id": "stackato.hpe.redis", "parameters": {"REDIS_MAXMEMORY": 64}}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "parameters.REDIS_MAXMEMORY: must be a string",
+        ),
+        (
+            r#"{"service_id": "stackato.hpe.nothing"}"#,
+            StatusCode::NOT_FOUND,
+            "unknown_service",
+            "service_id: unknown service \"stackato.hpe.nothing\"",
+        ),
+        (
+            r#"{"service_id": "stackato.hpe.redis", "product_version": "0.0.1"}"#,
+            StatusCode::NOT_FOUND,
+            "unknown_version",
+            "product_version: ",
+        ),
+        (
+            r#"{"service_id": "stackato.hpe.redis", "parameters": {"NO_SUCH": "x"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_parameters",
+            "parameters.NO_SUCH: unknown parameter \"NO_SUCH\"",
+        ),
+        (
+            r#"{"service_id": "stackato.hpe.redis", "instance_id": "Not_An_Id"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_instance_id",
+            "instance_id: \"Not_An_Id\" is not an instance id",
+        ),
+        (
+            r#"{"service_id": "redis"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_service_id",
+            "service_id: \"redis\" is not a service id",
+        ),
+        ("not json", StatusCode::BAD_REQUEST, "invalid_body", "body: expected"),
+    ];
+    for (body, expected, code, start) in cases {
+        let (status, answer) = write(Method::POST, "/v1/instances", body).await;
+        let message = error(status, &answer, expected, code);
+        assert!(message.starts_with(start), "{body}: {message}");
+    }
+    // A good body gets as far as the cluster, which this server has not.
+    let (status, answer) = write(Method::POST, "/v1/instances", r#"{"service_id": "stackato.hpe.redis"}"#).await;
+    error(status, &answer, StatusCode::SERVICE_UNAVAILABLE, "no_cluster");
+    let (status, answer) = write(Method::PATCH, "/v1/instances/x", r#"{"parameters": {"A": true}}"#).await;
+    assert_eq!(
+        error(status, &answer, StatusCode::BAD_REQUEST, "invalid_body"),
+        "parameters.A: must be a string (the value given is not shown)"
+    );
+    let (status, answer) = write(Method::PATCH, "/v1/instances/x", r#"{"product_version": "7 ; x"}"#).await;
+    error(status, &answer, StatusCode::BAD_REQUEST, "invalid_version");
+    let (status, answer) = write(Method::DELETE, "/v1/instances/x?keep_volumes=maybe", "").await;
+    error(status, &answer, StatusCode::BAD_REQUEST, "malformed_query");
+    // Not JSON at all.
+    let request =
+        Request::builder().method(Method::POST).uri("/v1/instances").body(Body::from("service_id=x")).unwrap();
+    let response = hsm_server::router(state()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn requests_are_counted_in_the_metrics_by_route_and_status() {
+    let router = hsm_server::router(state());
+    for uri in
+        ["/v1/services/stackato.hpe.redis", "/v1/services/stackato.hpe.nothing", "/v1/services/stackato.hpe.redis"]
+    {
+        let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        router.clone().oneshot(request).await.unwrap();
+    }
+    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    let route = "route=\"/v1/services/{id}\",method=\"GET\"";
+    assert!(text.contains(&format!("hsm_server_requests_total{{{route},status=\"200\"}} 2\n")), "{text}");
+    assert!(text.contains(&format!("hsm_server_requests_total{{{route},status=\"404\"}} 1\n")), "{text}");
+    assert!(text.contains(&format!("hsm_server_request_duration_seconds_count{{{route}}} 3\n")), "{text}");
 }
 
 #[tokio::test]
@@ -269,7 +400,7 @@ async fn every_documented_route_is_served() {
         service["versions"][0]["product_version"].as_str().unwrap(),
         service["versions"][0]["sdl_version"].as_str().unwrap(),
     );
-    for route in ROUTES {
+    for route in ROUTES.iter().filter(|r| **r != "/metrics") {
         let uri =
             route.replace("{id}", if route.contains("instances") { "some-instance" } else { "stackato.hpe.redis" });
         let uri = uri.replace("{pv}", pv).replace("{sv}", sv);

@@ -2,13 +2,17 @@
 //! with its node agent): an instance created by the action layer (what `hsm create-instance`
 //! does where no converger runs) and an `Instance` nobody has converged yet are both served
 //! by `GET /v1/instances` and `GET /v1/instances/{id}`, without any secret value; an unknown
-//! id is a 404 in the error shape; SIGTERM stops the server gracefully. Waits are polls with
-//! a generous limit: the test asserts what happens, not how fast.
+//! id is a 404 in the error shape; SIGTERM stops the server gracefully. With a converger
+//! (embedded here, as `hsm controller` runs it), an instance is created, followed through its
+//! events to running, changed, refused an immutable change and deleted through the API; bad
+//! bodies create nothing; secret values are in no answer and not in the server's log. Waits
+//! are polls with a generous limit: the test asserts what happens, not how fast.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -26,6 +30,13 @@ use stratus_tests::cluster::ControlPlane;
 /// How long anything may take.
 const LIMIT: Duration = Duration::from_secs(90);
 
+/// One test at a time: the converger of one would converge the other's unconverged Instance.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn catalog_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
 }
@@ -42,12 +53,13 @@ impl Server {
     fn start(kubeconfig: &Path, dir: &Path) -> Server {
         let log = dir.join("hsm-server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(["--listen", "127.0.0.1:0", "--catalog"])
+            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
             .arg(catalog_dir())
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .env_remove("HSM_CATALOG")
             .env_remove("HSM_SERVER_LISTEN")
+            .env_remove("HSM_LEASE_NAMESPACE")
             .env_remove("KUBECONFIG")
             .env("HSM_LOG", "hsm_server=debug,tower_http=debug")
             .stdin(Stdio::null())
@@ -65,18 +77,61 @@ impl Server {
         Server { child, address, log }
     }
 
-    /// `GET path` over plain HTTP/1.1: the status and the JSON body.
-    fn get(&self, path: &str) -> (u16, Value) {
+    /// `method path` with a JSON `body` over plain HTTP/1.1: the status, the head and the
+    /// body (de-chunked).
+    fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
         let mut stream = TcpStream::connect(&self.address).unwrap();
         stream.set_read_timeout(Some(LIMIT)).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.address).unwrap();
+        let content = body.map(|b| format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}\r\n{}",
+            self.address,
+            content.unwrap_or_default(),
+            body.unwrap_or_default()
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
-        let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body:?}"));
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        (status, head.to_string(), body)
+    }
+
+    /// `method path` with a JSON `body`: the status, the head and the JSON answer.
+    fn json(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String, Value) {
+        let (status, head, text) = self.send(method, path, body);
+        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{method} {path}: {head}");
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text:?}"));
+        (status, head, value)
+    }
+
+    /// `GET path`: the status and the JSON body.
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (status, _, body) = self.json("GET", path, None);
         (status, body)
+    }
+
+    /// The data of every event of the server-sent events at `path`, read until the server
+    /// ends the stream.
+    fn events(&self, path: &str) -> Vec<Value> {
+        let (status, head, body) = self.send("GET", path, None);
+        assert_eq!(status, 200, "{head}\n{body}");
+        assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+        body.split("\n\n")
+            .filter(|block| !block.trim().is_empty() && !block.starts_with(':'))
+            .map(|block| {
+                let lines: Vec<&str> = block.lines().collect();
+                assert!(lines.contains(&"event: state"), "{block}");
+                let data = lines.iter().find_map(|l| l.strip_prefix("data: ")).unwrap_or_else(|| panic!("{block}"));
+                serde_json::from_str(data).unwrap()
+            })
+            .collect()
     }
 
     /// SIGTERM; waits for the process to end and returns whether it exited with 0.
@@ -96,6 +151,20 @@ impl Server {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The body of a chunked HTTP/1.1 answer.
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else { return body };
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
     }
 }
 
@@ -121,6 +190,7 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 #[test]
 fn instances_on_the_cluster_are_served_without_secrets() {
     let Some(plane) = ControlPlane::shared() else { return };
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     plane.block_on(async {
         let cluster = Cluster::connect(Some(&plane.kubeconfig()), None, ClientOptions::default()).await.unwrap();
@@ -202,5 +272,204 @@ fn instances_on_the_cluster_are_served_without_secrets() {
     let (status, error) = server.get("/v1/instances/Not_An_Id");
     assert_eq!((status, error["code"].as_str()), (400, Some("invalid_instance_id")), "{error}");
 
+    // An event stream open on an instance nothing converges does not hold up a graceful stop:
+    // it ends when the server stops.
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(stream, "GET /v1/instances/srv-declared/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("event: state") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the stream ended before its first event: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("\"state\":\"creating\""), "{}", String::from_utf8_lossy(&seen));
     assert!(server.terminate(), "hsm-server did not exit with 0 on SIGTERM:\n{}", server.log());
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+}
+
+/// A converger running in this process (`controller::run_until`, what `hsm controller` runs),
+/// stopped gracefully (its Lease released) when dropped.
+struct Converger {
+    plane: &'static ControlPlane,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Converger {
+    fn start(plane: &'static ControlPlane) -> Converger {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let cluster = plane.block_on(Cluster::connect(Some(&plane.kubeconfig()), None, ClientOptions::default()));
+        let cluster = cluster.unwrap();
+        let catalog = Catalog::load(&catalog_dir()).unwrap();
+        let options = controller::Options { workers: 2, ..controller::Options::default() };
+        let task = plane.runtime().spawn(async move {
+            let replica = controller::Replica::default();
+            let profile = ClusterProfile::default();
+            if let Err(error) = controller::run_until(cluster, catalog, profile, options, replica, stopped).await {
+                eprintln!("converger: {error}");
+            }
+        });
+        Converger { plane, stop, task: Some(task) }
+    }
+}
+
+impl Drop for Converger {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = self.plane.block_on(task);
+        }
+    }
+}
+
+/// The value of `key` in Secret `name` of `namespace`, if any.
+fn secret_value(plane: &ControlPlane, namespace: &str, name: &str, key: &str) -> Option<String> {
+    let secret = plane.get(&format!("/api/v1/namespaces/{namespace}/secrets/{name}"))?;
+    let encoded = secret["data"][key].as_str()?;
+    Some(String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap())
+}
+
+#[test]
+fn instances_are_created_changed_and_deleted_through_the_converger() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&plane.kubeconfig(), dir.path());
+    // Every answer, to look for secret values in at the end.
+    let mut answers: Vec<String> = Vec::new();
+    let (first_secret, second_secret) = ("Srv-Secret-7f2c9e1a-first", "Srv-Secret-4b8d0c3e-second");
+    let create = format!(
+        r#"{{"service_id": "stackato.hpe.postgres", "instance_id": "srv-pg", "parameters": {{"postgres-password": "{first_secret}"}}}}"#
+    );
+
+    // Without a converger, nothing can be written.
+    let (status, _, answer) = server.json("POST", "/v1/instances", Some(&create));
+    assert_eq!((status, answer["code"].as_str()), (503, Some("converger_unavailable")), "{answer}");
+    answers.push(answer.to_string());
+
+    let converger = Converger::start(plane);
+    eventually("the converger leads", || {
+        let lease = plane.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/hsm-controller")?;
+        lease["spec"]["holderIdentity"].as_str().filter(|h| !h.is_empty()).map(|_| ())
+    });
+
+    // Bad bodies are refused naming the JSON path, and create nothing.
+    let bad = [
+        (
+            r#"{"service_id": "stackato.hpe.postgres", "instance_id": "srv-pg", "replicas": 2}"#,
+            400,
+            "invalid_body",
+            "replicas",
+        ),
+        (
+            r#"{"service_id": "stackato.hpe.postgres", "instance_id": "srv-pg", "parameters": []}"#,
+            400,
+            "invalid_body",
+            "parameters",
+        ),
+        (r#"{"service_id": "stackato.hpe.nosuch", "instance_id": "srv-pg"}"#, 404, "unknown_service", "service_id"),
+        (
+            r#"{"service_id": "stackato.hpe.postgres", "instance_id": "srv-pg", "parameters": {"NOPE": "1"}}"#,
+            422,
+            "invalid_parameters",
+            "parameters.NOPE",
+        ),
+    ];
+    for (body, expected, code, path) in bad {
+        let (status, _, answer) = server.json("POST", "/v1/instances", Some(body));
+        assert_eq!((status, answer["code"].as_str()), (expected, Some(code)), "{body}: {answer}");
+        assert!(answer["message"].as_str().unwrap().starts_with(path), "{body}: {answer}");
+        answers.push(answer.to_string());
+    }
+    let (status, _) = server.get("/v1/instances/srv-pg");
+    assert_eq!(status, 404, "a refused body created instance srv-pg");
+    assert!(plane.get("/apis/stratus.io/v1alpha1/instances/srv-pg").is_none());
+
+    // Create: 202 at once with the summary, then followed to running through the events.
+    let (status, head, created) = server.json("POST", "/v1/instances", Some(&create));
+    assert_eq!(status, 202, "{created}\n{}", server.log());
+    assert!(head.to_ascii_lowercase().contains("location: /v1/instances/srv-pg"), "{head}");
+    assert_eq!(
+        (created["instance_id"].as_str(), created["service_id"].as_str(), created["state"].as_str()),
+        (Some("srv-pg"), Some("stackato.hpe.postgres"), Some("creating"))
+    );
+    answers.push(created.to_string());
+    let (status, _, taken) = server.json("POST", "/v1/instances", Some(&create));
+    assert_eq!((status, taken["code"].as_str()), (409, Some("instance_exists")), "{taken}");
+
+    let events = server.events("/v1/instances/srv-pg/events");
+    answers.extend(events.iter().map(Value::to_string));
+    let last = events.last().expect("at least one event");
+    assert_eq!(last["state"], "running", "{events:?}\n{}", server.log());
+    assert_eq!(last["instance_id"], "srv-pg");
+    let (status, detail) = server.get("/v1/instances/srv-pg");
+    assert_eq!((status, detail["state"].as_str()), (200, Some("running")), "{detail}");
+    assert_eq!(detail["parameters"]["postgres-password"], "********", "{detail}");
+    answers.push(detail.to_string());
+    // The value given reached the instance.
+    let secret = |plane| secret_value(plane, "srv-pg", service_manager::plan::SECRET_NAME, "postgres-password");
+    assert_eq!(secret(plane).as_deref(), Some(first_secret));
+
+    // Refused changes: an immutable parameter (409), an unknown one (422), a malformed body.
+    let (status, _, refused) =
+        server.json("PATCH", "/v1/instances/srv-pg", Some(r#"{"parameters": {"POSTGRES_USER": "admin"}}"#));
+    assert_eq!((status, refused["code"].as_str()), (409, Some("immutable_parameter")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().starts_with("parameters.POSTGRES_USER: "), "{refused}");
+    let (status, _, refused) = server.json("PATCH", "/v1/instances/srv-pg", Some(r#"{"parameters": {"NOPE": "1"}}"#));
+    assert_eq!((status, refused["code"].as_str()), (422, Some("invalid_parameters")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().starts_with("parameters.NOPE: "), "{refused}");
+    let (status, _, refused) = server.json("PATCH", "/v1/instances/srv-pg", Some(r#"{"colour": "red"}"#));
+    assert_eq!((status, refused["code"].as_str()), (400, Some("invalid_body")), "{refused}");
+    let (status, _, refused) = server.json("PATCH", "/v1/instances/srv-nothing", Some(r#"{"parameters": {}}"#));
+    assert_eq!((status, refused["code"].as_str()), (404, Some("instance_not_found")), "{refused}");
+
+    // A change of a parameter: accepted, converged, and the new value reaches the instance.
+    let change = format!(r#"{{"parameters": {{"postgres-password": "{second_secret}"}}}}"#);
+    let (status, _, changed) = server.json("PATCH", "/v1/instances/srv-pg", Some(&change));
+    assert_eq!((status, changed["state"].as_str()), (202, Some("upgrading")), "{changed}\n{}", server.log());
+    answers.push(changed.to_string());
+    let events = server.events("/v1/instances/srv-pg/events");
+    answers.extend(events.iter().map(Value::to_string));
+    assert_eq!(events.last().unwrap()["state"], "running", "{events:?}");
+    eventually("the changed password reaches the instance", || {
+        (secret(plane).as_deref() == Some(second_secret)).then_some(())
+    });
+
+    // Delete: 202 deleting, followed until deleted; then the instance is gone.
+    let (status, _, deleting) = server.json("DELETE", "/v1/instances/srv-pg", None);
+    assert_eq!((status, deleting["state"].as_str()), (202, Some("deleting")), "{deleting}");
+    answers.push(deleting.to_string());
+    let (status, head, body) = server.send("GET", "/v1/instances/srv-pg/events", None);
+    if status == 200 {
+        assert!(body.contains("\"state\":\"deleted\""), "{head}\n{body}");
+        answers.push(body);
+    } else {
+        // Already gone before the stream began.
+        assert_eq!(status, 404, "{head}\n{body}");
+    }
+    eventually("the instance is gone", || (server.get("/v1/instances/srv-pg").0 == 404).then_some(()));
+    let (status, _, gone) = server.json("DELETE", "/v1/instances/srv-pg", None);
+    assert_eq!((status, gone["code"].as_str()), (404, Some("instance_not_found")), "{gone}");
+
+    // The requests are counted.
+    let (status, _, metrics) = server.send("GET", "/metrics", None);
+    assert_eq!(status, 200);
+    for line in [
+        "hsm_server_requests_total{route=\"/v1/instances\",method=\"POST\",status=\"202\"} 1",
+        "hsm_server_requests_total{route=\"/v1/instances/{id}\",method=\"PATCH\",status=\"409\"} 1",
+        "hsm_server_requests_total{route=\"/v1/instances/{id}\",method=\"DELETE\",status=\"202\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
+
+    // Secret values are in no answer and not in the server's log.
+    let log = server.log();
+    for secret in [first_secret, second_secret] {
+        assert!(!answers.iter().any(|a| a.contains(secret)), "a secret value is in an answer");
+        assert!(!log.contains(secret), "a secret value is in the server's log");
+    }
+    drop(converger);
 }

@@ -283,7 +283,19 @@ pub async fn run(
     options: Options,
     replica: Replica,
 ) -> Result<(), ControllerError> {
-    let stop = shutdown_signal();
+    run_until(cluster, catalog, profile, options, replica, shutdown_signal()).await
+}
+
+/// [`run`], stopping (as on SIGTERM) when `stop` turns `true` instead of on a signal: for a
+/// converger embedded in another process, such as a test's.
+pub async fn run_until(
+    cluster: Cluster,
+    catalog: Catalog,
+    profile: ClusterProfile,
+    options: Options,
+    replica: Replica,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ControllerError> {
     let metrics = Arc::new(health::Metrics::default());
     if let Some(addr) = replica.health_addr {
         let bound =

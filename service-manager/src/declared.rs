@@ -585,6 +585,17 @@ pub struct Wait {
     pub timeout: Duration,
 }
 
+/// What [`write_create`] wrote.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The Instance as written (no status yet for a new one).
+    pub instance: Instance,
+    /// Whether the instance or its Instance existed before (a re-run).
+    pub existed: bool,
+    /// Objects in the plan the converger applies.
+    pub objects: usize,
+}
+
 /// `create-instance` through an Instance: checks and plans locally (bad input is refused
 /// before anything is written), writes the Secret of secret values and the Instance (or
 /// updates the Instance of the same name), and follows it. `Err(Ok(why))` when the request
@@ -598,9 +609,42 @@ pub async fn create(
     wait: Wait,
     progress: &dyn Progress,
 ) -> Result<Result<create::Outcome, String>, InstanceError> {
+    let started = Instant::now();
+    let written = match write_create(cluster, catalog, request, profile, place).await? {
+        Ok(written) => written,
+        Err(why) => return Ok(Err(why)),
+    };
+    let id = written.instance.name_any();
+    progress.note(&format!("Instance {id} written; the converger applies it"));
+    let generation = written.instance.metadata.generation;
+    let status = follow_instance(cluster, &id, generation, wait.wait, wait.timeout, progress).await?;
+    let state = if status.state == Some(InstanceState::Running) { State::Running } else { State::Creating };
+    Ok(Ok(create::Outcome {
+        instance_id: id.clone(),
+        objects: written.objects,
+        existed: written.existed,
+        state,
+        locations: locations(Some(&status)),
+        product_version: status.product_version.clone().unwrap_or_default(),
+        sdl_version: status.sdl_version.clone().unwrap_or_default(),
+        components: components(&id, &status),
+        elapsed: started.elapsed(),
+    }))
+}
+
+/// The writing half of [`create`], without following: checks and plans locally (bad input is
+/// refused before anything is written), then writes the Secret of secret values and the
+/// Instance (or updates the Instance of the same name). `Err(Ok(why))` when the request cannot
+/// be said as an Instance. The HSM server answers with what it wrote.
+pub async fn write_create(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    profile: &ClusterProfile,
+    place: &Place,
+) -> Result<Result<Created, String>, InstanceError> {
     let post = PostParams::default();
     let params = PatchParams::default();
-    let started = Instant::now();
     let mut request = request.clone();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
     let id = crate::request::assign_instance_id(catalog, &mut request, &mut rng)?;
@@ -666,20 +710,7 @@ pub async fn create(
         }
     };
     settle_secret(cluster, place, &written).await?;
-    progress.note(&format!("Instance {id} written; the converger applies it"));
-    let status = follow_instance(cluster, &id, written.metadata.generation, wait.wait, wait.timeout, progress).await?;
-    let state = if status.state == Some(InstanceState::Running) { State::Running } else { State::Creating };
-    Ok(Ok(create::Outcome {
-        instance_id: id.clone(),
-        objects: plan.objects().count(),
-        existed,
-        state,
-        locations: locations(Some(&status)),
-        product_version: status.product_version.clone().unwrap_or_default(),
-        sdl_version: status.sdl_version.clone().unwrap_or_default(),
-        components: components(&id, &status),
-        elapsed: started.elapsed(),
-    }))
+    Ok(Ok(Created { instance: written, existed, objects: plan.objects().count() }))
 }
 
 /// `upgrade-instance` / `configure-instance` through Instance `current`: the change is checked
@@ -696,8 +727,59 @@ pub async fn change(
     place: &Place,
     progress: &dyn Progress,
 ) -> Result<change::Outcome, InstanceError> {
-    let params = PatchParams::default();
     let started = Instant::now();
+    let id = current.name_any();
+    let changed = write_change(cluster, catalog, current, change, profile, place).await?;
+    progress.note(&format!("Instance {id} written; the converger applies it"));
+    let generation = changed.instance.metadata.generation;
+    let status = follow_instance(cluster, &id, generation, change.wait, change.timeout, progress).await?;
+    let (product_version, sdl_version) = match (&status.product_version, &status.sdl_version) {
+        (Some(pv), Some(sv)) => (pv.clone(), sv.clone()),
+        _ => (changed.product_version.clone(), changed.sdl_version.clone()),
+    };
+    let to = format!("{product_version}/{sdl_version}");
+    Ok(change::Outcome {
+        instance_id: id,
+        from: changed.from,
+        to,
+        applied: changed.objects,
+        removed: Vec::new(),
+        state: if status.state == Some(InstanceState::Running) { State::Running } else { State::Upgrading },
+        locations: locations(Some(&status)),
+        product_version,
+        sdl_version,
+        components: Vec::new(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// What [`write_change`] wrote.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The Instance as written.
+    pub instance: Instance,
+    /// The version before, `<pv>/<sv>`.
+    pub from: String,
+    /// The product version planned.
+    pub product_version: String,
+    /// The SDL version planned.
+    pub sdl_version: String,
+    /// Objects in the plan the converger applies.
+    pub objects: usize,
+}
+
+/// The writing half of [`change`], without following: checks and plans the change locally
+/// (refused before anything is written), then patches the Instance's spec (secret values into
+/// the Secret), conditional on the version of `current`.
+pub async fn write_change(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    current: &Instance,
+    change: &change::Change,
+    profile: &ClusterProfile,
+    place: &Place,
+) -> Result<Changed, InstanceError> {
+    let params = PatchParams::default();
     let id = current.name_any();
     let planned = change::plan_change(cluster, catalog, &id, change, profile).await?;
     let (pv, sv) = planned.to.split_once('/').unwrap_or((planned.to.as_str(), ""));
@@ -725,26 +807,12 @@ pub async fn change(
     let patch = Patch::Merge(json!({ "metadata": { "resourceVersion": current.resource_version() }, "spec": spec }));
     let written = cluster.call(&format!("update Instance {id}"), || api.patch(&id, &params, &patch)).await?;
     settle_secret(cluster, place, &written).await?;
-    progress.note(&format!("Instance {id} written; the converger applies it"));
-    let status =
-        follow_instance(cluster, &id, written.metadata.generation, change.wait, change.timeout, progress).await?;
-    let (product_version, sdl_version) = match (&status.product_version, &status.sdl_version) {
-        (Some(pv), Some(sv)) => (pv.clone(), sv.clone()),
-        _ => (planned.product_version.clone(), planned.sdl_version.clone()),
-    };
-    let to = format!("{product_version}/{sdl_version}");
-    Ok(change::Outcome {
-        instance_id: id,
+    Ok(Changed {
+        instance: written,
         from: planned.from,
-        to,
-        applied: planned.plan.objects().count(),
-        removed: Vec::new(),
-        state: if status.state == Some(InstanceState::Running) { State::Running } else { State::Upgrading },
-        locations: locations(Some(&status)),
-        product_version,
-        sdl_version,
-        components: Vec::new(),
-        elapsed: started.elapsed(),
+        product_version: planned.product_version,
+        sdl_version: planned.sdl_version,
+        objects: planned.plan.objects().count(),
     })
 }
 
@@ -759,23 +827,14 @@ pub async fn delete(
     place: &Place,
     confirm: impl FnOnce(&str) -> bool,
 ) -> Result<delete::Outcome, InstanceError> {
-    let params = PatchParams::default();
     let id = current.name_any();
     let claims: Vec<String> =
         cluster.list::<PersistentVolumeClaim>(&id, None).await?.into_iter().filter_map(|c| c.metadata.name).collect();
     if !confirm(&delete::question(&id, &current.spec.service_id, options.keep_volumes, &claims)) {
         return Err(InstanceError::Cancelled);
     }
+    start_delete(cluster, current, options.keep_volumes).await?;
     let api: Api<Instance> = Api::all(cluster.client());
-    if current.spec.keep_volumes != options.keep_volumes {
-        let patch = Patch::Merge(json!({ "spec": { "keepVolumes": options.keep_volumes } }));
-        cluster.call(&format!("update Instance {id}"), || api.patch(&id, &params, &patch)).await?;
-    }
-    let background = DeleteParams::background();
-    match cluster.call(&format!("delete Instance {id}"), || api.delete(&id, &background)).await {
-        Err(error) if !not_found(&error) => return Err(error.into()),
-        _ => {}
-    }
     let started = Instant::now();
     loop {
         if cluster.call(&format!("get Instance {id}"), || api.get_opt(&id)).await?.is_none() {
@@ -803,6 +862,25 @@ pub async fn delete(
         (true, _) if cluster.namespace(&id).await?.is_some() => delete::Outcome::VolumesKept(claims),
         _ => delete::Outcome::Deleted,
     })
+}
+
+/// The deleting half of [`delete`], without asking or waiting: sets `keepVolumes` as asked
+/// and deletes Instance `current` (an Instance already gone or being deleted is no error);
+/// the converger's finalizer then deletes the instance, and hsm's Secret of secret values
+/// goes with the Instance that owns it.
+pub async fn start_delete(cluster: &Cluster, current: &Instance, keep_volumes: bool) -> Result<(), InstanceError> {
+    let params = PatchParams::default();
+    let id = current.name_any();
+    let api: Api<Instance> = Api::all(cluster.client());
+    if current.spec.keep_volumes != keep_volumes {
+        let patch = Patch::Merge(json!({ "spec": { "keepVolumes": keep_volumes } }));
+        cluster.call(&format!("update Instance {id}"), || api.patch(&id, &params, &patch)).await?;
+    }
+    let background = DeleteParams::background();
+    match cluster.call(&format!("delete Instance {id}"), || api.delete(&id, &background)).await {
+        Err(error) if !not_found(&error) => Err(error.into()),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

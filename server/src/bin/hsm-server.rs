@@ -1,5 +1,6 @@
-//! `hsm-server`: flags → the catalog, the cluster and the address → serve until SIGTERM.
-//! Exit codes: 0 after a graceful stop, 2 for bad input (flags, the catalog), 1 otherwise.
+//! `hsm-server`: flags → the catalog, the cluster, the address and the transport (HTTPS, or
+//! plain HTTP on loopback when asked) → serve until SIGTERM. Exit codes: 0 after a graceful
+//! stop, 2 for bad input (flags, the catalog, the TLS files), 1 otherwise.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,16 +9,33 @@ use std::time::Duration;
 use clap::Parser;
 use hsm_server::serve::{self, AppState};
 use sdl::catalog::Catalog;
-use service_manager::cli::SHIPPED_CATALOG;
+use service_manager::cli::{ProfileArgs, SHIPPED_CATALOG};
 use service_manager::cluster::{ClientOptions, Cluster};
 
-/// The HSM server: HTTP API v1 (read-only, unauthenticated, loopback only in this version).
+/// The HSM server: HTTP API v1 over HTTPS (plain HTTP on loopback with --insecure-http).
 #[derive(Parser)]
 #[command(name = "hsm-server", version)]
 struct Args {
-    /// Address to listen on: a loopback IP address and port (port 0: any free port).
+    /// Address to listen on: an IP address and port (port 0: any free port); a loopback one
+    /// with --insecure-http.
     #[arg(long, env = "HSM_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// PEM file of the server's certificate chain (its certificate first): serve HTTPS.
+    #[arg(long, env = "HSM_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key.
+    #[arg(long, env = "HSM_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP, on a loopback address only (tests; an ingress on the same host).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Namespace of the converger's Lease hsm-controller; the Secrets of secret parameter
+    /// values written for the converger go there too.
+    #[arg(long, default_value = "kube-system", env = "HSM_LEASE_NAMESPACE", value_name = "NAMESPACE")]
+    lease_namespace: String,
+    /// The cluster profile instances are planned for (as hsm's flags).
+    #[command(flatten)]
+    profile: ProfileArgs,
     /// Service catalog folder (default: the catalog shipped with Stratus).
     #[arg(long, env = "HSM_CATALOG")]
     catalog: Option<PathBuf>,
@@ -52,8 +70,16 @@ fn fail(message: &str, code: u8) -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    let address = match serve::listen_address(&args.listen) {
+    let tls = match serve::transport(args.tls_cert.as_deref(), args.tls_key.as_deref(), args.insecure_http) {
+        Ok(tls) => tls,
+        Err(error) => return fail(&error.to_string(), 2),
+    };
+    let address = match serve::listen_address(&args.listen, tls.is_none()) {
         Ok(address) => address,
+        Err(error) => return fail(&error.to_string(), 2),
+    };
+    let profile = match args.profile.load() {
+        Ok(profile) => profile,
         Err(error) => return fail(&error.to_string(), 2),
     };
     let dir = args.catalog.unwrap_or_else(|| {
@@ -78,9 +104,10 @@ async fn run(args: Args) -> ExitCode {
     };
     let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| address.to_string());
     // The one line on stdout: where to reach the server (port 0 picks a free one).
-    println!("listening on http://{bound}");
-    let state = AppState::new(catalog, Some(cluster), args.request_timeout);
-    match serve::run(listener, state, serve::shutdown_signal()).await {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{bound}");
+    let state = AppState::with(catalog, Some(cluster), args.request_timeout, args.lease_namespace, profile);
+    match serve::run(listener, tls, state, serve::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error.to_string(), 1),
     }
