@@ -2,7 +2,8 @@
 //
 //   node server.mjs CONFIG.json
 //
-// Listens on 127.0.0.1 only and prints one line, "ready <issuer>", once it serves. The
+// Listens on 127.0.0.1 only and prints one line, "ready http://127.0.0.1:PORT", once it
+// serves (the issuer is that URL unless the configuration names another). The
 // configuration (tests/README.md describes it) names the port (0: any free port), the
 // resources (the APIs access tokens are for: their audience, scope and lifetime), the clients
 // and the users with their passwords and groups. What this file adds to oidc-provider:
@@ -341,7 +342,7 @@ server.listen(config.port ?? 0, '127.0.0.1', () => {
     }
     callback(req, res);
   });
-  process.stdout.write(`ready ${issuer}\n`);
+  process.stdout.write(`ready http://127.0.0.1:${port}\n`);
 });
 server.on('error', (error) => fail(`cannot listen: ${error.message}`));
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));

@@ -164,6 +164,7 @@ pub struct DeviceAuthorization {
 /// A running provider.
 pub struct Provider {
     child: Child,
+    url: String,
     issuer: String,
     config: Config,
     log: PathBuf,
@@ -281,7 +282,7 @@ impl Provider {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let line = receive.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-        let Some(issuer) = line.trim().strip_prefix("ready ").map(str::to_string) else {
+        let Some(url) = line.trim().strip_prefix("ready ").map(str::to_string) else {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -289,12 +290,19 @@ impl Provider {
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         };
-        Provider { child, issuer, config: config.clone(), log, _dir: dir }
+        let issuer = config.issuer.clone().unwrap_or_else(|| url.clone());
+        Provider { child, url, issuer, config: config.clone(), log, _dir: dir }
     }
 
-    /// The issuer URL, `http://127.0.0.1:PORT` (no trailing slash).
+    /// The issuer, `http://127.0.0.1:PORT` (no trailing slash) unless the configuration
+    /// names another.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// Where it listens, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The configuration it was started with.
@@ -314,7 +322,7 @@ impl Provider {
 
     /// POSTs `form` to the token endpoint: the status and the JSON answer.
     pub fn token_request(&self, form: &[(&str, &str)]) -> (u16, Value) {
-        let url = format!("{}/token", self.issuer);
+        let url = format!("{}/token", self.url);
         let form: Vec<(String, String)> = form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         off_runtime(move || {
             let response = client().post(url).form(&form).send().expect("the token endpoint answers");
@@ -367,7 +375,7 @@ impl Provider {
 
     /// Starts a device authorization for client `hsm` with `scope`.
     pub fn device_authorization(&self, scope: &str) -> DeviceAuthorization {
-        let url = format!("{}/device/auth", self.issuer);
+        let url = format!("{}/device/auth", self.url);
         let scope = scope.to_string();
         off_runtime(move || {
             let response = client()
@@ -399,7 +407,7 @@ impl Provider {
     ) -> Result<(), String> {
         let (uri, code, user, pass) =
             (verification_uri.to_string(), user_code.to_string(), username.to_string(), password.to_string());
-        let issuer = self.issuer.clone();
+        let base = self.url.clone();
         off_runtime(move || {
             let http = client();
             let text = |r: reqwest::blocking::Response| -> (u16, String, String) {
@@ -414,7 +422,7 @@ impl Provider {
                 http.post(url).form(form).send().map(text).map_err(|e| format!("POST {url}: {e}"))
             };
             let absolute =
-                |action: &str| if action.starts_with('/') { format!("{issuer}{action}") } else { action.to_string() };
+                |action: &str| if action.starts_with('/') { format!("{base}{action}") } else { action.to_string() };
             // The code entry page.
             let (status, url, page) = get(&uri)?;
             let xsrf = form_field(&page, "xsrf").ok_or(format!("{status} at {url}: no code form: {page}"))?;
@@ -447,7 +455,7 @@ impl Provider {
 
     /// The provider's JSON Web Key Set.
     pub fn jwks(&self) -> Value {
-        let url = format!("{}/jwks", self.issuer);
+        let url = format!("{}/jwks", self.url);
         off_runtime(move || client().get(url).send().and_then(|r| r.json()).expect("the JWKS"))
     }
 }
