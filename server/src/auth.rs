@@ -138,11 +138,14 @@ pub struct AuthConfig {
     pub ca_file: Option<PathBuf>,
     /// Clock skew tolerated for `exp` and `nbf`.
     pub leeway: Duration,
+    /// The key set is fetched again for an unknown key id at most this often.
+    pub jwks_min_refresh: Duration,
 }
 
 impl AuthConfig {
     /// `issuer` and `audience` with the defaults: client `hsm`, claim `groups`, the default
-    /// groups, no extra CA, 5 s leeway.
+    /// groups, no extra CA, 5 s leeway, the key set fetched again at most every
+    /// [`JWKS_MIN_REFRESH`].
     pub fn new(issuer: &str, audience: &str) -> AuthConfig {
         AuthConfig {
             issuer: issuer.to_string(),
@@ -152,6 +155,7 @@ impl AuthConfig {
             groups: RoleGroups::default(),
             ca_file: None,
             leeway: Duration::from_secs(5),
+            jwks_min_refresh: JWKS_MIN_REFRESH,
         }
     }
 }
@@ -228,14 +232,19 @@ struct Claims {
     other: serde_json::Map<String, Value>,
 }
 
+/// A public key and the one algorithm it verifies.
+type VerifyingKey = (DecodingKey, Algorithm);
+
 /// The verifying keys of the issuer, by key id.
 #[derive(Default)]
 struct Keys {
     jwks_uri: Option<String>,
-    by_id: HashMap<String, (DecodingKey, Algorithm)>,
+    by_id: HashMap<String, VerifyingKey>,
     /// Keys without a key id (used for tokens without one when they are the only key).
-    anonymous: Vec<(DecodingKey, Algorithm)>,
+    anonymous: Vec<VerifyingKey>,
     fetched: Option<Instant>,
+    /// How many times the key set was fetched.
+    fetches: u64,
 }
 
 /// The resource server's token checks: configuration, the HTTP client for the issuer and
@@ -311,6 +320,11 @@ impl Authenticator {
         }
     }
 
+    /// How many times the key set has been fetched (successfully).
+    pub async fn key_fetches(&self) -> u64 {
+        self.keys.read().await.fetches
+    }
+
     /// Discovers the issuer and fetches its keys now (at start, to say early when the issuer
     /// cannot be reached).
     pub async fn refresh(&self) -> Result<(), String> {
@@ -357,13 +371,14 @@ impl Authenticator {
             return Err(format!("{jwks_uri} holds no signing key this server can use"));
         }
         let mut keys = self.keys.write().await;
-        *keys = Keys { jwks_uri: Some(jwks_uri), by_id, anonymous, fetched: Some(Instant::now()) };
+        let fetches = keys.fetches + 1;
+        *keys = Keys { jwks_uri: Some(jwks_uri), by_id, anonymous, fetched: Some(Instant::now()), fetches };
         Ok(())
     }
 
     /// The key and algorithm for a token's key id, fetching the set when the id is unknown
     /// (at most every [`JWKS_MIN_REFRESH`]).
-    async fn key_for(&self, kid: Option<&str>) -> Result<(DecodingKey, Algorithm), Refusal> {
+    async fn key_for(&self, kid: Option<&str>) -> Result<VerifyingKey, Refusal> {
         let lookup = |keys: &Keys| match kid {
             Some(kid) => keys.by_id.get(kid).cloned(),
             None if keys.by_id.len() + keys.anonymous.len() == 1 => {
@@ -381,7 +396,7 @@ impl Authenticator {
             if let Some(found) = lookup(&keys) {
                 return Ok(found);
             }
-            if keys.fetched.is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH) {
+            if keys.fetched.is_some_and(|at| at.elapsed() < self.config.jwks_min_refresh) {
                 return Err(Refusal::Invalid("the token is not signed by a key of the issuer".into()));
             }
         }
@@ -481,7 +496,7 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
 
 /// The signing keys of a JWK set: by key id, and those without one. Keys of other uses,
 /// symmetric keys and keys this server cannot use are left out.
-fn verifying_keys(set: &Value) -> (HashMap<String, (DecodingKey, Algorithm)>, Vec<(DecodingKey, Algorithm)>) {
+fn verifying_keys(set: &Value) -> (HashMap<String, VerifyingKey>, Vec<VerifyingKey>) {
     let mut by_id = HashMap::new();
     let mut anonymous = Vec::new();
     for value in set["keys"].as_array().into_iter().flatten() {

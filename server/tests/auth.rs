@@ -462,3 +462,45 @@ fn the_document_names_the_bearer_scheme_and_the_401_and_403_answers() {
     let info = &doc["components"]["schemas"]["Info"]["properties"]["auth"];
     assert!(!info.is_null(), "{}", doc["components"]["schemas"]["Info"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_keys_are_fetched_again_but_not_too_often() {
+    use hsm_server::auth::{AuthConfig, Authenticator, Refusal, Role};
+
+    let mut provider = Provider::start(&Config::standard());
+    let authenticator = |min_refresh: Duration| {
+        let mut config = AuthConfig::new(provider.issuer(), HSM_AUDIENCE);
+        config.jwks_min_refresh = min_refresh;
+        Authenticator::new(config).unwrap()
+    };
+    // One that may fetch the key set for every unknown key id, one that may not within an hour.
+    let eager = authenticator(Duration::ZERO);
+    let patient = authenticator(Duration::from_secs(3600));
+
+    let old = provider.access_token("developer");
+    let principal = eager.verify(&old).await.unwrap();
+    assert_eq!((principal.subject.as_str(), principal.role), ("developer", Some(Role::Developer)));
+    assert_eq!(eager.key_fetches().await, 1);
+    assert!(patient.verify(&old).await.is_ok());
+    assert_eq!(eager.verify(&old).await.unwrap(), principal);
+    assert_eq!(eager.key_fetches().await, 1, "a known key id is not fetched again");
+
+    // New signing keys at the same issuer.
+    provider.restart();
+    let new = provider.access_token("developer");
+    assert_ne!(header(&new)["kid"], header(&old)["kid"]);
+    assert_eq!(eager.verify(&new).await.unwrap(), principal);
+    assert_eq!(eager.key_fetches().await, 2, "an unknown key id fetches the set again");
+    // The old key is gone from the set: its tokens are refused now.
+    assert!(matches!(eager.verify(&old).await, Err(Refusal::Invalid(_))));
+
+    // Fetched less than the interval ago: an unknown key id is refused without asking.
+    assert_eq!(patient.key_fetches().await, 1);
+    for _ in 0..3 {
+        assert_eq!(
+            patient.verify(&new).await,
+            Err(Refusal::Invalid("the token is not signed by a key of the issuer".into()))
+        );
+    }
+    assert_eq!(patient.key_fetches().await, 1);
+}

@@ -217,6 +217,43 @@ pub fn install() {
     );
 }
 
+/// Starts `server.mjs` with `config` (written into `dir`, its stderr appended to
+/// `dir/provider.log`) and waits up to 60 s for its ready line: the process and its URL.
+fn spawn(config: &Value, dir: &Path) -> (Child, String) {
+    let file = dir.join("provider.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    let log = dir.join("provider.log");
+    let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+    let mut child = Command::new(node())
+        .arg(project_dir().join("server.mjs"))
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} does not start: {e} (install Node.js or set STRATUS_NODE)", node().display()));
+    let stdout = child.stdout.take().unwrap();
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = send.send(line);
+        // Keep reading so the provider never blocks on a full pipe.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = receive.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    let Some(url) = line.trim().strip_prefix("ready ").map(str::to_string) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the OpenID provider did not start (it said {line:?}):\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    (child, url)
+}
+
 /// Runs `f` on a thread of its own (blocking HTTP must not run on an async runtime's thread).
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(f).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -258,40 +295,25 @@ impl Provider {
     pub fn start(config: &Config) -> Provider {
         install();
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let file = dir.path().join("provider.json");
-        std::fs::write(&file, serde_json::to_vec_pretty(&config.to_json()).unwrap()).unwrap();
         let log = dir.path().join("provider.log");
-        let mut child = Command::new(node())
-            .arg(project_dir().join("server.mjs"))
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{} does not start: {e} (install Node.js or set STRATUS_NODE)", node().display())
-            });
-        let stdout = child.stdout.take().unwrap();
-        let (send, receive) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = send.send(line);
-            // Keep reading so the provider never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = receive.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-        let Some(url) = line.trim().strip_prefix("ready ").map(str::to_string) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the OpenID provider did not start (it said {line:?}):\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
+        let (child, url) = spawn(&config.to_json(), dir.path());
         let issuer = config.issuer.clone().unwrap_or_else(|| url.clone());
         Provider { child, url, issuer, config: config.clone(), log, _dir: dir }
+    }
+
+    /// Stops the provider and starts it again on the same port with the same issuer and
+    /// configuration but new signing keys (a key rotation; tokens issued before are lost
+    /// with its in-memory state).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut config = self.config.to_json();
+        config["issuer"] = json!(self.issuer);
+        config["port"] = json!(self.url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("a port"));
+        let dir = self.log.parent().expect("the provider's folder").to_path_buf();
+        let (child, url) = spawn(&config, &dir);
+        assert_eq!(url, self.url, "the provider came back elsewhere");
+        self.child = child;
     }
 
     /// The issuer, `http://127.0.0.1:PORT` (no trailing slash) unless the configuration
