@@ -7,6 +7,8 @@
 //! that passes authentication reaches the handler, whose answer (200 for the catalog, 503
 //! `cluster_unavailable` for instances, 404/405 for routes not on this branch) is anything but
 //! 401/403. The audit log names users, verbs and instances and holds no token or password.
+//! Also: key rotation at the issuer and the rate limit on fetching its keys, an issuer on HTTPS
+//! trusted through `--oidc-ca-file` only, groups from flags, refusing to start.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -503,4 +505,25 @@ async fn rotated_keys_are_fetched_again_but_not_too_often() {
         );
     }
     assert_eq!(patient.key_fetches().await, 1);
+}
+
+#[test]
+fn an_issuer_on_https_is_trusted_through_the_ca_file_only() {
+    let provider = Provider::start_tls(&Config::standard());
+    assert!(provider.issuer().starts_with("https://127.0.0.1:"), "{}", provider.issuer());
+    let token = provider.access_token("viewer");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("issuer-ca.pem");
+    std::fs::write(&ca_file, provider.ca_certificate().unwrap()).unwrap();
+
+    // Without the CA the issuer's certificate is not trusted: the keys cannot be fetched.
+    let untrusting = Server::start(provider.issuer(), &[]);
+    let answer = untrusting.send("GET", "/v1/services", Some(&token), None);
+    assert_eq!((answer.status, answer.body["code"].as_str()), (503, Some("issuer_unavailable")), "{}", answer.body);
+    assert!(answer.body["message"].as_str().unwrap().contains("UnknownIssuer"), "{}", answer.body);
+
+    let trusting = Server::start(provider.issuer(), &["--oidc-ca-file", ca_file.to_str().unwrap()]);
+    let answer = trusting.send("GET", "/v1/services", Some(&token), None);
+    assert_eq!(answer.status, 200, "{}\n{}", answer.body, trusting.log());
+    assert_eq!(trusting.send("DELETE", "/v1/instances/x", Some(&token), None).status, 403);
 }

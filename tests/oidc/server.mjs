@@ -2,8 +2,9 @@
 //
 //   node server.mjs CONFIG.json
 //
-// Listens on 127.0.0.1 only and prints one line, "ready http://127.0.0.1:PORT", once it
-// serves (the issuer is that URL unless the configuration names another). The
+// Listens on 127.0.0.1 only (HTTPS when the configuration has `tls`) and prints one line,
+// "ready http(s)://127.0.0.1:PORT", once it serves (the issuer is that URL unless the
+// configuration names another). The
 // configuration (tests/README.md describes it) names the port (0: any free port), the
 // resources (the APIs access tokens are for: their audience, scope and lifetime), the clients
 // and the users with their passwords and groups. What this file adds to oidc-provider:
@@ -21,6 +22,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 import Provider, { errors } from 'oidc-provider';
 
@@ -54,6 +56,16 @@ function loadConfig(path) {
   config.clients.forEach((c, i) => {
     if (typeof c.client_id !== 'string') fail(where(`clients[${i}].client_id must be a string`));
   });
+  if (config.tls !== undefined) {
+    if (typeof config.tls?.cert_file !== 'string' || typeof config.tls?.key_file !== 'string') {
+      fail(where('tls needs cert_file and key_file (PEM files)'));
+    }
+    try {
+      config.tls = { cert: fs.readFileSync(config.tls.cert_file), key: fs.readFileSync(config.tls.key_file) };
+    } catch (error) {
+      fail(where(`tls: ${error.message}`));
+    }
+  }
   if (!Array.isArray(config.users)) fail(where('users must be a list'));
   config.users.forEach((u, i) => {
     if (typeof u.username !== 'string' || typeof u.password !== 'string' || u.password.length === 0) {
@@ -320,10 +332,11 @@ async function interaction(provider, setup, req, res) {
 }
 
 const config = loadConfig(process.argv[2]);
-const server = http.createServer();
+const server = config.tls ? https.createServer(config.tls) : http.createServer();
+const scheme = config.tls ? 'https' : 'http';
 server.listen(config.port ?? 0, '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = config.issuer ?? `http://127.0.0.1:${port}`;
+  const issuer = config.issuer ?? `${scheme}://127.0.0.1:${port}`;
   const setup = providerConfiguration(config);
   const provider = new Provider(issuer, setup.options);
   provider.registerGrantType('password', passwordGrant(provider, setup), ['username', 'password', 'scope', 'resource']);
@@ -342,7 +355,7 @@ server.listen(config.port ?? 0, '127.0.0.1', () => {
     }
     callback(req, res);
   });
-  process.stdout.write(`ready http://127.0.0.1:${port}\n`);
+  process.stdout.write(`ready ${scheme}://127.0.0.1:${port}\n`);
 });
 server.on('error', (error) => fail(`cannot listen: ${error.message}`));
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));

@@ -166,6 +166,7 @@ pub struct Provider {
     child: Child,
     url: String,
     issuer: String,
+    ca_certificate: Option<String>,
     config: Config,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -259,12 +260,13 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(f).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
+/// An HTTP client with a cookie jar, trusting `ca` (PEM) when given.
+fn client(ca: Option<&str>) -> reqwest::blocking::Client {
+    let mut builder = reqwest::blocking::Client::builder().cookie_store(true).timeout(Duration::from_secs(30));
+    if let Some(ca) = ca {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("a PEM CA"));
+    }
+    builder.build().expect("an HTTP client")
 }
 
 /// The value of the hidden form field `name` in `html`.
@@ -293,12 +295,38 @@ impl Provider {
     /// Installs the packages if needed, starts the provider with `config` and waits (up to 60
     /// s) for its ready line.
     pub fn start(config: &Config) -> Provider {
+        Provider::start_with(config, false)
+    }
+
+    /// The same over HTTPS, with a serving certificate for 127.0.0.1 from a fresh private CA
+    /// ([`Provider::ca_certificate`]): the issuer is `https://127.0.0.1:PORT`.
+    pub fn start_tls(config: &Config) -> Provider {
+        Provider::start_with(config, true)
+    }
+
+    fn start_with(config: &Config, tls: bool) -> Provider {
         install();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = dir.path().join("provider.log");
-        let (child, url) = spawn(&config.to_json(), dir.path());
+        let mut json = config.to_json();
+        let mut ca_certificate = None;
+        if tls {
+            let ca = stratus_pki::Ca::generate("test OpenID provider CA").expect("a CA");
+            let serving = ca.issue_serving("test OpenID provider", &["127.0.0.1"], 1).expect("a certificate");
+            let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+            std::fs::write(&cert, &serving.certificate).unwrap();
+            std::fs::write(&key, &serving.key).unwrap();
+            json["tls"] = json!({"cert_file": cert, "key_file": key});
+            ca_certificate = Some(ca.certificate().to_string());
+        }
+        let (child, url) = spawn(&json, dir.path());
         let issuer = config.issuer.clone().unwrap_or_else(|| url.clone());
-        Provider { child, url, issuer, config: config.clone(), log, _dir: dir }
+        Provider { child, url, issuer, ca_certificate, config: config.clone(), log, _dir: dir }
+    }
+
+    /// PEM of the CA of its serving certificate ([`Provider::start_tls`]).
+    pub fn ca_certificate(&self) -> Option<&str> {
+        self.ca_certificate.as_deref()
     }
 
     /// Stops the provider and starts it again on the same port with the same issuer and
@@ -309,8 +337,11 @@ impl Provider {
         let _ = self.child.wait();
         let mut config = self.config.to_json();
         config["issuer"] = json!(self.issuer);
-        config["port"] = json!(self.url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("a port"));
         let dir = self.log.parent().expect("the provider's folder").to_path_buf();
+        if self.ca_certificate.is_some() {
+            config["tls"] = json!({"cert_file": dir.join("tls.crt"), "key_file": dir.join("tls.key")});
+        }
+        config["port"] = json!(self.url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("a port"));
         let (child, url) = spawn(&config, &dir);
         assert_eq!(url, self.url, "the provider came back elsewhere");
         self.child = child;
@@ -345,9 +376,10 @@ impl Provider {
     /// POSTs `form` to the token endpoint: the status and the JSON answer.
     pub fn token_request(&self, form: &[(&str, &str)]) -> (u16, Value) {
         let url = format!("{}/token", self.url);
+        let ca = self.ca_certificate.clone();
         let form: Vec<(String, String)> = form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         off_runtime(move || {
-            let response = client().post(url).form(&form).send().expect("the token endpoint answers");
+            let response = client(ca.as_deref()).post(url).form(&form).send().expect("the token endpoint answers");
             let status = response.status().as_u16();
             (status, response.json().unwrap_or(Value::Null))
         })
@@ -398,9 +430,10 @@ impl Provider {
     /// Starts a device authorization for client `hsm` with `scope`.
     pub fn device_authorization(&self, scope: &str) -> DeviceAuthorization {
         let url = format!("{}/device/auth", self.url);
+        let ca = self.ca_certificate.clone();
         let scope = scope.to_string();
         off_runtime(move || {
-            let response = client()
+            let response = client(ca.as_deref())
                 .post(url)
                 .form(&[("client_id", "hsm"), ("scope", scope.as_str())])
                 .send()
@@ -430,8 +463,9 @@ impl Provider {
         let (uri, code, user, pass) =
             (verification_uri.to_string(), user_code.to_string(), username.to_string(), password.to_string());
         let base = self.url.clone();
+        let ca = self.ca_certificate.clone();
         off_runtime(move || {
-            let http = client();
+            let http = client(ca.as_deref());
             let text = |r: reqwest::blocking::Response| -> (u16, String, String) {
                 let status = r.status().as_u16();
                 let url = r.url().to_string();
@@ -478,6 +512,7 @@ impl Provider {
     /// The provider's JSON Web Key Set.
     pub fn jwks(&self) -> Value {
         let url = format!("{}/jwks", self.url);
-        off_runtime(move || client().get(url).send().and_then(|r| r.json()).expect("the JWKS"))
+        let ca = self.ca_certificate.clone();
+        off_runtime(move || client(ca.as_deref()).get(url).send().and_then(|r| r.json()).expect("the JWKS"))
     }
 }
