@@ -245,6 +245,9 @@ struct Keys {
     fetched: Option<Instant>,
     /// How many times the key set was fetched.
     fetches: u64,
+    /// The last failed attempt and why: within the refresh interval requests get this answer
+    /// instead of waiting on the issuer again.
+    failed: Option<(Instant, String)>,
 }
 
 /// The resource server's token checks: configuration, the HTTP client for the issuer and
@@ -372,12 +375,14 @@ impl Authenticator {
         }
         let mut keys = self.keys.write().await;
         let fetches = keys.fetches + 1;
-        *keys = Keys { jwks_uri: Some(jwks_uri), by_id, anonymous, fetched: Some(Instant::now()), fetches };
+        *keys =
+            Keys { jwks_uri: Some(jwks_uri), by_id, anonymous, fetched: Some(Instant::now()), fetches, failed: None };
         Ok(())
     }
 
     /// The key and algorithm for a token's key id, fetching the set when the id is unknown
-    /// (at most every [`JWKS_MIN_REFRESH`]).
+    /// (at most every `jwks_min_refresh`; after a failed attempt, the same wait, answering
+    /// with that failure meanwhile).
     async fn key_for(&self, kid: Option<&str>) -> Result<VerifyingKey, Refusal> {
         let lookup = |keys: &Keys| match kid {
             Some(kid) => keys.by_id.get(kid).cloned(),
@@ -399,9 +404,15 @@ impl Authenticator {
             if keys.fetched.is_some_and(|at| at.elapsed() < self.config.jwks_min_refresh) {
                 return Err(Refusal::Invalid("the token is not signed by a key of the issuer".into()));
             }
+            if let Some((at, error)) = &keys.failed {
+                if at.elapsed() < self.config.jwks_min_refresh {
+                    return Err(Refusal::IssuerUnavailable(error.clone()));
+                }
+            }
         }
         if let Err(error) = self.fetch().await {
             tracing::warn!("the OpenID issuer's keys cannot be fetched: {error}");
+            self.keys.write().await.failed = Some((Instant::now(), error.clone()));
             return Err(Refusal::IssuerUnavailable(error));
         }
         lookup(&*self.keys.read().await)

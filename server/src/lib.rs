@@ -7,10 +7,9 @@
 //! (`docs/server.md`).
 //!
 //! Modules: [`api`] the wire types and the pure conversions into them; [`auth`] the token
-//! checks, the roles and the audit log; [`error`] the one
-//! error shape and the checks of path values; [`routes`] the handlers, the router and the
-//! OpenAPI document generated from them; [`serve`] the listening address, the shared state,
-//! readiness and graceful shutdown.
+//! checks, the roles and the audit log; [`error`] the one error shape and the checks of path
+//! values; [`routes`] the handlers, the router and the OpenAPI document generated from them;
+//! [`serve`] the listening address, the shared state, readiness and graceful shutdown.
 
 pub mod api;
 pub mod auth;
