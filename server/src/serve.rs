@@ -1,7 +1,7 @@
 //! Serving: the state handlers share (the catalog, loaded once; the cluster; where the
-//! converger keeps its Lease; the metrics), the listening address (plain HTTP on loopback
-//! only), readiness, and serving over HTTP or HTTPS until a shutdown signal with in-flight
-//! requests finished.
+//! converger keeps its Lease; the metrics; the token checks when authentication is on), the
+//! listening address (loopback only for plain HTTP or without authentication), readiness,
+//! and serving over HTTP or HTTPS until a shutdown signal with in-flight requests finished.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 
 use crate::metrics::Metrics;
+
+use crate::auth::Authenticator;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,7 @@ pub enum ServerError {
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 struct Inner {
@@ -53,7 +56,8 @@ pub const LEASE_NAMESPACE: &str = "kube-system";
 impl AppState {
     /// The catalog and the cluster (`None`: a catalog-only server, whose instance endpoints
     /// answer 503), each request's cluster calls bounded by `request_timeout`; the converger's
-    /// Lease in [`LEASE_NAMESPACE`], the default cluster profile.
+    /// Lease in [`LEASE_NAMESPACE`], the default cluster profile; no authentication
+    /// ([`AppState::with_auth`] turns it on).
     pub fn new(catalog: Catalog, cluster: Option<Cluster>, request_timeout: Duration) -> AppState {
         AppState::with(catalog, cluster, request_timeout, LEASE_NAMESPACE.into(), ClusterProfile::default())
     }
@@ -70,7 +74,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let (stopping, _) = tokio::sync::watch::channel(false);
         let inner = Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics, stopping };
-        AppState { inner: Arc::new(inner) }
+        AppState { inner: Arc::new(inner), auth: None }
     }
 
     /// Says the server is stopping: long answers (event streams) end, so that a graceful
@@ -98,6 +102,17 @@ impl AppState {
     /// The request counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.inner.metrics.clone()
+    }
+
+    /// The same state with every route but the public ones needing a bearer token checked by
+    /// `auth` (`crate::auth`).
+    pub fn with_auth(self, auth: Authenticator) -> AppState {
+        AppState { auth: Some(Arc::new(auth)), ..self }
+    }
+
+    /// The token checks, when authentication is on.
+    pub fn auth(&self) -> Option<&Arc<Authenticator>> {
+        self.auth.as_ref()
     }
 
     /// The catalog.
@@ -128,12 +143,21 @@ impl AppState {
 }
 
 /// The address `text` names: an IP address and port, which must be a loopback one when
-/// `plain` (HTTP without TLS is for tests and for an ingress on the same host).
-pub fn listen_address(text: &str, plain: bool) -> Result<SocketAddr, ServerError> {
+/// `plain` (HTTP without TLS is for tests and for an ingress on the same host) or when not
+/// `authenticated` (a server without authentication serves only this machine).
+pub fn listen_address(text: &str, plain: bool, authenticated: bool) -> Result<SocketAddr, ServerError> {
     let address: SocketAddr = text.parse().map_err(|_| {
         ServerError::Listen(format!("{} is not an IP address and port (e.g. 127.0.0.1:8080)", sdl::error::quote(text)))
     })?;
-    if plain && !address.ip().is_loopback() {
+    if address.ip().is_loopback() {
+        return Ok(address);
+    }
+    if !authenticated {
+        return Err(ServerError::Listen(format!(
+            "{address} is not a loopback address; without authentication (--no-auth) the server listens only on 127.0.0.1 or ::1"
+        )));
+    }
+    if plain {
         return Err(ServerError::Listen(format!(
             "{address} is not a loopback address; plain HTTP (--insecure-http) is served only on 127.0.0.1 or ::1, give --tls-cert and --tls-key to serve HTTPS elsewhere"
         )));
@@ -203,13 +227,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_http_is_served_on_loopback_addresses_only() {
-        assert_eq!(listen_address("127.0.0.1:8080", true).unwrap().port(), 8080);
-        assert!(listen_address("[::1]:0", true).is_ok());
-        let open = listen_address("0.0.0.0:8080", true).unwrap_err().to_string();
-        assert!(open.starts_with("--listen: 0.0.0.0:8080 is not a loopback address"), "{open}");
-        assert!(listen_address("0.0.0.0:8443", false).is_ok());
-        let name = listen_address("localhost:8080", false).unwrap_err().to_string();
+    fn plain_http_or_no_authentication_is_served_on_loopback_addresses_only() {
+        assert_eq!(listen_address("127.0.0.1:8080", true, false).unwrap().port(), 8080);
+        assert!(listen_address("[::1]:0", true, false).is_ok());
+        let open = listen_address("0.0.0.0:8080", true, true).unwrap_err().to_string();
+        assert!(open.starts_with("--listen: 0.0.0.0:8080 is not a loopback address; plain HTTP"), "{open}");
+        let open = listen_address("0.0.0.0:8443", false, false).unwrap_err().to_string();
+        assert!(open.contains("without authentication (--no-auth)"), "{open}");
+        assert_eq!(listen_address("0.0.0.0:8443", false, true).unwrap().port(), 8443);
+        let name = listen_address("localhost:8080", false, true).unwrap_err().to_string();
         assert!(name.contains("\"localhost:8080\" is not an IP address and port"), "{name}");
     }
 
