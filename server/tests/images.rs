@@ -135,7 +135,13 @@ fn images_run_as_non_root_and_answer_their_version() {
     // name, crate, entrypoint, command, the hcp component that runs it.
     let expected = [
         ("hsm-server", "server", vec!["/usr/local/bin/hsm-server"], vec![], "hsm-server"),
-        ("hsm", "service-manager", vec!["/usr/local/bin/hsm"], vec!["controller", "--catalog", "/catalog"], "hsm-controller"),
+        (
+            "hsm",
+            "service-manager",
+            vec!["/usr/local/bin/hsm"],
+            vec!["controller", "--catalog", "/catalog"],
+            "hsm-controller",
+        ),
     ];
     assert_eq!(listed.lines().count(), expected.len(), "{listed}");
     for (name, krate, entrypoint, cmd, component) in expected {
@@ -187,20 +193,33 @@ fn images_run_as_non_root_and_answer_their_version() {
 
         // The hcp SDL names this image, and the command it gives is found on the image's PATH.
         let spec = sdl["components"].as_array().unwrap().iter().find(|c| c["name"] == component).unwrap();
-        let named = format!("{}/{}/{}:{}", spec["repository"].as_str().unwrap(), spec["organization"].as_str().unwrap(), spec["image"].as_str().unwrap(), spec["tag"].as_str().unwrap());
+        let named = format!(
+            "{}/{}/{}:{}",
+            spec["repository"].as_str().unwrap(),
+            spec["organization"].as_str().unwrap(),
+            spec["image"].as_str().unwrap(),
+            spec["tag"].as_str().unwrap()
+        );
         assert_eq!(named, reference, "the hcp SDL's {component}");
         if let Some(program) = spec["entrypoint"].as_array().and_then(|e| e.first()).and_then(Value::as_str) {
             let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).expect("PATH in the image");
-            assert!(path.split(':').any(|dir| rootfs.join(dir.trim_start_matches('/')).join(program).is_file()), "{program} on {path}");
+            assert!(
+                path.split(':').any(|dir| rootfs.join(dir.trim_start_matches('/')).join(program).is_file()),
+                "{program} on {path}"
+            );
         }
-        assert!(dockerfile.contains(&format!("ARG VERSION={version}\n")), "docker/Dockerfile's VERSION is not {version}");
+        assert!(
+            dockerfile.contains(&format!("ARG VERSION={version}\n")),
+            "docker/Dockerfile's VERSION is not {version}"
+        );
         assert!(dockerfile.contains(&format!("FROM base AS {name}\n")), "docker/Dockerfile has no target {name}");
     }
 
     // The catalog the images carry is the repository's, readable by the image's user.
     let rootfs = work.path().join("bundle-hsm/rootfs");
     let env = strings(&image(&out.join("hsm"), &crate_version("service-manager")).config["config"]["Env"]);
-    let services = ok(run_in(&rootfs, &env, &["/usr/local/bin/hsm", "list-services", "-o", "json"]), "hsm list-services");
+    let services =
+        ok(run_in(&rootfs, &env, &["/usr/local/bin/hsm", "list-services", "-o", "json"]), "hsm list-services");
     let services: Value = serde_json::from_str(&services).unwrap();
     let ids: Vec<&str> = services.as_array().unwrap().iter().filter_map(|s| s["id"].as_str()).collect();
     assert!(ids.iter().any(|id| id.ends_with(".hpe.hcp")), "{ids:?}");
@@ -211,6 +230,10 @@ fn images_run_as_non_root_and_answer_their_version() {
     build_images(&bin_dir, &again);
     for name in ["hsm-server", "hsm"] {
         let version = crate_version(if name == "hsm" { "service-manager" } else { "server" });
-        assert_eq!(image(&out.join(name), &version).manifest_digest, image(&again.join(name), &version).manifest_digest, "{name} is reproducible");
+        assert_eq!(
+            image(&out.join(name), &version).manifest_digest,
+            image(&again.join(name), &version).manifest_digest,
+            "{name} is reproducible"
+        );
     }
 }
