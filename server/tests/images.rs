@@ -101,6 +101,18 @@ fn strings(value: &Value) -> Vec<String> {
     value.as_array().unwrap_or(&Vec::new()).iter().map(|v| v.as_str().unwrap().to_string()).collect()
 }
 
+/// Every file (not folder) under `dir`, as paths relative to `root`.
+fn files(root: &Path, dir: &Path, into: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            files(root, &path, into);
+        } else {
+            into.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+        }
+    }
+}
+
 /// Runs `args` in `rootfs` through chroot as 65532:65532 with exactly the image's environment.
 fn run_in(rootfs: &Path, env: &[String], args: &[&str]) -> Output {
     // Coreutils' chroot by its path: the image's PATH (set below) does not have it.
@@ -186,6 +198,12 @@ fn images_run_as_non_root_and_answer_their_version() {
         let bundle_pem = std::fs::read_to_string(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
         assert!(bundle_pem.matches("-----BEGIN CERTIFICATE-----").count() > 50, "Debian's CA bundle");
         assert!(!rootfs.join("bin/sh").exists() && !rootfs.join("usr/bin/sh").exists(), "no shell in {name}");
+        // Besides /etc and /catalog: the binary and shared libraries, nothing else.
+        let mut others = Vec::new();
+        files(&rootfs, &rootfs, &mut others);
+        let binary = format!("usr/local/bin/{name}");
+        others.retain(|f| !f.starts_with("etc/") && !f.starts_with("catalog/") && *f != binary && !f.contains(".so"));
+        assert!(others.is_empty(), "{name} holds more than its binary and libraries: {others:?}");
 
         // The binary starts in the image as 65532 and answers its version.
         let version_line = ok(run_in(&rootfs, &env, &[entrypoint[0], "--version"]), &format!("{name} --version"));
