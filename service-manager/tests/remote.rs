@@ -1,0 +1,300 @@
+//! `hsm` against a real `hsm-server` process (plain HTTP on loopback): `hsm api` checks and
+//! stores the target (config.json mode 0600 in a 0700 folder, `HSM_HOME`), the catalog verbs
+//! print through the server exactly what they print from the catalog, the instance verbs
+//! print what they print from the cluster (on the real control plane), and bad input,
+//! unreachable servers and server errors give hsm's exit codes with a clear message.
+//!
+//! `hsm-server` is built into this test's target folder when it is not there (service-manager
+//! cannot depend on the server's crate: the server depends on it).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use stratus_tests::cluster::ControlPlane;
+
+fn catalog_dir() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")).unwrap()
+}
+
+/// `hsm-server`, next to `hsm` (built here when missing, into the same target folder).
+fn server_binary() -> PathBuf {
+    let hsm = Path::new(env!("CARGO_BIN_EXE_hsm"));
+    let server = hsm.with_file_name("hsm-server");
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let target = hsm.parent().and_then(Path::parent).expect("<target>/debug/hsm");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "hsm-server", "--bin", "hsm-server", "--target-dir"])
+            .arg(target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success() && server.is_file(), "cannot build hsm-server into {}", target.display());
+    });
+    server
+}
+
+/// An `hsm-server` process, killed by its PID when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// A server on a free loopback port, on the cluster of `kubeconfig`.
+    fn start(kubeconfig: &Path, dir: &Path) -> Server {
+        let log = dir.join("hsm-server.log");
+        let mut child = Command::new(server_binary())
+            .args(["--listen", "127.0.0.1:0", "--request-timeout", "5s", "--catalog"])
+            .arg(catalog_dir())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .env_remove("HSM_CATALOG")
+            .env_remove("HSM_SERVER_LISTEN")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("hsm-server said {line:?}:\n{}", std::fs::read_to_string(&log).unwrap()))
+            .to_string();
+        Server { child, url, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A kubeconfig whose API server does not answer (a port bound, then closed).
+fn dead_kubeconfig(dir: &Path) -> PathBuf {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = dir.join("dead-kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `hsm` with `HSM_HOME` set to `home` and nothing else from the environment that could
+/// choose a backend.
+fn hsm(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hsm"))
+        .args(args)
+        .env("HSM_HOME", home)
+        .env_remove("HSM_CATALOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("HSM_MODE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Asserts success and returns stdout.
+fn ok(output: Output, what: &str) -> String {
+    assert_eq!(output.status.code(), Some(0), "{what}: {output:?}");
+    stdout(&output)
+}
+
+/// Asserts exit code `code` and nothing on stdout; returns stderr.
+fn fails(output: Output, code: i32, what: &str) -> String {
+    assert_eq!(output.status.code(), Some(code), "{what}: {output:?}");
+    assert!(output.stdout.is_empty(), "{what}: {output:?}");
+    stderr(&output)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn hsm_api_stores_the_target_and_the_catalog_verbs_answer_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dead_kubeconfig(dir.path()), dir.path());
+    // HSM_HOME names a folder that does not exist yet: hsm creates it, private.
+    let home = dir.path().join("home/.hsm");
+    let catalog = catalog_dir();
+    let catalog = catalog.to_str().unwrap();
+
+    let said = ok(hsm(&home, &["api"]), "hsm api without a target");
+    assert!(said.starts_with("no target set"), "{said}");
+    let said = ok(hsm(&home, &["api", &format!("{}/", server.url)]), "hsm api URL");
+    assert!(said.starts_with(&format!("target: {}\nserver version: ", server.url)), "{said}");
+    assert!(said.contains("sign-in:        none (the server checks no token)"), "{said}");
+    assert_eq!(mode(&home), 0o700);
+    let file = home.join("config.json");
+    assert_eq!(mode(&file), 0o600);
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(stored, serde_json::json!({"target": {"url": server.url, "skip_ssl_validation": false}}));
+    assert_eq!(ok(hsm(&home, &["api"]), "hsm api"), format!("target: {}\nnot signed in\n", server.url));
+    let info = ok(hsm(&home, &["info"]), "hsm info");
+    assert!(info.starts_with(&format!("target:         {}\nserver version: 0.1.0\nAPI version:    v1\n", server.url)));
+
+    // The catalog verbs print through the server what they print from the catalog itself.
+    let same = [
+        vec!["list-services"],
+        vec!["list-services", "-o", "json"],
+        vec!["list-services", "-o", "yaml"],
+        vec!["list-categories"],
+        vec!["list-categories", "-o", "json"],
+        vec!["get-service", "stackato.hpe.redis"],
+        vec!["get-service", "stackato.hpe.mysql", "-o", "json"],
+        vec!["get-service", "stackato.hpe.mysql", "8.0"],
+        vec!["get-service", "stackato.hpe.mysql", "8.0", "-o", "yaml"],
+        vec!["get-service", "stackato.hpe.mysql", "8.0", "1.0.0"],
+    ];
+    for args in same {
+        let remote = ok(hsm(&home, &args), &format!("{args:?} through the server"));
+        let direct = ok(hsm(&home, &[&["--catalog", catalog][..], &args].concat()), &format!("{args:?} direct"));
+        assert_eq!(remote, direct, "{args:?}");
+    }
+
+    // Bad input is exit 2, as directly; the server's message names the value.
+    let error = fails(hsm(&home, &["get-service", "stackato.hpe.nothing"]), 2, "unknown service");
+    assert!(error.starts_with("error: id: unknown service \"stackato.hpe.nothing\""), "{error}");
+    fails(hsm(&home, &["--catalog", catalog, "get-service", "stackato.hpe.nothing"]), 2, "unknown service, direct");
+    let error = fails(hsm(&home, &["get-service", "stackato.hpe.mysql", "9.9"]), 2, "unknown version");
+    assert!(error.contains("product_version"), "{error}");
+
+    // The server cannot reach its cluster: a 503, exit 1, saying so.
+    let error = fails(hsm(&home, &["list-instances"]), 1, "server without its cluster");
+    assert!(error.starts_with("error: "), "{error}");
+    assert!(!error.contains("run `hsm login`"), "{error}");
+    // --kubeconfig goes to the cluster directly, not to the server.
+    let direct = fails(
+        hsm(&home, &["list-instances", "--kubeconfig", dir.path().join("dead-kubeconfig").to_str().unwrap()]),
+        1,
+        "direct",
+    );
+    assert_ne!(direct, error);
+    // The server never gives secret values.
+    let error = fails(hsm(&home, &["get-credentials", "some-db"]), 2, "get-credentials through the server");
+    assert!(error.contains("never returns secret values: give --kubeconfig"), "{error}");
+    // Cluster facts are the server's.
+    let error =
+        fails(hsm(&home, &["create-instance", "stackato.hpe.redis", "--registry", "r.example"]), 2, "--registry");
+    assert!(error.starts_with("error: --registry describes a cluster"), "{error}");
+
+    assert_eq!(ok(hsm(&home, &["logout"]), "logout"), "not signed in\n");
+    let said = ok(hsm(&home, &["login"]), "login against a server without sign-in");
+    assert!(said.contains("checks no token"), "{said}");
+}
+
+#[test]
+fn bad_targets_and_unreachable_servers_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hsm");
+    for (url, why) in [
+        ("hsm.example.com", "not a URL"),
+        ("http://hsm.example.com", "plain http is only accepted for a loopback address"),
+        ("ftp://127.0.0.1", "the scheme must be https"),
+    ] {
+        let error = fails(hsm(&home, &["api", url]), 2, url);
+        assert!(error.contains(why), "{url}: {error}");
+    }
+    let error = fails(hsm(&home, &["api", "https://127.0.0.1:1", "--ca-file", "/nonexistent/ca.pem"]), 2, "ca file");
+    assert!(error.starts_with("error: --ca-file /nonexistent/ca.pem: "), "{error}");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let error =
+        fails(hsm(&home, &["api", "https://127.0.0.1:1", "--ca-file", not_pem.to_str().unwrap()]), 2, "not pem");
+    assert!(error.contains("no PEM certificate"), "{error}");
+    let error =
+        fails(hsm(&home, &["api", "https://127.0.0.1:1", "--ca-file", "x", "--skip-ssl-validation"]), 2, "both");
+    assert!(error.contains("cannot be used with"), "{error}");
+
+    // Nothing listens: exit 1 naming the URL, and no target is stored.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let error = fails(hsm(&home, &["api", &url]), 1, "nothing listens");
+    assert!(error.starts_with(&format!("error: cannot reach {url}/v1/info: ")), "{error}");
+    assert!(!home.join("config.json").exists());
+
+    // No target: the verbs that need one say how to set it.
+    for verb in ["info", "login"] {
+        let error = fails(hsm(&home, &[verb]), 1, verb);
+        assert_eq!(error, "error: no HSM server is set: run `hsm api URL` first\n");
+    }
+
+    // A target whose server has gone away: exit 1 naming it.
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("config.json"), format!(r#"{{"target": {{"url": "{url}"}}}}"#)).unwrap();
+    let error = fails(hsm(&home, &["list-services"]), 1, "server gone");
+    assert!(error.starts_with(&format!("error: cannot reach {url}/v1/services: ")), "{error}");
+
+    // A broken configuration file is named, with the JSON path at fault.
+    std::fs::write(home.join("config.json"), r#"{"target": {"url": "http://127.0.0.1:1", "colour": 1}}"#).unwrap();
+    let error = fails(hsm(&home, &["list-services"]), 2, "broken config");
+    assert!(error.contains("config.json at target.colour: unknown field `colour`"), "{error}");
+}
+
+#[test]
+fn instances_through_the_server_print_what_the_cluster_shows() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = plane.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let home = dir.path().join("hsm");
+    // An instance created directly (no converger runs here).
+    let created = hsm(
+        &home,
+        &[
+            "create-instance",
+            "stackato.hpe.redis",
+            "--instance-id",
+            "rem-redis",
+            "--mode",
+            "direct",
+            "--kubeconfig",
+            kubeconfig,
+        ],
+    );
+    assert_eq!(created.status.code(), Some(0), "{created:?}");
+
+    let server = Server::start(&plane.kubeconfig(), dir.path());
+    ok(hsm(&home, &["api", &server.url]), "hsm api");
+    for args in [vec!["list-instances", "-o", "json"], vec!["get-instance", "rem-redis", "-o", "json"]] {
+        let remote = ok(hsm(&home, &args), &format!("{args:?} through the server:\n{}", server.log()));
+        let direct = ok(hsm(&home, &[&args[..], &["--kubeconfig", kubeconfig]].concat()), &format!("{args:?} direct"));
+        assert_eq!(remote, direct, "{args:?}");
+        assert!(remote.contains("rem-redis"), "{remote}");
+    }
+    let table = ok(hsm(&home, &["get-instance", "rem-redis"]), "get-instance");
+    assert!(table.starts_with("INSTANCE:   rem-redis\nSERVICE:    stackato.hpe.redis\n"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("redis-password ") && l.ends_with(" ********")), "{table}");
+    let list = ok(hsm(&home, &["list-instances"]), "list-instances");
+    assert!(list.starts_with("INSTANCE ") && list.contains("\nrem-redis "), "{list}");
+
+    // An unknown instance: exit 1 as directly, naming it.
+    let error = fails(hsm(&home, &["get-instance", "rem-nothing"]), 1, "unknown instance");
+    assert_eq!(error, "error: id: instance \"rem-nothing\" not found\n");
+    fails(hsm(&home, &["get-instance", "rem-nothing", "--kubeconfig", kubeconfig]), 1, "unknown instance, direct");
+}
