@@ -22,6 +22,8 @@ pub struct Info {
     pub api_version: String,
     /// The catalog's name: the first part of every service id.
     pub catalog: String,
+    /// How clients sign in (`null` when the server runs without authentication).
+    pub auth: Option<crate::auth::AuthInfo>,
 }
 
 /// A health or readiness answer.

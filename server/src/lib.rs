@@ -2,15 +2,18 @@
 //!
 //! The server keeps no state of its own: services come from the catalog folder, instances
 //! from the cluster (their records merged with the `Instance` resources, as `hsm
-//! list-instances` shows them). This first slice is read-only and unauthenticated, on a
-//! loopback address only (`docs/server.md`).
+//! list-instances` shows them). Requests carry bearer tokens of an OpenID provider, checked
+//! by [`auth`]; a server without authentication listens on a loopback address only
+//! (`docs/server.md`).
 //!
-//! Modules: [`api`] the wire types and the pure conversions into them; [`error`] the one
+//! Modules: [`api`] the wire types and the pure conversions into them; [`auth`] the token
+//! checks, the roles and the audit log; [`error`] the one
 //! error shape and the checks of path values; [`routes`] the handlers, the router and the
 //! OpenAPI document generated from them; [`serve`] the listening address, the shared state,
 //! readiness and graceful shutdown.
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod routes;
 pub mod serve;

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use crate::api::ServiceSummary;
 use crate::api::{self, Health, Info, InstanceDetail, InstanceSummary, ProductVersion, SdlVersion, ServiceDetail};
+use crate::auth;
 use crate::error::{self, ApiError};
 use crate::serve::AppState;
 
@@ -34,7 +35,7 @@ pub struct ApiPath<T>(pub T);
 #[openapi(
     info(
         title = "Stratus HSM API",
-        description = "The HSM server's API v1: the service catalog and the cluster's instances. This version is read-only and unauthenticated (loopback only).",
+        description = "The HSM server's API v1: the service catalog and the cluster's instances. Every route but /v1/info, /v1/openapi.json, /healthz, /readyz and /metrics needs a bearer access token of the OpenID issuer GET /v1/info names; roles: viewer (reads), developer (also writes of instances), admin (everything).",
         license(name = "Apache-2.0")
     ),
     components(schemas(ApiError)),
@@ -61,20 +62,73 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
 }
 
-/// The OpenAPI 3 document of every route.
+/// The OpenAPI 3 document of every route, with the bearer scheme and the 401/403 answers of
+/// every route that needs a role (as [`auth::required_role`] decides).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_router().split_for_parts().1;
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    document_security(&mut doc);
     doc
 }
 
+/// Adds the `bearer` security scheme and, on each operation that needs a role, the security
+/// requirement and the 401 and 403 answers.
+fn document_security(doc: &mut utoipa::openapi::OpenApi) {
+    use axum::http::Method;
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let scheme = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .bearer_format("JWT")
+        .description(Some("An access token of the OpenID issuer named by GET /v1/info, for its audience"))
+        .build();
+    doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    let answer = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ApiError"))).build())
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            (Method::GET, &mut item.get),
+            (Method::POST, &mut item.post),
+            (Method::PUT, &mut item.put),
+            (Method::PATCH, &mut item.patch),
+            (Method::DELETE, &mut item.delete),
+            (Method::HEAD, &mut item.head),
+            (Method::OPTIONS, &mut item.options),
+            (Method::TRACE, &mut item.trace),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let Some(role) = auth::required_role(&method, path) else { continue };
+            operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| {
+                answer("No bearer token, or one that is forged, expired, for another audience or unsigned (WWW-Authenticate: Bearer)").into()
+            });
+            responses.entry("403".into()).or_insert_with(|| {
+                answer(&format!("The token's groups do not give the role {role} (code forbidden)")).into()
+            });
+        }
+    }
+}
+
 /// The API on `state`: every route, the error shape for unknown routes, methods not allowed,
-/// bodies too large and requests that take too long; requests logged.
+/// bodies too large and requests that take too long; requests logged. With authentication on
+/// (`AppState::with_auth`), every route but the public ones checks the bearer token and the
+/// role first (`auth::authorize`).
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout();
     let (router, _) = api_router().split_for_parts();
+    let router = router.fallback(unknown_route);
+    let router = match state.auth() {
+        Some(auth) => router.layer(middleware::from_fn_with_state(auth.clone(), auth::authorize)),
+        None => router,
+    };
     router
-        .fallback(unknown_route)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(middleware::map_response(error_shape))
@@ -115,13 +169,15 @@ async fn unknown_route(uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// The server's version, the API version and the catalog's name.
-#[utoipa::path(get, path = "/v1/info", tag = "server", responses((status = 200, description = "Versions and the catalog's name", body = Info)))]
+/// The server's version, the API version, the catalog's name and how to sign in (no token
+/// needed).
+#[utoipa::path(get, path = "/v1/info", tag = "server", responses((status = 200, description = "Versions, the catalog's name and the OpenID issuer, client id and audience to sign in with", body = Info)))]
 async fn info(State(state): State<AppState>) -> Json<Info> {
     Json(Info {
         server_version: env!("CARGO_PKG_VERSION").to_string(),
         api_version: crate::API_VERSION.to_string(),
         catalog: state.catalog().config.name.clone(),
+        auth: state.auth().map(|auth| auth.info()),
     })
 }
 

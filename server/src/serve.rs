@@ -1,6 +1,6 @@
-//! Serving: the state handlers share (the catalog, loaded once; the cluster), the listening
-//! address (loopback only while the API has neither TLS nor authentication), readiness, and
-//! serving until a shutdown signal with in-flight requests finished.
+//! Serving: the state handlers share (the catalog, loaded once; the cluster; the token checks
+//! when authentication is on), the listening address (loopback only without authentication),
+//! readiness, and serving until a shutdown signal with in-flight requests finished.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,6 +10,8 @@ use std::time::Duration;
 use sdl::catalog::Catalog;
 use service_manager::cluster::Cluster;
 use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,7 @@ pub enum ServerError {
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 struct Inner {
@@ -36,9 +39,21 @@ struct Inner {
 
 impl AppState {
     /// The catalog and the cluster (`None`: a catalog-only server, whose instance endpoints
-    /// answer 503), each request's cluster calls bounded by `request_timeout`.
+    /// answer 503), each request's cluster calls bounded by `request_timeout`; no
+    /// authentication ([`AppState::with_auth`] turns it on).
     pub fn new(catalog: Catalog, cluster: Option<Cluster>, request_timeout: Duration) -> AppState {
-        AppState { inner: Arc::new(Inner { catalog, cluster, request_timeout }) }
+        AppState { inner: Arc::new(Inner { catalog, cluster, request_timeout }), auth: None }
+    }
+
+    /// The same state with every route but the public ones needing a bearer token checked by
+    /// `auth` (`crate::auth`).
+    pub fn with_auth(self, auth: Authenticator) -> AppState {
+        AppState { auth: Some(Arc::new(auth)), ..self }
+    }
+
+    /// The token checks, when authentication is on.
+    pub fn auth(&self) -> Option<&Arc<Authenticator>> {
+        self.auth.as_ref()
     }
 
     /// The catalog.
@@ -68,15 +83,15 @@ impl AppState {
     }
 }
 
-/// The address `text` names, which must be a loopback IP address and port: the API is plain
-/// HTTP without authentication in this version.
-pub fn listen_address(text: &str) -> Result<SocketAddr, ServerError> {
+/// The address `text` names: an IP address and port, which must be a loopback one unless
+/// `authenticated` (a server without authentication serves only this machine).
+pub fn listen_address(text: &str, authenticated: bool) -> Result<SocketAddr, ServerError> {
     let address: SocketAddr = text.parse().map_err(|_| {
         ServerError::Listen(format!("{} is not an IP address and port (e.g. 127.0.0.1:8080)", sdl::error::quote(text)))
     })?;
-    if !address.ip().is_loopback() {
+    if !authenticated && !address.ip().is_loopback() {
         return Err(ServerError::Listen(format!(
-            "{address} is not a loopback address; this version serves plain HTTP without authentication, only on 127.0.0.1 or ::1"
+            "{address} is not a loopback address; without authentication (--no-auth) the server listens only on 127.0.0.1 or ::1"
         )));
     }
     Ok(address)
@@ -111,12 +126,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_addresses_are_served() {
-        assert_eq!(listen_address("127.0.0.1:8080").unwrap().port(), 8080);
-        assert!(listen_address("[::1]:0").is_ok());
-        let open = listen_address("0.0.0.0:8080").unwrap_err().to_string();
+    fn only_loopback_addresses_are_served_without_authentication() {
+        assert_eq!(listen_address("127.0.0.1:8080", false).unwrap().port(), 8080);
+        assert!(listen_address("[::1]:0", false).is_ok());
+        let open = listen_address("0.0.0.0:8080", false).unwrap_err().to_string();
         assert!(open.starts_with("--listen: 0.0.0.0:8080 is not a loopback address"), "{open}");
-        let name = listen_address("localhost:8080").unwrap_err().to_string();
+        assert_eq!(listen_address("0.0.0.0:8080", true).unwrap().port(), 8080);
+        let name = listen_address("localhost:8080", true).unwrap_err().to_string();
         assert!(name.contains("\"localhost:8080\" is not an IP address and port"), "{name}");
     }
 }

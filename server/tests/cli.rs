@@ -1,6 +1,7 @@
-//! The `hsm-server` binary without a control plane: bad flags exit 2 with a message naming
-//! the flag; an API server that does not answer makes `/readyz` and the instance endpoints
-//! 503s in the error shape (never a hang or a 500), while the catalog is still served.
+//! The `hsm-server` binary without a control plane (and without authentication, `--no-auth`):
+//! bad flags exit 2 with a message naming the flag; an API server that does not answer makes
+//! `/readyz` and the instance endpoints 503s in the error shape (never a hang or a 500), while
+//! the catalog is still served.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -11,7 +12,14 @@ use serde_json::Value;
 
 fn server() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hsm-server"));
-    command.env_remove("HSM_CATALOG").env_remove("HSM_SERVER_LISTEN").env_remove("KUBECONFIG").stdin(Stdio::null());
+    command
+        .arg("--no-auth")
+        .env_remove("HSM_CATALOG")
+        .env_remove("HSM_SERVER_LISTEN")
+        .env_remove("HSM_OIDC_ISSUER")
+        .env_remove("HSM_OIDC_AUDIENCE")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
     command
 }
 

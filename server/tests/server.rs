@@ -42,7 +42,7 @@ impl Server {
     fn start(kubeconfig: &Path, dir: &Path) -> Server {
         let log = dir.join("hsm-server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(["--listen", "127.0.0.1:0", "--catalog"])
+            .args(["--no-auth", "--listen", "127.0.0.1:0", "--catalog"])
             .arg(catalog_dir())
             .arg("--kubeconfig")
             .arg(kubeconfig)

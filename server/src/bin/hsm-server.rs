@@ -1,21 +1,24 @@
-//! `hsm-server`: flags → the catalog, the cluster and the address → serve until SIGTERM.
-//! Exit codes: 0 after a graceful stop, 2 for bad input (flags, the catalog), 1 otherwise.
+//! `hsm-server`: flags → the catalog, the cluster, the token checks and the address → serve
+//! until SIGTERM. Exit codes: 0 after a graceful stop, 2 for bad input (flags, the catalog),
+//! 1 otherwise.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use hsm_server::auth::{AuthConfig, Authenticator, RoleGroups};
 use hsm_server::serve::{self, AppState};
 use sdl::catalog::Catalog;
 use service_manager::cli::SHIPPED_CATALOG;
 use service_manager::cluster::{ClientOptions, Cluster};
 
-/// The HSM server: HTTP API v1 (read-only, unauthenticated, loopback only in this version).
+/// The HSM server: HTTP API v1, an OpenID resource server (bearer tokens of --oidc-issuer).
 #[derive(Parser)]
 #[command(name = "hsm-server", version)]
 struct Args {
-    /// Address to listen on: a loopback IP address and port (port 0: any free port).
+    /// Address to listen on: an IP address and port (port 0: any free port); a loopback one
+    /// with --no-auth.
     #[arg(long, env = "HSM_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
     /// Service catalog folder (default: the catalog shipped with Stratus).
@@ -30,6 +33,38 @@ struct Args {
     /// How long one request may take, e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = service_manager::terminal::parse_timeout)]
     request_timeout: Duration,
+    /// The OpenID issuer whose access tokens are accepted (discovered at
+    /// ISSUER/.well-known/openid-configuration); required unless --no-auth.
+    #[arg(long, env = "HSM_OIDC_ISSUER", requires = "oidc_audience")]
+    oidc_issuer: Option<String>,
+    /// The audience (`aud`) access tokens must be for.
+    #[arg(long, env = "HSM_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    oidc_audience: Option<String>,
+    /// PEM CA certificates to trust for the issuer, besides the usual roots.
+    #[arg(long, env = "HSM_OIDC_CA_FILE", requires = "oidc_issuer")]
+    oidc_ca_file: Option<PathBuf>,
+    /// The public client `hsm login` uses (told to clients by GET /v1/info).
+    #[arg(long, default_value = "hsm")]
+    oidc_client_id: String,
+    /// Clock skew tolerated for the tokens' exp and nbf, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = parse_leeway)]
+    oidc_leeway: Duration,
+    /// The token claim holding the groups (a list, or a space-separated string such as
+    /// `scope`; a dotted path reaches into objects).
+    #[arg(long, default_value = "groups")]
+    roles_claim: String,
+    /// The group whose members are admins (everything).
+    #[arg(long, default_value = "hsm-admins")]
+    admin_group: String,
+    /// The group whose members are developers (read; create, change and delete instances).
+    #[arg(long, default_value = "hsm-developers")]
+    developer_group: String,
+    /// The group whose members are viewers (read).
+    #[arg(long, default_value = "hsm-viewers")]
+    viewer_group: String,
+    /// Serve without authentication (tests, development): only on a loopback address.
+    #[arg(long, conflicts_with_all = ["oidc_issuer", "oidc_audience", "oidc_ca_file"])]
+    no_auth: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,13 +81,48 @@ fn main() -> ExitCode {
     runtime.block_on(run(args))
 }
 
+/// A duration as `--request-timeout` takes it, or zero (`0`, `0s`).
+fn parse_leeway(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" | "0s" => Ok(Duration::ZERO),
+        other => service_manager::terminal::parse_timeout(other),
+    }
+}
+
 fn fail(message: &str, code: u8) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(code)
 }
 
 async fn run(args: Args) -> ExitCode {
-    let address = match serve::listen_address(&args.listen) {
+    let auth = match (&args.oidc_issuer, &args.oidc_audience) {
+        (Some(issuer), Some(audience)) => {
+            let config = AuthConfig {
+                client_id: args.oidc_client_id.clone(),
+                roles_claim: args.roles_claim.clone(),
+                groups: RoleGroups {
+                    admin: args.admin_group.clone(),
+                    developer: args.developer_group.clone(),
+                    viewer: args.viewer_group.clone(),
+                },
+                ca_file: args.oidc_ca_file.clone(),
+                leeway: args.oidc_leeway,
+                ..AuthConfig::new(issuer, audience)
+            };
+            match Authenticator::new(config) {
+                Ok(auth) => Some(auth),
+                Err(error) => return fail(&error.to_string(), 2),
+            }
+        }
+        _ if args.no_auth => None,
+        _ => {
+            return fail(
+                "--oidc-issuer and --oidc-audience are required (or --no-auth to serve without authentication, on a loopback address only)",
+                2,
+            )
+        }
+    };
+    let address = match serve::listen_address(&args.listen, auth.is_some()) {
         Ok(address) => address,
         Err(error) => return fail(&error.to_string(), 2),
     };
@@ -79,7 +149,20 @@ async fn run(args: Args) -> ExitCode {
     let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| address.to_string());
     // The one line on stdout: where to reach the server (port 0 picks a free one).
     println!("listening on http://{bound}");
-    let state = AppState::new(catalog, Some(cluster), args.request_timeout);
+    let mut state = AppState::new(catalog, Some(cluster), args.request_timeout);
+    match auth {
+        Some(auth) => {
+            // Early word when the issuer cannot be reached; requests try again.
+            match auth.refresh().await {
+                Ok(()) => tracing::info!("OpenID issuer {}: keys fetched", auth.config().issuer),
+                Err(error) => {
+                    tracing::warn!("OpenID issuer {}: {error}; tried again on requests", auth.config().issuer)
+                }
+            }
+            state = state.with_auth(auth);
+        }
+        None => tracing::warn!("serving without authentication (--no-auth)"),
+    }
     match serve::run(listener, state, serve::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error.to_string(), 1),

@@ -1,0 +1,464 @@
+//! Authentication and authorisation of the real `hsm-server` binary against a real OpenID
+//! provider (npm `oidc-provider`, `stratus_tests::oidc`): every route × every credential —
+//! none, a forged signature, a token signed by another key for the same issuer, an HMAC token
+//! keyed with the issuer's public key, `alg: none`, an expired token, a token for another
+//! audience, a valid token without a role, viewer, developer, admin — answers 401, 403 or
+//! passes to the handler as the roles say. The server's cluster is a closed port: a request
+//! that passes authentication reaches the handler, whose answer (200 for the catalog, 503
+//! `cluster_unavailable` for instances, 404/405 for routes not on this branch) is anything but
+//! 401/403. The audit log names users, verbs and instances and holds no token or password.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+use stratus_tests::oidc::{claims, Config, Provider, HSM_AUDIENCE};
+
+/// A resource of the provider whose tokens are for the server's audience but live 1 s.
+const SHORT_LIVED: &str = "urn:stratus:short-lived";
+/// A resource with another audience.
+const OTHER_AUDIENCE: &str = "https://other.stratus.test";
+
+/// An `hsm-server` process, killed by its PID when dropped.
+struct Server {
+    child: Child,
+    address: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An answer: status, head (lower-case) and JSON body.
+struct Answer {
+    status: u16,
+    head: String,
+    body: Value,
+}
+
+impl Server {
+    /// Starts the server with `--oidc-issuer issuer`, its cluster a closed port.
+    fn start(issuer: &str, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("hsm-server.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
+            .args(["--listen", "127.0.0.1:0", "--request-timeout", "5s", "--oidc-leeway", "0s"])
+            .args(["--oidc-issuer", issuer, "--oidc-audience", HSM_AUDIENCE, "--catalog"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .env_remove("HSM_CATALOG")
+            .env_remove("HSM_SERVER_LISTEN")
+            .env_remove("KUBECONFIG")
+            .env("HSM_LOG", "hsm_server=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let Some(address) = line.trim().strip_prefix("listening on http://").map(str::to_string) else {
+            panic!("hsm-server said {line:?}:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+        };
+        Server { child, address, log, _dir: dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `method path` with an optional bearer token and JSON body.
+    fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.address);
+        if let Some(token) = token {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        let body = body.map(Value::to_string).unwrap_or_default();
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body:?}"));
+        Answer { status, head: head.to_ascii_lowercase(), body }
+    }
+}
+
+/// A JWT's three parts.
+fn parts(token: &str) -> (String, String, String) {
+    let mut parts = token.split('.').map(str::to_string);
+    (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap())
+}
+
+fn encode(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn header(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts(token).0).unwrap()).unwrap()
+}
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// 401 with `WWW-Authenticate: Bearer`.
+    Unauthenticated,
+    /// Read routes pass; writes are 403.
+    Viewer,
+    /// Everything passes.
+    Developer,
+    /// Every protected route is 403.
+    NoRole,
+}
+
+/// One route of the matrix: method, path, body, and the status the handler answers once
+/// authentication passes (`None`: only "not 401/403" is asserted).
+struct Route {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    handler_status: Option<u16>,
+}
+
+fn route(method: &'static str, path: &str, body: Option<Value>, handler_status: Option<u16>) -> Route {
+    Route { method, path: path.to_string(), body, handler_status }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn every_route_answers_by_token_and_role() {
+    let config =
+        Config::standard().resource(OTHER_AUDIENCE, None, None).resource(SHORT_LIVED, Some(HSM_AUDIENCE), Some(1));
+    let provider = Provider::start(&config);
+    // Another provider that claims to be the same issuer, with keys of its own.
+    let impostor = Provider::start(&Config::standard().issuer(provider.issuer()));
+    let server = Server::start(provider.issuer(), &[]);
+
+    // Discovery: /v1/info needs no token and names the issuer, client and audience.
+    let info = server.send("GET", "/v1/info", None, None);
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.body["auth"], json!({"issuer": provider.issuer(), "client_id": "hsm", "audience": HSM_AUDIENCE}));
+
+    let admin = provider.access_token("admin");
+    let developer = provider.access_token("developer");
+    // The viewer signs in the way `hsm login` does: the device flow.
+    let viewer = provider.device_flow_token("viewer", "viewer-password").unwrap().access_token;
+    let nobody = provider.access_token("nobody");
+    let wrong_audience =
+        provider.password_token_for("admin", "admin-password", Some(OTHER_AUDIENCE)).unwrap().access_token;
+    assert_eq!(claims(&wrong_audience)["aud"], OTHER_AUDIENCE);
+    let expired = provider.password_token_for("admin", "admin-password", Some(SHORT_LIVED)).unwrap().access_token;
+    let other_key = impostor.access_token("admin");
+    assert_eq!(claims(&other_key)["iss"], provider.issuer());
+    assert_ne!(header(&other_key)["kid"], header(&admin)["kid"]);
+
+    // The viewer's signature on the admin's claims with the groups changed.
+    let (head, _, viewer_signature) = parts(&viewer);
+    let mut forged_claims = claims(&viewer);
+    forged_claims["groups"] = json!(["hsm-admins"]);
+    let forged = format!("{head}.{}.{viewer_signature}", encode(&forged_claims));
+    // Unsigned.
+    let admin_claims = claims(&admin);
+    let unsigned = format!("{}.{}.", encode(&json!({"alg": "none", "typ": "at+jwt"})), encode(&admin_claims));
+    let unsigned_with_kid =
+        format!("{}.{}.", encode(&json!({"alg": "none", "kid": header(&admin)["kid"]})), encode(&admin_claims));
+    // HS256 keyed with the issuer's public key (the key confusion attack).
+    let jwks = provider.jwks();
+    let public_key = jwks["keys"][0]["n"].as_str().unwrap();
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = header(&admin)["kid"].as_str().map(str::to_string);
+    let hmac =
+        jsonwebtoken::encode(&hs_header, &admin_claims, &jsonwebtoken::EncodingKey::from_secret(public_key.as_bytes()))
+            .unwrap();
+
+    // The short-lived token expires (the server allows no leeway here).
+    let expires = claims(&expired)["exp"].as_u64().unwrap();
+    while now() <= expires {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let credentials: Vec<(&str, Option<&str>, Expect)> = vec![
+        ("no token", None, Expect::Unauthenticated),
+        ("not a JWT", Some("not-a-jwt"), Expect::Unauthenticated),
+        ("forged signature", Some(&forged), Expect::Unauthenticated),
+        ("another key, same issuer", Some(&other_key), Expect::Unauthenticated),
+        ("HS256 with the public key", Some(&hmac), Expect::Unauthenticated),
+        ("alg none", Some(&unsigned), Expect::Unauthenticated),
+        ("alg none with a kid", Some(&unsigned_with_kid), Expect::Unauthenticated),
+        ("expired", Some(&expired), Expect::Unauthenticated),
+        ("wrong audience", Some(&wrong_audience), Expect::Unauthenticated),
+        ("no role", Some(&nobody), Expect::NoRole),
+        ("viewer", Some(&viewer), Expect::Viewer),
+        ("developer", Some(&developer), Expect::Developer),
+        ("admin", Some(&admin), Expect::Developer),
+    ];
+
+    // Real catalog values for the catalog routes.
+    let services = server.send("GET", "/v1/services", Some(&admin), None);
+    assert_eq!(services.status, 200, "{}", services.body);
+    let redis = services.body.as_array().unwrap().iter().find(|s| s["id"] == "stackato.hpe.redis").unwrap().clone();
+    let pv = redis["product_versions"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    let version =
+        server.send("GET", &format!("/v1/services/stackato.hpe.redis/product_versions/{pv}"), Some(&admin), None);
+    let sv = version.body["sdl_versions"][0]["sdl_version"].as_str().unwrap().to_string();
+
+    let create = json!({"service_id": "stackato.hpe.redis", "instance_id": "auth-db"});
+    let routes = vec![
+        route("GET", "/v1/services", None, Some(200)),
+        route("GET", "/v1/services/stackato.hpe.redis", None, Some(200)),
+        route("GET", &format!("/v1/services/stackato.hpe.redis/product_versions/{pv}"), None, Some(200)),
+        route(
+            "GET",
+            &format!("/v1/services/stackato.hpe.redis/product_versions/{pv}/sdl_versions/{sv}"),
+            None,
+            Some(200),
+        ),
+        route("GET", "/v1/services/stackato.hpe.nothing", None, Some(404)),
+        // The cluster is a closed port: the handler answers 503.
+        route("GET", "/v1/instances", None, Some(503)),
+        route("GET", "/v1/instances/auth-db", None, Some(503)),
+        // The write routes and the event stream come with the branch `writes`: here they are
+        // 405 (POST/PATCH/DELETE on routes that only have GET) and 404; either way past
+        // authentication, which the middleware decides from the method and path alone.
+        route("GET", "/v1/instances/auth-db/events", None, None),
+        route("POST", "/v1/instances", Some(create), None),
+        route("PATCH", "/v1/instances/auth-db", Some(json!({"parameters": {}})), None),
+        route("DELETE", "/v1/instances/auth-db", None, None),
+        // Unknown routes need a token too (who may not read cannot probe them).
+        route("GET", "/v1/nothing", None, Some(404)),
+    ];
+
+    let mut failures = Vec::new();
+    for route in &routes {
+        let write = route.method != "GET";
+        for (name, token, expect) in &credentials {
+            let answer = server.send(route.method, &route.path, *token, route.body.as_ref());
+            let what = format!("{} {} with {name}: {} {}", route.method, route.path, answer.status, answer.body);
+            let passes = match expect {
+                Expect::Unauthenticated => {
+                    if answer.status != 401 || !answer.head.contains("\r\nwww-authenticate: bearer realm=\"hsm\"") {
+                        failures.push(format!("{what}: expected 401 with WWW-Authenticate: Bearer"));
+                    } else if token.is_some() && !answer.head.contains("error=\"invalid_token\"") {
+                        failures.push(format!("{what}: expected error=\"invalid_token\""));
+                    }
+                    false
+                }
+                Expect::NoRole => false,
+                Expect::Viewer => !write,
+                Expect::Developer => true,
+            };
+            if *expect == Expect::Unauthenticated {
+                continue;
+            }
+            if passes {
+                match route.handler_status {
+                    Some(status) if answer.status != status => failures.push(format!("{what}: expected {status}")),
+                    None if answer.status == 401 || answer.status == 403 => {
+                        failures.push(format!("{what}: expected to pass authentication"))
+                    }
+                    _ => {}
+                }
+            } else {
+                let needed = if write { "developer" } else { "viewer" };
+                let message = answer.body["message"].as_str().unwrap_or_default();
+                if answer.status != 403
+                    || answer.body["code"] != "forbidden"
+                    || !message.starts_with(&format!("this needs the role {needed}"))
+                {
+                    failures.push(format!("{what}: expected 403 forbidden naming the role {needed}"));
+                }
+            }
+        }
+    }
+    // The public routes need no token, and a bad one does not matter there.
+    for path in ["/v1/info", "/v1/openapi.json", "/healthz"] {
+        for token in [None, Some("not-a-jwt"), Some(nobody.as_str())] {
+            let answer = server.send("GET", path, token, None);
+            if answer.status != 200 {
+                failures.push(format!("GET {path} with {token:?}: {} {}", answer.status, answer.body));
+            }
+        }
+    }
+    let ready = server.send("GET", "/readyz", None, None);
+    assert_eq!((ready.status, ready.body["code"].as_str()), (503, Some("not_ready")), "{}", ready.body);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}\n\nserver log:\n{}",
+        failures.len(),
+        failures.join("\n"),
+        server.log()
+    );
+
+    // The error shape and the challenge's details.
+    let expired_answer = server.send("GET", "/v1/services", Some(&expired), None);
+    assert_eq!(expired_answer.body["code"], "invalid_token");
+    assert!(expired_answer.head.contains("error_description=\"the token has expired\""), "{}", expired_answer.head);
+    let audience_answer = server.send("GET", "/v1/services", Some(&wrong_audience), None);
+    assert!(audience_answer.body["message"].as_str().unwrap().starts_with("the token is for another audience"));
+    let unsigned_answer = server.send("GET", "/v1/services", Some(&unsigned), None);
+    assert_eq!(unsigned_answer.body["message"], "the token is unsigned (alg none); sign in again (hsm login)");
+    let missing = server.send("GET", "/v1/services", None, None);
+    assert_eq!((missing.body["code"].as_str(), missing.body["status"].as_u64()), (Some("unauthorized"), Some(401)));
+    assert!(!missing.head.contains("error="), "RFC 6750: no error code without credentials: {}", missing.head);
+
+    // The audit log: writes and denials with user, verb and instance; no token, no password.
+    let log = server.log();
+    for expected in [
+        "write user=developer verb=create-instance instance=- status=405",
+        "write user=admin verb=delete-instance instance=auth-db status=405",
+        "denied: missing role user=viewer verb=change-instance instance=auth-db needed=developer role=viewer",
+        "denied: missing role user=nobody verb=GET /v1/services instance=- needed=viewer role=none",
+        "denied: not authenticated user=- verb=delete-instance instance=auth-db reason=the token has expired",
+        "denied: not authenticated user=- verb=GET /v1/instances instance=- reason=no bearer token",
+    ] {
+        assert!(log.contains(expected), "the audit log has no {expected:?}:\n{log}");
+    }
+    let reads = log.lines().filter(|l| l.contains("hsm_server::audit") && l.contains("verb=GET /v1/services ")).count();
+    assert_eq!(
+        reads,
+        credentials.iter().filter(|c| c.2 == Expect::Unauthenticated || c.2 == Expect::NoRole).count() + 4,
+        "reads are logged only when denied:\n{log}"
+    );
+    for secret in [&admin, &developer, &viewer, &nobody, &expired, &forged, &other_key, &hmac] {
+        let (_, _, signature) = parts(secret);
+        assert!(!log.contains(&signature), "a token is in the log");
+    }
+    for user in &provider.config().users {
+        assert!(!log.contains(&user.password), "a password is in the log");
+    }
+}
+
+#[test]
+fn an_issuer_that_cannot_be_reached_is_a_503_not_a_500() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Server::start(&format!("http://127.0.0.1:{port}"), &[]);
+    let provider = Provider::start(&Config::standard());
+    let token = provider.access_token("admin");
+    let answer = server.send("GET", "/v1/services", Some(&token), None);
+    assert_eq!((answer.status, answer.body["code"].as_str()), (503, Some("issuer_unavailable")), "{}", answer.body);
+    // No token is still a 401: nothing to check with the issuer.
+    assert_eq!(server.send("GET", "/v1/services", None, None).status, 401);
+    assert_eq!(server.send("GET", "/v1/info", None, None).status, 200);
+}
+
+#[test]
+fn groups_and_roles_follow_the_flags() {
+    let config = Config::standard().user("ops", "ops-password", &["platform-operators"]);
+    let provider = Provider::start(&config);
+    let server = Server::start(
+        provider.issuer(),
+        &["--admin-group", "platform-operators", "--viewer-group", "staff", "--oidc-client-id", "cli"],
+    );
+    let info = server.send("GET", "/v1/info", None, None);
+    assert_eq!(info.body["auth"]["client_id"], "cli");
+    // `nobody` is in `staff`: a viewer now.
+    let nobody = provider.access_token("nobody");
+    assert_eq!(server.send("GET", "/v1/services", Some(&nobody), None).status, 200);
+    let denied = server.send("DELETE", "/v1/instances/x", Some(&nobody), None);
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert!(
+        denied.body["message"].as_str().unwrap().contains("(group hsm-developers or platform-operators)"),
+        "{}",
+        denied.body
+    );
+    // `admin` is in hsm-admins, which no longer gives a role.
+    let admin = provider.access_token("admin");
+    assert_eq!(server.send("GET", "/v1/services", Some(&admin), None).status, 403);
+    let ops = provider.access_token("ops");
+    assert_ne!(server.send("DELETE", "/v1/instances/x", Some(&ops), None).status, 403);
+}
+
+#[test]
+fn the_server_refuses_to_start_without_authentication_unless_told() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
+            .args(args)
+            .env_remove("HSM_OIDC_ISSUER")
+            .env_remove("HSM_OIDC_AUDIENCE")
+            .env_remove("HSM_SERVER_LISTEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = run(&["--listen", "127.0.0.1:0"]);
+    assert!(stderr.starts_with("error: --oidc-issuer and --oidc-audience are required (or --no-auth"), "{stderr}");
+    let stderr = run(&["--no-auth", "--listen", "0.0.0.0:0"]);
+    assert!(
+        stderr.starts_with("error: --listen: 0.0.0.0:0 is not a loopback address; without authentication"),
+        "{stderr}"
+    );
+    let stderr = run(&["--oidc-issuer", "https://idp.example"]);
+    assert!(stderr.contains("--oidc-audience"), "{stderr}");
+    let stderr = run(&["--oidc-issuer", "idp.example", "--oidc-audience", "a"]);
+    assert!(stderr.starts_with("error: --oidc-issuer: \"idp.example\" is not a URL"), "{stderr}");
+    let stderr =
+        run(&["--oidc-issuer", "https://idp.example", "--oidc-audience", "a", "--oidc-ca-file", "/nonexistent.pem"]);
+    assert!(stderr.starts_with("error: --oidc-ca-file: /nonexistent.pem: "), "{stderr}");
+    let stderr = run(&["--no-auth", "--oidc-issuer", "https://idp.example", "--oidc-audience", "a"]);
+    assert!(stderr.contains("--no-auth"), "{stderr}");
+}
+
+#[test]
+fn the_document_names_the_bearer_scheme_and_the_401_and_403_answers() {
+    let doc = serde_json::to_value(hsm_server::openapi()).unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "An access token of the OpenID issuer named by GET /v1/info, for its audience"})
+    );
+    let mut protected = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let public = ["/v1/info", "/v1/openapi.json", "/healthz", "/readyz", "/metrics"].contains(&path.as_str())
+                && method == "get";
+            if public {
+                assert!(operation.get("security").is_none(), "{method} {path}");
+                assert!(operation["responses"].get("401").is_none(), "{method} {path}");
+            } else {
+                protected += 1;
+                assert_eq!(operation["security"], json!([{"bearer": []}]), "{method} {path}");
+                for status in ["401", "403"] {
+                    assert_eq!(
+                        operation["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ApiError",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(protected >= 6, "{protected} protected operations");
+    let info = &doc["components"]["schemas"]["Info"]["properties"]["auth"];
+    assert!(!info.is_null(), "{}", doc["components"]["schemas"]["Info"]);
+}
