@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use stratus_tests::cluster::ControlPlane;
+use stratus_tests::oidc::{Config, Provider, HSM_AUDIENCE};
 
 fn catalog_dir() -> PathBuf {
     std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")).unwrap()
@@ -44,10 +45,16 @@ struct Server {
 }
 
 impl Server {
-    /// A server on a free loopback port, on the cluster of `kubeconfig`.
+    /// A server without authentication on a free loopback port, on the cluster of `kubeconfig`.
     fn start(kubeconfig: &Path, dir: &Path) -> Server {
+        Server::start_with(kubeconfig, dir, &["--no-auth"])
+    }
+
+    /// The same with the flags `args` (authentication's).
+    fn start_with(kubeconfig: &Path, dir: &Path, args: &[&str]) -> Server {
         let log = dir.join("hsm-server.log");
         let mut child = Command::new(server_binary())
+            .args(args)
             .args(["--listen", "127.0.0.1:0", "--request-timeout", "5s", "--catalog"])
             .arg(catalog_dir())
             .arg("--kubeconfig")
@@ -297,4 +304,153 @@ fn instances_through_the_server_print_what_the_cluster_shows() {
     let error = fails(hsm(&home, &["get-instance", "rem-nothing"]), 1, "unknown instance");
     assert_eq!(error, "error: id: instance \"rem-nothing\" not found\n");
     fails(hsm(&home, &["get-instance", "rem-nothing", "--kubeconfig", kubeconfig]), 1, "unknown instance, direct");
+}
+
+/// The session stored in `home`'s config.json.
+fn session(home: &Path) -> serde_json::Value {
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join("config.json")).unwrap()).unwrap();
+    config["session"].clone()
+}
+
+/// Rewrites the stored session's `key` to `value`.
+fn set_session(home: &Path, key: &str, value: serde_json::Value) {
+    let file = home.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    config["session"][key] = value;
+    std::fs::write(&file, config.to_string()).unwrap();
+}
+
+/// Asserts that no secret of the session in `home` (nor `password`) is in `output`.
+fn no_secret(output: &Output, home: &Path, password: &str) {
+    let text = format!("{}{}", stdout(output), stderr(output));
+    assert!(!text.contains(password), "the password is printed: {text}");
+    let session = session(home);
+    for key in ["access_token", "refresh_token"] {
+        if let Some(token) = session[key].as_str() {
+            assert!(!text.contains(token), "the {key} is printed: {text}");
+        }
+    }
+}
+
+#[test]
+fn hsm_login_signs_in_through_the_real_provider_and_tokens_are_refreshed() {
+    let provider = Provider::start(&Config::standard());
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dead_kubeconfig(dir.path()),
+        dir.path(),
+        &["--oidc-issuer", provider.issuer(), "--oidc-audience", HSM_AUDIENCE, "--oidc-leeway", "0s"],
+    );
+    let home = dir.path().join("hsm");
+    let said = ok(hsm(&home, &["api", &server.url]), "hsm api");
+    assert!(said.contains(&format!("sign-in:        {} (client hsm)\n", provider.issuer())), "{said}");
+    assert!(said.ends_with("not signed in: run `hsm login`\n"), "{said}");
+    let error = fails(hsm(&home, &["list-services"]), 1, "before login");
+    assert_eq!(error, "error: not signed in to 127.0.0.1: run `hsm login`\n");
+
+    // A wrong password is refused by the provider; nothing is stored, nothing secret printed.
+    let output = hsm(&home, &["login", "-u", "viewer", "-p", "not-the-password"]);
+    let error = fails(output, 1, "wrong password");
+    assert!(error.starts_with("error: sign-in failed: the provider refused the credentials (invalid_grant"), "{error}");
+    assert!(!error.contains("not-the-password"), "{error}");
+    assert!(session(&home).is_null());
+
+    // The password grant.
+    let output = hsm(&home, &["login", "-u", "viewer", "-p", "viewer-password"]);
+    no_secret(&output, &home, "viewer-password");
+    assert_eq!(ok(output, "login -u -p"), format!("signed in to {} as viewer\n", server.url));
+    assert_eq!(mode(&home.join("config.json")), 0o600);
+    let stored = session(&home);
+    assert_eq!((stored["user"].as_str(), stored["issuer"].as_str()), (Some("viewer"), Some(provider.issuer())));
+    assert_eq!(stored["audience"].as_str(), Some(HSM_AUDIENCE));
+    assert!(stored["refresh_token"].is_string(), "{stored}");
+    let claims = stratus_tests::oidc::claims(stored["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"].as_str(), Some(HSM_AUDIENCE), "{claims}");
+    let catalog = catalog_dir();
+    for args in [vec!["list-services"], vec!["get-service", "stackato.hpe.redis", "-o", "json"]] {
+        let output = hsm(&home, &args);
+        no_secret(&output, &home, "viewer-password");
+        let remote = ok(output, &format!("{args:?} signed in"));
+        let direct = ok(hsm(&home, &[&["--catalog", catalog.to_str().unwrap()][..], &args].concat()), "direct");
+        assert_eq!(remote, direct, "{args:?}");
+    }
+    let info = ok(hsm(&home, &["info"]), "info");
+    assert!(info.contains("signed in as:   viewer (token valid for "), "{info}");
+
+    // An expired access token is renewed with the refresh token before the request, and the
+    // new tokens are stored.
+    let before = session(&home);
+    set_session(&home, "expires_at", serde_json::json!(1));
+    let output = hsm(&home, &["list-services", "-o", "json"]);
+    no_secret(&output, &home, "viewer-password");
+    ok(output, "list-services after expiry");
+    let after = session(&home);
+    assert_ne!(after["access_token"], before["access_token"]);
+    assert!(after["expires_at"].as_u64().unwrap() > 1, "{after}");
+    assert_eq!(after["user"].as_str(), Some("viewer"));
+    assert_eq!(mode(&home.join("config.json")), 0o600);
+    // A refresh token the provider does not know: told to sign in again, exit 1.
+    set_session(&home, "expires_at", serde_json::json!(1));
+    set_session(&home, "refresh_token", serde_json::json!("not-a-refresh-token"));
+    let error = fails(hsm(&home, &["list-services"]), 1, "refresh refused");
+    assert!(error.starts_with("error: your session as viewer has expired and cannot be renewed"), "{error}");
+    assert!(error.ends_with(": run `hsm login`\n"), "{error}");
+    // A token the server does not accept (here: not signed by the provider): exit 1, sign in.
+    set_session(&home, "expires_at", serde_json::json!(u64::MAX / 2));
+    set_session(&home, "access_token", serde_json::json!("forged.token.value"));
+    let error = fails(hsm(&home, &["list-services"]), 1, "forged token");
+    assert!(error.starts_with("error: 127.0.0.1 did not accept your session"), "{error}");
+    assert!(error.ends_with("run `hsm login`\n"), "{error}");
+
+    // -u alone reads the password (one line of standard input without a terminal).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsm"))
+        .args(["login", "-u", "nobody"])
+        .env("HSM_HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"nobody-password\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    no_secret(&output, &home, "nobody-password");
+    assert_eq!(ok(output, "login -u, password on stdin"), format!("signed in to {} as nobody\n", server.url));
+    // Signed in, without a role: 403, exit 1, saying so.
+    let error = fails(hsm(&home, &["list-services"]), 1, "no role");
+    assert!(error.contains("lacks the role"), "{error}");
+
+    // The device authorization grant, finished by the user in the provider's pages.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsm"))
+        .arg("login")
+        .env("HSM_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    let (uri, code) = first
+        .trim()
+        .strip_prefix("To sign in, open ")
+        .and_then(|rest| rest.split_once(" and enter the code "))
+        .unwrap_or_else(|| panic!("hsm login said {first:?}"));
+    assert!(uri.starts_with(provider.url()), "{uri}");
+    provider.approve_device(uri, code, "developer", "developer-password").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{first}{rest}");
+    assert_eq!(stdout(&output), format!("signed in to {} as developer\n", server.url));
+    assert_eq!(session(&home)["user"].as_str(), Some("developer"));
+    ok(hsm(&home, &["list-services"]), "list-services as developer");
+
+    // logout forgets the tokens and keeps the target.
+    assert_eq!(ok(hsm(&home, &["logout"]), "logout"), "signed out developer\n");
+    assert!(session(&home).is_null());
+    assert_eq!(ok(hsm(&home, &["api"]), "api"), format!("target: {}\nnot signed in\n", server.url));
+    let error = fails(hsm(&home, &["list-services"]), 1, "after logout");
+    assert_eq!(error, "error: not signed in to 127.0.0.1: run `hsm login`\n");
 }
