@@ -300,6 +300,25 @@ fn instances_through_the_server_print_what_the_cluster_shows() {
     let list = ok(hsm(&home, &["list-instances"]), "list-instances");
     assert!(list.starts_with("INSTANCE ") && list.contains("\nrem-redis "), "{list}");
 
+    // TLS against a real HTTPS server, the control plane's API server (no HSM server): its
+    // certificate is refused without its CA, pointing at --ca-file; with the CA (or without
+    // checks) the handshake passes and the answer says this is no HSM server.
+    let other = dir.path().join("other");
+    let https = format!("https://{}", plane.api());
+    let error = fails(hsm(&other, &["api", &https]), 1, "a CA hsm does not know");
+    assert!(error.starts_with(&format!("error: cannot reach {https}/v1/info: ")), "{error}");
+    assert!(error.ends_with("(give the CA of the server's certificate with --ca-file FILE)\n"), "{error}");
+    let ca = dir.path().join("cluster-ca.pem");
+    std::fs::write(&ca, plane.ca().certificate()).unwrap();
+    for flags in [vec!["--ca-file", ca.to_str().unwrap()], vec!["--skip-ssl-validation"]] {
+        let error = fails(hsm(&other, &[&["api", https.as_str()][..], &flags].concat()), 1, "not an HSM server");
+        assert!(
+            error.ends_with(&format!("is {https} an HSM server? (it answers GET /v1/info)\n")),
+            "{flags:?}: {error}"
+        );
+    }
+    assert!(!other.join("config.json").exists());
+
     // An unknown instance: exit 1 as directly, naming it.
     let error = fails(hsm(&home, &["get-instance", "rem-nothing"]), 1, "unknown instance");
     assert_eq!(error, "error: id: instance \"rem-nothing\" not found\n");

@@ -180,10 +180,11 @@ pub async fn fetch_info(http: &reqwest::Client, base: &str) -> Result<Info, Remo
     let status = answer.status();
     let body = answer.bytes().await.map_err(|e| unreachable(&url, &e))?;
     if !status.is_success() {
+        // GET /v1/info needs no token: a 401 too means something else answers here.
         return Err(match error_of(&url, status, &body, false) {
-            RemoteError::Protocol(why) => {
-                RemoteError::Protocol(format!("{why} (is {base} an HSM server? it should answer GET /v1/info)"))
-            }
+            RemoteError::Protocol(_) | RemoteError::NotSignedIn(_) => RemoteError::Protocol(format!(
+                "{url} answered HTTP {status}: is {base} an HSM server? (it answers GET /v1/info)"
+            )),
             other => other,
         });
     }
