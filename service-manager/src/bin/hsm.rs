@@ -68,10 +68,12 @@ const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The HSM server set with `hsm api`, unless `direct` (a kubeconfig, context or catalog was
 /// given): the verb goes there.
 fn server(direct: bool, timeout: Duration) -> Result<Option<Remote>, Failure> {
+    // Without a home folder (HOME unset, as in some pods) no target can be set either.
+    let Ok(home) = config::home() else { return Ok(None) };
     if direct {
         return Ok(None);
     }
-    Ok(Remote::open(&config::home()?, timeout)?)
+    Ok(Remote::open(&home, timeout)?)
 }
 
 /// The HSM server of a verb that talks to a cluster, unless `--kubeconfig` or `--context` says
