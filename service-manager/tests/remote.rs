@@ -55,6 +55,7 @@ impl Server {
         let log = dir.join("hsm-server.log");
         let mut child = Command::new(server_binary())
             .args(args)
+            .args(plain_http())
             .args(["--listen", "127.0.0.1:0", "--request-timeout", "5s", "--catalog"])
             .arg(catalog_dir())
             .arg("--kubeconfig")
@@ -87,6 +88,30 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The flag asking for plain HTTP on loopback, for a server that serves HTTPS by default
+/// (`--insecure-http`); none for one that serves only plain HTTP.
+fn plain_http() -> Vec<&'static str> {
+    let help = Command::new(server_binary()).arg("--help").output().unwrap();
+    if String::from_utf8_lossy(&help.stdout).contains("--insecure-http") {
+        vec!["--insecure-http"]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether `server` has the write endpoints (`POST /v1/instances` in its OpenAPI document).
+fn has_writes(server: &Server) -> bool {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let request = format!("GET /v1/openapi.json HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    let document: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    document["paths"]["/v1/instances"]["post"].is_object()
 }
 
 /// A kubeconfig whose API server does not answer (a port bound, then closed).
@@ -472,4 +497,82 @@ fn hsm_login_signs_in_through_the_real_provider_and_tokens_are_refreshed() {
     assert_eq!(ok(hsm(&home, &["api"]), "api"), format!("target: {}\nnot signed in\n", server.url));
     let error = fails(hsm(&home, &["list-services"]), 1, "after logout");
     assert_eq!(error, "error: not signed in to 127.0.0.1: run `hsm login`\n");
+}
+
+/// An `hsm controller` process, killed by its PID when dropped.
+struct Controller(Child);
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn write_verbs_through_the_server_create_change_and_delete() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = plane.kubeconfig();
+    let _controller = Controller(
+        Command::new(env!("CARGO_BIN_EXE_hsm"))
+            .args(["controller", "--workers", "2", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("controller.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while plane
+        .get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/hsm-controller")
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(|h| !h.is_empty()))
+        != Some(true)
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "the converger does not lead");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let server = Server::start(&kubeconfig, dir.path());
+    let home = dir.path().join("hsm");
+    if !has_writes(&server) {
+        eprintln!("SKIPPED: this hsm-server has no write endpoints (POST /v1/instances)");
+        return;
+    }
+    ok(hsm(&home, &["api", &server.url]), "hsm api");
+
+    let create = ["create-instance", "stackato.hpe.mysql", "8.0", "--instance-id", "rw-db", "--timeout", "3m"];
+    let said = ok(hsm(&home, &create), &format!("create through the server:\n{}", server.log()));
+    assert!(said.starts_with("instance rw-db created: state running\n"), "{said}");
+    let error = fails(hsm(&home, &create), 2, "create again");
+    assert!(error.contains("rw-db"), "{error}");
+    let error =
+        fails(hsm(&home, &["create-instance", "stackato.hpe.mysql", "--set", "NOPE=1"]), 2, "unknown parameter");
+    assert!(error.contains("NOPE"), "{error}");
+
+    let said = ok(hsm(&home, &["upgrade-instance", "rw-db", "8.4", "--timeout", "3m"]), "upgrade");
+    assert!(said.starts_with("instance rw-db upgraded from 8.0/1.0.0 to 8.4/1.0.0: state running\n"), "{said}");
+    let detail: serde_json::Value =
+        serde_json::from_str(&ok(hsm(&home, &["get-instance", "rw-db", "-o", "json"]), "get")).unwrap();
+    assert_eq!((detail["product_version"].as_str(), detail["state"].as_str()), (Some("8.4"), Some("running")));
+
+    let file = dir.path().join("root-password");
+    std::fs::write(&file, "Remote-Root-Secret-5e1d\n").unwrap();
+    let set = format!("root-password={}", file.display());
+    let output = hsm(&home, &["configure-instance", "rw-db", "--set-file", &set, "--timeout", "2m"]);
+    assert!(!format!("{output:?}").contains("Remote-Root-Secret-5e1d"), "{output:?}");
+    let said = ok(output, "configure");
+    assert!(said.starts_with("instance rw-db reconfigured at 8.4/1.0.0: state running\n"), "{said}");
+    let detail = ok(hsm(&home, &["get-instance", "rw-db", "-o", "json"]), "get");
+    assert!(detail.contains(r#""root-password": "********""#), "{detail}");
+
+    let error = fails(hsm(&home, &["delete-instance", "rw-db"]), 1, "delete without a terminal or -y");
+    assert!(error.contains("pass -y to confirm"), "{error}");
+    let said = ok(hsm(&home, &["delete-instance", "rw-db", "-y", "--timeout", "3m"]), "delete");
+    assert_eq!(said, "instance rw-db deleted\n");
+    fails(hsm(&home, &["get-instance", "rw-db"]), 1, "deleted");
+    assert_eq!(
+        ok(hsm(&home, &["delete-instance", "rw-db", "-y"]), "delete again"),
+        "instance rw-db does not exist; nothing to delete\n"
+    );
 }
