@@ -49,9 +49,37 @@ pub struct ClusterArgs {
     pub request_timeout: Duration,
 }
 
-/// The subcommands.
+/// The subcommands. Catalog and instance verbs go to the HSM server set with `hsm api`
+/// unless `--kubeconfig`/`--context` (or, for catalog verbs, `--catalog`) is given.
 #[derive(Subcommand)]
 pub enum Command {
+    /// Set the HSM server hsm talks to (checks that it answers), or show it.
+    Api {
+        /// Server URL, e.g. https://hsm.example.com (http:// only for a loopback address).
+        url: Option<String>,
+        /// PEM file of the CA that signed the server's certificate (added to the public roots).
+        #[arg(long, value_name = "FILE", requires = "url", conflicts_with = "skip_ssl_validation")]
+        ca_file: Option<PathBuf>,
+        /// Do not check the server's certificate at all (tests only: anyone on the way can
+        /// read your tokens).
+        #[arg(long, requires = "url")]
+        skip_ssl_validation: bool,
+    },
+    /// Sign in to the HSM server through its identity provider: with -u (and -p or a password
+    /// prompt) by password, else in a browser with a code (device authorization).
+    Login {
+        /// User name (password sign-in).
+        #[arg(short = 'u', long = "user", value_name = "USER")]
+        user: Option<String>,
+        /// Password; asked for when -u is given without it. Visible in the process list:
+        /// prefer the prompt (or one line on standard input without a terminal).
+        #[arg(short = 'p', long = "password", value_name = "PASSWORD", requires = "user")]
+        password: Option<String>,
+    },
+    /// Forget the tokens of the HSM server's session (the target stays).
+    Logout,
+    /// Show the HSM server's version and sign-in, and who you are signed in as.
+    Info,
     /// List the services of the catalog.
     ListServices(OutputArg),
     /// List the catalog's categories and their services.

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod profile;
 pub mod progress;
 pub mod readiness;
+pub mod remote;
 pub mod request;
 pub mod resource;
 pub mod terminal;

@@ -28,7 +28,7 @@ macro_rules! object_kinds {
         }
 
         /// The kinds of [`KubeObject`], compared by type rather than by name.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
         pub enum Kind {
             $(
                 #[doc = concat!("`", stringify!($variant), "`.")]

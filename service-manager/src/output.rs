@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use sdl::catalog::{Catalog, Service};
 use sdl::Sdl;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{KubeObject, Plan};
 
@@ -145,7 +145,7 @@ pub fn prompt(name: &str, parameter: Option<&sdl::model::Parameter>) -> String {
 
 /// `public locations:` and one line per public Service, its address and ports, e.g.
 /// `  router 192.0.2.3: http 80, https 443`; nothing when there are none.
-fn locations_lines(locations: &[crate::actions::get::Location]) -> String {
+pub fn locations_lines(locations: &[crate::actions::get::Location]) -> String {
     if locations.is_empty() {
         return String::new();
     }
@@ -293,7 +293,7 @@ pub fn structured<T: Serialize>(value: &T, format: Format) -> String {
 }
 
 /// One row of `hsm list-services`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceSummary {
     /// Service id.
     pub id: String,
@@ -329,6 +329,11 @@ impl ServiceSummary {
 /// `hsm list-services` output.
 pub fn list_services(catalog: &Catalog, format: Format) -> String {
     let summaries: Vec<ServiceSummary> = catalog.services.iter().map(ServiceSummary::of).collect();
+    services(&summaries, format)
+}
+
+/// The services of `summaries` as `hsm list-services` prints them.
+pub fn services(summaries: &[ServiceSummary], format: Format) -> String {
     match format {
         Format::Table => {
             let rows: Vec<Vec<String>> = summaries
@@ -360,10 +365,16 @@ pub struct CategorySummary {
 
 /// `hsm list-categories` output.
 pub fn list_categories(catalog: &Catalog, format: Format) -> String {
+    categories(catalog.services.iter().map(|s| (s.id.as_str(), s.config.categories.as_slice())), format)
+}
+
+/// The categories of `services` (id, categories) with their services, as `hsm
+/// list-categories` prints them.
+pub fn categories<'a>(services: impl Iterator<Item = (&'a str, &'a [String])>, format: Format) -> String {
     let mut by_category: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for service in &catalog.services {
-        for category in &service.config.categories {
-            by_category.entry(category).or_default().push(service.id.clone());
+    for (id, categories) in services {
+        for category in categories {
+            by_category.entry(category).or_default().push(id.to_string());
         }
     }
     let categories: Vec<CategorySummary> = by_category
@@ -383,7 +394,7 @@ pub fn list_categories(catalog: &Catalog, format: Format) -> String {
 }
 
 /// One version in `hsm get-service`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionDetail {
     /// Product version.
     pub product_version: String,
@@ -394,7 +405,7 @@ pub struct VersionDetail {
 }
 
 /// One parameter in `hsm get-service`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ParameterDetail {
     /// Name.
     pub name: String,
@@ -415,7 +426,7 @@ pub struct ParameterDetail {
 }
 
 /// `hsm get-service` details.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceDetail {
     /// Summary fields.
     #[serde(flatten)]

@@ -3,12 +3,12 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::objects::Kind;
 
 /// Readiness of one workload or job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Readiness {
     /// Kind.
     pub kind: Kind,

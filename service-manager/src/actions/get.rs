@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
 use crate::instance::{InstanceError, Record};
@@ -13,7 +13,7 @@ use crate::plan::{CONFIG_MAP_NAME, GENERATED_KEY, SECRET_NAME};
 use crate::readiness::{self, Readiness};
 
 /// Where a public port can be reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
     /// Component (Service) name.
     pub service_name: String,
@@ -26,7 +26,7 @@ pub struct Location {
 }
 
 /// Everything `get-instance` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceDetail {
     /// The record.
     #[serde(flatten)]

@@ -1,11 +1,17 @@
 //! `hsm`: the Stratus service manager command line — flags, prompts, printing and exit codes
 //! only; every verb is a library action (`service_manager::actions`).
 //!
+//! Which backend a verb uses is explicit: `--kubeconfig`/`--context` (catalog verbs:
+//! `--catalog`) → the cluster or catalog directly; otherwise an HSM server set with `hsm api`
+//! (`service_manager::remote`); otherwise the kubeconfig and the shipped catalog.
+//!
 //! Exit codes: 0 success, 2 bad input (nothing touched), 1 everything else.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use sdl::catalog::Catalog;
@@ -18,6 +24,9 @@ use service_manager::cluster::{ClientOptions, Cluster};
 use service_manager::declared::{self, Mode};
 use service_manager::instance::InstanceError;
 use service_manager::output::{self, ServiceDetail};
+use service_manager::remote::client::Remote;
+use service_manager::remote::verbs::{self, SignIn};
+use service_manager::remote::{config, RemoteError};
 use service_manager::request::{prepare, InstanceRequest};
 use service_manager::{controller, terminal};
 use service_manager::{progress, HsmError};
@@ -44,6 +53,78 @@ impl From<InstanceError> for Failure {
             other => Failure(other.to_string(), other.exit_code()),
         }
     }
+}
+
+impl From<RemoteError> for Failure {
+    fn from(error: RemoteError) -> Self {
+        let code = error.exit_code();
+        Failure(error.to_string(), code)
+    }
+}
+
+/// How long one request to an HSM server may take when the verb has no --request-timeout.
+const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HSM server set with `hsm api`, unless `direct` (a kubeconfig, context or catalog was
+/// given): the verb goes there.
+fn server(direct: bool, timeout: Duration) -> Result<Option<Remote>, Failure> {
+    // Without a home folder (HOME unset, as in some pods) no target can be set either.
+    let Ok(home) = config::home() else { return Ok(None) };
+    if direct {
+        return Ok(None);
+    }
+    Ok(Remote::open(&home, timeout)?)
+}
+
+/// The HSM server of a verb that talks to a cluster, unless `--kubeconfig` or `--context` says
+/// to go to the cluster directly.
+fn server_of(cluster: &ClusterArgs) -> Result<Option<Remote>, Failure> {
+    server(cluster.kubeconfig.is_some() || cluster.context.is_some(), cluster.request_timeout)
+}
+
+/// The HSM server that `hsm login` and `hsm info` talk to.
+fn target() -> Result<Remote, Failure> {
+    Ok(server(false, SERVER_TIMEOUT)?.ok_or(RemoteError::NoTarget)?)
+}
+
+/// Cluster facts are the server's own: profile flags cannot be sent to it.
+fn no_profile_flags(profile: &service_manager::cli::ProfileArgs, remote: &Remote) -> Result<(), Failure> {
+    let given = [
+        ("--profile", profile.profile.is_some()),
+        ("--registry", profile.registry.is_some()),
+        ("--storage-class", profile.storage_class.is_some()),
+        ("--shared-storage-class", profile.shared_storage_class.is_some()),
+        ("--zones", !profile.zones.is_empty()),
+    ];
+    match given.iter().find(|(_, given)| *given) {
+        None => Ok(()),
+        Some((flag, _)) => Err(RemoteError::Usage(format!(
+            "{flag} describes a cluster, and this command goes to the HSM server {} (which has its own); give --kubeconfig to work on a cluster directly",
+            remote.target().url
+        ))
+        .into()),
+    }
+}
+
+/// Parameter values as a map (the last value of a name wins).
+fn parameter_map(values: Vec<(String, String)>) -> BTreeMap<String, String> {
+    values.into_iter().collect()
+}
+
+/// The password for `hsm login -u USER`: asked on the terminal without echo, else one line
+/// of standard input.
+fn ask_password(user: &str) -> Result<String, Failure> {
+    let read = if terminal::interactive() {
+        terminal::read_hidden(&format!("Password for {user}: "))
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let password = read.map_err(|e| Failure(format!("cannot read the password: {e}"), 2))?;
+    if password.is_empty() {
+        return Err(Failure("no password given (-p PASSWORD, or type it when asked)".into(), 2));
+    }
+    Ok(password)
 }
 
 fn main() -> ExitCode {
@@ -102,10 +183,50 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Ok::<_, HsmError>(catalog)
     };
+    // Catalog verbs go to the server unless a catalog is named.
+    let catalog_server = || server(cli.catalog.is_some(), SERVER_TIMEOUT);
     match cli.command {
-        Command::ListServices(o) => Ok(output::list_services(&catalog()?, o.output)),
-        Command::ListCategories(o) => Ok(output::list_categories(&catalog()?, o.output)),
+        Command::Api { url: None, .. } => Ok(verbs::show_target(&config::home()?)?),
+        Command::Api { url: Some(url), ca_file, skip_ssl_validation } => {
+            let home = config::home()?;
+            Ok(verbs::set_target(&home, &url, ca_file.as_deref(), skip_ssl_validation, SERVER_TIMEOUT).await?)
+        }
+        Command::Login { user, password } => {
+            let mut remote = target()?;
+            let how = match user {
+                None => SignIn::Device,
+                Some(user) => {
+                    let password = match password {
+                        Some(password) => password,
+                        None => ask_password(&user)?,
+                    };
+                    SignIn::Password { user, password }
+                }
+            };
+            let show = |prompt: &service_manager::remote::login::DevicePrompt| {
+                eprintln!("To sign in, open {} and enter the code {}", prompt.verification_uri, prompt.user_code);
+                if let Some(complete) = &prompt.verification_uri_complete {
+                    eprintln!("(or open {complete})");
+                }
+                eprintln!("Waiting for the sign-in (the code is valid for {}s)...", prompt.expires_in.as_secs());
+            };
+            Ok(verbs::login(&mut remote, how, show).await?)
+        }
+        Command::Logout => Ok(verbs::logout(&config::home()?)?),
+        Command::Info => Ok(verbs::info(&mut target()?).await?),
+        Command::ListServices(o) => match catalog_server()? {
+            Some(mut remote) => Ok(verbs::list_services(&mut remote, o.output).await?),
+            None => Ok(output::list_services(&catalog()?, o.output)),
+        },
+        Command::ListCategories(o) => match catalog_server()? {
+            Some(mut remote) => Ok(verbs::list_categories(&mut remote, o.output).await?),
+            None => Ok(output::list_categories(&catalog()?, o.output)),
+        },
         Command::GetService { service_id, product_version, sdl_version, output } => {
+            if let Some(mut remote) = catalog_server()? {
+                let (pv, sv) = (product_version.as_deref(), sdl_version.as_deref());
+                return Ok(verbs::get_service(&mut remote, &service_id, pv, sv, output.output).await?);
+            }
             let catalog = catalog()?;
             let service = catalog.service(&service_id).map_err(HsmError::from)?;
             let version =
@@ -113,15 +234,34 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let sdl = catalog.load_sdl(service, version).map_err(HsmError::from)?;
             Ok(ServiceDetail::of(service, &sdl).render(output.output))
         }
-        Command::CreateInstance(args) => create_instance(catalog()?, *args).await,
+        Command::CreateInstance(args) => {
+            // A dry run plans locally: it touches no cluster and no server.
+            match server_of(&args.cluster)? {
+                Some(remote) if !args.dry_run => create_remote(remote, *args).await,
+                _ => create_instance(catalog()?, *args).await,
+            }
+        }
         Command::ListInstances { cluster, output } => {
+            if let Some(mut remote) = server_of(&cluster)? {
+                return Ok(verbs::list_instances(&mut remote, output.output).await?);
+            }
             Ok(output::list_instances(&declared::list(&connect(&cluster).await?).await?, output.output))
         }
         Command::GetInstance { instance, cluster, output } => {
+            if let Some(mut remote) = server_of(&cluster)? {
+                return Ok(verbs::get_instance(&mut remote, &instance.instance_id, output.output).await?);
+            }
             let detail = declared::get(&connect(&cluster).await?, &instance.instance_id).await?;
             Ok(output::instance_detail(&detail, output.output))
         }
         Command::GetCredentials { instance, cluster, output } => {
+            if let Some(remote) = server_of(&cluster)? {
+                return Err(RemoteError::Usage(format!(
+                    "the HSM server {} never returns secret values: give --kubeconfig to read them from the cluster",
+                    remote.target().url
+                ))
+                .into());
+            }
             let credentials = actions::credentials::run(&connect(&cluster).await?, &instance.instance_id).await?;
             eprintln!(
                 "Secret values of instance {} follow: keep them out of logs and shared terminals.",
@@ -131,11 +271,17 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::UpgradeInstance { instance, product_version, sdl_version, change } => {
             let target = Some((product_version, sdl_version));
+            if let Some(remote) = server_of(&change.cluster)? {
+                return change_remote(remote, &instance.instance_id, target, change).await;
+            }
             change_instance(catalog()?, &instance.instance_id, target, change).await
         }
         Command::ConfigureInstance { instance, change } => {
             if change.sets.sets.is_empty() && change.sets.set_files.is_empty() {
                 return Err(HsmError::Usage("configure-instance needs at least one --set NAME=VALUE".into()).into());
+            }
+            if let Some(remote) = server_of(&change.cluster)? {
+                return change_remote(remote, &instance.instance_id, None, change).await;
             }
             change_instance(catalog()?, &instance.instance_id, None, change).await
         }
@@ -144,6 +290,9 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let confirm = |question: &str| {
                 yes || terminal::confirm(question, "refusing without a terminal to confirm on; pass -y to confirm")
             };
+            if let Some(mut remote) = server_of(&cluster)? {
+                return Ok(verbs::delete_instance(&mut remote, id, keep_volumes, timeout, confirm).await?);
+            }
             let options = actions::delete::Options { keep_volumes, timeout };
             let cluster = connect(&cluster).await?;
             if let Some(current) = declared_instance(&cluster, &mode, id, timeout).await? {
@@ -182,6 +331,22 @@ async fn run(cli: Cli) -> Result<String, Failure> {
     }
 }
 
+/// `upgrade-instance` / `configure-instance` through the HSM server.
+async fn change_remote(
+    mut remote: Remote,
+    id: &str,
+    target: Option<(String, Option<String>)>,
+    args: ChangeArgs,
+) -> Result<String, Failure> {
+    no_profile_flags(&args.profile, &remote)?;
+    let wait = verbs::Wait { wait: !args.no_wait, timeout: args.timeout };
+    let parameters = parameter_map(args.sets.values()?);
+    let progress = progress::stderr();
+    let changed = verbs::change_instance(&mut remote, id, target, parameters, wait, progress.as_ref()).await;
+    progress.finish();
+    Ok(changed?)
+}
+
 async fn change_instance(
     catalog: Catalog,
     id: &str,
@@ -209,6 +374,37 @@ async fn change_instance(
     let outcome = change::run(&cluster, &catalog, id, &change, &profile, progress.as_ref()).await?;
     progress.note(&format!("done in {:.1}s", outcome.elapsed.as_secs_f64()));
     Ok(output::changed(&outcome))
+}
+
+/// `create-instance` through the HSM server: the IDL's parameters and instance id with the
+/// command line's values on top.
+async fn create_remote(mut remote: Remote, args: CreateArgs) -> Result<String, Failure> {
+    no_profile_flags(&args.profile, &remote)?;
+    let idl = match &args.idl {
+        Some(path) => read_document::<Idl>(path).map_err(HsmError::from)?,
+        None => Idl::default(),
+    };
+    if !idl.scaling.is_empty() || !idl.labels.is_empty() {
+        let file = args.idl.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+        return Err(RemoteError::Usage(format!(
+            "{file}: scaling and labels cannot be sent to the HSM server (it takes parameters only); give --kubeconfig to create the instance directly"
+        ))
+        .into());
+    }
+    let mut parameters: BTreeMap<String, String> = idl.parameters.into_iter().map(|p| (p.name, p.value)).collect();
+    parameters.extend(parameter_map(args.sets.values()?));
+    let request = verbs::Create {
+        service_id: args.service_id.clone(),
+        product_version: args.product_version.clone().or(idl.product_version),
+        sdl_version: args.sdl_version.clone().or(idl.sdl_version),
+        instance_id: args.instance_id.clone().or(idl.instance_id),
+        parameters,
+    };
+    let wait = verbs::Wait { wait: !args.no_wait, timeout: args.timeout };
+    let progress = progress::stderr();
+    let created = verbs::create_instance(&mut remote, &request, wait, progress.as_ref()).await;
+    progress.finish();
+    Ok(created?)
 }
 
 async fn create_instance(catalog: Catalog, args: CreateArgs) -> Result<String, Failure> {

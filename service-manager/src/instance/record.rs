@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use sdl::resolve::Stored;
 use sdl::Idl;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::InstanceError;
 use crate::cluster::Cluster;
@@ -35,7 +35,7 @@ pub const UPDATED: &str = "hsm.stratus.io/updated";
 pub const MESSAGE: &str = "hsm.stratus.io/message";
 
 /// The states of an instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Being created (or re-created after an interruption).
@@ -84,7 +84,7 @@ impl std::fmt::Display for State {
 }
 
 /// The running operation recorded on an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
     /// `host/pid` of the hsm process.
     pub holder: String,
@@ -93,7 +93,7 @@ pub struct Operation {
 }
 
 /// What an instance's namespace says about it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Instance id (the namespace).
     pub instance_id: String,
