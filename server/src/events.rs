@@ -27,6 +27,41 @@ use crate::writes::cluster;
 /// The SSE event name of every event.
 pub const EVENT: &str = "state";
 
+/// One event of the stream as the OpenAPI document describes it (OpenAPI 3.1 describes each
+/// event of a `text/event-stream`): the name [`EVENT`] and, as `data`, the JSON of an
+/// [`InstanceDetail`] (`contentMediaType` and `contentSchema`, so that a client or a checker
+/// such as schemathesis can read and check it).
+pub struct InstanceEvent;
+
+impl utoipa::PartialSchema for InstanceEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::extensions::Extensions;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let detail = serde_json::json!({"$ref": "#/components/schemas/InstanceDetail"});
+        ObjectBuilder::new()
+            .description(Some("A server-sent event: its name and its data"))
+            .property("event", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([EVENT])))
+            .required("event")
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("The instance's detail, as JSON"))
+                    .content_media_type("application/json")
+                    .extensions(Some(Extensions::from_iter([("contentSchema", detail)]))),
+            )
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for InstanceEvent {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((InstanceDetail::name().into(), <InstanceDetail as utoipa::PartialSchema>::schema()));
+        <InstanceDetail as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// How often the stream looks whether its client went away while nothing changes.
 const CLIENT_CHECK: Duration = Duration::from_secs(15);
 
@@ -110,7 +145,7 @@ async fn follow(state: AppState, id: String, first: InstanceDetail, sender: mpsc
     get, path = "/v1/instances/{id}/events", tag = "instances",
     params(("id" = String, Path, description = "Instance id (a DNS label)")),
     responses(
-        (status = 200, description = "A stream of server-sent events named `state`, each one's data the instance's detail (as GET /v1/instances/{id}); it ends after running, failed or deleted", content_type = "text/event-stream", body = InstanceDetail),
+        (status = 200, description = "A stream of server-sent events named `state`, each one's data the instance's detail (as GET /v1/instances/{id}); it ends after running, failed or deleted", content_type = "text/event-stream", body = InstanceEvent),
         (status = 400, description = "Malformed instance id", body = ApiError),
         (status = 404, description = "No such instance", body = ApiError),
         (status = 503, description = "The cluster cannot be reached", body = ApiError)

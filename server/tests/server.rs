@@ -49,11 +49,18 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the server on a free loopback port and reads where it listens.
+    /// Starts the server without authentication on a free loopback port and reads where it
+    /// listens.
     fn start(kubeconfig: &Path, dir: &Path) -> Server {
+        Server::start_with(kubeconfig, dir, &["--no-auth"])
+    }
+
+    /// The same with the flags `args` (authentication's).
+    fn start_with(kubeconfig: &Path, dir: &Path, args: &[&str]) -> Server {
         let log = dir.join("hsm-server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(["--insecure-http", "--no-auth", "--listen", "127.0.0.1:0", "--catalog"])
+            .args(args)
+            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
             .arg(catalog_dir())
             .arg("--kubeconfig")
             .arg(kubeconfig)
@@ -472,4 +479,101 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
         assert!(!log.contains(secret), "a secret value is in the server's log");
     }
     drop(converger);
+}
+
+/// schemathesis (`SCHEMATHESIS`, installed by scripts/test from PyPI), or `None` after saying
+/// why; under `CI=true` a missing one fails the test.
+fn schemathesis() -> Option<PathBuf> {
+    let path = std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-schemathesis/bin/schemathesis"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "schemathesis is not installed at {}: run scripts/test", path.display());
+    eprintln!("SKIPPED: schemathesis is not installed at {} (scripts/test installs it)", path.display());
+    None
+}
+
+/// schemathesis against `/v1/openapi.json` of a server with authentication (a real OpenID
+/// provider) on the real control plane with a converger: every operation of the document,
+/// fed examples, boundary values and random data (valid and invalid), with and without the
+/// token. No answer may be a 5xx, and every answer must match the document (status, content
+/// type, headers, schema); invalid data must be refused and a missing token must be a 401.
+/// Left out: `positive_data_acceptance`, which expects every schema-valid request to succeed
+/// — this API's validity depends on the catalog (an unknown service is a 404, an unknown
+/// parameter a 422) and on the cluster, which no schema can say.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let Some(schemathesis) = schemathesis() else { return };
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let provider = stratus_tests::oidc::Provider::start(&stratus_tests::oidc::Config::standard());
+    let _converger = Converger::start(plane);
+    let auth = [
+        "--oidc-issuer",
+        provider.issuer(),
+        "--oidc-audience",
+        stratus_tests::oidc::HSM_AUDIENCE,
+        "--request-timeout",
+        "10s",
+    ];
+    let server = Server::start_with(&plane.kubeconfig(), dir.path(), &auth);
+    let token = provider.access_token("admin");
+    let output = Command::new(&schemathesis)
+        .arg("run")
+        .arg(format!("http://{}/v1/openapi.json", server.address))
+        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+        .args(["--max-examples", "25", "--workers", "2", "--request-timeout", "15", "--no-color"])
+        .args(["--seed", "20261203", "--suppress-health-check", "all"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {token}"))
+        .current_dir(dir.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}\n\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        std::fs::read_to_string(&server.log).unwrap_or_default()
+    );
+    // It sent requests to every operation of the document (the server's own counters).
+    let (_, document) = server.get("/v1/openapi.json");
+    let metrics = http_text(&server.address, "/metrics");
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let counted = format!("route=\"{path}\",method=\"{}\"", method.to_uppercase());
+            assert!(metrics.contains(&counted), "schemathesis did not exercise {method} {path}:\n{stdout}");
+        }
+    }
+    // Whatever it created is deleted: the converger takes the namespaces away.
+    let created: Vec<String> = plane
+        .get("/apis/stratus.io/v1alpha1/instances")
+        .and_then(|list| list["items"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    for name in &created {
+        let path = format!("/apis/stratus.io/v1alpha1/instances/{name}");
+        let _ = plane.send("DELETE", &path, "application/json", &serde_json::json!({}));
+    }
+    eventually("the Instances schemathesis created deleted", || {
+        let list = plane.get("/apis/stratus.io/v1alpha1/instances")?;
+        list["items"].as_array().is_some_and(|items| items.is_empty()).then_some(())
+    });
+}
+
+/// `GET path` over plain HTTP/1.1: the body as text.
+fn http_text(address: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
