@@ -9,7 +9,7 @@
 //! Also: key rotation at the issuer and the rate limit on fetching its keys, an issuer on HTTPS
 //! trusted through `--oidc-ca-file` only, groups from flags, refusing to start.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,15 +51,7 @@ impl Server {
     /// Starts the server with `--oidc-issuer issuer`, its cluster a closed port.
     fn start(issuer: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n"
-            ),
-        )
-        .unwrap();
+        let kubeconfig = stratus_tests::process::dead_kubeconfig(dir.path());
         let log = dir.path().join("hsm-server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
             .args(["--insecure-http", "--listen", "127.0.0.1:0", "--request-timeout", "5s", "--oidc-leeway", "0s"])
@@ -77,11 +69,8 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let Some(address) = line.trim().strip_prefix("listening on http://").map(str::to_string) else {
-            panic!("hsm-server said {line:?}:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
-        };
+        let url = stratus_tests::process::listening_url(&mut child, &log);
+        let address = url.strip_prefix("http://").expect("plain HTTP").to_string();
         Server { child, address, log, _dir: dir }
     }
 

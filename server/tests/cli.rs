@@ -74,16 +74,7 @@ fn get(address: &str, path: &str) -> (u16, Value) {
 #[test]
 fn an_api_server_that_does_not_answer_is_a_503() {
     let dir = tempfile::tempdir().unwrap();
-    // A port nothing listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = stratus_tests::process::dead_kubeconfig(dir.path());
     let mut child = Killed(
         server()
             .args(["--insecure-http", "--listen", "127.0.0.1:0", "--request-timeout", "2s", "--kubeconfig"])

@@ -8,7 +8,7 @@
 //! bodies create nothing; secret values are in no answer and not in the server's log. Waits
 //! are polls with a generous limit: the test asserts what happens, not how fast.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,13 +74,8 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("hsm-server said {line:?}:\n{}", std::fs::read_to_string(&log).unwrap()))
-            .to_string();
+        let url = stratus_tests::process::listening_url(&mut child, &log);
+        let address = url.strip_prefix("http://").expect("plain HTTP").to_string();
         Server { child, address, log }
     }
 

@@ -68,13 +68,7 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("hsm-server said {line:?}:\n{}", std::fs::read_to_string(&log).unwrap()))
-            .to_string();
+        let url = stratus_tests::process::listening_url(&mut child, &log);
         Server { child, url, log }
     }
 
@@ -88,20 +82,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A kubeconfig whose API server does not answer (a port bound, then closed).
-fn dead_kubeconfig(dir: &Path) -> PathBuf {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let path = dir.join("dead-kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n"
-        ),
-    )
-    .unwrap();
-    path
 }
 
 /// `hsm` with `HSM_HOME` set to `home` and nothing else from the environment that could
@@ -146,7 +126,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn hsm_api_stores_the_target_and_the_catalog_verbs_answer_through_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dead_kubeconfig(dir.path()), dir.path());
+    let server = Server::start(&stratus_tests::process::dead_kubeconfig(dir.path()), dir.path());
     // HSM_HOME names a folder that does not exist yet: hsm creates it, private.
     let home = dir.path().join("home/.hsm");
     let catalog = catalog_dir();
@@ -358,7 +338,7 @@ fn hsm_login_signs_in_through_the_real_provider_and_tokens_are_refreshed() {
     let provider = Provider::start(&Config::standard());
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
-        &dead_kubeconfig(dir.path()),
+        &stratus_tests::process::dead_kubeconfig(dir.path()),
         dir.path(),
         &["--oidc-issuer", provider.issuer(), "--oidc-audience", HSM_AUDIENCE, "--oidc-leeway", "0s"],
     );
