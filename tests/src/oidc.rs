@@ -169,7 +169,8 @@ pub struct Provider {
     ca_certificate: Option<String>,
     config: Config,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The temporary folder of its files (none when the caller named a folder).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Provider {
@@ -218,19 +219,32 @@ pub fn install() {
     );
 }
 
-/// Starts `server.mjs` with `config` (written into `dir`, its stderr appended to
-/// `dir/provider.log`) and waits up to 60 s for its ready line: the process and its URL.
-fn spawn(config: &Value, dir: &Path) -> (Child, String) {
+/// Starts `server.mjs` with `config` (written into `dir`, readable by its owner only: it
+/// holds the users' passwords; its stderr appended to `dir/provider.log`) and waits up to 60 s
+/// for its ready line: the process and its URL. With `die_with_parent`, the provider gets
+/// SIGTERM when the thread that started it ends.
+fn spawn(config: &Value, dir: &Path, die_with_parent: bool) -> (Child, String) {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
     let file = dir.join("provider.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let mut private = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file).unwrap();
+    std::io::Write::write_all(&mut private, &serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    drop(private);
     let log = dir.join("provider.log");
     let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-    let mut child = Command::new(node())
-        .arg(project_dir().join("server.mjs"))
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
+    let mut command = Command::new(node());
+    command.arg(project_dir().join("server.mjs")).arg(&file).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+    if die_with_parent {
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("{} does not start: {e} (install Node.js or set STRATUS_NODE)", node().display()));
     let stdout = child.stdout.take().unwrap();
@@ -305,23 +319,48 @@ impl Provider {
     }
 
     fn start_with(config: &Config, tls: bool) -> Provider {
-        install();
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = dir.path().join("provider.log");
+        let ca = tls.then(|| stratus_pki::Ca::generate("test OpenID provider CA").expect("a CA"));
+        let mut provider = Provider::start_in(config, dir.path(), ca.as_ref(), 1, false);
+        provider._dir = Some(dir);
+        provider
+    }
+
+    /// Starts the provider with its files (`provider.json`, `provider.log`, and with `ca`
+    /// `tls.crt`/`tls.key`, a serving certificate for 127.0.0.1 and localhost valid `days`
+    /// days: HTTPS) in `dir`, which stays. With `die_with_parent` it gets SIGTERM when the
+    /// calling thread ends (a long-running process's child, `dev_cluster`).
+    pub fn start_in(
+        config: &Config,
+        dir: &Path,
+        ca: Option<&stratus_pki::Ca>,
+        days: i64,
+        die_with_parent: bool,
+    ) -> Provider {
+        install();
+        let log = dir.join("provider.log");
         let mut json = config.to_json();
         let mut ca_certificate = None;
-        if tls {
-            let ca = stratus_pki::Ca::generate("test OpenID provider CA").expect("a CA");
-            let serving = ca.issue_serving("test OpenID provider", &["127.0.0.1"], 1).expect("a certificate");
-            let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        if let Some(ca) = ca {
+            let serving =
+                ca.issue_serving("test OpenID provider", &["127.0.0.1", "localhost"], days).expect("a certificate");
+            let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
             std::fs::write(&cert, &serving.certificate).unwrap();
-            std::fs::write(&key, &serving.key).unwrap();
+            let _ = std::fs::remove_file(&key);
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).unwrap();
+            std::io::Write::write_all(&mut file, serving.key.as_bytes()).unwrap();
             json["tls"] = json!({"cert_file": cert, "key_file": key});
             ca_certificate = Some(ca.certificate().to_string());
         }
-        let (child, url) = spawn(&json, dir.path());
+        let (child, url) = spawn(&json, dir, die_with_parent);
         let issuer = config.issuer.clone().unwrap_or_else(|| url.clone());
-        Provider { child, url, issuer, ca_certificate, config: config.clone(), log, _dir: dir }
+        Provider { child, url, issuer, ca_certificate, config: config.clone(), log, _dir: None }
+    }
+
+    /// The provider's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// PEM of the CA of its serving certificate ([`Provider::start_tls`]).
@@ -342,7 +381,7 @@ impl Provider {
             config["tls"] = json!({"cert_file": dir.join("tls.crt"), "key_file": dir.join("tls.key")});
         }
         config["port"] = json!(self.url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("a port"));
-        let (child, url) = spawn(&config, &dir);
+        let (child, url) = spawn(&config, &dir, false);
         assert_eq!(url, self.url, "the provider came back elsewhere");
         self.child = child;
     }

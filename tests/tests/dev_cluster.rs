@@ -1,10 +1,13 @@
 //! `stratus-dev-cluster up/down DIR` (what `scripts/dev-cluster` runs) as a user runs it: `up`
-//! returns with a working kubeconfig and the converger running, a second `up` does nothing,
-//! an Instance applied with kubectl becomes running, `down` stops every process and leaves
-//! the folder, a second `down` says there is nothing to stop.
+//! returns with a working kubeconfig, the converger, the identity provider and the HSM server
+//! running, a second `up` does nothing, an Instance applied with kubectl becomes running, the
+//! README's remote flow works with `DIR/hsm.env` (`hsm api`, `hsm login`, list, create, get,
+//! delete through the server) without the password ever printed, `down` stops every process
+//! and leaves the folder, a second `down` says there is nothing to stop.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use stratus_tests::cluster::ControlPlane;
@@ -17,22 +20,50 @@ fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
-/// `hsm`, next to this package's binary (`cargo test --workspace` builds it; otherwise it is
-/// built here, into the same target directory, debug profile).
-fn hsm() -> PathBuf {
+/// The binary `bin` of `package`, next to this package's binary, built here into the same
+/// target directory (debug profile; cargo does nothing when it is up to date).
+fn built(package: &str, bin: &str) -> PathBuf {
     let own = Path::new(env!("CARGO_BIN_EXE_stratus-dev-cluster"));
-    let hsm = own.with_file_name("hsm");
-    if !hsm.is_file() {
-        let target = own.parent().and_then(Path::parent).expect("<target>/debug/stratus-dev-cluster");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "service-manager", "--bin", "hsm", "--target-dir"])
-            .arg(target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success() && hsm.is_file(), "cannot build hsm into {}", target.display());
-    }
-    hsm
+    let path = own.with_file_name(bin);
+    let target = own.parent().and_then(Path::parent).expect("<target>/debug/stratus-dev-cluster");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", package, "--bin", bin, "--target-dir"])
+        .arg(target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success() && path.is_file(), "cannot build {bin} into {}", target.display());
+    path
+}
+
+/// `hsm` with `HSM_HOME` set to `home` and nothing else from the environment that could
+/// choose a backend.
+fn hsm_in(hsm: &Path, home: &Path, args: &[&str]) -> Output {
+    Command::new(hsm)
+        .args(args)
+        .env("HSM_HOME", home)
+        .env_remove("HSM_CATALOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("HSM_MODE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The values of `hsm.env` as a POSIX shell sees them after `. hsm.env`.
+fn sourced(env: &Path) -> Vec<String> {
+    let script = r#". "$1" && printf '%s\n' "$HSM_URL" "$HSM_CA_FILE" "$HSM_ADMIN_USER" "$HSM_ADMIN_PASSWORD""#;
+    let output = Command::new("sh").args(["-c", script, "sh"]).arg(env).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn pid_in(path: &Path) -> i32 {
+    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
@@ -40,24 +71,52 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
-fn up_twice_down_twice_with_the_converger() {
+fn up_twice_down_twice_with_the_converger_and_the_hsm_server() {
     if !ControlPlane::available() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("cluster");
     let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
-    let hsm = hsm();
-    let with = ["--controller", hsm.to_str().unwrap(), "--catalog", catalog.to_str().unwrap()];
+    let hsm = built("service-manager", "hsm");
+    let server = built("hsm-server", "hsm-server");
+    let with = [
+        "--controller",
+        hsm.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--server",
+        server.to_str().unwrap(),
+    ];
     let up =
         || Command::new(env!("CARGO_BIN_EXE_stratus-dev-cluster")).arg("up").args(with).arg(&dir).output().unwrap();
 
     let started = up();
     assert!(started.status.success(), "{}", text(&started));
     let kubeconfig = dir.join("kubeconfig");
-    assert_eq!(text(&started).trim(), format!("cluster ready; kubeconfig: {}", kubeconfig.display()));
+    let env = dir.join("hsm.env");
+    assert_eq!(mode(&env), 0o600, "hsm.env holds a password");
+    let values = sourced(&env);
+    let [url, ca_file, user, password] = &values[..] else { panic!("hsm.env: {values:?}") };
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    assert_eq!(Path::new(ca_file), dir.join("pki/ca.crt"));
+    assert_eq!(user, "admin");
+    assert!(password.len() >= 20, "a generated password of 20 characters or more");
+    let said = format!(
+        "cluster ready; kubeconfig: {}\nHSM server: {url}; sign in with the values in {}",
+        kubeconfig.display(),
+        env.display()
+    );
+    assert_eq!(text(&started).trim(), said);
+    assert!(!text(&started).contains(password.as_str()));
     let again = up();
     assert!(again.status.success() && text(&again).starts_with("already running"), "{}", text(&again));
+    assert!(text(&again).contains(&format!("HSM server: {url};")), "{}", text(&again));
+    assert_eq!(sourced(&env), values, "a second up changes nothing");
+    // The provider's configuration holds the password too: the owner's only.
+    assert_eq!(mode(&dir.join("oidc")), 0o700);
+    assert_eq!(mode(&dir.join("oidc/provider.json")), 0o600);
+    assert_eq!(mode(&dir.join("hsm/tls.key")), 0o600);
 
     let nodes = kubectl(&kubeconfig, &["get", "nodes", "--no-headers"]);
     let listing = String::from_utf8_lossy(&nodes.stdout);
@@ -82,14 +141,66 @@ fn up_twice_down_twice_with_the_converger() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    let pid: i32 = std::fs::read_to_string(dir.join("pid")).unwrap().trim().parse().unwrap();
+    // The remote flow of the README, with hsm.env's values, through the HSM server.
+    let home = work.path().join("hsm-home");
+    let flow: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["api", url, "--ca-file", ca_file], "api"),
+        (vec!["login", "-u", user, "-p", password], "login"),
+        (vec!["list-services"], "list-services"),
+        (vec!["create-instance", "stackato.hpe.redis", "--instance-id", "r1", "--timeout", "3m"], "create"),
+        (vec!["get-instance", "r1"], "get"),
+        (vec!["delete-instance", "r1", "-y", "--timeout", "3m"], "delete"),
+    ];
+    let mut outputs = Vec::new();
+    for (args, what) in flow {
+        let output = hsm_in(&hsm, &home, &args);
+        let said = text(&output);
+        // Only the login's own arguments hold the password; no output does.
+        assert!(!said.contains(password.as_str()), "{what} printed the password");
+        assert!(
+            output.status.success(),
+            "hsm {what}: {said}\n{}",
+            stratus_tests::cluster::tail(&dir.join("logs/hsm-server.log"), 20)
+        );
+        outputs.push(String::from_utf8(output.stdout).unwrap());
+    }
+    assert!(outputs[0].starts_with(&format!("target: {url}\nserver version: ")), "{}", outputs[0]);
+    assert_eq!(outputs[1], format!("signed in to {url} as admin\n"));
+    assert!(outputs[2].lines().any(|l| l.starts_with("stackato.hpe.redis ")), "{}", outputs[2]);
+    assert!(outputs[3].starts_with("instance r1 created: state running\n"), "{}", outputs[3]);
+    assert!(outputs[4].starts_with("INSTANCE:   r1\nSERVICE:    stackato.hpe.redis\n"), "{}", outputs[4]);
+    assert_eq!(outputs[5], "instance r1 deleted\n");
+    // Nor is it in any log.
+    let logs = std::fs::read_dir(dir.join("logs")).unwrap().map(|entry| entry.unwrap().path());
+    for log in logs.chain([dir.join("oidc/provider.log")]) {
+        let content = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+        assert!(!content.contains(password.as_str()), "{} holds the password", log.display());
+    }
+
+    let pid = pid_in(&dir.join("pid"));
+    let children = [pid_in(&dir.join("oidc/pid")), pid_in(&dir.join("hsm/pid"))];
+    for child in children {
+        assert!(stratus_tests::cluster::running(child), "{child} runs");
+    }
     let stopped = dev_cluster(&["down"], &dir);
     assert!(stopped.status.success(), "{}", text(&stopped));
     assert_eq!(text(&stopped).trim(), format!("cluster in {} stopped (its files stay)", dir.display()));
     assert!(!stratus_tests::cluster::running(pid), "the cluster's process is gone");
+    for child in children {
+        assert!(!stratus_tests::cluster::running(child), "the provider and the HSM server are gone ({child})");
+    }
+    assert!(!env.exists(), "hsm.env goes with the servers it describes");
     let refused = kubectl(&kubeconfig, &["get", "nodes", "--request-timeout=5s"]);
     assert!(!refused.status.success(), "nothing answers after down");
-    for kept in ["kubeconfig", "pki/ca.crt", "etcd", "logs/kube-apiserver.log", "logs/hsm-controller.log"] {
+    for kept in [
+        "kubeconfig",
+        "pki/ca.crt",
+        "etcd",
+        "logs/kube-apiserver.log",
+        "logs/hsm-controller.log",
+        "logs/hsm-server.log",
+        "oidc/provider.log",
+    ] {
         assert!(dir.join(kept).exists(), "{kept} stays");
     }
     let again = dev_cluster(&["down"], &dir);
