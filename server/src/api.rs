@@ -235,6 +235,10 @@ pub struct InstanceDetail {
     pub service_locations: Vec<Location>,
     /// Volume claims.
     pub volume_claims: Vec<String>,
+    /// Versions the instance can be upgraded to (`product/sdl`), as the converger found them
+    /// in the catalog; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_upgrades: Vec<String>,
 }
 
 /// `POST /v1/instances`: the instance to create (as `hsm create-instance`).
@@ -420,5 +424,6 @@ pub fn instance_detail(detail: &get::InstanceDetail) -> InstanceDetail {
             })
             .collect(),
         volume_claims: detail.volume_claims.clone(),
+        available_upgrades: detail.available_upgrades.clone(),
     }
 }

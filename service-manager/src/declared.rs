@@ -404,6 +404,7 @@ pub async fn get(cluster: &Cluster, id: &str) -> Result<InstanceDetail, Instance
     match crate::actions::get::run(cluster, id).await {
         Ok(mut detail) => {
             if let Some(declared) = instance(cluster, id).await.ok().flatten() {
+                detail.available_upgrades = upgrades(&declared);
                 detail.record = merge(vec![detail.record], &[declared]).remove(0);
             }
             Ok(detail)
@@ -416,10 +417,16 @@ pub async fn get(cluster: &Cluster, id: &str) -> Result<InstanceDetail, Instance
                 components: declared.status.as_ref().map(|s| components(id, s)).unwrap_or_default(),
                 service_locations: locations(declared.status.as_ref()),
                 volume_claims: Vec::new(),
+                available_upgrades: upgrades(&declared),
             })
         }
         Err(error) => Err(error),
     }
+}
+
+/// The upgrades the converger found for `instance` (its status).
+fn upgrades(instance: &Instance) -> Vec<String> {
+    instance.status.as_ref().map(|s| s.available_upgrades.clone()).unwrap_or_default()
 }
 
 /// Where hsm keeps what it writes for the converger.

@@ -583,6 +583,9 @@ pub fn instance_detail(detail: &crate::actions::get::InstanceDetail, format: For
     if let Some(op) = &r.operation {
         out.push_str(&format!("OPERATION:  running, held by {}\n", op.holder));
     }
+    if !detail.available_upgrades.is_empty() {
+        out.push_str(&format!("UPGRADES:   {} (hsm upgrade-instance)\n", detail.available_upgrades.join(", ")));
+    }
     out.push_str("\nCOMPONENTS\n");
     let rows: Vec<Vec<String>> = detail
         .components

@@ -123,6 +123,13 @@ fn an_instance_upgraded_by_its_spec_runs_the_new_version_with_its_secrets_and_wi
     env.apply_ok(&converger, &instance_yaml("conv-up", "1", &[]));
     let instance = env.eventually(&converger, "conv-up running at 1", || running_at(&env, "conv-up", "1"));
     assert_eq!(instance["status"]["availableUpgrades"], serde_json::json!(["2/1.0.0"]), "{instance:#}");
+    // `hsm get-instance` says so too, in its table and its JSON.
+    let shown = env.hsm(&["get-instance", "conv-up"]);
+    let table = String::from_utf8_lossy(&shown.stdout);
+    assert!(table.contains("\nUPGRADES:   2/1.0.0 (hsm upgrade-instance)\n"), "{table}");
+    let shown = env.hsm(&["get-instance", "conv-up", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(json["available_upgrades"], serde_json::json!(["2/1.0.0"]), "{json:#}");
     let password = env.secret_value("conv-up", "app-password");
     assert!(env.plane.object("Deployment", "conv-up", "worker").is_some());
     assert_eq!(env.stored_sdl("conv-up").unwrap()["product_version"], "1", "the SDL in force is stored");

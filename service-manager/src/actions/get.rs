@@ -39,6 +39,10 @@ pub struct InstanceDetail {
     pub service_locations: Vec<Location>,
     /// Volume claims.
     pub volume_claims: Vec<String>,
+    /// Versions the instance can be upgraded to (`product/sdl`), as the converger found them
+    /// in the catalog (the `Instance`'s `status.availableUpgrades`); empty without a converger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_upgrades: Vec<String>,
 }
 
 /// Details of instance `id`.
@@ -59,7 +63,14 @@ pub async fn run(cluster: &Cluster, id: &str) -> Result<InstanceDetail, Instance
     let service_locations = locations(cluster, id).await?;
     let volume_claims =
         cluster.list::<PersistentVolumeClaim>(id, None).await?.into_iter().filter_map(|c| c.metadata.name).collect();
-    Ok(InstanceDetail { record, parameters, components, service_locations, volume_claims })
+    Ok(InstanceDetail {
+        record,
+        parameters,
+        components,
+        service_locations,
+        volume_claims,
+        available_upgrades: Vec::new(),
+    })
 }
 
 /// The public ports of instance `id`: every port of its LoadBalancer Services, with the
