@@ -72,7 +72,8 @@ fn memory(pid: u32, field: &str) -> f64 {
     kib / 1024.0
 }
 
-/// A child process, killed by its PID when dropped.
+/// A child process, stopped by its PID when dropped: SIGTERM first (nginx's master then stops
+/// its workers, which a SIGKILL would orphan), SIGKILL if it is still there after 10 s.
 struct Process {
     child: Child,
     log: PathBuf,
@@ -80,6 +81,17 @@ struct Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: signalling the child this value owns (not yet waited for, so its PID is its own).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
