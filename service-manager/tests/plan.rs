@@ -131,6 +131,7 @@ fn objects_come_in_apply_order() {
         vec![
             "Namespace/shop-1",
             "Secret/secret-parameters",
+            "Secret/hsm-record",
             "ConfigMap/parameters",
             "NetworkPolicy/instance-isolation",
             "PersistentVolumeClaim/uploads",
