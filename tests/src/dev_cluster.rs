@@ -9,12 +9,10 @@
 //! stops its children by PID (they also get SIGTERM should it die) and removes `ready`,
 //! `hsm.env` and the PID files. `down DIR` sends SIGTERM to the PID in `DIR/pid` and waits.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{running, tail, ControlPlane, Options};
@@ -279,17 +277,8 @@ pub fn start_hsm(plane: &ControlPlane, server: &Path, catalog: Option<&Path>) ->
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
     die_with_parent(&mut command);
     let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", server.display()))?;
-    // Its one stdout line says where it listens; the rest is read so it never blocks.
-    let stdout = child.stdout.take().expect("piped");
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = send.send(line);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = receive.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    // Its one stdout line says where it listens.
+    let line = crate::process::first_line(&mut child, Duration::from_secs(60));
     let Some(url) = line.trim().strip_prefix("listening on ").map(str::to_string) else {
         let _ = child.kill();
         let _ = child.wait();

@@ -13,10 +13,9 @@
 //! Blocking calls run on a thread of their own, so the helpers can be used from async tests
 //! too.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -247,17 +246,7 @@ fn spawn(config: &Value, dir: &Path, die_with_parent: bool) -> (Child, String) {
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("{} does not start: {e} (install Node.js or set STRATUS_NODE)", node().display()));
-    let stdout = child.stdout.take().unwrap();
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = send.send(line);
-        // Keep reading so the provider never blocks on a full pipe.
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = receive.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    let line = crate::process::first_line(&mut child, Duration::from_secs(60));
     let Some(url) = line.trim().strip_prefix("ready ").map(str::to_string) else {
         let _ = child.kill();
         let _ = child.wait();
