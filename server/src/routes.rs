@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 use crate::api::ServiceSummary;
 use crate::api::{self, Health, Info, InstanceDetail, InstanceSummary, ProductVersion, SdlVersion, ServiceDetail};
 use crate::auth;
+use crate::cache::InstanceCache;
 use crate::error::{self, ApiError};
 use crate::serve::AppState;
 use crate::writes::cluster;
@@ -266,7 +267,7 @@ async fn get_sdl_version(
 }
 
 /// Every instance on the cluster (records merged with `Instance` resources, as `hsm
-/// list-instances`).
+/// list-instances`), from the watches of [`crate::cache`] once they have synced.
 #[utoipa::path(
     get, path = "/v1/instances", tag = "instances",
     responses(
@@ -274,9 +275,13 @@ async fn get_sdl_version(
         (status = 503, description = "The cluster cannot be reached", body = ApiError)
     )
 )]
-async fn list_instances(State(state): State<AppState>) -> Result<Json<Vec<InstanceSummary>>, ApiError> {
+async fn list_instances(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if let Some(json) = state.instance_cache().and_then(InstanceCache::list_json) {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
+    }
     let records = declared::list(&cluster(&state)?).await?;
-    Ok(Json(records.iter().map(api::instance_summary).collect()))
+    let list: Vec<InstanceSummary> = records.iter().map(api::instance_summary).collect();
+    Ok(Json(list).into_response())
 }
 
 /// An instance: parameters (secret values masked), components and their readiness, public
@@ -327,11 +332,16 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
     Ok(Json(Health { status: "ok".into() }))
 }
 
-/// The server's Prometheus metrics: requests by route, method and status, and their durations.
+/// The server's Prometheus metrics: requests by route, method and status, and their durations;
+/// the instance cache's state.
 #[utoipa::path(
     get, path = "/metrics", tag = "server",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String))
 )]
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render()).into_response()
+    let mut text = state.metrics().render();
+    if let Some(cache) = state.instance_cache() {
+        text.push_str(&cache.render_metrics());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

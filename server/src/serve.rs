@@ -15,6 +15,7 @@ use service_manager::ClusterProfile;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 
+use crate::cache::InstanceCache;
 use crate::metrics::Metrics;
 
 use crate::auth::Authenticator;
@@ -38,6 +39,7 @@ pub enum ServerError {
 pub struct AppState {
     inner: Arc<Inner>,
     auth: Option<Arc<Authenticator>>,
+    cache: Option<Arc<InstanceCache>>,
 }
 
 struct Inner {
@@ -74,7 +76,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let (stopping, _) = tokio::sync::watch::channel(false);
         let inner = Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics, stopping };
-        AppState { inner: Arc::new(inner), auth: None }
+        AppState { inner: Arc::new(inner), auth: None, cache: None }
     }
 
     /// Says the server is stopping: long answers (event streams) end, so that a graceful
@@ -108,6 +110,18 @@ impl AppState {
     /// `auth` (`crate::auth`).
     pub fn with_auth(self, auth: Authenticator) -> AppState {
         AppState { auth: Some(Arc::new(auth)), ..self }
+    }
+
+    /// The same state with the instance list answered from watches on the cluster
+    /// (`crate::cache`), started now on the current runtime; without a cluster, unchanged.
+    pub fn with_instance_cache(self) -> AppState {
+        let cache = self.inner.cluster.as_ref().map(|cluster| Arc::new(InstanceCache::start(cluster)));
+        AppState { cache, ..self }
+    }
+
+    /// The instance list kept by watches, when the server keeps one.
+    pub fn instance_cache(&self) -> Option<&InstanceCache> {
+        self.cache.as_deref()
     }
 
     /// The token checks, when authentication is on.

@@ -20,6 +20,7 @@ use service_manager::request::{self, InstanceRequest};
 use service_manager::resource::Instance;
 
 use crate::api::{self, ChangeInstance, CreateInstance, DeleteQuery, InstanceState, InstanceSummary};
+use crate::cache::Written;
 use crate::error::{self, write_error, ApiError};
 use crate::routes::ApiPath;
 use crate::serve::AppState;
@@ -202,6 +203,7 @@ pub async fn create_instance(
             )
         })?;
     tracing::info!(instance = %id, service = %request.service_id, "instance created (Instance written)");
+    settle(&state, Written::Instance(created.instance.clone())).await;
     let location = format!("/v1/instances/{id}");
     Ok((
         StatusCode::ACCEPTED,
@@ -269,6 +271,7 @@ pub async fn change_instance(
     } else {
         api::instance_summary(&declared::record_of(&changed.instance))
     };
+    settle(&state, Written::Instance(changed.instance.clone())).await;
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
@@ -297,7 +300,23 @@ pub async fn delete_instance(
     let current = current(&cluster, id).await?;
     declared::start_delete(&cluster, &current, query.keep_volumes).await.map_err(write_error)?;
     tracing::info!(instance = %id, keep_volumes = query.keep_volumes, "instance deleted (Instance deleted)");
+    if current.metadata.deletion_timestamp.is_none() {
+        settle(&state, Written::ChangedFrom(current.clone())).await;
+    }
     Ok((StatusCode::ACCEPTED, Json(summary(&current, InstanceState::Deleting))))
+}
+
+/// How long a write waits for the instance cache to see it.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits until the server's instance list shows `written` (read-your-writes for its clients);
+/// after [`SETTLE`] the answer goes out anyway, the list catching up moments later.
+async fn settle(state: &AppState, written: Written) {
+    if let Some(cache) = state.instance_cache() {
+        if !cache.settle(&written, SETTLE).await {
+            tracing::warn!(instance = %written.name(), "the instance list has not seen this write yet");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -399,6 +399,11 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
         (Some("srv-pg"), Some("stackato.hpe.postgres"), Some("creating"))
     );
     answers.push(created.to_string());
+    // The list (kept by watches) shows the server's own write at once.
+    let (status, list) = server.get("/v1/instances");
+    assert_eq!(status, 200, "{list}");
+    let listed = list.as_array().unwrap().iter().find(|i| i["instance_id"] == "srv-pg");
+    assert_eq!(listed.map(|i| i["service_id"].clone()), Some("stackato.hpe.postgres".into()), "{list}");
     let (status, _, taken) = server.json("POST", "/v1/instances", Some(&create));
     assert_eq!((status, taken["code"].as_str()), (409, Some("instance_exists")), "{taken}");
 
@@ -453,6 +458,10 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
         assert_eq!(status, 404, "{head}\n{body}");
     }
     eventually("the instance is gone", || (server.get("/v1/instances/srv-pg").0 == 404).then_some(()));
+    eventually("the list no longer has it", || {
+        let (_, list) = server.get("/v1/instances");
+        (!list.as_array()?.iter().any(|i| i["instance_id"] == "srv-pg")).then_some(())
+    });
     let (status, _, gone) = server.json("DELETE", "/v1/instances/srv-pg", None);
     assert_eq!((status, gone["code"].as_str()), (404, Some("instance_not_found")), "{gone}");
 
@@ -463,9 +472,14 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
         "hsm_server_requests_total{route=\"/v1/instances\",method=\"POST\",status=\"202\"} 1",
         "hsm_server_requests_total{route=\"/v1/instances/{id}\",method=\"PATCH\",status=\"409\"} 1",
         "hsm_server_requests_total{route=\"/v1/instances/{id}\",method=\"DELETE\",status=\"202\"} 1",
+        "hsm_server_instance_cache_synced 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
     }
+
+    // Lists were answered from the watches, not from the API server.
+    let served = metrics.lines().find_map(|l| l.strip_prefix("hsm_server_instance_cache_lists_served_total "));
+    assert!(served.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 2), "{metrics}");
 
     // Secret values are in no answer and not in the server's log.
     let log = server.log();

@@ -175,7 +175,8 @@ async fn run(args: Args) -> ExitCode {
     // The one line on stdout: where to reach the server (port 0 picks a free one).
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{bound}");
-    let mut state = AppState::with(catalog, Some(cluster), args.request_timeout, args.lease_namespace, profile);
+    let mut state = AppState::with(catalog, Some(cluster), args.request_timeout, args.lease_namespace, profile)
+        .with_instance_cache();
     match auth {
         Some(auth) => {
             // Early word when the issuer cannot be reached; requests try again.
