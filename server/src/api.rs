@@ -187,6 +187,16 @@ pub struct InstanceSummary {
     pub operation: Option<Operation>,
 }
 
+/// An instance just created (`POST /v1/instances`): its summary and the size of its plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CreatedInstance {
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: InstanceSummary,
+    /// Objects in the plan the converger applies.
+    pub objects: usize,
+}
+
 /// The readiness of one workload of an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Component {

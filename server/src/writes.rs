@@ -19,7 +19,7 @@ use service_manager::declared::{self, Place};
 use service_manager::request::{self, InstanceRequest};
 use service_manager::resource::Instance;
 
-use crate::api::{self, ChangeInstance, CreateInstance, DeleteQuery, InstanceState, InstanceSummary};
+use crate::api::{self, ChangeInstance, CreateInstance, CreatedInstance, DeleteQuery, InstanceState, InstanceSummary};
 use crate::cache::Written;
 use crate::error::{self, write_error, ApiError};
 use crate::routes::ApiPath;
@@ -142,7 +142,7 @@ fn version(field: &str, value: &Option<String>) -> Result<(), ApiError> {
     post, path = "/v1/instances", tag = "instances",
     request_body(content = CreateInstance, description = "The instance to create", content_type = "application/json"),
     responses(
-        (status = 202, description = "Accepted: the Instance is written and the converger creates it; `Location` names it", body = InstanceSummary,
+        (status = 202, description = "Accepted: the Instance is written and the converger creates it; `Location` names it", body = CreatedInstance,
             headers(("Location" = String, description = "`/v1/instances/{id}`"))),
         (status = 400, description = "A body that cannot be read (unknown field, wrong type), or a malformed id or version, named by its JSON path", body = ApiError),
         (status = 404, description = "Unknown service or version (`service_id`, `product_version`, `sdl_version`)", body = ApiError),
@@ -156,7 +156,7 @@ fn version(field: &str, value: &Option<String>) -> Result<(), ApiError> {
 pub async fn create_instance(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateInstance>,
-) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<InstanceSummary>), ApiError> {
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<CreatedInstance>), ApiError> {
     error::service_id_at("service_id", &body.service_id)?;
     version("product_version", &body.product_version)?;
     version("sdl_version", &body.sdl_version)?;
@@ -208,7 +208,10 @@ pub async fn create_instance(
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
-        Json(summary(&created.instance, InstanceState::Creating)),
+        Json(CreatedInstance {
+            instance: summary(&created.instance, InstanceState::Creating),
+            objects: created.objects,
+        }),
     ))
 }
 

@@ -75,6 +75,17 @@ impl Server {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The server's `/metrics` text (plain HTTP on loopback).
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let address = self.url.strip_prefix("http://").unwrap();
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
 }
 
 impl Drop for Server {
@@ -495,7 +506,14 @@ fn write_verbs_through_the_server_create_change_and_delete() {
 
     let create = ["create-instance", "stackato.hpe.mysql", "8.0", "--instance-id", "rw-db", "--timeout", "3m"];
     let said = ok(hsm(&home, &create), &format!("create through the server:\n{}", server.log()));
-    assert!(said.starts_with("instance rw-db created: state running\n"), "{said}");
+    // As hsm says it against a kubeconfig: the plan's size, then the state.
+    let applied = said.strip_prefix("instance rw-db created: ").and_then(|rest| rest.split_once(" objects applied, "));
+    let (count, rest) = applied.unwrap_or_else(|| panic!("{said}"));
+    assert!(count.parse::<usize>().is_ok_and(|n| n > 3) && rest.starts_with("state running\n"), "{said}");
+    // It followed the instance through its events, not by polling.
+    let metrics = server.metrics();
+    let events = "hsm_server_requests_total{route=\"/v1/instances/{id}/events\",method=\"GET\",status=\"200\"} ";
+    assert!(metrics.lines().any(|l| l.starts_with(events)), "{metrics}");
     let error = fails(hsm(&home, &create), 2, "create again");
     assert!(error.contains("rw-db"), "{error}");
     let error =

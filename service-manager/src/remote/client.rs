@@ -283,6 +283,26 @@ impl Remote {
         Ok((url, bytes.to_vec()))
     }
 
+    /// `GET` of the API path `segments` as a stream (server-sent events), which may stay open
+    /// for up to `limit` rather than the client's request timeout; the answer once its status
+    /// is a 2xx, its body still to be read.
+    pub async fn open_stream(&mut self, segments: &[&str], limit: Duration) -> Result<reqwest::Response, RemoteError> {
+        let url = endpoint(&self.target.url, segments)?;
+        let token = self.bearer().await?;
+        let mut request =
+            self.http.get(url.clone()).header(reqwest::header::ACCEPT, "text/event-stream").timeout(limit);
+        if let Some(token) = &token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.map_err(|e| unreachable(&url, &e))?;
+        let status = answer.status();
+        if !status.is_success() {
+            let bytes = answer.bytes().await.map_err(|e| unreachable(&url, &e))?;
+            return Err(error_of(&url, status, &bytes, token.is_some()));
+        }
+        Ok(answer)
+    }
+
     /// `GET` of the API path `segments`, read as `T`.
     pub async fn get<T: DeserializeOwned>(&mut self, segments: &[&str]) -> Result<T, RemoteError> {
         let (url, body) = self.call(Method::GET, segments, &[], None).await?;

@@ -1,7 +1,8 @@
 //! The `hsm` verbs against an HSM server: `api`, `login`, `logout`, `info`, and the catalog
 //! and instance verbs, each returning what `hsm` prints on stdout. Answers are read into
 //! service-manager's own types so that the same printing code (`output`) renders them as it
-//! does against a kubeconfig. Waiting polls `GET /v1/instances/{id}` until a terminal state.
+//! does against a kubeconfig. Waiting follows the instance's server-sent events, then polls `GET /v1/instances/{id}`,
+//! until a terminal state.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -291,7 +292,8 @@ pub async fn create_instance(
     progress: &dyn Progress,
 ) -> Result<String, RemoteError> {
     let started = Instant::now();
-    let created: Record = remote.send(Method::POST, &["v1", "instances"], &[], Some(&request.body())).await?;
+    let Created { record: created, objects } =
+        remote.send(Method::POST, &["v1", "instances"], &[], Some(&request.body())).await?;
     let id = created.instance_id.clone();
     progress.note(&format!("instance {id} accepted by the server (state {})", created.state));
     if !wait.wait {
@@ -302,11 +304,22 @@ pub async fn create_instance(
     }
     let detail = follow(remote, &id, wait.timeout, progress, |_| true).await?;
     progress.note(&format!("done in {:.1}s", started.elapsed().as_secs_f64()));
+    let applied = objects.map(|n| format!("{n} objects applied, ")).unwrap_or_default();
     Ok(format!(
-        "instance {id} created: state {}\n{}",
+        "instance {id} created: {applied}state {}\n{}",
         detail.record.state,
         output::locations_lines(&detail.service_locations)
     ))
+}
+
+/// The answer to `POST /v1/instances`: the instance's summary and the size of its plan (which
+/// older servers do not send).
+#[derive(serde::Deserialize)]
+struct Created {
+    #[serde(flatten)]
+    record: Record,
+    #[serde(default)]
+    objects: Option<usize>,
 }
 
 /// `hsm upgrade-instance` / `configure-instance` through the server: `PATCH
@@ -420,7 +433,9 @@ pub async fn delete_instance(
     }
 }
 
-/// Polls instance `id` until it runs and `done` agrees (success), fails, or `timeout` passes.
+/// Follows instance `id` until it runs and `done` agrees (success), fails, or `timeout`
+/// passes: through its server-sent events (`GET /v1/instances/{id}/events`), and by polling
+/// `GET /v1/instances/{id}` once the stream ends or breaks without an answer.
 async fn follow(
     remote: &mut Remote,
     id: &str,
@@ -429,48 +444,131 @@ async fn follow(
     mut done: impl FnMut(&InstanceDetail) -> bool,
 ) -> Result<InstanceDetail, RemoteError> {
     let deadline = Instant::now() + timeout;
+    if let Some(outcome) = follow_events(remote, id, (deadline, timeout), progress, &mut done).await {
+        return outcome;
+    }
     loop {
         let detail: InstanceDetail = remote.get(&["v1", "instances", id]).await?;
-        let finished = done(&detail);
-        match detail.record.state {
-            State::Running if finished => return Ok(detail),
-            State::Failed if finished => {
-                return Err(RemoteError::Failed {
-                    id: id.to_string(),
-                    message: detail.record.message.unwrap_or_else(|| "no reason given".into()),
-                })
-            }
-            State::Deleting | State::Deleted => {
-                return Err(RemoteError::Failed {
-                    id: id.to_string(),
-                    message: format!("it is {} (by someone else?)", detail.record.state),
-                })
-            }
-            _ => {}
-        }
-        progress.waiting(&detail.components);
-        if Instant::now() >= deadline {
-            let not_done = detail
-                .components
-                .iter()
-                .filter(|c| !c.done)
-                .map(|c| format!("  {} {}: {}/{} ready", c.kind.as_str(), c.name, c.ready, c.desired))
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(RemoteError::Timeout {
-                id: id.to_string(),
-                after: humantime::format_duration(timeout).to_string(),
-                state: detail.record.state.to_string(),
-                not_done,
-            });
+        if let Some(outcome) = judge(id, detail, &mut done, deadline, timeout, progress) {
+            return outcome;
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The events of instance `id` until one decides (`Some`), or `None` when the stream could
+/// not be opened or ended first (the caller then polls).
+async fn follow_events(
+    remote: &mut Remote,
+    id: &str,
+    (deadline, timeout): (Instant, Duration),
+    progress: &dyn Progress,
+    done: &mut impl FnMut(&InstanceDetail) -> bool,
+) -> Option<Result<InstanceDetail, RemoteError>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut answer = remote.open_stream(&["v1", "instances", id, "events"], left).await.ok()?;
+    let mut events = EventReader::default();
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline.into(), answer.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            // The stream ended or broke: polling takes over (and times out when it is time).
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
+        };
+        for data in events.push(&chunk) {
+            let Ok(detail) = serde_json::from_str::<InstanceDetail>(&data) else { continue };
+            if let Some(outcome) = judge(id, detail, done, deadline, timeout, progress) {
+                return Some(outcome);
+            }
+        }
+    }
+}
+
+/// What one look at the instance decides: done, failed, gone, timed out — or nothing yet
+/// (`None`, after showing the waiting components).
+fn judge(
+    id: &str,
+    detail: InstanceDetail,
+    done: &mut impl FnMut(&InstanceDetail) -> bool,
+    deadline: Instant,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Option<Result<InstanceDetail, RemoteError>> {
+    let finished = done(&detail);
+    match detail.record.state {
+        State::Running if finished => return Some(Ok(detail)),
+        State::Failed if finished => {
+            return Some(Err(RemoteError::Failed {
+                id: id.to_string(),
+                message: detail.record.message.unwrap_or_else(|| "no reason given".into()),
+            }))
+        }
+        State::Deleting | State::Deleted => {
+            return Some(Err(RemoteError::Failed {
+                id: id.to_string(),
+                message: format!("it is {} (by someone else?)", detail.record.state),
+            }))
+        }
+        _ => {}
+    }
+    progress.waiting(&detail.components);
+    if Instant::now() < deadline {
+        return None;
+    }
+    let not_done = detail
+        .components
+        .iter()
+        .filter(|c| !c.done)
+        .map(|c| format!("  {} {}: {}/{} ready", c.kind.as_str(), c.name, c.ready, c.desired))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(Err(RemoteError::Timeout {
+        id: id.to_string(),
+        after: humantime::format_duration(timeout).to_string(),
+        state: detail.record.state.to_string(),
+        not_done,
+    }))
+}
+
+/// Server-sent events read from chunks as they come: the `data` of each complete event
+/// (its `data:` lines joined), whatever its name; comments and other fields are skipped.
+#[derive(Default)]
+struct EventReader {
+    pending: Vec<u8>,
+    data: Vec<String>,
+}
+
+impl EventReader {
+    /// Takes `chunk`; returns the data of the events it completed.
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(chunk);
+        let mut complete = Vec::new();
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    complete.push(std::mem::take(&mut self.data).join("\n"));
+                }
+            } else if let Some(value) = line.strip_prefix("data:") {
+                self.data.push(value.strip_prefix(' ').unwrap_or(value).to_string());
+            }
+        }
+        complete
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_read_across_chunks_and_comments_are_skipped() {
+        let mut reader = EventReader::default();
+        assert!(reader.push(b": keep-alive\n\nevent: state\ndata: {\"a\"").is_empty());
+        assert_eq!(reader.push(b":1}\r\n\r\ndata: x\ndata: y\n\n"), ["{\"a\":1}", "x\ny"]);
+        assert!(reader.push(b"event: state\n").is_empty());
+    }
 
     #[test]
     fn create_bodies_carry_only_what_was_given() {
