@@ -1,8 +1,8 @@
 //! The `hsm` verbs against an HSM server: `api`, `login`, `logout`, `info`, and the catalog
 //! and instance verbs, each returning what `hsm` prints on stdout. Answers are read into
 //! service-manager's own types so that the same printing code (`output`) renders them as it
-//! does against a kubeconfig. Waiting follows the instance's server-sent events, then polls `GET /v1/instances/{id}`,
-//! until a terminal state.
+//! does against a kubeconfig. Waiting follows the instance's server-sent events, then polls
+//! `GET /v1/instances/{id}`, until a terminal state.
 
 use std::collections::BTreeMap;
 use std::path::Path;
