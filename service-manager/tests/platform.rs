@@ -6,7 +6,9 @@
 //! its own ServiceAccount's identity. No container runs here, so three things are put in place
 //! of the pod's: the files under `/etc/secrets/` are written from the Secret into a folder of
 //! the test's, the identity provider (Dex in the platform) is the real test provider
-//! (`stratus_tests::oidc`, over HTTPS) with the platform's generated admin password, and the
+//! (`stratus_tests::oidc`, over HTTPS with a certificate of the platform CA, as Dex's is) with
+//! the platform's generated admin password — its issuer URL and its audience (a resource
+//! indicator; Dex's tokens are for the client id `hsm`) stand in for the SDL's — and the
 //! listen address is a free loopback port. Every other flag and variable is the SDL's, so the
 //! test fails when the wiring breaks. `hsm` then reaches the server under its public name
 //! `hsm.<DOMAIN>` (through a CONNECT proxy of the test's, as DNS would send it) and verifies
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::Value;
-use stratus_tests::cluster::ControlPlane;
+use stratus_tests::cluster::{Ca, ControlPlane};
 use stratus_tests::oidc::{Config, Provider};
 
 mod common;
@@ -205,14 +207,22 @@ fn the_platform_serves_hsm_from_anywhere() {
     let password = secret["data"]["identity-admin-password"].as_str().unwrap();
     let password = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(password).unwrap()).unwrap();
 
-    // The identity provider: the real test provider in Dex's place, with the platform's admin.
+    // The identity provider: the real test provider in Dex's place, with the platform's admin
+    // and, as Dex has in the platform, a serving certificate of the platform CA (hcp-ca).
     assert_eq!(flag(&command, "--oidc-issuer"), format!("https://identity.{DOMAIN}"));
     assert_eq!(flag(&command, "--oidc-audience"), "hsm", "Dex's access tokens are for the client id");
     assert_eq!(flag(&command, "--oidc-ca-file"), "/etc/secrets/hcp-ca-cert");
+    let generated = secret["data"]["hsm-generated.json"].as_str().unwrap();
+    let generated: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(generated).unwrap()).unwrap();
+    let hcp_ca = &generated["hcp-ca"];
+    assert_eq!(hcp_ca["certificate"].as_str(), values.get("hcp-ca-cert").map(String::as_str));
+    let hcp_ca = Ca::from_pem(hcp_ca["certificate"].as_str().unwrap(), hcp_ca["private_key"].as_str().unwrap());
     let audience = format!("https://hsm.{DOMAIN}");
-    let provider = Provider::start_tls(&Config::new(&audience).user("admin", &password, &["hsm-admins"]));
-    let provider_ca = dir.path().join("identity-ca.pem");
-    std::fs::write(&provider_ca, provider.ca_certificate().unwrap()).unwrap();
+    let identity = dir.path().join("identity");
+    std::fs::create_dir(&identity).unwrap();
+    let config = Config::new(&audience).user("admin", &password, &["hsm-admins"]);
+    let provider = Provider::start_in(&config, &identity, Some(&hcp_ca), 1, false);
 
     // The server as the pod runs it, with the pod's files and identity.
     assert_eq!(flag(&command, "--listen"), "0.0.0.0:8443");
@@ -228,7 +238,6 @@ fn the_platform_serves_hsm_from_anywhere() {
             "--listen" => "127.0.0.1:0".to_string(),
             "--oidc-issuer" => provider.issuer().to_string(),
             "--oidc-audience" => audience.clone(),
-            "--oidc-ca-file" => provider_ca.display().to_string(),
             "--catalog" => catalog_dir().display().to_string(),
             // The broker's flag arrives with the broker (its own branch); until then this
             // server does not know it.
