@@ -160,7 +160,7 @@ pub async fn wait_for_nodes(
 pub fn platform_request(config: &Config) -> InstanceRequest {
     let mut sets = vec![("DOMAIN".to_string(), config.domain.clone())];
     if let Some(ldap) = &config.ldap {
-        sets.push(("LDAP_URI".to_string(), ldap.uri.clone()));
+        sets.extend(ldap_parameters(ldap));
     }
     InstanceRequest {
         service_id: PLATFORM_SERVICE.into(),
@@ -171,6 +171,37 @@ pub fn platform_request(config: &Config) -> InstanceRequest {
         sets,
         instance_id: Some(PLATFORM_INSTANCE.into()),
     }
+}
+
+/// The `hcp` parameters of the identity provider's LDAP connector (Dex's) for bootstrap's
+/// `LDAP.*` properties. Stackato's filters name the attribute compared with the user
+/// (`uid={0}`: users sign in with `uid`; `member={0}`: a group lists its members' DNs in
+/// `member`); Dex takes those attribute names.
+pub fn ldap_parameters(ldap: &crate::config::Ldap) -> Vec<(String, String)> {
+    let attribute = |filter: &str| {
+        let inner = filter.trim().trim_start_matches('(').trim_end_matches(')');
+        inner
+            .strip_suffix("={0}")
+            .filter(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .map(str::to_string)
+    };
+    let mut sets = vec![
+        ("LDAP_URI".to_string(), ldap.uri.clone()),
+        ("LDAP_BIND_DN".to_string(), ldap.bind_dn.clone()),
+        ("ldap-bind-password".to_string(), ldap.bind_password.expose().to_string()),
+        ("LDAP_USER_SEARCH_BASE".to_string(), ldap.user_search_base.clone()),
+        ("LDAP_PROVIDER_NAME".to_string(), ldap.provider_name.clone()),
+    ];
+    if let Some(user) = attribute(&ldap.user_search_filter) {
+        sets.push(("LDAP_USER_ATTRIBUTE".to_string(), user));
+    }
+    if let Some(base) = &ldap.group_search_base {
+        sets.push(("LDAP_GROUP_SEARCH_BASE".to_string(), base.clone()));
+    }
+    if let Some(member) = ldap.group_search_filter.as_deref().and_then(attribute) {
+        sets.push(("LDAP_GROUP_MEMBER_ATTRIBUTE".to_string(), member));
+    }
+    sets
 }
 
 /// The cluster profile the platform (and later instances) are planned with: the storage
@@ -243,11 +274,13 @@ pub async fn platform_report(
     let secret = cluster.get::<Secret>(PLATFORM_INSTANCE, service_manager::plan::SECRET_NAME).await?;
     let data = secret.and_then(|s| s.data).unwrap_or_default();
     let value = |key: &str| data.get(key).map(|b| String::from_utf8_lossy(&b.0).into_owned()).unwrap_or_default();
+    let broker_user = detail.parameters.get("HSM_BROKER_USER").cloned().unwrap_or_else(|| "broker".into());
     let credentials = serde_norway::to_string(&serde_json::json!({
         "cluster": config.cluster_name,
         "kubeconfig": kubeconfig.display().to_string(),
         "identity": {"url": endpoints["identity"], "username": "admin", "password": value("identity-admin-password")},
-        "hsm": {"url": endpoints["hsm"], "client_id": "hsm", "client_secret": value("hsm-client-secret")},
+        "hsm": {"url": endpoints["hsm"], "client_id": "hsm"},
+        "broker": {"url": endpoints["hsm"], "username": broker_user, "password": value("hsm-broker-password")},
         "platform_ca_certificate": value("hcp-ca-cert"),
     }))
     .expect("YAML serialises");
@@ -396,4 +429,60 @@ pub fn platform_namespaces(steps: &[Step]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Ldap, Secret};
+
+    fn ldap(user_filter: &str, group_filter: Option<&str>) -> Ldap {
+        Ldap {
+            uri: "ldaps://ldap.example.com:636".into(),
+            bind_dn: "cn=reader,dc=example,dc=com".into(),
+            bind_password: Secret::new("bind-secret".into()),
+            user_search_base: "ou=people,dc=example,dc=com".into(),
+            user_search_filter: user_filter.into(),
+            group_search_base: group_filter.map(|_| "ou=groups,dc=example,dc=com".into()),
+            group_search_filter: group_filter.map(str::to_string),
+            provider_name: "corp".into(),
+        }
+    }
+
+    #[test]
+    fn ldap_properties_become_the_connector_parameters() {
+        let sets = ldap_parameters(&ldap("uid={0}", Some("(member={0})")));
+        let got: Vec<(&str, &str)> = sets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("LDAP_URI", "ldaps://ldap.example.com:636"),
+                ("LDAP_BIND_DN", "cn=reader,dc=example,dc=com"),
+                ("ldap-bind-password", "bind-secret"),
+                ("LDAP_USER_SEARCH_BASE", "ou=people,dc=example,dc=com"),
+                ("LDAP_PROVIDER_NAME", "corp"),
+                ("LDAP_USER_ATTRIBUTE", "uid"),
+                ("LDAP_GROUP_SEARCH_BASE", "ou=groups,dc=example,dc=com"),
+                ("LDAP_GROUP_MEMBER_ATTRIBUTE", "member"),
+            ]
+        );
+        // A filter that is not `attribute={0}` leaves the SDL's default; no groups, no group keys.
+        let sets = ldap_parameters(&ldap("(&(objectClass=person)(sAMAccountName={0}))", None));
+        let names: Vec<&str> = sets.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["LDAP_URI", "LDAP_BIND_DN", "ldap-bind-password", "LDAP_USER_SEARCH_BASE", "LDAP_PROVIDER_NAME"]
+        );
+        // Every name is a parameter of the shipped hcp SDL.
+        let catalog =
+            sdl::catalog::Catalog::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog")))
+                .unwrap();
+        let service = catalog.service(PLATFORM_SERVICE).unwrap();
+        let sdl = catalog.load_sdl(service, service.versions.last().unwrap()).unwrap();
+        let all = ldap_parameters(&ldap("uid={0}", Some("member={0}")));
+        for (name, _) in &all {
+            assert!(sdl.parameter(name).is_some(), "{name} is not a parameter of hcp");
+        }
+        assert!(sdl.parameter("ldap-bind-password").is_some_and(|p| p.secret));
+    }
 }

@@ -165,6 +165,9 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     // The report, and credentials only in the 0600 file.
     assert!(stdout.starts_with("cluster fx is installed"), "{stdout}");
     assert!(stdout.contains(&format!("Kubernetes API   https://127.0.0.1:{port}\n")), "{stdout}");
+    assert!(stdout.contains("  HSM server       https://hsm.stratus.example.com\n"), "{stdout}");
+    assert!(stdout.contains("  identity (Dex)   https://identity.stratus.example.com\n"), "{stdout}");
+    assert!(stdout.contains("hsm api https://hsm.stratus.example.com --ca-file"), "{stdout}");
     for record in [
         "hcp.stratus.example.com",
         "hsm.stratus.example.com",
@@ -185,8 +188,23 @@ fn install_resumes_after_a_kill_reports_and_changes_nothing_when_run_again() {
     let secret = plane.object("Secret", "hcp", "secret-parameters").unwrap();
     let stored = base64_decode(secret["data"]["identity-admin-password"].as_str().unwrap());
     assert_eq!(stored, password, "the credentials file holds the password the platform runs with");
+    // The broker's credentials (hsm-server's HSM_BROKER_USER and hsm-broker-password), and the
+    // platform CA that `hsm api --ca-file` takes.
+    let broker = &credentials["broker"];
+    assert_eq!(
+        (broker["url"].as_str(), broker["username"].as_str()),
+        (Some("https://hsm.stratus.example.com"), Some("broker"))
+    );
+    let broker_password = broker["password"].as_str().unwrap().to_string();
+    assert_eq!(broker_password, base64_decode(secret["data"]["hsm-broker-password"].as_str().unwrap()));
+    assert_eq!(broker_password.len(), 32);
+    let ca = credentials["platform_ca_certificate"].as_str().unwrap();
+    assert_eq!(ca, base64_decode(secret["data"]["hcp-ca-cert"].as_str().unwrap()));
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert!(credentials["hsm"].get("client_secret").is_none(), "hsm is a public client of the identity provider");
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(!text.contains(&password), "the admin password leaked to {name}");
+        assert!(!text.contains(&broker_password), "the broker password leaked to {name}");
     }
     assert!(!std::fs::read_to_string(state.join("terraform.log")).unwrap().contains(&password));
 

@@ -58,8 +58,14 @@ fn hcp_plan() -> Plan {
     prepared.plan(&profile).unwrap()
 }
 
-/// The identity and permissions of the plan's `hsm-controller` component.
-fn converger_rbac(plan: &Plan) -> Vec<KubeObject> {
+/// Whether `object` belongs to component `component` of the plan.
+fn of_component(object: &KubeObject, component: &str) -> bool {
+    object.metadata().labels.as_ref().and_then(|l| l.get("app.kubernetes.io/component")).map(String::as_str)
+        == Some(component)
+}
+
+/// The identity and permissions of the plan's `component`.
+fn component_rbac(plan: &Plan, component: &str) -> Vec<KubeObject> {
     plan.objects()
         .filter(|o| {
             matches!(
@@ -69,14 +75,19 @@ fn converger_rbac(plan: &Plan) -> Vec<KubeObject> {
                     | KubeObject::RoleBinding(_)
                     | KubeObject::ClusterRole(_)
                     | KubeObject::ClusterRoleBinding(_)
-            )
+            ) && of_component(o, component)
         })
         .cloned()
         .collect()
 }
 
-/// One line per rule: scope, API groups, resources, verbs and names.
-fn rule_lines(plan: &Plan) -> Vec<String> {
+/// The identity and permissions of the plan's `hsm-controller` component.
+fn converger_rbac(plan: &Plan) -> Vec<KubeObject> {
+    component_rbac(plan, "hsm-controller")
+}
+
+/// One line per rule of `component`: scope, API groups, resources, verbs and names.
+fn rule_lines(plan: &Plan, component: &str) -> Vec<String> {
     let line = |scope: &str, rule: &k8s_openapi::api::rbac::v1::PolicyRule| {
         let list = |l: &Option<Vec<String>>| {
             l.iter().flatten().map(|s| if s.is_empty() { "core" } else { s.as_str() }).collect::<Vec<_>>().join(",")
@@ -89,7 +100,7 @@ fn rule_lines(plan: &Plan) -> Vec<String> {
         text
     };
     let mut lines = Vec::new();
-    for object in plan.objects() {
+    for object in plan.objects().filter(|o| of_component(o, component)) {
         match object {
             KubeObject::Role(role) => {
                 let scope = format!("namespace:{}", object.namespace().unwrap_or_default());
@@ -125,7 +136,7 @@ fn the_converger_rules_are_pinned() {
         "cluster coordination.k8s.io leases create".to_string(),
         "cluster coordination.k8s.io leases get,update,patch,delete names=hsm-operation".to_string(),
     ];
-    assert_eq!(rule_lines(&plan), expected);
+    assert_eq!(rule_lines(&plan, "hsm-controller"), expected);
 
     // Bound to the component's ServiceAccount, and only to it.
     let described: Vec<String> = converger_rbac(&plan).iter().map(KubeObject::describe).collect();
@@ -154,13 +165,46 @@ fn the_converger_rules_are_pinned() {
         if let KubeObject::Deployment(d) = object {
             let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
             let runs_as = pod.service_account_name.as_deref();
-            if object.name() == "hsm-controller" {
-                assert_eq!((runs_as, pod.automount_service_account_token), (Some("hsm-controller"), Some(true)));
+            if ["hsm-controller", "hsm-server"].contains(&object.name()) {
+                assert_eq!((runs_as, pod.automount_service_account_token), (Some(object.name()), Some(true)));
             } else {
                 assert_eq!((runs_as, pod.automount_service_account_token), (None, Some(false)), "{}", object.name());
             }
         }
     }
+}
+
+/// Every permission `hcp` gives the HSM server: reads of what `get`/`list` show, the
+/// `Instance`s it writes for the converger, the Secrets `hsm-instance-<id>` of secret values
+/// in its own namespace, the converger's Lease and definition (is one running?). A change
+/// here widens (or narrows) what the server may do: review it as such (docs/platform.md).
+/// `tests/platform.rs` runs the server as this ServiceAccount end to end.
+#[test]
+fn the_server_rules_are_pinned() {
+    let plan = hcp_plan();
+    let expected = [
+        "namespace:hcp coordination.k8s.io leases get names=hsm-controller",
+        "namespace:hcp core secrets create,get,patch,delete",
+        "cluster apiextensions.k8s.io customresourcedefinitions get names=instances.stratus.io",
+        "cluster stratus.io instances get,list,watch,create,patch,delete",
+        "cluster core namespaces get,list,watch",
+        "cluster core configmaps get names=parameters,hsm-sdl",
+        "cluster core secrets get names=secret-parameters,hsm-record",
+        "cluster core services,persistentvolumeclaims list",
+        "cluster apps deployments,statefulsets list",
+    ];
+    assert_eq!(rule_lines(&plan, "hsm-server"), expected);
+    let described: Vec<String> = component_rbac(&plan, "hsm-server").iter().map(KubeObject::describe).collect();
+    assert_eq!(
+        described,
+        [
+            "ServiceAccount hcp/hsm-server",
+            "Role hcp/hsm-server",
+            "RoleBinding hcp/hsm-server",
+            "ClusterRole hsm:hcp:hsm-server",
+            "ClusterRoleBinding hsm:hcp:hsm-server",
+        ]
+    );
 }
 
 struct Env {

@@ -176,13 +176,21 @@ fn run(command: Command, context: &Context) -> Result<(), bootstrap::Error> {
             println!("cluster {} is installed ({:.1}s)", outcome.cluster, outcome.elapsed.as_secs_f64());
             println!("  Kubernetes API   {}", outcome.api_url);
             for (name, url) in &outcome.endpoints {
-                println!("  {name:<16} {url}");
+                let label = match name.as_str() {
+                    "hsm" => "HSM server",
+                    "identity" => "identity (Dex)",
+                    other => other,
+                };
+                println!("  {label:<16} {url}");
             }
             println!("  admin kubeconfig {} (mode 0600)", outcome.kubeconfig.display());
             println!(
-                "  credentials      {} (mode 0600: platform admin password, hsm client secret)",
+                "  credentials      {} (mode 0600: platform CA, admin password, broker password)",
                 outcome.credentials.display()
             );
+            if let Some(hsm) = outcome.endpoints.get("hsm") {
+                println!("  sign in          hsm api {hsm} --ca-file <platform CA>; hsm login -u admin");
+            }
             println!("DNS records to create:");
             for (record, target) in &outcome.dns {
                 let kind = if target.parse::<std::net::Ipv6Addr>().is_ok() { "AAAA" } else { "A" };
