@@ -12,10 +12,12 @@
 //! and body values; [`routes`] the read handlers, the router and the OpenAPI document
 //! generated from them; [`writes`] create, change and delete; [`events`] an instance's state
 //! as server-sent events; [`metrics`] the request counters; [`tls`] HTTPS; [`serve`] the
-//! listening address, the shared state, readiness and graceful shutdown.
+//! listening address, the shared state, readiness and graceful shutdown; [`broker`] the Open
+//! Service Broker API v2.17 under `/v2` (`docs/broker.md`).
 
 pub mod api;
 pub mod auth;
+pub mod broker;
 pub mod error;
 pub mod events;
 pub mod metrics;

@@ -38,6 +38,7 @@ pub enum ServerError {
 pub struct AppState {
     inner: Arc<Inner>,
     auth: Option<Arc<Authenticator>>,
+    broker: Option<crate::broker::gate::SharedCredentials>,
 }
 
 struct Inner {
@@ -74,7 +75,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let (stopping, _) = tokio::sync::watch::channel(false);
         let inner = Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics, stopping };
-        AppState { inner: Arc::new(inner), auth: None }
+        AppState { inner: Arc::new(inner), auth: None, broker: None }
     }
 
     /// Says the server is stopping: long answers (event streams) end, so that a graceful
@@ -108,6 +109,18 @@ impl AppState {
     /// `auth` (`crate::auth`).
     pub fn with_auth(self, auth: Authenticator) -> AppState {
         AppState { auth: Some(Arc::new(auth)), ..self }
+    }
+
+    /// The same state with the broker API (`/v2`) accepting HTTP basic authentication with
+    /// `credentials` (`crate::broker`); without, `/v2` answers 401 unless a bearer token with
+    /// the admin role is given.
+    pub fn with_broker(self, credentials: crate::broker::gate::Credentials) -> AppState {
+        AppState { broker: Some(Arc::new(credentials)), ..self }
+    }
+
+    /// The broker's credentials, when set.
+    pub fn broker_credentials(&self) -> Option<&crate::broker::gate::SharedCredentials> {
+        self.broker.as_ref()
     }
 
     /// The token checks, when authentication is on.
