@@ -25,6 +25,13 @@ use stratus_tests::cluster::{Behaviour, ControlPlane};
 /// How long anything may take.
 const LIMIT: Duration = Duration::from_secs(120);
 
+/// One test at a time: each runs a converger in this process.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const USER: &str = "broker";
 const PASSWORD: &str = "Broker-Pw-5c1d9e7f";
 
@@ -183,6 +190,14 @@ impl Drop for Converger {
     }
 }
 
+/// Waits until the converger holds its Lease.
+fn leads(plane: &ControlPlane) {
+    eventually("the converger leads", || {
+        let lease = plane.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/hsm-controller")?;
+        lease["spec"]["holderIdentity"].as_str().filter(|h| !h.is_empty()).map(|_| ())
+    });
+}
+
 /// The ids of `service`'s offering and of its plan `product_version` in `catalog`.
 fn ids(catalog: &Value, service: &str, product_version: &str) -> (String, String, String) {
     let offering = catalog["services"]
@@ -216,6 +231,7 @@ fn settle(server: &Server, path: &str, operation: &str) -> (u16, Value) {
 #[test]
 fn osb_service_instances_on_the_real_plane() {
     let Some(plane) = ControlPlane::shared() else { return };
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&plane.kubeconfig(), dir.path(), "first");
 
@@ -283,10 +299,7 @@ fn osb_service_instances_on_the_real_plane() {
     let (_, mysql_84, mysql_84_mi) = ids(&catalog, "mysql", "8.4");
 
     let converger = Converger::start(plane);
-    eventually("the converger leads", || {
-        let lease = plane.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/hsm-controller")?;
-        lease["spec"]["holderIdentity"].as_str().filter(|h| !h.is_empty()).map(|_| ())
-    });
+    leads(plane);
 
     // Refused provisions create nothing.
     let guid = "5d3f0c7e-2b1a-4c8d-9e6f-0a1b2c3d4e5f";
@@ -448,5 +461,68 @@ fn osb_service_instances_on_the_real_plane() {
     let audit = audit.unwrap_or_else(|| panic!("no audit line:\n{log}"));
     assert!(audit.contains("cloudfoundry:cf-user-0d1e") && audit.contains("req-7a3b"), "{audit}");
     assert!(!log.contains(PASSWORD), "the broker's password is in the log");
+    drop(converger);
+}
+
+/// rocs, the independent OSB client (`ROCS`, installed by scripts/test from crates.io), or
+/// `None` after saying why; under `CI=true` a missing one fails the test.
+fn rocs() -> Option<PathBuf> {
+    let path = std::env::var_os("ROCS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/rocs/bin/rocs"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "rocs is not installed at {}: run scripts/test",
+        path.display()
+    );
+    eprintln!("SKIPPED: rocs is not installed at {} (scripts/test installs it)", path.display());
+    None
+}
+
+#[test]
+fn rocs_provisions_polls_and_deprovisions_through_the_broker() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let Some(rocs) = rocs() else { return };
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&plane.kubeconfig(), dir.path(), "rocs");
+    let converger = Converger::start(plane);
+    leads(plane);
+    let url = format!("http://{}", server.address);
+    let run = |args: &[&str]| {
+        let output = Command::new(&rocs)
+            .args(["--broker", &url, "--username", USER, "--json"])
+            .args(args)
+            // The password through the environment, not the command line.
+            .env("ROCS_BROKER_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "rocs {args:?}: {}\n{stdout}\n{stderr}\n{}", output.status, server.log());
+        stdout
+    };
+
+    let catalog = run(&["catalog"]);
+    assert!(catalog.contains("\"redis\""), "{catalog}");
+    // Provision and wait (rocs polls last_operation, then fetches the instance).
+    let provisioned =
+        run(&["provision", "--service", "redis", "--plan", "7.4", "--wait", "-P", "REDIS_MAXMEMORY=64mb"]);
+    let provisioned: Value = serde_json::from_str(provisioned.trim()).unwrap_or_else(|e| panic!("{e}: {provisioned}"));
+    let id = provisioned["service_instance_id"].as_str().unwrap().to_string();
+    assert_eq!(provisioned["service_instance_resource"]["parameters"]["REDIS_MAXMEMORY"], "64mb", "{provisioned}");
+    let path = format!("/v2/service_instances/{id}");
+    let (status, _, state) = server.osb("GET", &format!("{path}/last_operation"), None);
+    assert_eq!((status, state["state"].as_str()), (200, Some("succeeded")), "{state}");
+    let instance = plane.get(&format!("/apis/stratus.io/v1alpha1/instances/{}", hsm_id(&id))).unwrap();
+    assert_eq!(instance["metadata"]["annotations"]["broker.stratus.io/instance-id"], id.as_str());
+    // Deprovision (rocs does not wait): the instance goes.
+    run(&["deprovision", "--instance", &id]);
+    let (status, _) = settle(&server, &path, "deprovision");
+    assert_eq!(status, 410);
     drop(converger);
 }

@@ -357,11 +357,10 @@ pub async fn provision(
             return Err(maintenance_conflict(&asked.version, &version.sdl_version));
         }
     }
-    for (field, value) in [("organization_guid", &request.organization_guid), ("space_guid", &request.space_guid)] {
-        if value.as_deref() == Some("") {
-            return Err(BrokerError::bad_request(format!("{field}: must not be empty")));
-        }
-    }
+    // The deprecated organization_guid and space_guid: an empty one (some clients send them so)
+    // counts as none.
+    let organization_guid = request.organization_guid.as_deref().filter(|g| !g.is_empty());
+    let space_guid = request.space_guid.as_deref().filter(|g| !g.is_empty());
     let values = parameter_values(request.parameters.as_ref())?;
     let secret = secret_names(&state, service, version);
     let digest = request_digest(&request.service_id, &request.plan_id, &values, &|n| secret.iter().any(|s| s == n));
@@ -384,8 +383,7 @@ pub async fn provision(
     }
     let place = crate::writes::converger(&state, &cluster).await.map_err(broker_error)?;
     let id = hsm_id(&osb_id);
-    let (mut labels, dropped) =
-        context_labels(request.context.as_ref(), request.organization_guid.as_deref(), request.space_guid.as_deref());
+    let (mut labels, dropped) = context_labels(request.context.as_ref(), organization_guid, space_guid);
     if !dropped.is_empty() {
         tracing::warn!(instance = %id, "context values not kept as labels (not valid label values): {}", dropped.join(", "));
     }
