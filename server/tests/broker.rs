@@ -526,3 +526,71 @@ fn rocs_provisions_polls_and_deprovisions_through_the_broker() {
     assert_eq!(status, 410);
     drop(converger);
 }
+
+/// schemathesis (`SCHEMATHESIS`, installed by scripts/test from PyPI), or `None` after saying
+/// why; under `CI=true` a missing one fails the test.
+fn schemathesis() -> Option<PathBuf> {
+    let path = std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-schemathesis/bin/schemathesis"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "schemathesis is not installed at {}: run scripts/test",
+        path.display()
+    );
+    eprintln!("SKIPPED: schemathesis is not installed at {} (scripts/test installs it)", path.display());
+    None
+}
+
+/// schemathesis against the broker's own document (`/v2/openapi.json`) of a server on the
+/// real control plane: every operation, fed examples, boundary values and random data (valid
+/// and invalid), with and without the credentials. No answer may be a 5xx but the documented
+/// 503 (no converger runs here: a valid write cannot be carried out), and every answer must
+/// match the document; invalid data must be refused, missing credentials a 401. Left out, as
+/// for `/v1`: `positive_data_acceptance` (validity depends on the catalog's ids).
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_off_the_broker_document() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let Some(schemathesis) = schemathesis() else { return };
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&plane.kubeconfig(), dir.path(), "schemathesis");
+    let output = Command::new(&schemathesis)
+        .arg("run")
+        .arg(format!("http://{}/v2/openapi.json", server.address))
+        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+        .args(["--max-examples", "25", "--workers", "2", "--request-timeout", "15", "--no-color"])
+        .args(["--seed", "20261203", "--suppress-health-check", "all"])
+        .arg("--header")
+        .arg(format!("Authorization: {}", basic(USER, PASSWORD)))
+        .current_dir(dir.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}\n\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+    // Every operation of the document was called (the server's own counters).
+    let (_, _, document) = server.raw("GET", "/v2/openapi.json", &[], None);
+    let metrics = {
+        let mut stream = TcpStream::connect(&server.address).unwrap();
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let counted = format!("route=\"{path}\",method=\"{}\"", method.to_uppercase());
+            assert!(metrics.contains(&counted), "schemathesis did not exercise {method} {path}:\n{stdout}");
+        }
+    }
+}

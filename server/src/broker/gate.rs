@@ -170,6 +170,15 @@ pub fn audit_verb(method: &Method, path: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether a route of the broker serves `method` at `path` (else it is a 405).
+pub fn served(method: &Method, path: &str) -> bool {
+    let read = *method == Method::GET || *method == Method::HEAD;
+    if path == "/v2/catalog" || path.ends_with("/last_operation") {
+        return read;
+    }
+    read || *method == Method::PUT || *method == Method::PATCH || *method == Method::DELETE
+}
+
 /// Who may call: the caller's name, or the refusal.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, BrokerError> {
     let unauthorized = |why: &str| BrokerError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why.to_string());
@@ -202,6 +211,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, B
 pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    if !served(&method, &path) {
+        // axum answers 405 (with Allow) before any credential or header is looked at.
+        return next.run(request).await;
+    }
     let headers = request.headers();
     let request_id = request_identity(headers);
     let rid = request_id.clone().unwrap_or_else(|| "-".into());
@@ -316,5 +329,9 @@ mod tests {
         assert_eq!(audit_verb(&Method::GET, "/v2/service_instances/abc"), None);
         assert_eq!(audit_verb(&Method::GET, "/v2/service_instances/abc/last_operation"), None);
         assert_eq!(audit_verb(&Method::PUT, "/v2/catalog"), None);
+        assert!(served(&Method::GET, "/v2/catalog") && !served(&Method::TRACE, "/v2/catalog"));
+        assert!(!served(&Method::PUT, "/v2/catalog"));
+        assert!(served(&Method::PATCH, "/v2/service_instances/a") && !served(&Method::POST, "/v2/service_instances/a"));
+        assert!(!served(&Method::DELETE, "/v2/service_instances/a/last_operation"));
     }
 }
