@@ -22,6 +22,9 @@ use service_manager::cluster::{ClientOptions, Cluster};
 use service_manager::{controller, ClusterProfile};
 use stratus_tests::cluster::{Behaviour, ControlPlane};
 
+/// Request headers: name and value.
+type Headers = Vec<(&'static str, String)>;
+
 /// How long anything may take.
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -239,7 +242,7 @@ fn osb_service_instances_on_the_real_plane() {
     let version = ("X-Broker-API-Version", "2.17".to_string());
     let rid = ("X-Broker-API-Request-Identity", "req-auth-1".to_string());
     let auth = ("Authorization", basic(USER, PASSWORD));
-    let table: Vec<(Vec<(&str, String)>, u16, Option<&str>)> = vec![
+    let table: Vec<(Headers, u16, Option<&str>)> = vec![
         (vec![version.clone(), rid.clone()], 401, Some("Unauthorized")),
         (vec![version.clone(), ("Authorization", basic(USER, "wrong"))], 401, Some("Unauthorized")),
         (vec![version.clone(), ("Authorization", basic("other", PASSWORD))], 401, Some("Unauthorized")),
