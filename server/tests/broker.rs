@@ -52,9 +52,15 @@ struct Server {
 
 impl Server {
     fn start(kubeconfig: &Path, dir: &Path, name: &str) -> Server {
+        Server::start_with(kubeconfig, dir, name, &["--no-auth"])
+    }
+
+    /// The same with the flags `args` (authentication's).
+    fn start_with(kubeconfig: &Path, dir: &Path, name: &str, args: &[&str]) -> Server {
         let log = dir.join(format!("{name}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(["--no-auth", "--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
+            .args(args)
+            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
             .arg(catalog_dir())
             .arg("--kubeconfig")
             .arg(kubeconfig)
@@ -596,4 +602,30 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_broker_document() {
             assert!(metrics.contains(&counted), "schemathesis did not exercise {method} {path}:\n{stdout}");
         }
     }
+}
+
+/// With OpenID on, `/v2` takes the broker's basic credentials or a bearer token with the admin
+/// role (a viewer's is a 403, a forged one a 401), while `/v1` keeps asking for bearer tokens:
+/// the broker's credentials open nothing there.
+#[test]
+fn bearer_tokens_of_admins_are_accepted_by_the_broker_and_basic_credentials_not_by_v1() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let provider = stratus_tests::oidc::Provider::start(&stratus_tests::oidc::Config::standard());
+    let auth = ["--oidc-issuer", provider.issuer(), "--oidc-audience", stratus_tests::oidc::HSM_AUDIENCE];
+    let server = Server::start_with(&plane.kubeconfig(), dir.path(), "oidc", &auth);
+    let version = ("X-Broker-API-Version", "2.17".to_string());
+    let bearer = |user: &str| ("Authorization", format!("Bearer {}", provider.access_token(user)));
+    let table = [
+        (bearer("admin"), 200),
+        (bearer("viewer"), 403),
+        (("Authorization", "Bearer forged.token.value".to_string()), 401),
+        (("Authorization", basic(USER, PASSWORD)), 200),
+    ];
+    for (authorization, expected) in table {
+        let (status, _, body) = server.raw("GET", "/v2/catalog", &[authorization.clone(), version.clone()], None);
+        assert_eq!(status, expected, "{}: {body}", &authorization.1[..20]);
+    }
+    let (status, _, body) = server.raw("GET", "/v1/services", &[("Authorization", basic(USER, PASSWORD))], None);
+    assert_eq!(status, 401, "{body}");
 }
