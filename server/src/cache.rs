@@ -154,6 +154,12 @@ impl InstanceCache {
             .collect()
     }
 
+    /// The `Instance` named `name` as the watch holds it: `None` until the watches have
+    /// synced, then whether there is one.
+    pub fn instance(&self, name: &str) -> Option<Option<Arc<Instance>>> {
+        self.synced().then(|| self.instances.get(&ObjectRef::new(name)))
+    }
+
     /// Waits, at most `limit`, until the `Instance` watch has seen `written`, so that this
     /// server's next list shows its own write. Returns whether it did.
     pub async fn settle(&self, written: &Written, limit: Duration) -> bool {

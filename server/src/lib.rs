@@ -13,10 +13,12 @@
 //! generated from them; [`writes`] create, change and delete; [`events`] an instance's state
 //! as server-sent events; [`metrics`] the request counters; [`tls`] HTTPS; [`serve`] the
 //! listening address, the shared state, readiness and graceful shutdown; [`cache`] the
-//! instance list kept in memory by watches.
+//! instance list kept in memory by watches; [`broker`] the Open Service Broker API v2.17
+//! under `/v2` (`docs/broker.md`).
 
 pub mod api;
 pub mod auth;
+pub mod broker;
 pub mod cache;
 pub mod error;
 pub mod events;

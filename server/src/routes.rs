@@ -134,6 +134,8 @@ pub fn router(state: AppState) -> Router {
         Some(auth) => router.layer(middleware::from_fn_with_state(auth.clone(), auth::authorize)),
         None => router,
     };
+    // The broker (`/v2`) checks its own credentials: merged outside the bearer-token check.
+    let router = router.merge(crate::broker::broker_router(state.clone()));
     router
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))

@@ -40,6 +40,7 @@ pub struct AppState {
     inner: Arc<Inner>,
     auth: Option<Arc<Authenticator>>,
     cache: Option<Arc<InstanceCache>>,
+    broker: Option<crate::broker::gate::SharedCredentials>,
 }
 
 struct Inner {
@@ -76,7 +77,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let (stopping, _) = tokio::sync::watch::channel(false);
         let inner = Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics, stopping };
-        AppState { inner: Arc::new(inner), auth: None, cache: None }
+        AppState { inner: Arc::new(inner), auth: None, cache: None, broker: None }
     }
 
     /// Says the server is stopping: long answers (event streams) end, so that a graceful
@@ -122,6 +123,18 @@ impl AppState {
     /// The instance list kept by watches, when the server keeps one.
     pub fn instance_cache(&self) -> Option<&InstanceCache> {
         self.cache.as_deref()
+    }
+
+    /// The same state with the broker API (`/v2`) accepting HTTP basic authentication with
+    /// `credentials` (`crate::broker`); without, `/v2` answers 401 unless a bearer token with
+    /// the admin role is given.
+    pub fn with_broker(self, credentials: crate::broker::gate::Credentials) -> AppState {
+        AppState { broker: Some(Arc::new(credentials)), ..self }
+    }
+
+    /// The broker's credentials, when set.
+    pub fn broker_credentials(&self) -> Option<&crate::broker::gate::SharedCredentials> {
+        self.broker.as_ref()
     }
 
     /// The token checks, when authentication is on.

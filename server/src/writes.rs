@@ -89,7 +89,7 @@ pub(crate) fn cluster(state: &AppState) -> Result<Cluster, ApiError> {
 }
 
 /// A 503 unless a converger runs: writes go through the `Instance` resource.
-async fn converger(state: &AppState, cluster: &Cluster) -> Result<Place, ApiError> {
+pub(crate) async fn converger(state: &AppState, cluster: &Cluster) -> Result<Place, ApiError> {
     match declared::detect(cluster, state.lease_namespace()).await {
         Ok(Ok(_holder)) => Ok(Place { namespace: state.lease_namespace().to_string() }),
         Ok(Err(why)) => Err(ApiError::new(
@@ -103,7 +103,7 @@ async fn converger(state: &AppState, cluster: &Cluster) -> Result<Place, ApiErro
 
 /// The Instance of instance `id`: 404 when there is no such instance, 409 for an instance
 /// that was created without the converger (it has no Instance to change).
-async fn current(cluster: &Cluster, id: &str) -> Result<Instance, ApiError> {
+pub(crate) async fn current(cluster: &Cluster, id: &str) -> Result<Instance, ApiError> {
     if let Some(instance) = declared::instance(cluster, id).await.map_err(write_error)? {
         return Ok(instance);
     }
@@ -314,7 +314,7 @@ const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Waits until the server's instance list shows `written` (read-your-writes for its clients);
 /// after [`SETTLE`] the answer goes out anyway, the list catching up moments later.
-async fn settle(state: &AppState, written: Written) {
+pub(crate) async fn settle(state: &AppState, written: Written) {
     if let Some(cache) = state.instance_cache() {
         if !cache.settle(&written, SETTLE).await {
             tracing::warn!(instance = %written.name(), "the instance list has not seen this write yet");

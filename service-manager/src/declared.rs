@@ -657,6 +657,30 @@ pub async fn write_create(
     profile: &ClusterProfile,
     place: &Place,
 ) -> Result<Result<Created, String>, InstanceError> {
+    write_create_marked(cluster, catalog, request, profile, place, &Marks::default()).await
+}
+
+/// Labels and annotations written on an `Instance` itself (not on what it creates): who asked
+/// for it, e.g. the Open Service Broker's instance id and platform context. The converger
+/// ignores them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// Labels (keys and values already checked).
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// [`write_create`] with `marks` on the Instance, in the same write that creates it (or
+/// updates the Instance of the same name).
+pub async fn write_create_marked(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    request: &InstanceRequest,
+    profile: &ClusterProfile,
+    place: &Place,
+    marks: &Marks,
+) -> Result<Result<Created, String>, InstanceError> {
     let post = PostParams::default();
     let params = PatchParams::default();
     let mut request = request.clone();
@@ -715,11 +739,22 @@ pub async fn write_create(
     let api: Api<Instance> = Api::all(cluster.client());
     let written = match existing {
         None => {
-            let new = Instance::new(&id, spec);
+            let mut new = Instance::new(&id, spec);
+            if !marks.labels.is_empty() {
+                new.metadata.labels = Some(marks.labels.clone());
+            }
+            if !marks.annotations.is_empty() {
+                new.metadata.annotations = Some(marks.annotations.clone());
+            }
             cluster.call(&format!("create Instance {id}"), || api.create(&post, &new)).await?
         }
         Some(_) => {
-            let patch = Patch::Merge(json!({ "spec": spec }));
+            let patch = if *marks == Marks::default() {
+                Patch::Merge(json!({ "spec": spec }))
+            } else {
+                let metadata = json!({ "labels": marks.labels, "annotations": marks.annotations });
+                Patch::Merge(json!({ "metadata": metadata, "spec": spec }))
+            };
             cluster.call(&format!("update Instance {id}"), || api.patch(&id, &params, &patch)).await?
         }
     };

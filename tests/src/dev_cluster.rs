@@ -5,7 +5,8 @@
 //!
 //! `up DIR` starts `run DIR` (this program again) in a session of its own and returns once
 //! `DIR/ready` exists; `run` starts everything, writes `DIR/hsm.env` (mode 0600: `HSM_URL`,
-//! `HSM_CA_FILE`, `HSM_ADMIN_USER`, `HSM_ADMIN_PASSWORD`), then `DIR/ready`, and on SIGTERM
+//! `HSM_CA_FILE`, `HSM_ADMIN_USER`, `HSM_ADMIN_PASSWORD`, `HSM_BROKER_USER`, `HSM_BROKER_PASSWORD`),
+//! then `DIR/ready`, and on SIGTERM
 //! stops its children by PID (they also get SIGTERM should it die) and removes `ready`,
 //! `hsm.env` and the PID files. `down DIR` sends SIGTERM to the PID in `DIR/pid` and waits.
 
@@ -23,6 +24,9 @@ pub const AUDIENCE: &str = "https://hsm.stratus.local";
 
 /// The one user of the dev cluster's identity provider, in group `hsm-admins`.
 pub const ADMIN_USER: &str = "admin";
+
+/// The user of the HSM server's service broker API (its password is generated).
+pub const BROKER_USER: &str = "broker";
 
 /// What runs with the control plane.
 #[derive(Debug, Clone, Default)]
@@ -241,6 +245,7 @@ pub fn start_hsm(plane: &ControlPlane, server: &Path, catalog: Option<&Path>) ->
     let dir = plane.dir().to_path_buf();
     let ca_file = dir.join("pki/ca.crt");
     let password = generate_password()?;
+    let broker_password = generate_password()?;
     let oidc_dir = dir.join("oidc");
     private_dir(&oidc_dir)?;
     let config = Config::new(AUDIENCE).user(ADMIN_USER, &password, &["hsm-admins"]);
@@ -274,6 +279,8 @@ pub fn start_hsm(plane: &ControlPlane, server: &Path, catalog: Option<&Path>) ->
     for variable in ["HSM_SERVER_LISTEN", "HSM_TLS_CERT", "HSM_TLS_KEY", "HSM_CATALOG", "KUBECONFIG"] {
         command.env_remove(variable);
     }
+    // The service broker API's credentials, through the environment (not the process list).
+    command.env("HSM_BROKER_USER", BROKER_USER).env("HSM_BROKER_PASSWORD", &broker_password);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
     die_with_parent(&mut command);
     let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", server.display()))?;
@@ -289,11 +296,15 @@ pub fn start_hsm(plane: &ControlPlane, server: &Path, catalog: Option<&Path>) ->
     std::fs::write(hsm_dir.join("url"), &hsm.url).map_err(|e| e.to_string())?;
     let env = format!(
         "# The dev cluster's HSM server and its admin (scripts/dev-cluster); valid while it runs.\n\
-         export HSM_URL={}\nexport HSM_CA_FILE={}\nexport HSM_ADMIN_USER={}\nexport HSM_ADMIN_PASSWORD={}\n",
+         export HSM_URL={}\nexport HSM_CA_FILE={}\nexport HSM_ADMIN_USER={}\nexport HSM_ADMIN_PASSWORD={}\n\
+         # The service broker API (/v2 of HSM_URL), HTTP basic authentication.\n\
+         export HSM_BROKER_USER={}\nexport HSM_BROKER_PASSWORD={}\n",
         shell_quote(&hsm.url),
         shell_quote(&ca_file.display().to_string()),
         shell_quote(ADMIN_USER),
-        shell_quote(&password)
+        shell_quote(&password),
+        shell_quote(BROKER_USER),
+        shell_quote(&broker_password)
     );
     write_private(&dir.join("hsm.env"), &env)?;
     Ok(hsm)

@@ -52,7 +52,7 @@ fn hsm_in(hsm: &Path, home: &Path, args: &[&str]) -> Output {
 
 /// The values of `hsm.env` as a POSIX shell sees them after `. hsm.env`.
 fn sourced(env: &Path) -> Vec<String> {
-    let script = r#". "$1" && printf '%s\n' "$HSM_URL" "$HSM_CA_FILE" "$HSM_ADMIN_USER" "$HSM_ADMIN_PASSWORD""#;
+    let script = r#". "$1" && printf '%s\n' "$HSM_URL" "$HSM_CA_FILE" "$HSM_ADMIN_USER" "$HSM_ADMIN_PASSWORD" "$HSM_BROKER_USER" "$HSM_BROKER_PASSWORD""#;
     let output = Command::new("sh").args(["-c", script, "sh"]).arg(env).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
     String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
@@ -97,7 +97,11 @@ fn up_twice_down_twice_with_the_converger_and_the_hsm_server() {
     let env = dir.join("hsm.env");
     assert_eq!(mode(&env), 0o600, "hsm.env holds a password");
     let values = sourced(&env);
-    let [url, ca_file, user, password] = &values[..] else { panic!("hsm.env: {values:?}") };
+    let [url, ca_file, user, password, broker_user, broker_password] = &values[..] else {
+        panic!("hsm.env: {values:?}")
+    };
+    assert_eq!(broker_user, "broker");
+    assert!(broker_password.len() >= 20 && broker_password != password, "a generated broker password of its own");
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     assert_eq!(Path::new(ca_file), dir.join("pki/ca.crt"));
     assert_eq!(user, "admin");
@@ -170,11 +174,28 @@ fn up_twice_down_twice_with_the_converger_and_the_hsm_server() {
     assert!(outputs[3].starts_with("instance r1 created: state running\n"), "{}", outputs[3]);
     assert!(outputs[4].starts_with("INSTANCE:   r1\nSERVICE:    stackato.hpe.redis\n"), "{}", outputs[4]);
     assert_eq!(outputs[5], "instance r1 deleted\n");
+    // The service broker API answers with hsm.env's broker credentials (curl reads them from
+    // its standard input, not its command line), and refuses the admin's.
+    let broker = |credentials: &str| {
+        let mut curl = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--config", "-", "--cacert", ca_file])
+            .args(["-H", "X-Broker-API-Version: 2.17", &format!("{url}/v2/catalog")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(curl.stdin.take().unwrap(), "user = \"{credentials}\"").unwrap();
+        String::from_utf8(curl.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(broker(&format!("{broker_user}:{broker_password}")), "200");
+    assert_eq!(broker(&format!("{broker_user}:{password}")), "401");
     // Nor is it in any log.
     let logs = std::fs::read_dir(dir.join("logs")).unwrap().map(|entry| entry.unwrap().path());
     for log in logs.chain([dir.join("oidc/provider.log")]) {
         let content = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
         assert!(!content.contains(password.as_str()), "{} holds the password", log.display());
+        assert!(!content.contains(broker_password.as_str()), "{} holds the broker's password", log.display());
     }
 
     let pid = pid_in(&dir.join("pid"));

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hsm_server::auth::{AuthConfig, Authenticator, RoleGroups};
+use hsm_server::broker::gate::Credentials;
 use hsm_server::serve::{self, AppState};
 use sdl::catalog::Catalog;
 use service_manager::cli::{ProfileArgs, SHIPPED_CATALOG};
@@ -79,6 +80,17 @@ struct Args {
     /// The group whose members are viewers (read).
     #[arg(long, default_value = "hsm-viewers")]
     viewer_group: String,
+    /// The user of the service broker API (`/v2`, HTTP basic authentication).
+    #[arg(long, env = "HSM_BROKER_USER", default_value = "broker", value_name = "USER")]
+    broker_user: String,
+    /// The broker API's password; prefer --broker-password-file (a value in the environment
+    /// of a container is fine, a flag is in the process list). Without a password /v2 answers
+    /// 401 (unless a bearer token with the admin role is given).
+    #[arg(long = "broker-password", env = "HSM_BROKER_PASSWORD", hide_env_values = true, hide = true)]
+    broker_password: Option<String>,
+    /// File holding the broker API's password (one trailing newline dropped); read at start.
+    #[arg(long, value_name = "FILE", conflicts_with = "broker_password")]
+    broker_password_file: Option<PathBuf>,
     /// Serve without authentication (tests, development): only on a loopback address.
     #[arg(long, conflicts_with_all = ["oidc_issuer", "oidc_audience", "oidc_ca_file"])]
     no_auth: bool,
@@ -96,6 +108,21 @@ fn main() -> ExitCode {
         Err(error) => return fail(&format!("cannot start: {error}"), 1),
     };
     runtime.block_on(run(args))
+}
+
+/// The broker's credentials from the flags, if a password is given.
+fn broker_credentials(args: &Args) -> Result<Option<Credentials>, String> {
+    let password = match (&args.broker_password, &args.broker_password_file) {
+        (_, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("--broker-password-file: cannot read {}: {e}", file.display()))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            Some(text.strip_suffix('\r').unwrap_or(text).to_string())
+        }
+        (Some(password), None) => Some(password.clone()),
+        (None, None) => None,
+    };
+    password.map(|p| Credentials::new(&args.broker_user, &p)).transpose()
 }
 
 /// A duration as `--request-timeout` takes it, or zero (`0`, `0s`).
@@ -143,6 +170,10 @@ async fn run(args: Args) -> ExitCode {
             )
         }
     };
+    let broker = match broker_credentials(&args) {
+        Ok(broker) => broker,
+        Err(error) => return fail(&error, 2),
+    };
     let address = match serve::listen_address(&args.listen, tls.is_none(), auth.is_some()) {
         Ok(address) => address,
         Err(error) => return fail(&error.to_string(), 2),
@@ -189,6 +220,15 @@ async fn run(args: Args) -> ExitCode {
             state = state.with_auth(auth);
         }
         None => tracing::warn!("serving without authentication (--no-auth)"),
+    }
+    match broker {
+        Some(credentials) => {
+            tracing::info!("service broker API /v2: basic authentication as user {}", credentials.user());
+            state = state.with_broker(credentials);
+        }
+        None => tracing::warn!(
+            "service broker API /v2: no password (HSM_BROKER_PASSWORD or --broker-password-file); it answers 401"
+        ),
     }
     match serve::run(listener, tls, state, serve::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

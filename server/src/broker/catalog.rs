@@ -1,0 +1,183 @@
+//! The broker's catalog, pure: the HSM catalog as OSB service offerings (one per service) and
+//! plans (one per product version), with ids that depend only on names — a name-based UUID
+//! (SHA-256 of a fixed namespace and the name, RFC 9562 version 8 layout) of the HSM service
+//! id, and of the service id and product version — so they are the same across restarts,
+//! catalog reloads and replicas. `maintenance_info.version` is the newest SDL version of the
+//! product version. Lookups go the other way: offering id → service, plan id → product
+//! version.
+
+use ring::digest;
+use sdl::catalog::{Catalog, Service, ServiceVersion};
+use serde_json::{json, Map, Value};
+
+use super::wire::{CatalogResponse, MaintenanceInfo, Plan, ServiceOffering};
+
+/// Prefix of every name hashed into an id, so that the ids are this broker's own.
+const NAMESPACE: &str = "stratus.io/hsm-broker/v1";
+
+/// The name-based UUID of `name` (lowercase, hyphenated).
+pub fn name_uuid(name: &str) -> String {
+    let hash = digest::digest(&digest::SHA256, format!("{NAMESPACE}\n{name}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash.as_ref()[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8 (name-based, SHA-256)
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 9562 variant
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// The offering id of HSM service `service_id`.
+pub fn offering_id(service_id: &str) -> String {
+    name_uuid(&format!("service:{service_id}"))
+}
+
+/// The plan id of `product_version` of HSM service `service_id`.
+pub fn plan_id(service_id: &str, product_version: &str) -> String {
+    name_uuid(&format!("plan:{service_id}:{product_version}"))
+}
+
+/// Whether instances of `version` can be bound. The hook for bindings: once the SDL has a
+/// `bindings` section (and the broker serves `service_bindings`), this answers from it.
+pub fn bindable(_service: &Service, _version: &ServiceVersion) -> bool {
+    false
+}
+
+/// The newest SDL version of each product version of `service`, oldest product version first.
+pub fn plans_of(service: &Service) -> Vec<&ServiceVersion> {
+    let mut newest: Vec<&ServiceVersion> = Vec::new();
+    for version in &service.versions {
+        match newest.last_mut() {
+            Some(last) if last.product_version == version.product_version => {
+                if sdl::catalog::compare_versions(&version.sdl_version, &last.sdl_version).is_gt() {
+                    *last = version;
+                }
+            }
+            _ => newest.push(version),
+        }
+    }
+    newest
+}
+
+/// The OSB catalog of `catalog`.
+pub fn catalog(catalog: &Catalog) -> CatalogResponse {
+    let mut taken = std::collections::BTreeMap::new();
+    for service in &catalog.services {
+        *taken.entry(service.name.clone()).or_insert(0) += 1;
+    }
+    let services = catalog
+        .services
+        .iter()
+        .filter(|s| !s.versions.is_empty())
+        .map(|service| {
+            // A name shared by services of two vendors gets the vendor as a prefix.
+            let name = if taken[&service.name] > 1 {
+                format!("{}-{}", service.vendor, service.name)
+            } else {
+                service.name.clone()
+            };
+            offering(service, name)
+        })
+        .collect();
+    CatalogResponse { services }
+}
+
+fn offering(service: &Service, name: String) -> ServiceOffering {
+    let plans: Vec<Plan> = plans_of(service).into_iter().map(|v| plan(service, v)).collect();
+    let mut tags: Vec<String> = service.config.categories.iter().chain(&service.config.labels).cloned().collect();
+    tags.dedup();
+    let mut metadata = Map::new();
+    metadata.insert("displayName".into(), json!(service.config.display_name.clone().unwrap_or(service.name.clone())));
+    metadata.insert("hsmServiceId".into(), json!(service.id));
+    let description = if service.config.description.trim().is_empty() {
+        service.id.clone()
+    } else {
+        service.config.description.clone()
+    };
+    ServiceOffering {
+        id: offering_id(&service.id),
+        name,
+        description,
+        tags,
+        bindable: plans.iter().any(|p| p.bindable),
+        instances_retrievable: true,
+        bindings_retrievable: false,
+        allow_context_updates: false,
+        plan_updateable: true,
+        metadata,
+        plans,
+    }
+}
+
+fn plan(service: &Service, version: &ServiceVersion) -> Plan {
+    let display = service.config.display_name.clone().unwrap_or(service.name.clone());
+    let mut metadata = Map::new();
+    metadata.insert("productVersion".into(), Value::String(version.product_version.clone()));
+    metadata.insert("sdlVersion".into(), Value::String(version.sdl_version.clone()));
+    Plan {
+        id: plan_id(&service.id, &version.product_version),
+        name: version.product_version.clone(),
+        description: version.config.description.clone().unwrap_or(format!("{display} {}", version.product_version)),
+        free: true,
+        bindable: bindable(service, version),
+        plan_updateable: true,
+        maintenance_info: MaintenanceInfo { version: version.sdl_version.clone(), description: None },
+        metadata,
+    }
+}
+
+/// The service whose offering id is `id`.
+pub fn service_by_offering<'a>(catalog: &'a Catalog, id: &str) -> Option<&'a Service> {
+    catalog.services.iter().find(|s| offering_id(&s.id) == id)
+}
+
+/// The plan (newest SDL version of a product version) of `service` whose id is `id`.
+pub fn plan_by_id<'a>(service: &'a Service, id: &str) -> Option<&'a ServiceVersion> {
+    plans_of(service).into_iter().find(|v| plan_id(&service.id, &v.product_version) == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn shipped() -> Catalog {
+        Catalog::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")).unwrap()
+    }
+
+    #[test]
+    fn ids_depend_on_names_only_and_are_uuids() {
+        let a = offering_id("stackato.hpe.mysql");
+        assert_eq!(a, offering_id("stackato.hpe.mysql"));
+        assert_ne!(a, offering_id("stackato.hpe.redis"));
+        assert_ne!(plan_id("stackato.hpe.mysql", "8.0"), plan_id("stackato.hpe.mysql", "8.4"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "8", "{a}");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+    }
+
+    #[test]
+    fn every_catalog_service_is_an_offering_with_a_plan_per_product_version() {
+        let catalog = shipped();
+        let osb = super::catalog(&catalog);
+        assert_eq!(osb.services.len(), catalog.services.len());
+        let mut names: Vec<&str> = osb.services.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), osb.services.len(), "names are unique");
+        // Loaded again (a reload): the same document.
+        assert_eq!(osb, super::catalog(&shipped()));
+        let mysql = catalog.service("stackato.hpe.mysql").unwrap();
+        let offering = osb.services.iter().find(|s| s.id == offering_id(&mysql.id)).unwrap();
+        assert_eq!(offering.plans.len(), mysql.product_versions().len());
+        for plan in &offering.plans {
+            let version = plan_by_id(mysql, &plan.id).unwrap();
+            assert_eq!(plan.name, version.product_version);
+            assert_eq!(plan.maintenance_info.version, mysql.version(Some(&plan.name), None).unwrap().sdl_version);
+            assert!(!plan.description.is_empty());
+        }
+        assert!(service_by_offering(&catalog, &offering.id).is_some_and(|s| s.id == mysql.id));
+        assert!(service_by_offering(&catalog, "nope").is_none());
+        assert!(!offering.bindable, "no service is bindable through the broker yet");
+    }
+}
