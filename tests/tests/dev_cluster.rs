@@ -171,7 +171,11 @@ fn up_twice_down_twice_with_the_converger_and_the_hsm_server() {
     assert!(outputs[0].starts_with(&format!("target: {url}\nserver version: ")), "{}", outputs[0]);
     assert_eq!(outputs[1], format!("signed in to {url} as admin\n"));
     assert!(outputs[2].lines().any(|l| l.starts_with("stackato.hpe.redis ")), "{}", outputs[2]);
-    assert!(outputs[3].starts_with("instance r1 created: state running\n"), "{}", outputs[3]);
+    let created = &outputs[3];
+    assert!(
+        created.starts_with("instance r1 created: ") && created.contains(" objects applied, state running\n"),
+        "{created}"
+    );
     assert!(outputs[4].starts_with("INSTANCE:   r1\nSERVICE:    stackato.hpe.redis\n"), "{}", outputs[4]);
     assert_eq!(outputs[5], "instance r1 deleted\n");
     // The service broker API answers with hsm.env's broker credentials (curl reads them from
