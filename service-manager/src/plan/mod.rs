@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::labels;
 pub use crate::objects::KubeObject;
+pub use network::internal_name as network_internal_name;
 use crate::profile::ClusterProfile;
 
 /// Name of the Secret holding the instance's secret parameters.
