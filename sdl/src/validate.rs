@@ -1135,8 +1135,14 @@ impl Validator {
         let reserved = Bindings::reserved_keys(bindings.user.is_some());
         for (key, text) in &bindings.credentials {
             let path = format!("bindings.credentials.{key}");
-            if let Some(problem) = names::secret_key(key) {
-                self.push(path.clone(), problem);
+            let key_ok = !key.is_empty()
+                && key.len() <= 253
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !key_ok {
+                self.push(
+                    path.clone(),
+                    format!("{} is not a Secret key: use letters, digits, '-', '_' and '.' (at most 253)", quote(key)),
+                );
             } else if reserved.contains(&key.as_str()) {
                 let why = if matches!(key.as_str(), "username" | "password") {
                     "set from the generated per-binding user (bindings.user)"

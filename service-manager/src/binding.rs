@@ -140,6 +140,17 @@ pub fn id_problem(id: &str) -> Option<String> {
     (id.len() > ID_MAX).then(|| format!("\"{id}\" is {} characters long; at most {ID_MAX} are allowed", id.len()))
 }
 
+/// A new binding id: a random UUID (version 4, lowercase), as OSB platforms make them.
+pub fn new_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
 /// Name of the binding Secret of binding `id`.
 pub fn secret_name(id: &str) -> String {
     format!("binding-{id}")
