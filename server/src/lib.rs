@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bindings;
 pub mod error;
 pub mod events;
 pub mod metrics;

@@ -45,7 +45,8 @@ pub struct ApiPath<T>(pub T);
     tags(
         (name = "server", description = "Version, health and this document"),
         (name = "catalog", description = "The service catalog"),
-        (name = "instances", description = "Service instances on the cluster")
+        (name = "instances", description = "Service instances on the cluster"),
+        (name = "bindings", description = "Bindings of instances: Secrets with an endpoint and credentials")
     )
 )]
 struct ApiDoc;
@@ -61,6 +62,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_instances, writes::create_instance))
         .routes(routes!(get_instance, writes::change_instance, writes::delete_instance))
         .routes(routes!(events::instance_events))
+        .merge(crate::bindings::router())
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
         .routes(routes!(readyz))

@@ -167,7 +167,7 @@ pub async fn list(cluster: &Cluster, instance_id: &str) -> Result<Vec<BindingSum
     let selector = plan::selector(instance_id);
     let secrets = cluster.list::<Secret>(instance_id, Some(&selector)).await?;
     let jobs = cluster.list::<Job>(instance_id, Some(&selector)).await?;
-    let mut ids: Vec<String> = secrets.iter().chain([]).filter_map(plan::binding_id).collect();
+    let mut ids: Vec<String> = secrets.iter().filter_map(plan::binding_id).collect();
     ids.extend(jobs.iter().filter_map(plan::binding_id));
     ids.sort();
     ids.dedup();
