@@ -1168,7 +1168,11 @@ impl Validator {
                             unknown(
                                 "parameter",
                                 name,
-                                sdl.parameters.iter().map(|p| p.name.as_str()).chain(PLATFORM_VARIABLES).chain(variables.iter().copied()),
+                                sdl.parameters
+                                    .iter()
+                                    .map(|p| p.name.as_str())
+                                    .chain(PLATFORM_VARIABLES)
+                                    .chain(variables.iter().copied()),
                             )
                         };
                         self.push(path.clone(), hint);

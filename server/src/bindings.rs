@@ -178,14 +178,13 @@ pub async fn create_binding(
     let id = error::instance_id(&id)?;
     let bid = match body.binding_id {
         Some(bid) => {
-            service_manager::binding::id_problem(&bid)
-                .map_or(Ok(()), |problem| {
-                    Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_binding_id",
-                        format!("binding_id: {} is not a binding id: {problem}", sdl::error::quote(&bid)),
-                    ))
-                })?;
+            service_manager::binding::id_problem(&bid).map_or(Ok(()), |problem| {
+                Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_binding_id",
+                    format!("binding_id: {} is not a binding id: {problem}", sdl::error::quote(&bid)),
+                ))
+            })?;
             bid
         }
         None => service_manager::binding::new_id(),

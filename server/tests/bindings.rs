@@ -162,7 +162,10 @@ fn bindings_are_made_read_and_removed_through_the_api() {
     assert_eq!(credentials["password"], password.as_str());
     assert_eq!(credentials["type"], "redis");
     assert_eq!(credentials["host"], format!("redis-int.{id}.svc"));
-    assert_eq!(credentials["uri"], format!("redis://{}:{password}@redis-int.{id}.svc:6379", credentials["username"].as_str().unwrap()));
+    assert_eq!(
+        credentials["uri"],
+        format!("redis://{}:{password}@redis-int.{id}.svc:6379", credentials["username"].as_str().unwrap())
+    );
 
     // No listing or summary carries it.
     let (status, _, listed) = server.json("GET", &base, None);

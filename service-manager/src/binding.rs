@@ -301,7 +301,12 @@ pub fn unbind_secret(binding_secret: &Secret, job_owner: OwnerReference) -> Secr
     meta.creation_timestamp = None;
     meta.managed_fields = None;
     meta.generation = None;
-    Secret { metadata: meta, type_: binding_secret.type_.clone(), data: binding_secret.data.clone(), ..Secret::default() }
+    Secret {
+        metadata: meta,
+        type_: binding_secret.type_.clone(),
+        data: binding_secret.data.clone(),
+        ..Secret::default()
+    }
 }
 
 /// An owner reference to `object` (which the API server has given a uid).
@@ -501,6 +506,130 @@ pub fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+
+    fn connector() -> Sdl {
+        let text = r#"{"name": "rds", "vendor": "hpe", "product_version": "1", "sdl_version": "1.0.0",
+            "components": [{"name": "db", "external_name": "${HOST}",
+                "service_ports": [{"name": "sql", "source_port": 3306, "target_port": 3306}],
+                "parameters": ["HOST", "PORT", "password"]}],
+            "parameters": [{"name": "HOST", "required": true}, {"name": "PORT", "default": "3307"},
+                {"name": "password", "secret": true, "required": true}, {"name": "DB"}],
+            "bindings": {"type": "mysql", "endpoint": {"component": "db", "port": "sql"},
+                "credentials": {"port": "${PORT}", "password": "${password}", "database": "${DB}"}}}"#;
+        let sdl: Sdl = sdl::parse::parse_document(text, sdl::parse::Syntax::Json, "test").unwrap();
+        assert_eq!(sdl::validate::validate_sdl(&sdl), vec![]);
+        sdl
+    }
+
+    fn input<'a>(
+        sdl: &'a Sdl,
+        parameters: &'a BTreeMap<String, String>,
+        none: &'a BTreeMap<String, String>,
+    ) -> BindingInput<'a> {
+        BindingInput {
+            instance_id: "ext",
+            sdl,
+            parameters,
+            binding_id: "b1",
+            password: "unused",
+            cluster_domain: "cluster.local",
+            owner: None,
+            labels: none,
+            annotations: none,
+        }
+    }
+
+    fn data(secret: &Secret) -> BTreeMap<String, String> {
+        secret.data.clone().unwrap().into_iter().map(|(k, v)| (k, String::from_utf8(v.0).unwrap())).collect()
+    }
+
+    #[test]
+    fn a_connector_binding_is_its_configured_endpoint_and_account() {
+        let sdl = connector();
+        let none = BTreeMap::new();
+        let mut parameters = BTreeMap::from([
+            ("HOST".to_string(), "db.example.com".to_string()),
+            ("PORT".to_string(), "3307".to_string()),
+            ("password".to_string(), "s3cret".to_string()),
+        ]);
+        // A template naming a parameter without a value is an error naming the key.
+        let missing = secret(&input(&sdl, &parameters, &none)).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "bindings.credentials.database: parameter \"DB\" has no value on this instance"
+        );
+        parameters.insert("DB".into(), "app".into());
+        let secret = secret(&input(&sdl, &parameters, &none)).unwrap();
+        assert_eq!(secret.type_.as_deref(), Some("servicebinding.io/mysql"));
+        assert_eq!(secret.metadata.name.as_deref(), Some("binding-b1"));
+        let expected = [
+            ("database", "app"),
+            ("host", "db.example.com"),
+            ("password", "s3cret"),
+            ("port", "3307"),
+            ("provider", "hpe"),
+            ("type", "mysql"),
+        ];
+        let expected: BTreeMap<String, String> = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(data(&secret), expected);
+        // No jobs for a connector.
+        let owner = OwnerReference { name: "binding-b1".into(), uid: "u".into(), ..OwnerReference::default() };
+        assert!(bind_job(&sdl, &secret, owner).is_none());
+        assert!(unbind_job(&sdl, &secret).is_none());
+    }
+
+    #[test]
+    fn binding_objects_are_outside_the_convergers_selector() {
+        let labels = object_labels("i", "b");
+        assert_ne!(labels.get(labels::MANAGED_BY).map(String::as_str), Some(labels::MANAGER));
+        assert!(selector("i").contains(&format!("{}={MANAGER}", labels::MANAGED_BY)));
+    }
+
+    fn job_with(condition: Option<&str>) -> Job {
+        Job {
+            status: condition.map(|c| JobStatus {
+                conditions: Some(vec![JobCondition {
+                    type_: c.into(),
+                    status: "True".into(),
+                    message: Some("BackoffLimitExceeded".into()),
+                    ..JobCondition::default()
+                }]),
+                ..JobStatus::default()
+            }),
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn the_state_follows_the_secret_and_the_jobs() {
+        let secret = Secret::default();
+        let state = |s: Option<&Secret>, bind: Option<Job>, unbind: Option<Job>| {
+            summary("i", "b", s, bind.as_ref(), unbind.as_ref()).map(|s| s.state)
+        };
+        assert_eq!(state(Some(&secret), None, None), Some(BindingState::Ready));
+        assert_eq!(state(Some(&secret), Some(job_with(None)), None), Some(BindingState::Creating));
+        assert_eq!(state(Some(&secret), Some(job_with(Some("Complete"))), None), Some(BindingState::Ready));
+        assert_eq!(
+            state(Some(&secret), Some(job_with(Some("Failed"))), None),
+            Some(BindingState::Failed { message: "bind job failed: BackoffLimitExceeded".into() })
+        );
+        assert_eq!(state(None, None, Some(job_with(None))), Some(BindingState::Deleting));
+        assert_eq!(state(None, None, Some(job_with(Some("Complete")))), None);
+        assert_eq!(state(None, None, None), None);
+    }
+
+    #[test]
+    fn user_names_are_stable_short_and_plain() {
+        let name = sdl::generate::binding_username("b1", 17);
+        assert_eq!(name, sdl::generate::binding_username("b1", 17));
+        assert_ne!(name, sdl::generate::binding_username("b2", 17));
+        assert_eq!(name.len(), 17);
+        assert_eq!(sdl::generate::binding_username("b1", 8).len(), 8);
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(new_id().len(), 36);
+        assert_eq!(id_problem(&new_id()), None);
+    }
 
     #[test]
     fn ids_are_dns_labels_short_enough_for_job_names() {

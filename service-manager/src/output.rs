@@ -236,7 +236,12 @@ pub fn bindings(summaries: &[crate::binding::BindingSummary], format: Format) ->
             let rows: Vec<Vec<String>> = summaries
                 .iter()
                 .map(|s| {
-                    vec![s.id.clone(), s.state.name().to_string(), s.secret_name.clone(), s.created.clone().unwrap_or_default()]
+                    vec![
+                        s.id.clone(),
+                        s.state.name().to_string(),
+                        s.secret_name.clone(),
+                        s.created.clone().unwrap_or_default(),
+                    ]
                 })
                 .collect();
             table(&["BINDING", "STATE", "SECRET", "CREATED"], &rows)

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
-pub use crate::binding::{BindingState, BindingSummary};
 use crate::binding::{self as plan, BindingError, BindingInput};
+pub use crate::binding::{BindingState, BindingSummary};
 use crate::cluster::Cluster;
 use crate::error::HsmError;
 use crate::instance::{in_force, InstanceError, Record, State};
@@ -105,7 +105,8 @@ pub async fn start_create(cluster: &Cluster, request: &BindRequest) -> Result<Bi
     let Some(bindings) = &sdl.bindings else {
         return Err(binding_error(instance, BindingError::NotBindable(record.service_id.clone())));
     };
-    let mut parameters = cluster.get::<ConfigMap>(instance, CONFIG_MAP_NAME).await?.and_then(|c| c.data).unwrap_or_default();
+    let mut parameters =
+        cluster.get::<ConfigMap>(instance, CONFIG_MAP_NAME).await?.and_then(|c| c.data).unwrap_or_default();
     for (key, value) in cluster.get::<Secret>(instance, SECRET_NAME).await?.and_then(|s| s.data).unwrap_or_default() {
         if key != GENERATED_KEY {
             parameters.insert(key, String::from_utf8_lossy(&value.0).into_owned());
@@ -130,19 +131,18 @@ pub async fn start_create(cluster: &Cluster, request: &BindRequest) -> Result<Bi
     let secret = plan::secret(&input).map_err(|e| binding_error(instance, e))?;
     let Some(created) = cluster.create(instance, &secret).await? else {
         // Another request made it first: that one is the binding.
-        return read(cluster, instance, id).await?.ok_or_else(|| InstanceError::BindingNotFound {
-            instance: instance.to_string(),
-            binding: id.to_string(),
-        });
+        return read(cluster, instance, id)
+            .await?
+            .ok_or_else(|| InstanceError::BindingNotFound { instance: instance.to_string(), binding: id.to_string() });
     };
     if let Some(owner) = plan::owner_of(&created, true) {
         if let Some(job) = plan::bind_job(&sdl, &created, owner) {
             cluster.create(instance, &job).await?;
         }
     }
-    Ok(read(cluster, instance, id).await?.unwrap_or_else(|| {
-        plan::summary(instance, id, Some(&created), None, None).expect("a Secret makes a summary")
-    }))
+    Ok(read(cluster, instance, id)
+        .await?
+        .unwrap_or_else(|| plan::summary(instance, id, Some(&created), None, None).expect("a Secret makes a summary")))
 }
 
 /// Binding `binding_id` of instance `instance_id`, if there is one (`NotFound` when the
@@ -191,7 +191,12 @@ pub async fn credentials(
         || InstanceError::BindingNotFound { instance: instance_id.to_string(), binding: binding_id.to_string() };
     get(cluster, instance_id, binding_id).await?.ok_or_else(not_found)?;
     let secret = cluster.get::<Secret>(instance_id, &plan::secret_name(binding_id)).await?.ok_or_else(not_found)?;
-    Ok(secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect())
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect())
 }
 
 /// Writing half of unbind: starts the unbind Job (if the SDL names one) reading a copy of the
@@ -269,10 +274,9 @@ pub async fn create(
             return Err(timed_out(timeout.as_secs(), format!("binding {id}"), format!("  Job {job}: not complete")));
         }
         tokio::time::sleep(POLL).await;
-        summary = read(cluster, instance, id).await?.ok_or_else(|| InstanceError::BindingNotFound {
-            instance: instance.into(),
-            binding: id.into(),
-        })?;
+        summary = read(cluster, instance, id)
+            .await?
+            .ok_or_else(|| InstanceError::BindingNotFound { instance: instance.into(), binding: id.into() })?;
     }
 }
 

@@ -262,7 +262,9 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 return Ok(text);
             }
             let values = actions::binding::credentials(&connect(&cluster).await?, id, &binding).await?;
-            eprintln!("Credentials of binding {binding} of instance {id} follow: keep them out of logs and shared terminals.");
+            eprintln!(
+                "Credentials of binding {binding} of instance {id} follow: keep them out of logs and shared terminals."
+            );
             let credentials = output::BindingCredentials { instance_id: id.clone(), binding_id: binding, values };
             Ok(output::binding_credentials(&credentials, output.output))
         }
@@ -272,11 +274,8 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             if let Some(mut remote) = server_of(&cluster)? {
                 return Ok(verbs::create_binding(&mut remote, id, &binding, timeout, output.output).await?);
             }
-            let request = actions::binding::BindRequest {
-                instance_id: id.clone(),
-                binding_id: binding,
-                ..Default::default()
-            };
+            let request =
+                actions::binding::BindRequest { instance_id: id.clone(), binding_id: binding, ..Default::default() };
             let progress = progress::stderr();
             let summary =
                 actions::binding::create(&connect(&cluster).await?, &request, timeout, progress.as_ref()).await?;

@@ -468,29 +468,6 @@ async fn follow(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_bodies_carry_only_what_was_given() {
-        let request = Create { service_id: "stackato.hpe.redis".into(), ..Create::default() };
-        assert_eq!(request.body(), serde_json::json!({"service_id": "stackato.hpe.redis"}));
-        let request = Create {
-            service_id: "stackato.hpe.mysql".into(),
-            product_version: Some("5.7".into()),
-            sdl_version: None,
-            instance_id: Some("db".into()),
-            parameters: BTreeMap::from([("MYSQL_PASSWORD".to_string(), "pw".to_string())]),
-        };
-        assert_eq!(
-            request.body(),
-            serde_json::json!({"service_id": "stackato.hpe.mysql", "product_version": "5.7", "instance_id": "db",
-                "parameters": {"MYSQL_PASSWORD": "pw"}})
-        );
-    }
-}
-
 /// How often a waiting binding verb asks for the binding again.
 const BINDING_POLL: Duration = Duration::from_millis(500);
 
@@ -534,8 +511,7 @@ pub async fn create_binding(
 
 /// `hsm list-bindings` against the server.
 pub async fn list_bindings(remote: &mut Remote, instance: &str, format: Format) -> Result<String, RemoteError> {
-    let summaries: Vec<crate::binding::BindingSummary> =
-        remote.get(&["v1", "instances", instance, "bindings"]).await?;
+    let summaries: Vec<crate::binding::BindingSummary> = remote.get(&["v1", "instances", instance, "bindings"]).await?;
     Ok(output::bindings(&summaries, format))
 }
 
@@ -557,7 +533,10 @@ pub async fn delete_binding(
             Err(RemoteError::Api { status: 404, .. }) => return Ok(output::binding(&summary, format)),
             Err(other) => return Err(other),
             Ok(BindingSummary { state: BindingState::Failed { message }, .. }) => {
-                return Err(RemoteError::Failed { id: instance.to_string(), message: format!("binding {binding}: {message}") })
+                return Err(RemoteError::Failed {
+                    id: instance.to_string(),
+                    message: format!("binding {binding}: {message}"),
+                })
             }
             Ok(current) if Instant::now() >= deadline => {
                 return Err(RemoteError::Timeout {
@@ -582,10 +561,30 @@ pub async fn binding_credentials(
 ) -> Result<String, RemoteError> {
     let values: BTreeMap<String, String> =
         remote.get(&["v1", "instances", instance, "bindings", binding, "credentials"]).await?;
-    let credentials = output::BindingCredentials {
-        instance_id: instance.to_string(),
-        binding_id: binding.to_string(),
-        values,
-    };
+    let credentials =
+        output::BindingCredentials { instance_id: instance.to_string(), binding_id: binding.to_string(), values };
     Ok(output::binding_credentials(&credentials, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_bodies_carry_only_what_was_given() {
+        let request = Create { service_id: "stackato.hpe.redis".into(), ..Create::default() };
+        assert_eq!(request.body(), serde_json::json!({"service_id": "stackato.hpe.redis"}));
+        let request = Create {
+            service_id: "stackato.hpe.mysql".into(),
+            product_version: Some("5.7".into()),
+            sdl_version: None,
+            instance_id: Some("db".into()),
+            parameters: BTreeMap::from([("MYSQL_PASSWORD".to_string(), "pw".to_string())]),
+        };
+        assert_eq!(
+            request.body(),
+            serde_json::json!({"service_id": "stackato.hpe.mysql", "product_version": "5.7", "instance_id": "db",
+                "parameters": {"MYSQL_PASSWORD": "pw"}})
+        );
+    }
 }
