@@ -277,24 +277,39 @@ pub fn bind_job(sdl: &Sdl, binding_secret: &Secret, owner: OwnerReference) -> Op
 }
 
 /// The unbind Job of the binding whose Secret is `binding_secret`, reading the copy Secret
-/// [`unbind_secret`] makes; `None` when the SDL names none.
-pub fn unbind_job(sdl: &Sdl, binding_secret: &Secret) -> Option<Job> {
+/// named `copy` ([`unbind_secret`]); `None` when the SDL names none.
+pub fn unbind_job(sdl: &Sdl, binding_secret: &Secret, copy: &str) -> Option<Job> {
     let bindings = sdl.bindings.as_ref()?;
     let job = bindings.unbind_job.as_ref()?;
     let id = binding_id(binding_secret)?;
-    let name = unbind_job_name(&id);
-    let mut built = job_for(sdl, job, binding_secret, &name, &name, "unbind");
+    let mut built = job_for(sdl, job, binding_secret, &unbind_job_name(&id), copy, "unbind");
     if let Some(spec) = built.spec.as_mut() {
         spec.ttl_seconds_after_finished = Some(UNBIND_TTL_SECONDS);
     }
     Some(built)
 }
 
-/// The copy of `binding_secret` the unbind Job reads, owned by that Job (collected with it).
-pub fn unbind_secret(binding_secret: &Secret, job_owner: OwnerReference) -> Secret {
-    let id = binding_id(binding_secret).unwrap_or_default();
+/// The name of an unbind Job's copy Secret: the Job's name and `suffix` (random, so that a
+/// copy of an earlier unbind the garbage collector has not removed yet is never taken for it).
+pub fn copy_name(id: &str, suffix: &str) -> String {
+    format!("{}-{suffix}", unbind_job_name(id))
+}
+
+/// The Secret an unbind Job reads its credentials from (its `BINDING_PASSWORD`'s
+/// `secretKeyRef`), if it names one.
+pub fn copy_of(job: &Job) -> Option<String> {
+    let spec = job.spec.as_ref()?.template.spec.as_ref()?;
+    spec.containers.iter().flat_map(|c| c.env.iter().flatten()).find_map(|e| {
+        let reference = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+        (e.name == "BINDING_PASSWORD").then(|| reference.name.clone())
+    })
+}
+
+/// The copy of `binding_secret` named `copy` that the unbind Job reads, owned by that Job
+/// (collected with it).
+pub fn unbind_secret(binding_secret: &Secret, job_owner: OwnerReference, copy: &str) -> Secret {
     let mut meta = binding_secret.metadata.clone();
-    meta.name = Some(unbind_job_name(&id));
+    meta.name = Some(copy.to_string());
     meta.owner_references = Some(vec![job_owner]);
     meta.resource_version = None;
     meta.uid = None;
@@ -576,7 +591,7 @@ mod tests {
         // No jobs for a connector.
         let owner = OwnerReference { name: "binding-b1".into(), uid: "u".into(), ..OwnerReference::default() };
         assert!(bind_job(&sdl, &secret, owner).is_none());
-        assert!(unbind_job(&sdl, &secret).is_none());
+        assert!(unbind_job(&sdl, &secret, "copy").is_none());
     }
 
     #[test]

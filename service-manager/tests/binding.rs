@@ -213,8 +213,9 @@ fn a_mysql_binding_from_creation_to_deletion() {
     let unbind = env.object("Job", id, "hsm-unbind-b1").expect("the unbind Job");
     assert!(!unbind.to_string().contains(&password));
     assert_eq!(unbind["spec"]["ttlSecondsAfterFinished"], 300);
-    assert_eq!(secret_ref(&job_env(&unbind), "BINDING_PASSWORD"), Some(("hsm-unbind-b1".into(), "password".into())));
-    let copy = env.object("Secret", id, "hsm-unbind-b1").expect("the unbind Job's copy");
+    let (copy_name, key) = secret_ref(&job_env(&unbind), "BINDING_PASSWORD").expect("a secretKeyRef");
+    assert!(copy_name.starts_with("hsm-unbind-b1-") && key == "password", "{copy_name} {key}");
+    let copy = env.object("Secret", id, &copy_name).expect("the unbind Job's copy");
     assert_eq!(copy["metadata"]["ownerReferences"][0]["kind"], "Job");
     assert_eq!(copy["metadata"]["ownerReferences"][0]["uid"], unbind["metadata"]["uid"]);
     assert_eq!(decode(&copy["data"]["username"]), username);
@@ -231,6 +232,18 @@ fn a_mysql_binding_from_creation_to_deletion() {
     // The unbind Job finishes: the binding is gone.
     env.plane.behave(id, Behaviour::default());
     env.until(id, "the unbind Job completes", |b| b.iter().all(|b| b["id"] != "b1"));
+    // The same id bound and deleted again runs an unbind Job of its own (the finished one,
+    // kept for its TTL, is replaced).
+    let first_unbind = env.object("Job", id, "hsm-unbind-b1").expect("the finished unbind Job, kept for its TTL");
+    env.ok(&["create-binding", id, "b1"]);
+    env.plane.behave(id, Behaviour::never_ready());
+    let deleting = env.hsm(&["delete-binding", id, "b1", "--timeout", "1s"]);
+    assert_eq!(deleting.status.code(), Some(1), "{}", text(&deleting));
+    let second_unbind = env.object("Job", id, "hsm-unbind-b1").expect("a new unbind Job");
+    assert_ne!(second_unbind["metadata"]["uid"], first_unbind["metadata"]["uid"]);
+    env.plane.behave(id, Behaviour::default());
+    env.until(id, "the second unbind Job completes", |b| b.iter().all(|b| b["id"] != "b1"));
+
     let out = env.ok(&["delete-binding", id, &second_id]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("deleting"), "{}", text(&out));
     assert!(env.bindings(id).is_empty());

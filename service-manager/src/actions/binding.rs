@@ -220,13 +220,31 @@ pub async fn start_delete(
     };
     let summary = plan::summary(instance_id, binding_id, Some(&secret), None, None).ok_or_else(not_found)?;
     let sdl = in_force::read(cluster, &record).await?;
-    if let Some(job) = sdl.as_ref().and_then(|sdl| plan::unbind_job(sdl, &secret)) {
+    let suffix = {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..6).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect::<String>()
+    };
+    let copy = plan::copy_name(binding_id, &suffix);
+    if let Some(job) = sdl.as_ref().and_then(|sdl| plan::unbind_job(sdl, &secret, &copy)) {
+        let name = plan::unbind_job_name(binding_id);
+        // A finished unbind Job of an earlier binding with this id (kept for its TTL) goes first.
+        if let Some(old) = cluster.get::<Job>(instance_id, &name).await? {
+            let finished = crate::readiness::job(&old);
+            if finished.done || finished.failed.is_some() {
+                cluster.delete::<Job>(instance_id, &name).await?;
+            }
+        }
         let job = match cluster.create(instance_id, &job).await? {
             Some(created) => Some(created),
-            None => cluster.get::<Job>(instance_id, &plan::unbind_job_name(binding_id)).await?,
+            None => cluster.get::<Job>(instance_id, &name).await?,
         };
-        if let Some(owner) = job.as_ref().and_then(|j| plan::owner_of(j, true)) {
-            cluster.create(instance_id, &plan::unbind_secret(&secret, owner)).await?;
+        if let Some(job) = &job {
+            // The copy the Job reads (it may be one an earlier attempt of this delete started).
+            let reads = plan::copy_of(job).unwrap_or(copy);
+            if let Some(owner) = plan::owner_of(job, true) {
+                cluster.create(instance_id, &plan::unbind_secret(&secret, owner, &reads)).await?;
+            }
         }
     }
     cluster.delete::<Job>(instance_id, &plan::bind_job_name(binding_id)).await?;
