@@ -123,15 +123,6 @@ fn binding_id(bid: &str) -> Result<&str, ApiError> {
     }
 }
 
-/// The binding routes with their documentation (merged into the API's router).
-pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    use utoipa_axum::routes;
-    utoipa_axum::router::OpenApiRouter::new()
-        .routes(routes!(list_bindings, create_binding))
-        .routes(routes!(get_binding, delete_binding))
-        .routes(routes!(binding_credentials))
-}
-
 /// The bindings of an instance, by id; no credentials.
 #[utoipa::path(
     get, path = "/v1/instances/{id}/bindings", tag = "bindings",

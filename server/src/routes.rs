@@ -24,7 +24,7 @@ use crate::auth;
 use crate::error::{self, ApiError};
 use crate::serve::AppState;
 use crate::writes::cluster;
-use crate::{events, writes};
+use crate::{bindings, events, writes};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -62,7 +62,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_instances, writes::create_instance))
         .routes(routes!(get_instance, writes::change_instance, writes::delete_instance))
         .routes(routes!(events::instance_events))
-        .merge(crate::bindings::router())
+        .routes(routes!(bindings::list_bindings, bindings::create_binding))
+        .routes(routes!(bindings::get_binding, bindings::delete_binding))
+        .routes(routes!(bindings::binding_credentials))
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
