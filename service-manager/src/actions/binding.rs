@@ -59,14 +59,28 @@ pub fn check(request: &BindRequest) -> Result<(), InstanceError> {
     Ok(())
 }
 
-/// The record of instance `id`: `NotFound` without one, `Terminating` when it goes away.
+/// The record of instance `id`: `NotFound` without one, `Terminating` when it is being
+/// deleted (its namespace or its `Instance` going, or its record saying so).
 async fn record(cluster: &Cluster, id: &str) -> Result<Record, InstanceError> {
     let namespace = cluster.namespace(id).await?.ok_or_else(|| InstanceError::NotFound(id.to_string()))?;
     let record = Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotFound(id.to_string()))?;
     if namespace.metadata.deletion_timestamp.is_some() || matches!(record.state, State::Deleting | State::Deleted) {
         return Err(InstanceError::Terminating(id.to_string()));
     }
+    let going = crate::declared::instance(cluster, id).await?.is_some_and(|i| i.metadata.deletion_timestamp.is_some());
+    if going {
+        return Err(InstanceError::Terminating(id.to_string()));
+    }
     Ok(record)
+}
+
+/// [`record`] for reads and deletes: the bindings of an instance being deleted go with it, so
+/// it has none (`NotFound`).
+async fn live(cluster: &Cluster, id: &str) -> Result<Record, InstanceError> {
+    match record(cluster, id).await {
+        Err(InstanceError::Terminating(id)) => Err(InstanceError::NotFound(id)),
+        other => other,
+    }
 }
 
 async fn read(cluster: &Cluster, instance: &str, id: &str) -> Result<Option<BindingSummary>, InstanceError> {
@@ -152,8 +166,7 @@ pub async fn get(
     instance_id: &str,
     binding_id: &str,
 ) -> Result<Option<BindingSummary>, InstanceError> {
-    let namespace = cluster.namespace(instance_id).await?.ok_or_else(|| InstanceError::NotFound(instance_id.into()))?;
-    Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotFound(instance_id.into()))?;
+    live(cluster, instance_id).await?;
     if plan::id_problem(binding_id).is_some() {
         return Ok(None);
     }
@@ -162,8 +175,7 @@ pub async fn get(
 
 /// Every binding of instance `instance_id`, by id.
 pub async fn list(cluster: &Cluster, instance_id: &str) -> Result<Vec<BindingSummary>, InstanceError> {
-    let namespace = cluster.namespace(instance_id).await?.ok_or_else(|| InstanceError::NotFound(instance_id.into()))?;
-    Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotFound(instance_id.into()))?;
+    live(cluster, instance_id).await?;
     let selector = plan::selector(instance_id);
     let secrets = cluster.list::<Secret>(instance_id, Some(&selector)).await?;
     let jobs = cluster.list::<Job>(instance_id, Some(&selector)).await?;
@@ -209,8 +221,7 @@ pub async fn start_delete(
 ) -> Result<BindingSummary, InstanceError> {
     let not_found =
         || InstanceError::BindingNotFound { instance: instance_id.to_string(), binding: binding_id.to_string() };
-    let namespace = cluster.namespace(instance_id).await?.ok_or_else(|| InstanceError::NotFound(instance_id.into()))?;
-    let record = Record::from_namespace(&namespace).ok_or_else(|| InstanceError::NotFound(instance_id.into()))?;
+    let record = live(cluster, instance_id).await?;
     if plan::id_problem(binding_id).is_some() {
         return Err(not_found());
     }
