@@ -84,6 +84,16 @@ pub enum GenerateError {
     BadSan(String),
 }
 
+/// The user name of binding `binding_id`: `b` and the first hex digits of the id's SHA-256,
+/// `max_length` characters in all (at most 65) — the same for the same id, letters and digits
+/// only, so it needs no quoting in SQL or shells.
+pub fn binding_username(binding_id: &str, max_length: u32) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, binding_id.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let digits = (max_length.max(2) as usize - 1).min(hex.len());
+    format!("b{}", &hex[..digits])
+}
+
 /// A random password of `length` characters drawn uniformly from `characters`.
 pub fn password(rng: &mut (impl Rng + CryptoRng), length: u32, characters: &str) -> String {
     let mut alphabet: Vec<char> = characters.chars().collect();

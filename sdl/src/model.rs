@@ -42,6 +42,97 @@ pub struct Sdl {
     /// Optional platform features the instance asks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Features>,
+    /// *Stratus*: what an application bound to an instance receives (`docs/bindings.md`).
+    /// Without it the service is not bindable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindings: Option<Bindings>,
+}
+
+/// *Stratus*: how bindings of an instance are made: the binding Secret's keys (Service Binding
+/// for Kubernetes layout), and the jobs that create and remove a per-binding user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bindings {
+    /// The binding's `type` key, e.g. `mysql` (a DNS label).
+    #[serde(rename = "type")]
+    pub binding_type: String,
+    /// The binding's `provider` key; the SDL's vendor when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Where the binding's `host` and `port` come from.
+    pub endpoint: BindingEndpoint,
+    /// Further keys of the binding Secret, each a template of `${NAME}`s: the instance's
+    /// parameters, the platform variables and the binding variables (`BINDING_ID`,
+    /// `BINDING_HOST`, `BINDING_PORT`, and with `user` `BINDING_USERNAME`, `BINDING_PASSWORD`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub credentials: BTreeMap<String, String>,
+    /// Per-binding credentials: a user name derived from the binding id and a random password,
+    /// given to the binding as `username` and `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<BindingUser>,
+    /// A job creating the binding's user in the service (like a `postflight` entry); it gets
+    /// the binding variables as environment variables (credentials from the binding Secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_job: Option<Component>,
+    /// A job removing the binding's user when the binding is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unbind_job: Option<Component>,
+}
+
+/// The component and port a binding points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingEndpoint {
+    /// A component of the service (its Service, or its `external_name` for a connector).
+    pub component: String,
+    /// The name of one of the component's `service_ports`.
+    pub port: String,
+}
+
+/// Limits of the per-binding user the software accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingUser {
+    /// Longest user name the software accepts (8 to 63; the name is `b` and hex digits).
+    #[serde(default = "default_user_length")]
+    pub max_length: u32,
+    /// Length of the generated password (16 to 128; letters and digits).
+    #[serde(default = "default_password_length")]
+    pub password_length: u32,
+}
+
+impl Bindings {
+    /// The binding variables a credential template may use (`with_user`: the SDL asks for
+    /// per-binding credentials).
+    pub fn variables(with_user: bool) -> &'static [&'static str] {
+        if with_user {
+            &["BINDING_ID", "BINDING_HOST", "BINDING_PORT", "BINDING_USERNAME", "BINDING_PASSWORD"]
+        } else {
+            &["BINDING_ID", "BINDING_HOST", "BINDING_PORT"]
+        }
+    }
+
+    /// The keys Stratus sets itself, which `credentials` may not name.
+    pub fn reserved_keys(with_user: bool) -> &'static [&'static str] {
+        if with_user {
+            &["type", "provider", "username", "password"]
+        } else {
+            &["type", "provider"]
+        }
+    }
+
+    /// The bind and unbind jobs the SDL names.
+    pub fn jobs(&self) -> impl Iterator<Item = &Component> {
+        self.bind_job.iter().chain(self.unbind_job.iter())
+    }
+}
+
+fn default_user_length() -> u32 {
+    17
+}
+
+fn default_password_length() -> u32 {
+    32
 }
 
 /// A component (long-running workload) or, in `preflight`/`postflight`, a job.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{quote, sanitize, Problem};
 use crate::idl::Idl;
 use crate::model::{
-    Component, DataType, GeneratorType, Parameter, PolicyRule, PortRef, Probe, Sdl, ValueType, WorkloadType,
+    Bindings, Component, DataType, GeneratorType, Parameter, PolicyRule, PortRef, Probe, Sdl, ValueType, WorkloadType,
 };
 use crate::names;
 use crate::parse::closest;
@@ -36,6 +36,8 @@ pub const MAX_VALID_DAYS: u32 = 36_500;
 /// Largest value of a probe's seconds and counts, and of a job's retry count (Kubernetes
 /// keeps them as 32-bit integers).
 pub const MAX_INT32: u32 = i32::MAX as u32;
+/// Most keys a binding's `credentials` may add.
+pub const MAX_BINDING_KEYS: usize = 32;
 /// Longest a job may run, in seconds (30 days).
 pub const MAX_JOB_TIMEOUT: u64 = 30 * 24 * 3600;
 /// Most entries in any one list of an SDL or IDL (components, parameters, ports, ...).
@@ -132,6 +134,7 @@ pub fn validate_sdl(sdl: &Sdl) -> Vec<Problem> {
     v.check_volumes(sdl);
     v.check_parameters(sdl);
     v.check_features(sdl);
+    v.check_bindings(sdl);
     v.check_dependency_cycles(sdl);
     v.problems
 }
@@ -1085,6 +1088,105 @@ impl Validator {
         }
     }
 
+    fn check_bindings(&mut self, sdl: &Sdl) {
+        let Some(bindings) = &sdl.bindings else {
+            return;
+        };
+        if let Some(problem) = names::dns_label(&bindings.binding_type) {
+            self.push("bindings.type", problem);
+        }
+        if let Some(problem) = bindings.provider.as_deref().and_then(names::dns_label) {
+            self.push("bindings.provider", problem);
+        }
+        let endpoint = &bindings.endpoint;
+        match sdl.component(&endpoint.component) {
+            None => self.push(
+                "bindings.endpoint.component",
+                unknown("component", &endpoint.component, sdl.components.iter().map(|c| c.name.as_str())),
+            ),
+            Some(c) if !c.service_ports.iter().any(|p| p.name == endpoint.port) => self.push(
+                "bindings.endpoint.port",
+                unknown(
+                    &format!("port of component {}:", quote(&c.name)),
+                    &endpoint.port,
+                    c.service_ports.iter().map(|p| p.name.as_str()),
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let Some(user) = &bindings.user {
+            if !(8..=63).contains(&user.max_length) {
+                self.push("bindings.user.max_length", format!("{} is out of range; expected 8 to 63", user.max_length));
+            }
+            if !(16..=128).contains(&user.password_length) {
+                self.push(
+                    "bindings.user.password_length",
+                    format!("{} is out of range; expected 16 to 128", user.password_length),
+                );
+            }
+        }
+        if bindings.credentials.len() > MAX_BINDING_KEYS {
+            self.push(
+                "bindings.credentials",
+                format!("{} keys; at most {MAX_BINDING_KEYS} are allowed", bindings.credentials.len()),
+            );
+            return;
+        }
+        let reserved = Bindings::reserved_keys(bindings.user.is_some());
+        for (key, text) in &bindings.credentials {
+            let path = format!("bindings.credentials.{key}");
+            let key_ok = !key.is_empty()
+                && key.len() <= 253
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !key_ok {
+                self.push(
+                    path.clone(),
+                    format!("{} is not a Secret key: use letters, digits, '-', '_' and '.' (at most 253)", quote(key)),
+                );
+            } else if reserved.contains(&key.as_str()) {
+                let why = if matches!(key.as_str(), "username" | "password") {
+                    "set from the generated per-binding user (bindings.user)"
+                } else {
+                    "set by Stratus"
+                };
+                self.push(path.clone(), format!("key {} is {why}", quote(key)));
+            }
+            match template::references(text) {
+                Err(problem) => self.push(path, problem),
+                Ok(references) => {
+                    let variables = Bindings::variables(bindings.user.is_some());
+                    for name in references {
+                        if sdl.parameter(name).is_some()
+                            || PLATFORM_VARIABLES.contains(&name)
+                            || variables.contains(&name)
+                        {
+                            continue;
+                        }
+                        let hint = if bindings.user.is_none() && Bindings::variables(true).contains(&name) {
+                            format!("\"${{{name}}}\" needs per-binding credentials (bindings.user)")
+                        } else {
+                            unknown(
+                                "parameter",
+                                name,
+                                sdl.parameters
+                                    .iter()
+                                    .map(|p| p.name.as_str())
+                                    .chain(PLATFORM_VARIABLES)
+                                    .chain(variables.iter().copied()),
+                            )
+                        };
+                        self.push(path.clone(), hint);
+                    }
+                }
+            }
+        }
+        for (field, job) in [("bind_job", &bindings.bind_job), ("unbind_job", &bindings.unbind_job)] {
+            if let Some(job) = job {
+                self.check_workload(sdl, &format!("bindings.{field}"), true, job);
+            }
+        }
+    }
+
     fn check_features(&mut self, sdl: &Sdl) {
         let Some(features) = &sdl.features else {
             return;
@@ -1181,6 +1283,14 @@ fn value_type_list(types: &[ValueType]) -> String {
 /// Names of parameters referenced anywhere in the SDL.
 fn used_parameters(sdl: &Sdl) -> BTreeSet<&str> {
     let mut used: BTreeSet<&str> = BTreeSet::new();
+    if let Some(bindings) = &sdl.bindings {
+        for text in bindings.credentials.values() {
+            used.extend(template::references(text).unwrap_or_default());
+        }
+        for job in bindings.jobs() {
+            used.extend(job.parameters.iter().map(String::as_str));
+        }
+    }
     for (_, _, c) in sdl.all_workloads() {
         used.extend(c.parameters.iter().map(String::as_str));
         if let Some(external) = &c.external_name {

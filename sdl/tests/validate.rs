@@ -87,6 +87,7 @@ fn base() -> Sdl {
             Parameter { name: "GREETING".into(), default: Some("hello".into()), ..Parameter::default() },
         ],
         features: None,
+        bindings: None,
     }
 }
 

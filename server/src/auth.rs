@@ -606,11 +606,21 @@ pub fn required_role(method: &Method, path: &str) -> Option<Role> {
     if read && PUBLIC_PATHS.contains(&path) {
         return None;
     }
+    if read && is_credentials(path) {
+        return Some(Role::Developer);
+    }
     if read || *method == Method::OPTIONS {
         return Some(Role::Viewer);
     }
     let instances = path == "/v1/instances" || path.starts_with("/v1/instances/");
     Some(if instances { Role::Developer } else { Role::Admin })
+}
+
+/// Whether `path` is a binding's credentials (`/v1/instances/{id}/bindings/{bid}/credentials`),
+/// which reading needs more than a viewer.
+fn is_credentials(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(segments.as_slice(), ["", "v1", "instances", _, "bindings", _, "credentials"])
 }
 
 /// The bearer token of an `Authorization` header value.
@@ -635,6 +645,15 @@ pub fn audit_verb(method: &Method, path: &str) -> (String, Option<String>) {
         ("POST", Some("" | "/")) => "create-instance".to_string(),
         ("PATCH", Some(r)) if instance.is_some() && r.matches('/').count() == 1 => "change-instance".to_string(),
         ("DELETE", Some(r)) if instance.is_some() && r.matches('/').count() == 1 => "delete-instance".to_string(),
+        ("POST", Some(r)) if instance.is_some() && r.trim_end_matches('/').ends_with("/bindings") => {
+            "create-binding".to_string()
+        }
+        ("DELETE", Some(r)) if instance.is_some() && r.matches('/').count() == 3 && r.contains("/bindings/") => {
+            "delete-binding".to_string()
+        }
+        ("GET", Some(r)) if instance.is_some() && r.trim_end_matches('/').ends_with("/credentials") => {
+            "get-credentials".to_string()
+        }
         _ => format!("{method} {path}"),
     };
     (verb, instance)
@@ -766,6 +785,12 @@ mod tests {
         assert_eq!(required_role(&Method::GET, "/v1/nothing"), Some(Role::Viewer));
         assert_eq!(required_role(&Method::POST, "/v1/instances"), Some(Role::Developer));
         assert_eq!(required_role(&Method::PATCH, "/v1/instances/x"), Some(Role::Developer));
+        assert_eq!(required_role(&Method::GET, "/v1/instances/x/bindings"), Some(Role::Viewer));
+        assert_eq!(required_role(&Method::GET, "/v1/instances/x/bindings/b"), Some(Role::Viewer));
+        assert_eq!(required_role(&Method::GET, "/v1/instances/x/bindings/b/credentials"), Some(Role::Developer));
+        assert_eq!(required_role(&Method::GET, "/v1/instances/x/bindings/b/credentials/"), Some(Role::Developer));
+        assert_eq!(required_role(&Method::POST, "/v1/instances/x/bindings"), Some(Role::Developer));
+        assert_eq!(required_role(&Method::DELETE, "/v1/instances/x/bindings/b"), Some(Role::Developer));
         assert_eq!(required_role(&Method::DELETE, "/v1/instances/x"), Some(Role::Developer));
         assert_eq!(required_role(&Method::POST, "/v1/instancesx"), Some(Role::Admin));
         assert_eq!(required_role(&Method::PUT, "/v1/services/a.b.c"), Some(Role::Admin));

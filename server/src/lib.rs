@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bindings;
 pub mod broker;
 pub mod cache;
 pub mod error;

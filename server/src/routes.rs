@@ -25,7 +25,7 @@ use crate::cache::InstanceCache;
 use crate::error::{self, ApiError};
 use crate::serve::AppState;
 use crate::writes::cluster;
-use crate::{events, writes};
+use crate::{bindings, events, writes};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -46,7 +46,8 @@ pub struct ApiPath<T>(pub T);
     tags(
         (name = "server", description = "Version, health and this document"),
         (name = "catalog", description = "The service catalog"),
-        (name = "instances", description = "Service instances on the cluster")
+        (name = "instances", description = "Service instances on the cluster"),
+        (name = "bindings", description = "Bindings of instances: Secrets with an endpoint and credentials")
     )
 )]
 struct ApiDoc;
@@ -62,6 +63,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_instances, writes::create_instance))
         .routes(routes!(get_instance, writes::change_instance, writes::delete_instance))
         .routes(routes!(events::instance_events))
+        .routes(routes!(bindings::list_bindings, bindings::create_binding))
+        .routes(routes!(bindings::get_binding, bindings::delete_binding))
+        .routes(routes!(bindings::binding_credentials))
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
         .routes(routes!(readyz))

@@ -192,13 +192,16 @@ async fn without_a_cluster_instances_are_unavailable_not_failures() {
 }
 
 /// Every route, in the document's form.
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 15] = [
     "/healthz",
     "/metrics",
     "/readyz",
     "/v1/info",
     "/v1/instances",
     "/v1/instances/{id}",
+    "/v1/instances/{id}/bindings",
+    "/v1/instances/{id}/bindings/{bid}",
+    "/v1/instances/{id}/bindings/{bid}/credentials",
     "/v1/instances/{id}/events",
     "/v1/openapi.json",
     "/v1/services",
@@ -234,6 +237,9 @@ async fn the_openapi_document_lists_every_route_and_its_schemas() {
         "VersionDetail",
         "CreateInstance",
         "ChangeInstance",
+        "Binding",
+        "BindingStateName",
+        "CreateBinding",
     ] {
         assert!(schemas.contains_key(name), "no schema {name}: {:?}", schemas.keys());
     }
@@ -269,12 +275,16 @@ async fn the_openapi_document_lists_every_route_and_its_schemas() {
             assert_eq!(parameters, in_path, "{method} {path}");
             if method != "get" && method != "delete" {
                 let body = &operation["requestBody"]["content"]["application/json"]["schema"]["$ref"];
-                assert!(body.as_str().is_some_and(|r| r.ends_with("Instance")), "{method} {path}: {body}");
+                assert!(
+                    body.as_str().is_some_and(|r| r.ends_with("Instance") || r.ends_with("Binding")),
+                    "{method} {path}: {body}"
+                );
             }
         }
     }
-    // GET, POST of the collection; GET, PATCH, DELETE of an instance: 3 write operations.
-    assert_eq!(operations, ROUTES.len() + 3);
+    // GET, POST of the collection; GET, PATCH, DELETE of an instance: 3 write operations;
+    // POST of a binding, DELETE of one: 2 more.
+    assert_eq!(operations, ROUTES.len() + 5);
     let events = &served["paths"]["/v1/instances/{id}/events"]["get"]["responses"]["200"]["content"];
     assert!(events["text/event-stream"].is_object(), "{events}");
     let delete = &served["paths"]["/v1/instances/{id}"]["delete"]["parameters"];
@@ -403,7 +413,7 @@ async fn every_documented_route_is_served() {
     for route in ROUTES.iter().filter(|r| **r != "/metrics") {
         let uri =
             route.replace("{id}", if route.contains("instances") { "some-instance" } else { "stackato.hpe.redis" });
-        let uri = uri.replace("{pv}", pv).replace("{sv}", sv);
+        let uri = uri.replace("{pv}", pv).replace("{sv}", sv).replace("{bid}", "some-binding");
         let (status, body) = get(&uri).await;
         assert_ne!(body["code"], "unknown_route", "{uri}");
         assert!(status == StatusCode::OK || body["code"] == "no_cluster", "{uri}: {status} {body}");

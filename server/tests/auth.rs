@@ -243,13 +243,20 @@ fn every_route_answers_by_token_and_role() {
         route("POST", "/v1/instances", Some(create), Some(503)),
         route("PATCH", "/v1/instances/auth-db", Some(json!({"parameters": {}})), Some(503)),
         route("DELETE", "/v1/instances/auth-db", None, Some(503)),
+        // Bindings: reads are a viewer's, but a binding's credentials need a developer.
+        route("GET", "/v1/instances/auth-db/bindings", None, Some(503)),
+        route("POST", "/v1/instances/auth-db/bindings", Some(json!({"binding_id": "b1"})), Some(503)),
+        route("GET", "/v1/instances/auth-db/bindings/b1", None, Some(503)),
+        route("DELETE", "/v1/instances/auth-db/bindings/b1", None, Some(503)),
+        route("GET", "/v1/instances/auth-db/bindings/b1/credentials", None, Some(503)),
         // Unknown routes need a token too (who may not read cannot probe them).
         route("GET", "/v1/nothing", None, Some(404)),
     ];
 
     let mut failures = Vec::new();
     for route in &routes {
-        let write = route.method != "GET";
+        // What a viewer may not do: writes, and reading a binding's credentials.
+        let write = route.method != "GET" || route.path.ends_with("/credentials");
         for (name, token, expect) in &credentials {
             let answer = server.send(route.method, &route.path, *token, route.body.as_ref());
             let what = format!("{} {} with {name}: {} {}", route.method, route.path, answer.status, answer.body);

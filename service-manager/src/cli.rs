@@ -114,10 +114,54 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Print the values of an instance's secret parameters (passwords given or generated).
+    /// Print the values of an instance's secret parameters (passwords given or generated), or
+    /// with --binding the credentials of one of its bindings.
     GetCredentials {
         #[command(flatten)]
         instance: InstanceArg,
+        /// Print this binding's credentials instead (the keys of its binding Secret).
+        #[arg(long = "binding", value_name = "BINDING_ID", value_parser = parse_binding_id)]
+        binding: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Bind an instance: a binding Secret with the endpoint and credentials (a per-binding
+    /// user where the service makes one), waiting for the bind job. Prints no secret value.
+    CreateBinding {
+        #[command(flatten)]
+        instance: InstanceArg,
+        /// Binding id (a DNS label of at most 50 characters) [default: a generated one].
+        #[arg(value_parser = parse_binding_id)]
+        binding_id: Option<String>,
+        /// How long to wait for the bind job (e.g. 30s, 10m).
+        #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+        timeout: Duration,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// List the bindings of an instance (no credentials).
+    ListBindings {
+        #[command(flatten)]
+        instance: InstanceArg,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Delete a binding: its Secret at once, then wait for the unbind job removing its user.
+    DeleteBinding {
+        #[command(flatten)]
+        instance: InstanceArg,
+        /// Binding id.
+        #[arg(value_parser = parse_binding_id)]
+        binding_id: String,
+        /// How long to wait for the unbind job (e.g. 30s, 10m).
+        #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+        timeout: Duration,
         #[command(flatten)]
         cluster: ClusterArgs,
         #[command(flatten)]
@@ -365,6 +409,14 @@ impl ProfileArgs {
         } else {
             Err(HsmError::Usage(problems.join("\nerror: ")))
         }
+    }
+}
+
+/// A binding id, checked as [`crate::binding::id_problem`] does.
+pub fn parse_binding_id(text: &str) -> Result<String, String> {
+    match crate::binding::id_problem(text) {
+        None => Ok(text.to_string()),
+        Some(problem) => Err(format!("not a binding id: {problem}")),
     }
 }
 

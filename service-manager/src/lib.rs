@@ -6,6 +6,7 @@
 //! [`instance`] the create/list/get/delete flows on it. The `hsm` binary is a thin shell on top.
 
 pub mod actions;
+pub mod binding;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

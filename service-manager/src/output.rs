@@ -207,6 +207,71 @@ pub fn credentials(credentials: &crate::actions::credentials::Credentials, forma
     }
 }
 
+/// `hsm create-binding` / `delete-binding` output: one binding, without its credentials.
+pub fn binding(summary: &crate::binding::BindingSummary, format: Format) -> String {
+    match format {
+        Format::Table => {
+            let message = match &summary.state {
+                crate::binding::BindingState::Failed { message } => format!(": {message}"),
+                _ => String::new(),
+            };
+            format!(
+                "binding {} of instance {}: {}{message} (Secret {} in namespace {})\n",
+                summary.id,
+                summary.instance_id,
+                summary.state.name(),
+                summary.secret_name,
+                summary.instance_id
+            )
+        }
+        _ => structured(summary, format),
+    }
+}
+
+/// `hsm list-bindings` output: the bindings of an instance, without their credentials.
+pub fn bindings(summaries: &[crate::binding::BindingSummary], format: Format) -> String {
+    match format {
+        Format::Table if summaries.is_empty() => "the instance has no bindings\n".to_string(),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = summaries
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.clone(),
+                        s.state.name().to_string(),
+                        s.secret_name.clone(),
+                        s.created.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            table(&["BINDING", "STATE", "SECRET", "CREATED"], &rows)
+        }
+        _ => structured(&summaries, format),
+    }
+}
+
+/// A binding's credentials (`get-credentials --binding`), as asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingCredentials {
+    /// Instance id.
+    pub instance_id: String,
+    /// Binding id.
+    pub binding_id: String,
+    /// The binding Secret's keys and values.
+    pub values: BTreeMap<String, String>,
+}
+
+/// `hsm get-credentials --binding` output.
+pub fn binding_credentials(credentials: &BindingCredentials, format: Format) -> String {
+    match format {
+        Format::Table => {
+            let rows: Vec<Vec<String>> = credentials.values.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+            table(&["KEY", "VALUE"], &rows)
+        }
+        _ => structured(credentials, format),
+    }
+}
+
 /// What `delete-instance` says when done.
 pub fn deleted(id: &str, outcome: &crate::actions::delete::Outcome) -> String {
     use crate::actions::delete::Outcome;

@@ -546,3 +546,60 @@ fn write_verbs_through_the_server_create_change_and_delete() {
         "instance rw-db does not exist; nothing to delete\n"
     );
 }
+
+#[test]
+fn bindings_through_the_server_print_what_the_cluster_shows() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = plane.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let home = dir.path().join("hsm");
+    let direct = ["--kubeconfig", kubeconfig];
+    let created = hsm(
+        &home,
+        &[
+            "create-instance",
+            "stackato.hpe.redis",
+            "--instance-id",
+            "rem-bind",
+            "--mode",
+            "direct",
+            "--kubeconfig",
+            kubeconfig,
+        ],
+    );
+    assert_eq!(created.status.code(), Some(0), "{created:?}");
+    let server = Server::start(&plane.kubeconfig(), dir.path());
+    ok(hsm(&home, &["api", &server.url]), "hsm api");
+
+    let made = ok(hsm(&home, &["create-binding", "rem-bind", "r1"]), &format!("create-binding:\n{}", server.log()));
+    assert_eq!(made, "binding r1 of instance rem-bind: ready (Secret binding-r1 in namespace rem-bind)\n");
+    for args in [
+        vec!["list-bindings", "rem-bind", "-o", "json"],
+        vec!["get-credentials", "rem-bind", "--binding", "r1", "-o", "json"],
+    ] {
+        let remote = ok(hsm(&home, &args), &format!("{args:?} through the server:\n{}", server.log()));
+        let local = ok(hsm(&home, &[&args[..], &direct].concat()), &format!("{args:?} direct"));
+        assert_eq!(remote, local, "{args:?}");
+        assert!(remote.contains("\"r1\""), "{remote}");
+    }
+    let credentials: serde_json::Value = serde_json::from_str(&ok(
+        hsm(&home, &["get-credentials", "rem-bind", "--binding", "r1", "-o", "json"]),
+        "get-credentials",
+    ))
+    .unwrap();
+    let password = credentials["values"]["password"].as_str().unwrap().to_string();
+    assert_eq!(password.len(), 32);
+    let list = hsm(&home, &["list-bindings", "rem-bind"]);
+    assert!(stdout(&list).starts_with("BINDING "), "{list:?}");
+    assert!(!format!("{}{}", stdout(&list), stderr(&list)).contains(&password));
+
+    let deleted = ok(hsm(&home, &["delete-binding", "rem-bind", "r1"]), "delete-binding");
+    assert_eq!(deleted, "binding r1 of instance rem-bind: deleting (Secret binding-r1 in namespace rem-bind)\n");
+    assert_eq!(ok(hsm(&home, &["list-bindings", "rem-bind"]), "list-bindings"), "the instance has no bindings\n");
+    let error = fails(hsm(&home, &["create-binding", "rem-nothing", "r1"]), 1, "unknown instance");
+    assert_eq!(error, "error: id: instance \"rem-nothing\" not found\n");
+    let error = fails(hsm(&home, &["get-credentials", "rem-bind", "--binding", "r1"]), 1, "a deleted binding");
+    assert_eq!(error, "error: bid: binding \"r1\" of instance \"rem-bind\" not found\n");
+    assert!(!server.log().contains(&password), "the password is in the server's log");
+}

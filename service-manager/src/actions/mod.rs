@@ -3,6 +3,7 @@
 //! [`crate::instance::InstanceError`] that carries its exit code. The `hsm` binary, the
 //! installer (and later the controller and the HTTP server) run these; none of them prints.
 
+pub mod binding;
 pub mod change;
 pub mod configure;
 pub mod create;

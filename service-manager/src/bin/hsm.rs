@@ -254,7 +254,52 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let detail = declared::get(&connect(&cluster).await?, &instance.instance_id).await?;
             Ok(output::instance_detail(&detail, output.output))
         }
-        Command::GetCredentials { instance, cluster, output } => {
+        Command::GetCredentials { instance, binding: Some(binding), cluster, output } => {
+            let id = &instance.instance_id;
+            if let Some(mut remote) = server_of(&cluster)? {
+                let text = verbs::binding_credentials(&mut remote, id, &binding, output.output).await?;
+                eprintln!("Credentials of binding {binding} of instance {id} follow: keep them out of logs and shared terminals.");
+                return Ok(text);
+            }
+            let values = actions::binding::credentials(&connect(&cluster).await?, id, &binding).await?;
+            eprintln!(
+                "Credentials of binding {binding} of instance {id} follow: keep them out of logs and shared terminals."
+            );
+            let credentials = output::BindingCredentials { instance_id: id.clone(), binding_id: binding, values };
+            Ok(output::binding_credentials(&credentials, output.output))
+        }
+        Command::CreateBinding { instance, binding_id, timeout, cluster, output } => {
+            let id = &instance.instance_id;
+            let binding = binding_id.unwrap_or_else(service_manager::binding::new_id);
+            if let Some(mut remote) = server_of(&cluster)? {
+                return Ok(verbs::create_binding(&mut remote, id, &binding, timeout, output.output).await?);
+            }
+            let request =
+                actions::binding::BindRequest { instance_id: id.clone(), binding_id: binding, ..Default::default() };
+            let progress = progress::stderr();
+            let summary =
+                actions::binding::create(&connect(&cluster).await?, &request, timeout, progress.as_ref()).await?;
+            Ok(output::binding(&summary, output.output))
+        }
+        Command::ListBindings { instance, cluster, output } => {
+            if let Some(mut remote) = server_of(&cluster)? {
+                return Ok(verbs::list_bindings(&mut remote, &instance.instance_id, output.output).await?);
+            }
+            let summaries = actions::binding::list(&connect(&cluster).await?, &instance.instance_id).await?;
+            Ok(output::bindings(&summaries, output.output))
+        }
+        Command::DeleteBinding { instance, binding_id, timeout, cluster, output } => {
+            let id = &instance.instance_id;
+            if let Some(mut remote) = server_of(&cluster)? {
+                return Ok(verbs::delete_binding(&mut remote, id, &binding_id, timeout, output.output).await?);
+            }
+            let progress = progress::stderr();
+            let summary =
+                actions::binding::delete(&connect(&cluster).await?, id, &binding_id, timeout, progress.as_ref())
+                    .await?;
+            Ok(output::binding(&summary, output.output))
+        }
+        Command::GetCredentials { instance, binding: None, cluster, output } => {
             if let Some(remote) = server_of(&cluster)? {
                 return Err(RemoteError::Usage(format!(
                     "the HSM server {} never returns secret values: give --kubeconfig to read them from the cluster",

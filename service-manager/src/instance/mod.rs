@@ -80,6 +80,32 @@ pub enum InstanceError {
         /// The exit code hsm gives the same failure without a converger.
         code: u8,
     },
+    /// The instance's service has no `bindings` section (or its SDL in force is not stored).
+    #[error("instance \"{id}\" cannot be bound: {reason}")]
+    NotBindable {
+        /// Instance id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// No such binding.
+    #[error("binding \"{binding}\" of instance \"{instance}\" not found")]
+    BindingNotFound {
+        /// Instance id.
+        instance: String,
+        /// Binding id.
+        binding: String,
+    },
+    /// A bind job failed.
+    #[error("binding \"{binding}\" of instance \"{instance}\" failed: {message}")]
+    BindingFailed {
+        /// Instance id.
+        instance: String,
+        /// Binding id.
+        binding: String,
+        /// The job's failure.
+        message: String,
+    },
     /// The operator said no.
     #[error("cancelled: nothing was deleted")]
     Cancelled,
@@ -100,7 +126,7 @@ impl InstanceError {
     /// 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            InstanceError::Hsm(_) => 2,
+            InstanceError::Hsm(_) | InstanceError::NotBindable { .. } => 2,
             InstanceError::Declared { code, .. } => *code,
             _ => 1,
         }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::labels;
 pub use crate::objects::KubeObject;
 use crate::profile::ClusterProfile;
+pub use network::internal_name as network_internal_name;
 
 /// Name of the Secret holding the instance's secret parameters.
 pub const SECRET_NAME: &str = "secret-parameters";

@@ -91,7 +91,7 @@ impl RemoteError {
         match self {
             RemoteError::Usage(_) | RemoteError::Config(_) => 2,
             RemoteError::Api { status, code, .. } => match (*status, code.as_str()) {
-                (404, "instance_not_found") => 1,
+                (404, "instance_not_found" | "binding_not_found") => 1,
                 (400 | 404 | 409 | 413 | 422, _) => 2,
                 _ => 1,
             },

@@ -558,6 +558,105 @@ impl EventReader {
     }
 }
 
+
+/// How often a waiting binding verb asks for the binding again.
+const BINDING_POLL: Duration = Duration::from_millis(500);
+
+/// `hsm create-binding` against the server: `POST /v1/instances/{id}/bindings`, then polls
+/// the binding until it is ready (or failed, or `timeout` passed). No credential is printed.
+pub async fn create_binding(
+    remote: &mut Remote,
+    instance: &str,
+    binding: &str,
+    timeout: Duration,
+    format: Format,
+) -> Result<String, RemoteError> {
+    use crate::binding::{BindingState, BindingSummary};
+    let body = serde_json::json!({ "binding_id": binding });
+    let mut summary: BindingSummary =
+        remote.send(Method::POST, &["v1", "instances", instance, "bindings"], &[], Some(&body)).await?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match &summary.state {
+            BindingState::Ready => return Ok(output::binding(&summary, format)),
+            BindingState::Failed { message } => {
+                return Err(RemoteError::Failed {
+                    id: instance.to_string(),
+                    message: format!("binding {binding}: {message}"),
+                })
+            }
+            _ if Instant::now() >= deadline => {
+                return Err(RemoteError::Timeout {
+                    id: instance.to_string(),
+                    after: humantime::format_duration(timeout).to_string(),
+                    state: format!("binding {binding} {}", summary.state.name()),
+                    not_done: String::new(),
+                })
+            }
+            _ => {}
+        }
+        tokio::time::sleep(BINDING_POLL).await;
+        summary = remote.get(&["v1", "instances", instance, "bindings", binding]).await?;
+    }
+}
+
+/// `hsm list-bindings` against the server.
+pub async fn list_bindings(remote: &mut Remote, instance: &str, format: Format) -> Result<String, RemoteError> {
+    let summaries: Vec<crate::binding::BindingSummary> = remote.get(&["v1", "instances", instance, "bindings"]).await?;
+    Ok(output::bindings(&summaries, format))
+}
+
+/// `hsm delete-binding` against the server: `DELETE …/bindings/{bid}`, then polls until the
+/// binding is gone (404).
+pub async fn delete_binding(
+    remote: &mut Remote,
+    instance: &str,
+    binding: &str,
+    timeout: Duration,
+    format: Format,
+) -> Result<String, RemoteError> {
+    use crate::binding::{BindingState, BindingSummary};
+    let path = ["v1", "instances", instance, "bindings", binding];
+    let summary: BindingSummary = remote.send(Method::DELETE, &path, &[], None).await?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match remote.get::<BindingSummary>(&path).await {
+            Err(RemoteError::Api { status: 404, .. }) => return Ok(output::binding(&summary, format)),
+            Err(other) => return Err(other),
+            Ok(BindingSummary { state: BindingState::Failed { message }, .. }) => {
+                return Err(RemoteError::Failed {
+                    id: instance.to_string(),
+                    message: format!("binding {binding}: {message}"),
+                })
+            }
+            Ok(current) if Instant::now() >= deadline => {
+                return Err(RemoteError::Timeout {
+                    id: instance.to_string(),
+                    after: humantime::format_duration(timeout).to_string(),
+                    state: format!("binding {binding} {}", current.state.name()),
+                    not_done: String::new(),
+                })
+            }
+            Ok(_) => tokio::time::sleep(BINDING_POLL).await,
+        }
+    }
+}
+
+/// `hsm get-credentials --binding` against the server (`GET …/bindings/{bid}/credentials`,
+/// which needs the developer role).
+pub async fn binding_credentials(
+    remote: &mut Remote,
+    instance: &str,
+    binding: &str,
+    format: Format,
+) -> Result<String, RemoteError> {
+    let values: BTreeMap<String, String> =
+        remote.get(&["v1", "instances", instance, "bindings", binding, "credentials"]).await?;
+    let credentials =
+        output::BindingCredentials { instance_id: instance.to_string(), binding_id: binding.to_string(), values };
+    Ok(output::binding_credentials(&credentials, format))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
