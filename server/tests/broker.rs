@@ -5,7 +5,9 @@
 //! refused bodies creating nothing, the asynchronous flows and their `last_operation`
 //! (`Retry-After`, 410 after a deprovision), idempotent and conflicting provisions,
 //! `ConcurrencyError`, fetching, plan upgrades along the catalog's rules, and orphan
-//! mitigation (a provision that never finishes deprovisioned). Waits are polls with a
+//! mitigation (a provision that never finishes deprovisioned); and for service bindings —
+//! bind through the bind Job to credentials equal to the binding Secret's, idempotent and
+//! conflicting binds, unbind to 410. Waits are polls with a
 //! generous limit: the test asserts what happens, not how fast.
 
 use std::io::{Read, Write};
@@ -15,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use hsm_server::broker::bindings::hsm_binding_id;
 use hsm_server::broker::instances::hsm_id;
 use sdl::catalog::Catalog;
 use serde_json::{json, Value};
@@ -124,6 +127,12 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A Secret's base64 value as text.
+fn decode(value: &Value) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value.as_str().unwrap()).unwrap();
+    String::from_utf8(bytes).unwrap()
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -298,7 +307,10 @@ fn osb_service_instances_on_the_real_plane() {
     drop(restarted);
     for offering in catalog["services"].as_array().unwrap() {
         assert!(!offering["plans"].as_array().unwrap().is_empty(), "{offering}");
-        assert_eq!(offering["bindable"], false, "{offering}");
+        // Bindable exactly where the SDLs have a `bindings` section.
+        let bindable = !matches!(offering["name"].as_str().unwrap(), "hcp" | "hcf" | "hsc");
+        assert_eq!(offering["bindable"], bindable, "{offering}");
+        assert_eq!(offering["bindings_retrievable"], bindable, "{offering}");
         for plan in offering["plans"].as_array().unwrap() {
             assert!(!plan["maintenance_info"]["version"].as_str().unwrap().is_empty(), "{plan}");
         }
@@ -379,6 +391,14 @@ fn osb_service_instances_on_the_real_plane() {
     assert_eq!(status, 404, "a fetch while provisioning: {answer}");
     let (status, _, answer) = server.osb("PATCH", &url, Some(&json!({"service_id": redis, "parameters": {"a": "b"}})));
     assert_eq!((status, answer["error"].as_str()), (422, Some("ConcurrencyError")), "{answer}");
+    let bind = json!({"service_id": redis, "plan_id": redis_plan});
+    let (status, _, answer) =
+        server.osb("PUT", &format!("{orphan_path}/service_bindings/early?accepts_incomplete=true"), Some(&bind));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (422, Some("ConcurrencyError")),
+        "a bind while provisioning: {answer}"
+    );
     let instance = plane.get(&format!("/apis/stratus.io/v1alpha1/instances/{}", hsm_id(orphan))).unwrap();
     assert_eq!(instance["metadata"]["annotations"]["broker.stratus.io/instance-id"], orphan, "{instance}");
     let delete = format!("{orphan_path}?service_id={redis}&plan_id={redis_plan}");
@@ -453,6 +473,98 @@ fn osb_service_instances_on_the_real_plane() {
     assert_eq!((status, answer["update_repeatable"].as_bool()), (422, Some(false)), "{answer}");
     assert_eq!(server.osb("GET", &path, None).2["plan_id"], mysql_84.as_str());
 
+    // Bindings: refusals make nothing; a bind runs the bind Job, then hands out the
+    // credentials the binding Secret holds; the same bind again is 200, another 409; unbind
+    // runs the unbind Job, then the binding is gone (410).
+    let osb_binding = "Binding ID 1/ü";
+    let binding_path = format!("{path}/service_bindings/Binding%20ID%201%2F%C3%BC");
+    let hsm_binding = hsm_binding_id(osb_binding);
+    let namespace = hsm_id(guid);
+    let bind_url = format!("{binding_path}?accepts_incomplete=true");
+    let bind = json!({
+        "service_id": mysql, "plan_id": mysql_84,
+        "bind_resource": {"app_guid": "app-guid-1"},
+        "context": {"platform": "cloudfoundry", "organization_guid": "org-guid-1", "space_guid": "space-guid-1"},
+    });
+    let with_bind = |key: &str, value: Value| {
+        let mut body = bind.clone();
+        body[key] = value;
+        body
+    };
+    let refused = [
+        (binding_path.clone(), bind.to_string(), 422, Some("AsyncRequired")),
+        (bind_url.clone(), with_bind("service_id", json!(redis)).to_string(), 400, None),
+        (bind_url.clone(), with_bind("parameters", json!({"user": "x"})).to_string(), 400, None),
+        (bind_url.clone(), "{not json".into(), 400, None),
+        (bind_url.clone(), json!({"plan_id": mysql_84}).to_string(), 400, None),
+        (
+            format!("/v2/service_instances/nobody/service_bindings/b?accepts_incomplete=true"),
+            bind.to_string(),
+            404,
+            None,
+        ),
+    ];
+    for (url, body, expected, error) in refused {
+        let (status, _, answer) = server.raw("PUT", &url, &platform_headers(), Some(&body));
+        assert_eq!(status, expected, "PUT {url} {body}: {answer}");
+        assert!(answer["description"].as_str().is_some_and(|d| !d.is_empty()), "{answer}");
+        if let Some(error) = error {
+            assert_eq!(answer["error"], error, "{answer}");
+        }
+    }
+    let binding_secret = format!("/api/v1/namespaces/{namespace}/secrets/binding-{hsm_binding}");
+    assert!(plane.get(&binding_secret).is_none(), "a refused bind left a Secret");
+    let (status, _, _) = server.osb("GET", &binding_path, None);
+    assert_eq!(status, 404, "no binding yet");
+    let (status, _, _) = server.osb("GET", &format!("{binding_path}/last_operation"), None);
+    assert_eq!(status, 404, "no binding yet");
+
+    let (status, _, answer) = server.osb("PUT", &bind_url, Some(&bind));
+    assert!(matches!(status, 201 | 202), "bind: {status} {answer}\n{}", server.log());
+    if status == 202 {
+        assert_eq!(answer, json!({"operation": "bind"}));
+        let (status, answer) = settle(&server, &binding_path, "bind");
+        assert_eq!((status, answer["state"].as_str()), (200, Some("succeeded")), "{answer}\n{}", server.log());
+    }
+    let secret = plane.get(&binding_secret).expect("the binding Secret");
+    assert_eq!(secret["type"], "servicebinding.io/mysql", "{secret}");
+    assert_eq!(secret["metadata"]["annotations"]["broker.stratus.io/binding-id"], osb_binding, "{secret}");
+    assert_eq!(secret["metadata"]["labels"]["broker.stratus.io/space-guid"], "space-guid-1", "{secret}");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "Instance", "{secret}");
+    let (status, _, fetched) = server.osb("GET", &binding_path, None);
+    assert_eq!(status, 200, "{fetched}");
+    let credentials = &fetched["credentials"];
+    for key in ["type", "provider", "host", "port", "username", "password", "uri"] {
+        assert!(credentials[key].as_str().is_some_and(|v| !v.is_empty()), "{key} in {credentials}");
+    }
+    assert_eq!(credentials["type"], "mysql");
+    let host = credentials["host"].as_str().unwrap();
+    assert!(host.ends_with(&format!(".{namespace}.svc")), "{host}");
+    let password = credentials["password"].as_str().unwrap().to_string();
+    assert_eq!(decode(&secret["data"]["password"]), password, "OSB's credentials are the Secret's");
+    assert_eq!(fetched["metadata"]["namespace"], namespace.as_str());
+    let (status, _, again) = server.osb("PUT", &bind_url, Some(&bind));
+    assert_eq!((status, &again["credentials"]), (200, credentials), "the same bind, finished");
+    let (status, _, answer) =
+        server.osb("PUT", &bind_url, Some(&with_bind("bind_resource", json!({"app_guid": "app-guid-2"}))));
+    assert_eq!(status, 409, "another bind for the same id: {answer}");
+    let (status, _, answer) =
+        server.osb("DELETE", &format!("{binding_path}?service_id={mysql}&plan_id={mysql_84}"), None);
+    assert_eq!((status, answer["error"].as_str()), (422, Some("AsyncRequired")), "{answer}");
+    let unbind = format!("{binding_path}?service_id={mysql}&plan_id={mysql_84}&accepts_incomplete=true");
+    let (status, _, answer) = server.osb("DELETE", &unbind, None);
+    assert!(matches!(status, 200 | 202), "unbind: {status} {answer}\n{}", server.log());
+    assert!(plane.get(&binding_secret).is_none(), "the binding Secret goes at once");
+    if status == 202 {
+        assert_eq!(answer, json!({"operation": "unbind"}));
+        let (status, answer) = settle(&server, &binding_path, "unbind");
+        assert_eq!((status, &answer), (410, &json!({})), "a finished unbind is 410 Gone");
+    }
+    let (status, _, answer) = server.osb("DELETE", &unbind, None);
+    assert_eq!((status, &answer), (410, &json!({})), "unbinding what is gone");
+    assert_eq!(server.osb("GET", &binding_path, None).0, 404);
+    assert!(!server.log().contains(&password), "a binding's password is in the server's log");
+
     // Deprovision, then gone.
     let delete = format!("{path}?service_id={mysql}&plan_id={mysql_84}&accepts_incomplete=true");
     let (status, _, answer) = server.osb("DELETE", &delete, None);
@@ -492,7 +604,7 @@ fn rocs() -> Option<PathBuf> {
 }
 
 #[test]
-fn rocs_provisions_polls_and_deprovisions_through_the_broker() {
+fn rocs_provisions_binds_unbinds_and_deprovisions_through_the_broker() {
     let Some(plane) = ControlPlane::shared() else { return };
     let Some(rocs) = rocs() else { return };
     let _one = one_at_a_time();
@@ -529,6 +641,31 @@ fn rocs_provisions_polls_and_deprovisions_through_the_broker() {
     assert_eq!((status, state["state"].as_str()), (200, Some("succeeded")), "{state}");
     let instance = plane.get(&format!("/apis/stratus.io/v1alpha1/instances/{}", hsm_id(&id))).unwrap();
     assert_eq!(instance["metadata"]["annotations"]["broker.stratus.io/instance-id"], id.as_str());
+    // Bind and wait (rocs polls the binding's last_operation while the bind Job runs): the
+    // credentials are the binding Secret's; then unbind, and the binding goes.
+    let bound = run(&["bind", "--instance", &id, "--wait"]);
+    let namespace = hsm_id(&id);
+    let secrets = plane
+        .get(&format!(
+            "/api/v1/namespaces/{namespace}/secrets?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dhsm-binding"
+        ))
+        .unwrap();
+    let secrets = secrets["items"].as_array().unwrap();
+    assert_eq!(secrets.len(), 1, "one binding Secret: {secrets:?}\n{bound}");
+    let secret = &secrets[0];
+    let binding = secret["metadata"]["annotations"]["broker.stratus.io/binding-id"].as_str().unwrap().to_string();
+    assert_eq!(secret["type"], "servicebinding.io/redis", "{secret}");
+    let password = decode(&secret["data"]["password"]);
+    assert!(bound.contains(&password), "rocs printed the binding's credentials: {bound}");
+    let binding_path = format!("{path}/service_bindings/{binding}");
+    let (status, _, state) = server.osb("GET", &format!("{binding_path}/last_operation"), None);
+    assert_eq!((status, state["state"].as_str()), (200, Some("succeeded")), "{state}");
+    run(&["unbind", "--instance", &id, "--binding", &binding]);
+    eventually("the binding is gone", || {
+        let (status, _, _) = server.osb("GET", &format!("{binding_path}/last_operation?operation=unbind"), None);
+        (status == 410).then_some(())
+    });
+    assert!(!server.log().contains(&password), "the binding's password is in the server's log");
     // Deprovision (rocs does not wait): the instance goes.
     run(&["deprovision", "--instance", &id]);
     let (status, _) = settle(&server, &path, "deprovision");

@@ -36,10 +36,10 @@ pub fn plan_id(service_id: &str, product_version: &str) -> String {
     name_uuid(&format!("plan:{service_id}:{product_version}"))
 }
 
-/// Whether instances of `version` can be bound. The hook for bindings: once the SDL has a
-/// `bindings` section (and the broker serves `service_bindings`), this answers from it.
-pub fn bindable(_service: &Service, _version: &ServiceVersion) -> bool {
-    false
+/// Whether instances of `version` can be bound: its SDL has a `bindings` section (an SDL that
+/// does not load is not bindable).
+pub fn bindable(catalog: &Catalog, service: &Service, version: &ServiceVersion) -> bool {
+    catalog.load_sdl(service, version).is_ok_and(|sdl| sdl.bindings.is_some())
 }
 
 /// The newest SDL version of each product version of `service`, oldest product version first.
@@ -75,14 +75,14 @@ pub fn catalog(catalog: &Catalog) -> CatalogResponse {
             } else {
                 service.name.clone()
             };
-            offering(service, name)
+            offering(catalog, service, name)
         })
         .collect();
     CatalogResponse { services }
 }
 
-fn offering(service: &Service, name: String) -> ServiceOffering {
-    let plans: Vec<Plan> = plans_of(service).into_iter().map(|v| plan(service, v)).collect();
+fn offering(catalog: &Catalog, service: &Service, name: String) -> ServiceOffering {
+    let plans: Vec<Plan> = plans_of(service).into_iter().map(|v| plan(catalog, service, v)).collect();
     let mut tags: Vec<String> = service.config.categories.iter().chain(&service.config.labels).cloned().collect();
     tags.dedup();
     let mut metadata = Map::new();
@@ -100,7 +100,7 @@ fn offering(service: &Service, name: String) -> ServiceOffering {
         tags,
         bindable: plans.iter().any(|p| p.bindable),
         instances_retrievable: true,
-        bindings_retrievable: false,
+        bindings_retrievable: plans.iter().any(|p| p.bindable),
         allow_context_updates: false,
         plan_updateable: true,
         metadata,
@@ -108,7 +108,7 @@ fn offering(service: &Service, name: String) -> ServiceOffering {
     }
 }
 
-fn plan(service: &Service, version: &ServiceVersion) -> Plan {
+fn plan(catalog: &Catalog, service: &Service, version: &ServiceVersion) -> Plan {
     let display = service.config.display_name.clone().unwrap_or(service.name.clone());
     let mut metadata = Map::new();
     metadata.insert("productVersion".into(), Value::String(version.product_version.clone()));
@@ -118,7 +118,7 @@ fn plan(service: &Service, version: &ServiceVersion) -> Plan {
         name: version.product_version.clone(),
         description: version.config.description.clone().unwrap_or(format!("{display} {}", version.product_version)),
         free: true,
-        bindable: bindable(service, version),
+        bindable: bindable(catalog, service, version),
         plan_updateable: true,
         maintenance_info: MaintenanceInfo { version: version.sdl_version.clone(), description: None },
         metadata,
@@ -178,6 +178,9 @@ mod tests {
         }
         assert!(service_by_offering(&catalog, &offering.id).is_some_and(|s| s.id == mysql.id));
         assert!(service_by_offering(&catalog, "nope").is_none());
-        assert!(!offering.bindable, "no service is bindable through the broker yet");
+        assert!(offering.bindable && offering.bindings_retrievable, "mysql's SDL has bindings");
+        assert!(offering.plans.iter().all(|p| p.bindable));
+        let hcp = osb.services.iter().find(|s| s.metadata["hsmServiceId"] == "stackato.hpe.hcp").unwrap();
+        assert!(!hcp.bindable && !hcp.bindings_retrievable, "hcp's SDL has no bindings");
     }
 }

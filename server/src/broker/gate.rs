@@ -159,15 +159,27 @@ pub fn request_identity(headers: &HeaderMap) -> Option<String> {
 /// The audit verb of a broker request, if it is a write.
 pub fn audit_verb(method: &Method, path: &str) -> Option<&'static str> {
     let rest = path.strip_prefix("/v2/service_instances/")?;
-    if rest.is_empty() || rest.contains('/') {
-        return None;
-    }
-    match *method {
-        Method::PUT => Some("provision"),
-        Method::PATCH => Some("update"),
-        Method::DELETE => Some("deprovision"),
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (parts.as_slice(), method) {
+        ([id], &Method::PUT) if !id.is_empty() => Some("provision"),
+        ([id], &Method::PATCH) if !id.is_empty() => Some("update"),
+        ([id], &Method::DELETE) if !id.is_empty() => Some("deprovision"),
+        ([id, "service_bindings", b], &Method::PUT) if !id.is_empty() && !b.is_empty() => Some("bind"),
+        ([id, "service_bindings", b], &Method::DELETE) if !id.is_empty() && !b.is_empty() => Some("unbind"),
         _ => None,
     }
+}
+
+/// The OSB instance id and binding id (`-` when none) in a broker path, as written in it.
+fn path_ids(path: &str) -> (&str, &str) {
+    let rest = path.strip_prefix("/v2/service_instances/").unwrap_or("-");
+    let mut parts = rest.split('/');
+    let instance = parts.next().unwrap_or("-");
+    let binding = match (parts.next(), parts.next()) {
+        (Some("service_bindings"), Some(binding)) => binding,
+        _ => "-",
+    };
+    (instance, binding)
 }
 
 /// Whether a route of the broker serves `method` at `path` (else it is a 405).
@@ -175,6 +187,9 @@ pub fn served(method: &Method, path: &str) -> bool {
     let read = *method == Method::GET || *method == Method::HEAD;
     if path == "/v2/catalog" || path.ends_with("/last_operation") {
         return read;
+    }
+    if path.contains("/service_bindings/") {
+        return read || *method == Method::PUT || *method == Method::DELETE;
     }
     read || *method == Method::PUT || *method == Method::PATCH || *method == Method::DELETE
 }
@@ -238,12 +253,13 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
             Ok(_) => {
                 let response = next.run(request).await;
                 if let Some(verb) = audit_verb(&method, &path) {
-                    let osb_id = path.rsplit('/').next().unwrap_or("-");
+                    let (osb_instance, osb_binding) = path_ids(&path);
                     tracing::info!(
                         target: "hsm_server::audit",
                         user = %caller,
                         originating = %origin.as_ref().map(Originating::display).unwrap_or_else(|| "-".into()),
-                        verb, osb_instance = %super::cut(osb_id, 200), request_identity = %rid,
+                        verb, osb_instance = %super::cut(osb_instance, 200),
+                        osb_binding = %super::cut(osb_binding, 200), request_identity = %rid,
                         status = response.status().as_u16(), "broker write"
                     );
                 } else {
@@ -333,5 +349,15 @@ mod tests {
         assert!(!served(&Method::PUT, "/v2/catalog"));
         assert!(served(&Method::PATCH, "/v2/service_instances/a") && !served(&Method::POST, "/v2/service_instances/a"));
         assert!(!served(&Method::DELETE, "/v2/service_instances/a/last_operation"));
+        let binding = "/v2/service_instances/a/service_bindings/b";
+        assert!(served(&Method::PUT, binding) && served(&Method::DELETE, binding) && served(&Method::GET, binding));
+        assert!(!served(&Method::PATCH, binding) && !served(&Method::POST, binding));
+        assert!(!served(&Method::PUT, &format!("{binding}/last_operation")));
+        assert_eq!(audit_verb(&Method::PUT, binding), Some("bind"));
+        assert_eq!(audit_verb(&Method::DELETE, binding), Some("unbind"));
+        assert_eq!(audit_verb(&Method::GET, binding), None);
+        assert_eq!(audit_verb(&Method::PUT, &format!("{binding}/last_operation")), None);
+        assert_eq!(path_ids(binding), ("a", "b"));
+        assert_eq!(path_ids("/v2/service_instances/a"), ("a", "-"));
     }
 }

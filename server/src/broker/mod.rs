@@ -1,17 +1,18 @@
 //! The Open Service Broker API v2.17 under `/v2`, for service instances: `GET /v2/catalog`
 //! from the HSM catalog ([`catalog`], pure), and provision, update, deprovision, fetch and
-//! `last_operation` of service instances ([`instances`]), all asynchronous and written through
+//! `last_operation` of service instances ([`instances`]) and bind, unbind, fetch and
+//! `last_operation` of service bindings ([`bindings`]), all asynchronous and written through
 //! the same `Instance` resource as `/v1`, so the converger carries them out. Every request
 //! passes [`gate`] first (basic authentication, the version header, the identities, the audit
 //! log). Errors are in OSB's shape ([`wire::BrokerError`]). The broker's own OpenAPI document,
 //! generated from the handlers, is served at `GET /v2/openapi.json` (no credentials needed).
 //! `docs/broker.md` has the operator's view.
 //!
-//! Bindings (`/v2/service_instances/{id}/service_bindings/{bid}` and its `last_operation`)
-//! are not served yet: they go in a `bindings.rs` beside `instances.rs`, registered in
-//! [`broker_router`], using `instances::find`, `query`, `require_async`, `body` and the same
-//! error mapping, with `service_manager::actions::binding` for the writes.
+//! Service bindings (`/v2/service_instances/{id}/service_bindings/{bid}` and its
+//! `last_operation`) are in [`bindings`]: the same bindings as `/v1` and `hsm create-binding`
+//! (`service_manager::actions::binding`), asynchronous too.
 
+pub mod bindings;
 pub mod catalog;
 pub mod gate;
 pub mod instances;
@@ -40,13 +41,14 @@ pub(crate) fn cut(text: &str, max: usize) -> String {
 #[openapi(
     info(
         title = "Stratus HSM service broker",
-        description = "The Open Service Broker API v2.17 for the HSM catalog's services: the catalog, and service instances provisioned, updated and deprovisioned asynchronously through the converger. Every route but /v2/openapi.json needs HTTP basic authentication (the broker's credentials) and the X-Broker-API-Version header (2.13 or later). Errors are {error, description}.",
+        description = "The Open Service Broker API v2.17 for the HSM catalog's services: the catalog, service instances provisioned, updated and deprovisioned asynchronously through the converger, and service bindings (a Secret in the Service Binding layout, made by the bind Job the service names). Every route but /v2/openapi.json needs HTTP basic authentication (the broker's credentials) and the X-Broker-API-Version header (2.13 or later). Errors are {error, description}.",
         license(name = "Apache-2.0")
     ),
     components(schemas(BrokerError)),
     tags(
         (name = "catalog", description = "The catalog of service offerings and plans"),
         (name = "service_instances", description = "Service instances"),
+        (name = "service_bindings", description = "Service bindings: credentials for an application"),
         (name = "broker", description = "This document")
     )
 )]
@@ -57,6 +59,8 @@ fn broker_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_catalog))
         .routes(routes!(instances::provision, instances::update, instances::deprovision, instances::fetch))
         .routes(routes!(instances::get_last_operation))
+        .routes(routes!(bindings::bind, bindings::unbind, bindings::fetch))
+        .routes(routes!(bindings::get_last_operation))
 }
 
 /// The broker's OpenAPI 3 document, with the basic security scheme on every operation and

@@ -105,11 +105,11 @@ pub struct ServiceOffering {
     pub description: String,
     /// The service's categories and labels.
     pub tags: Vec<String>,
-    /// Whether instances can be bound (no service is bindable through this broker yet).
+    /// Whether instances can be bound (a plan's SDL has a `bindings` section).
     pub bindable: bool,
     /// `GET /v2/service_instances/:id` is served.
     pub instances_retrievable: bool,
-    /// Binding fetches are not served yet.
+    /// `GET …/service_bindings/:bid` is served (when bindable).
     pub bindings_retrievable: bool,
     /// Updates carrying only context are not asked for.
     pub allow_context_updates: bool,

@@ -200,7 +200,9 @@ fn pod_template(ctx: &Context<'_>, c: &Component, stateful: bool, replicas: i32)
             secret: Some(SecretVolumeSource {
                 secret_name: Some(SECRET_NAME.into()),
                 items: Some(secret_items),
-                default_mode: Some(0o440),
+                // Readable by whatever user the image runs as: the files are root's, and
+                // without an fsGroup a non-root process (Dex, the HSM server) is "other".
+                default_mode: Some(0o444),
                 ..SecretVolumeSource::default()
             }),
             ..KubeVolume::default()

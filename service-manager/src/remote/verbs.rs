@@ -558,7 +558,6 @@ impl EventReader {
     }
 }
 
-
 /// How often a waiting binding verb asks for the binding again.
 const BINDING_POLL: Duration = Duration::from_millis(500);
 
