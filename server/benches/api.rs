@@ -8,7 +8,7 @@
 //! as hsm's, state `running`) and an `Instance` of the same name (what a converged instance
 //! has; `API_BENCH_DECLARED=0` leaves them out). No converger runs. The seeding time is printed.
 //!
-//! Then `hsm-server --no-auth --insecure-http` on loopback (`HSM_SERVER_BIN` names another
+//! Then `hsm-server --no-auth --insecure-http` on loopback, used once `/readyz` says ready (`HSM_SERVER_BIN` names another
 //! binary, e.g. a release build; by default the one Cargo built with this bench), and nginx
 //! (Debian's `nginx`, its own config in a temporary folder, `daemon off`, stopped by PID)
 //! serving the bodies of `GET /v1/instances` and `GET /v1/services` fetched once from the
@@ -143,7 +143,16 @@ impl Server {
             .strip_prefix("listening on http://")
             .unwrap_or_else(|| panic!("hsm-server said {line:?}:\n{}", process.tail()))
             .to_string();
-        Server { process, address }
+        let server = Server { process, address };
+        // As a load balancer would: no traffic before /readyz says ready (the instance cache
+        // has listed the cluster).
+        let started = Instant::now();
+        while server.send("GET", "/readyz", None).0 != 200 {
+            assert!(started.elapsed() < Duration::from_secs(120), "hsm-server not ready:\n{}", server.process.tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{name}: ready in {} ms", started.elapsed().as_millis());
+        server
     }
 
     fn pid(&self) -> u32 {

@@ -44,6 +44,8 @@ struct Shared {
     instances_listed: AtomicBool,
     /// The `Instance` resource is not defined on the cluster (its watch answers 404).
     no_instance_resource: AtomicBool,
+    /// A watch's last attempt failed (the API server does not answer, say).
+    failing: AtomicBool,
     /// The JSON of the list and the change count it was made at.
     json: Mutex<Option<(u64, Bytes)>>,
     /// Lists answered from memory.
@@ -92,6 +94,23 @@ impl InstanceCache {
         self.shared.namespaces_listed.load(Ordering::Acquire)
             && (self.shared.instances_listed.load(Ordering::Acquire)
                 || self.shared.no_instance_resource.load(Ordering::Acquire))
+    }
+
+    /// Waits, at most `limit`, until the watches have synced; returns whether they have. While
+    /// a server starts, requests wait for the one listing the watches make instead of each
+    /// listing every namespace and Instance itself (with thousands of instances, a herd of
+    /// such lists took seconds each and hundreds of MiB).
+    /// A watch that is failing ends the wait at once: the caller then reads the cluster
+    /// itself and reports what it finds (an API server that does not answer, say).
+    pub async fn wait_synced(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.synced() {
+            if tokio::time::Instant::now() >= deadline || self.shared.failing.load(Ordering::Acquire) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// The JSON of `GET /v1/instances` (an array of `InstanceSummary`, by id), or `None` until
@@ -225,6 +244,7 @@ async fn follow<K>(stream: impl Stream<Item = watcher::Result<Event<K>>>, shared
     while let Some(event) = stream.next().await {
         match event {
             Ok(event) => {
+                shared.failing.store(false, Ordering::Release);
                 shared.changes.fetch_add(1, Ordering::AcqRel);
                 if matches!(event, Event::InitDone) {
                     let listed = match watched {
@@ -245,6 +265,7 @@ async fn follow<K>(stream: impl Stream<Item = watcher::Result<Event<K>>>, shared
                         shared.changes.fetch_add(1, Ordering::AcqRel);
                     }
                 } else {
+                    shared.failing.store(true, Ordering::Release);
                     tracing::warn!(?watched, %error, "instance cache: watch failed; retrying");
                 }
             }

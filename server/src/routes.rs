@@ -21,7 +21,6 @@ use utoipa_axum::routes;
 use crate::api::ServiceSummary;
 use crate::api::{self, Health, Info, InstanceDetail, InstanceSummary, ProductVersion, SdlVersion, ServiceDetail};
 use crate::auth;
-use crate::cache::InstanceCache;
 use crate::error::{self, ApiError};
 use crate::serve::AppState;
 use crate::writes::cluster;
@@ -272,6 +271,9 @@ async fn get_sdl_version(
     Ok(Json(api::sdl_version(service, version, &sdl)))
 }
 
+/// How long a list waits for the instance cache's first sync.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Every instance on the cluster (records merged with `Instance` resources, as `hsm
 /// list-instances`), from the watches of [`crate::cache`] once they have synced.
 #[utoipa::path(
@@ -282,8 +284,13 @@ async fn get_sdl_version(
     )
 )]
 async fn list_instances(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if let Some(json) = state.instance_cache().and_then(InstanceCache::list_json) {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
+    if let Some(cache) = state.instance_cache() {
+        // Not synced yet (the server just started): wait for the watches' listing rather than
+        // make one more of our own; after the limit, read the cluster as without a cache.
+        cache.wait_synced(SYNC_WAIT).await;
+        if let Some(json) = cache.list_json() {
+            return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
+        }
     }
     let records = declared::list(&cluster(&state)?).await?;
     let list: Vec<InstanceSummary> = records.iter().map(api::instance_summary).collect();
@@ -328,7 +335,8 @@ async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// The server can answer: its catalog is loaded and the Kubernetes API server answers.
+/// The server can answer: its catalog is loaded, the Kubernetes API server answers and the
+/// instance cache has listed the instances once.
 #[utoipa::path(
     get, path = "/readyz", tag = "server",
     responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Not ready, and why", body = ApiError))

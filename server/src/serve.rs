@@ -162,9 +162,17 @@ impl AppState {
     pub async fn ready(&self) -> Result<(), String> {
         let Some(cluster) = &self.inner.cluster else { return Ok(()) };
         match tokio::time::timeout(Duration::from_secs(5), cluster.client().apiserver_version()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(format!("the Kubernetes API server does not answer: {error}")),
-            Err(_) => Err("the Kubernetes API server does not answer within 5s".into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(format!("the Kubernetes API server does not answer: {error}")),
+            Err(_) => return Err("the Kubernetes API server does not answer within 5s".into()),
+        }
+        // Traffic before the instance cache's first listing would wait for it (or, after a
+        // while, list the cluster itself): not ready until then.
+        match self.instance_cache() {
+            Some(cache) if !cache.synced() => {
+                Err("the instance cache has not listed the cluster's instances yet".into())
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! listing, no summary and not in the server's log; unknown instances and bindings are 404s,
 //! malformed ids and bodies 400s. Waits are polls with a generous limit.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::{catalog_dir, eventually};
 use sdl::catalog::Catalog;
 use serde_json::{json, Value};
 use service_manager::actions::create;
@@ -22,10 +25,6 @@ use service_manager::ClusterProfile;
 use stratus_tests::cluster::ControlPlane;
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn catalog_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
-}
 
 /// An `hsm-server` process without authentication, killed by its PID when dropped.
 struct Server {
@@ -99,17 +98,6 @@ impl Drop for Server {
     }
 }
 
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(started.elapsed() < LIMIT, "{what}: not within {LIMIT:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn bindings_are_made_read_and_removed_through_the_api() {
     let Some(plane) = ControlPlane::shared() else { return };
@@ -137,7 +125,7 @@ fn bindings_are_made_read_and_removed_through_the_api() {
     assert_eq!(status, 202, "{created}\n{}", server.log());
     assert_eq!((created["id"].as_str(), created["instance_id"].as_str()), (Some("r1"), Some(id)));
     assert_eq!(created["secret_name"], "binding-r1");
-    let ready = eventually("the binding is ready", || {
+    let ready = eventually(LIMIT, "the binding is ready", || {
         let (status, binding, _) = server.json("GET", &format!("{base}/r1"), None);
         assert_eq!(status, 200, "{binding}");
         (binding["state"] == "ready").then_some(binding)
@@ -194,7 +182,7 @@ fn bindings_are_made_read_and_removed_through_the_api() {
     let (status, deleted, _) = server.json("DELETE", &format!("{base}/r1"), None);
     assert_eq!((status, deleted["state"].as_str()), (202, Some("deleting")), "{deleted}");
     assert!(plane.object("Secret", id, "binding-r1").is_none());
-    eventually("the binding is gone", || {
+    eventually(LIMIT, "the binding is gone", || {
         let (status, _, _) = server.json("GET", &format!("{base}/r1"), None);
         (status == 404).then_some(())
     });

@@ -10,6 +10,8 @@
 //! conflicting binds, unbind to 410. Waits are polls with a
 //! generous limit: the test asserts what happens, not how fast.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::{catalog_dir, eventually, Converger};
 use hsm_server::broker::bindings::hsm_binding_id;
 use hsm_server::broker::instances::hsm_id;
 use sdl::catalog::Catalog;
@@ -40,10 +43,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 const USER: &str = "broker";
 const PASSWORD: &str = "Broker-Pw-5c1d9e7f";
-
-fn catalog_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
-}
 
 /// An `hsm-server` process with the broker's credentials in its environment, killed by its
 /// PID when dropped.
@@ -162,55 +161,9 @@ fn dechunk(mut rest: &str) -> String {
     }
 }
 
-/// Polls `check` until it gives a value, up to [`LIMIT`].
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(started.elapsed() < LIMIT, "{what}: not within {LIMIT:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// A converger running in this process, stopped gracefully when dropped.
-struct Converger {
-    plane: &'static ControlPlane,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Converger {
-    fn start(plane: &'static ControlPlane) -> Converger {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let cluster = plane.block_on(Cluster::connect(Some(&plane.kubeconfig()), None, ClientOptions::default()));
-        let cluster = cluster.unwrap();
-        let catalog = Catalog::load(&catalog_dir()).unwrap();
-        let options = controller::Options { workers: 2, ..controller::Options::default() };
-        let task = plane.runtime().spawn(async move {
-            let replica = controller::Replica::default();
-            let profile = ClusterProfile::default();
-            if let Err(error) = controller::run_until(cluster, catalog, profile, options, replica, stopped).await {
-                eprintln!("converger: {error}");
-            }
-        });
-        Converger { plane, stop, task: Some(task) }
-    }
-}
-
-impl Drop for Converger {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = self.plane.block_on(task);
-        }
-    }
-}
-
 /// Waits until the converger holds its Lease.
 fn leads(plane: &ControlPlane) {
-    eventually("the converger leads", || {
+    eventually(LIMIT, "the converger leads", || {
         let lease = plane.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/hsm-controller")?;
         lease["spec"]["holderIdentity"].as_str().filter(|h| !h.is_empty()).map(|_| ())
     });
@@ -236,7 +189,7 @@ fn ids(catalog: &Value, service: &str, product_version: &str) -> (String, String
 /// final status and body. Every in-progress answer has `Retry-After`.
 fn settle(server: &Server, path: &str, operation: &str) -> (u16, Value) {
     let url = format!("{path}/last_operation?operation={operation}");
-    eventually(&format!("{operation} of {path} finishes"), || {
+    eventually(LIMIT, &format!("{operation} of {path} finishes"), || {
         let (status, head, body) = server.osb("GET", &url, None);
         if status == 200 && body["state"] == "in progress" {
             assert!(head.contains("retry-after: "), "{head}");
@@ -661,7 +614,7 @@ fn rocs_provisions_binds_unbinds_and_deprovisions_through_the_broker() {
     let (status, _, state) = server.osb("GET", &format!("{binding_path}/last_operation"), None);
     assert_eq!((status, state["state"].as_str()), (200, Some("succeeded")), "{state}");
     run(&["unbind", "--instance", &id, "--binding", &binding]);
-    eventually("the binding is gone", || {
+    eventually(LIMIT, "the binding is gone", || {
         let (status, _, _) = server.osb("GET", &format!("{binding_path}/last_operation?operation=unbind"), None);
         (status == 410).then_some(())
     });

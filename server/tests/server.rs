@@ -8,6 +8,8 @@
 //! bodies create nothing; secret values are in no answer and not in the server's log. Waits
 //! are polls with a generous limit: the test asserts what happens, not how fast.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::{catalog_dir, eventually, Converger};
 use kube::api::{Api, PostParams};
 use sdl::catalog::Catalog;
 use serde_json::Value;
@@ -35,10 +38,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn catalog_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
 }
 
 /// An `hsm-server` process, killed by its PID when dropped.
@@ -177,18 +176,6 @@ impl Drop for Server {
     }
 }
 
-/// Polls `check` until it gives a value, up to [`LIMIT`].
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(started.elapsed() < LIMIT, "{what}: not within {LIMIT:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn instances_on_the_cluster_are_served_without_secrets() {
     let Some(plane) = ControlPlane::shared() else { return };
@@ -215,11 +202,16 @@ fn instances_on_the_cluster_are_served_without_secrets() {
     });
     let mut server = Server::start(&plane.kubeconfig(), dir.path());
 
-    let (status, ready) = server.get("/readyz");
-    assert_eq!((status, ready["status"].as_str()), (200, Some("ok")), "{ready}");
+    // Ready once the instance cache has listed the cluster (and then it says so).
+    eventually(LIMIT, "/readyz says ready", || {
+        let (status, ready) = server.get("/readyz");
+        (status == 200 && ready["status"] == "ok").then_some(())
+    });
+    let (_, _, metrics) = server.send("GET", "/metrics", None);
+    assert!(metrics.contains("hsm_server_instance_cache_synced 1"), "ready before the cache synced:\n{metrics}");
 
     // The declared Instance shows through the server as soon as the API server serves it.
-    let list = eventually("both instances listed", || {
+    let list = eventually(LIMIT, "both instances listed", || {
         let (status, list) = server.get("/v1/instances");
         assert_eq!(status, 200, "{list}\n{}", server.log());
         let ids: Vec<&str> = list.as_array()?.iter().filter_map(|i| i["instance_id"].as_str()).collect();
@@ -292,41 +284,6 @@ fn instances_on_the_cluster_are_served_without_secrets() {
     stream.read_to_end(&mut rest).unwrap();
 }
 
-/// A converger running in this process (`controller::run_until`, what `hsm controller` runs),
-/// stopped gracefully (its Lease released) when dropped.
-struct Converger {
-    plane: &'static ControlPlane,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Converger {
-    fn start(plane: &'static ControlPlane) -> Converger {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let cluster = plane.block_on(Cluster::connect(Some(&plane.kubeconfig()), None, ClientOptions::default()));
-        let cluster = cluster.unwrap();
-        let catalog = Catalog::load(&catalog_dir()).unwrap();
-        let options = controller::Options { workers: 2, ..controller::Options::default() };
-        let task = plane.runtime().spawn(async move {
-            let replica = controller::Replica::default();
-            let profile = ClusterProfile::default();
-            if let Err(error) = controller::run_until(cluster, catalog, profile, options, replica, stopped).await {
-                eprintln!("converger: {error}");
-            }
-        });
-        Converger { plane, stop, task: Some(task) }
-    }
-}
-
-impl Drop for Converger {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = self.plane.block_on(task);
-        }
-    }
-}
-
 /// The value of `key` in Secret `name` of `namespace`, if any.
 fn secret_value(plane: &ControlPlane, namespace: &str, name: &str, key: &str) -> Option<String> {
     let secret = plane.get(&format!("/api/v1/namespaces/{namespace}/secrets/{name}"))?;
@@ -353,7 +310,7 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
     answers.push(answer.to_string());
 
     let converger = Converger::start(plane);
-    eventually("the converger leads", || {
+    eventually(LIMIT, "the converger leads", || {
         let lease = plane.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/hsm-controller")?;
         lease["spec"]["holderIdentity"].as_str().filter(|h| !h.is_empty()).map(|_| ())
     });
@@ -441,7 +398,7 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
     let events = server.events("/v1/instances/srv-pg/events");
     answers.extend(events.iter().map(Value::to_string));
     assert_eq!(events.last().unwrap()["state"], "running", "{events:?}");
-    eventually("the changed password reaches the instance", || {
+    eventually(LIMIT, "the changed password reaches the instance", || {
         (secret(plane).as_deref() == Some(second_secret)).then_some(())
     });
 
@@ -457,8 +414,8 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
         // Already gone before the stream began.
         assert_eq!(status, 404, "{head}\n{body}");
     }
-    eventually("the instance is gone", || (server.get("/v1/instances/srv-pg").0 == 404).then_some(()));
-    eventually("the list no longer has it", || {
+    eventually(LIMIT, "the instance is gone", || (server.get("/v1/instances/srv-pg").0 == 404).then_some(()));
+    eventually(LIMIT, "the list no longer has it", || {
         let (_, list) = server.get("/v1/instances");
         (!list.as_array()?.iter().any(|i| i["instance_id"] == "srv-pg")).then_some(())
     });
@@ -571,7 +528,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         let path = format!("/apis/stratus.io/v1alpha1/instances/{name}");
         let _ = plane.send("DELETE", &path, "application/json", &serde_json::json!({}));
     }
-    eventually("the Instances schemathesis created deleted", || {
+    eventually(LIMIT, "the Instances schemathesis created deleted", || {
         let list = plane.get("/apis/stratus.io/v1alpha1/instances")?;
         list["items"].as_array().is_some_and(|items| items.is_empty()).then_some(())
     });
