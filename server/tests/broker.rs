@@ -16,16 +16,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use common::{catalog_dir, eventually, Converger};
 use hsm_server::broker::bindings::hsm_binding_id;
 use hsm_server::broker::instances::hsm_id;
-use sdl::catalog::Catalog;
 use serde_json::{json, Value};
-use service_manager::cluster::{ClientOptions, Cluster};
-use service_manager::{controller, ClusterProfile};
 use stratus_tests::cluster::{Behaviour, ControlPlane};
 
 /// Request headers: name and value.
@@ -451,7 +448,7 @@ fn osb_service_instances_on_the_real_plane() {
         (bind_url.clone(), "{not json".into(), 400, None),
         (bind_url.clone(), json!({"plan_id": mysql_84}).to_string(), 400, None),
         (
-            format!("/v2/service_instances/nobody/service_bindings/b?accepts_incomplete=true"),
+            "/v2/service_instances/nobody/service_bindings/b?accepts_incomplete=true".to_string(),
             bind.to_string(),
             404,
             None,
