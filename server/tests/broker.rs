@@ -535,6 +535,128 @@ fn osb_service_instances_on_the_real_plane() {
     drop(converger);
 }
 
+/// Every bindable offering of the catalog, through the broker as a platform drives it:
+/// provision its newest plan (connectors with an external endpoint and account), bind, read
+/// the credentials (the Service Binding type of the service; a connector's are the configured
+/// endpoint and account), unbind, deprovision. Each phase for all services at once.
+#[test]
+fn every_bindable_service_is_provisioned_bound_unbound_and_deprovisioned() {
+    let Some(plane) = ControlPlane::shared() else { return };
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&plane.kubeconfig(), dir.path(), "every");
+    let converger = Converger::start(plane);
+    leads(plane);
+    // The Service Binding type each offering's bindings carry.
+    let types = [
+        ("mongo", "mongodb"),
+        ("mssql", "sqlserver"),
+        ("mysql", "mysql"),
+        ("pass-through", "pass-through"),
+        ("postgres", "postgresql"),
+        ("rabbitmq", "rabbitmq"),
+        ("rds-mysql", "mysql"),
+        ("rds-postgres", "postgresql"),
+        ("redis", "redis"),
+    ];
+    let connectors = ["mssql", "pass-through", "rds-mysql", "rds-postgres"];
+    let (_, _, catalog) = server.osb("GET", "/v2/catalog", None);
+    let offerings: Vec<&Value> =
+        catalog["services"].as_array().unwrap().iter().filter(|o| o["bindable"] == true).collect();
+    let mut names: Vec<&str> = offerings.iter().map(|o| o["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, types.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "the bindable offerings");
+
+    struct Case {
+        name: String,
+        path: String,
+        query: String,
+        connector: bool,
+    }
+    let cases: Vec<Case> = offerings
+        .iter()
+        .map(|offering| {
+            let name = offering["name"].as_str().unwrap().to_string();
+            let plan = offering["plans"].as_array().unwrap().last().unwrap();
+            let (service_id, plan_id) = (offering["id"].as_str().unwrap(), plan["id"].as_str().unwrap());
+            let connector = connectors.contains(&name.as_str());
+            let parameters = if connector {
+                json!({"HOST": format!("{name}.db.example.test"), "USERNAME": "app", "password": format!("Conn-Pw-{name}-7q")})
+            } else {
+                json!({})
+            };
+            let path = format!("/v2/service_instances/every-{name}");
+            let body = json!({"service_id": service_id, "plan_id": plan_id, "parameters": parameters});
+            let (status, _, answer) = server.osb("PUT", &format!("{path}?accepts_incomplete=true"), Some(&body));
+            assert_eq!(status, 202, "provision {name}: {answer}\n{}", server.log());
+            let query = format!("service_id={service_id}&plan_id={plan_id}");
+            Case { name, path, query, connector }
+        })
+        .collect();
+    for case in &cases {
+        let (status, answer) = settle(&server, &case.path, "provision");
+        assert_eq!((status, answer["state"].as_str()), (200, Some("succeeded")), "{}: {answer}", case.name);
+    }
+    let mut passwords = Vec::new();
+    for case in &cases {
+        let offering = offerings.iter().find(|o| o["name"] == case.name.as_str()).unwrap();
+        let plan = offering["plans"].as_array().unwrap().last().unwrap();
+        let bind =
+            json!({"service_id": offering["id"], "plan_id": plan["id"], "bind_resource": {"app_guid": "app-every"}});
+        let binding = format!("{}/service_bindings/app-every", case.path);
+        let (status, _, answer) = server.osb("PUT", &format!("{binding}?accepts_incomplete=true"), Some(&bind));
+        // A connector has no bind job: bound at once; the others run theirs.
+        assert_eq!(status, if case.connector { 201 } else { 202 }, "bind {}: {answer}\n{}", case.name, server.log());
+    }
+    for case in &cases {
+        let binding = format!("{}/service_bindings/app-every", case.path);
+        let (status, answer) = settle(&server, &binding, "bind");
+        assert_eq!((status, answer["state"].as_str()), (200, Some("succeeded")), "{}: {answer}", case.name);
+        let (status, _, fetched) = server.osb("GET", &binding, None);
+        assert_eq!(status, 200, "{}: {fetched}", case.name);
+        let credentials = &fetched["credentials"];
+        let expected = types.iter().find(|(n, _)| *n == case.name).unwrap().1;
+        assert_eq!(credentials["type"], expected, "{}: {credentials}", case.name);
+        for key in ["host", "port", "username", "password"] {
+            assert!(credentials[key].as_str().is_some_and(|v| !v.is_empty()), "{}: {key} in {credentials}", case.name);
+        }
+        if case.connector {
+            assert_eq!(credentials["host"], format!("{}.db.example.test", case.name), "{credentials}");
+            assert_eq!(credentials["username"], "app", "{credentials}");
+            assert_eq!(credentials["password"], format!("Conn-Pw-{}-7q", case.name), "{credentials}");
+        } else {
+            let namespace = hsm_id(&format!("every-{}", case.name));
+            assert!(credentials["host"].as_str().unwrap().ends_with(&format!(".{namespace}.svc")), "{credentials}");
+            assert_ne!(credentials["username"], "root", "a user of its own: {credentials}");
+        }
+        passwords.push(credentials["password"].as_str().unwrap().to_string());
+    }
+    for case in &cases {
+        let binding = format!("{}/service_bindings/app-every", case.path);
+        let (status, _, answer) =
+            server.osb("DELETE", &format!("{binding}?{}&accepts_incomplete=true", case.query), None);
+        assert!(matches!(status, 200 | 202), "unbind {}: {status} {answer}", case.name);
+    }
+    for case in &cases {
+        let binding = format!("{}/service_bindings/app-every", case.path);
+        eventually(LIMIT, &format!("the binding of {} is gone", case.name), || {
+            let (status, _, _) = server.osb("GET", &format!("{binding}/last_operation?operation=unbind"), None);
+            (status == 410).then_some(())
+        });
+        let (status, _, answer) =
+            server.osb("DELETE", &format!("{}?{}&accepts_incomplete=true", case.path, case.query), None);
+        assert_eq!(status, 202, "deprovision {}: {answer}", case.name);
+    }
+    for case in &cases {
+        assert_eq!(settle(&server, &case.path, "deprovision").0, 410, "{}", case.name);
+    }
+    let log = server.log();
+    for password in passwords {
+        assert!(!log.contains(&password), "a binding's password is in the server's log");
+    }
+    drop(converger);
+}
+
 /// rocs, the independent OSB client (`ROCS`, installed by scripts/test from crates.io), or
 /// `None` after saying why; under `CI=true` a missing one fails the test.
 fn rocs() -> Option<PathBuf> {
