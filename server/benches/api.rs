@@ -428,6 +428,11 @@ fn main() {
         std::fs::write(www.join(path.trim_start_matches("/v1/")), &body).unwrap();
         sizes.push(body.len());
     }
+    println!(
+        "hsm-server after its first answers, before load: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        memory(server.pid(), "VmRSS:"),
+        memory(server.pid(), "VmHWM:")
+    );
     for sub in ["www", "www/v1"] {
         std::fs::set_permissions(dir.path().join(sub), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }

@@ -16,13 +16,20 @@
 //! `hsm_server::audit`): one line per write and per denied request with the user, the verb and
 //! the instance — never a token.
 //!
+//! A token that passed every check is remembered (by its SHA-256 digest, with the principal it
+//! names) until its `exp` plus the leeway, so a client that sends the same token with every
+//! request pays for the signature once; a remembered token is checked in full again once the
+//! key set has been fetched anew (a key that left the set stops its tokens at once), and the
+//! memory holds at most [`VERIFIED_TOKENS`] tokens.
+//!
 //! The pure parts (roles, the role a route needs, the bearer header, audit verbs) are plain
 //! functions; the shell is [`Authenticator`] (HTTP to the issuer, the key cache).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -39,6 +46,9 @@ use crate::error::ApiError;
 
 /// The JWKS is fetched again for an unknown key id at most this often.
 pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
+
+/// At most this many verified tokens are remembered.
+pub const VERIFIED_TOKENS: usize = 4096;
 
 /// How long a request to the issuer may take.
 const ISSUER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -258,6 +268,31 @@ pub struct Authenticator {
     keys: RwLock<Keys>,
     /// Held while fetching, so one request fetches and the others wait for it.
     fetching: Mutex<()>,
+    /// Incremented with every key set fetched: remembered tokens of an older set are checked
+    /// again.
+    generation: AtomicU64,
+    /// Tokens that passed every check, by their SHA-256 digest.
+    verified: std::sync::RwLock<HashMap<[u8; 32], Verified>>,
+}
+
+/// A remembered token: whom it names, until when it may be used, and the key set it was
+/// checked against.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    /// `exp` plus the leeway, in seconds since the epoch.
+    until: u64,
+    generation: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    out
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -306,7 +341,14 @@ impl Authenticator {
             }
         }
         let http = builder.build().map_err(|e| ConfigError::CaFile(format!("the HTTP client: {e}")))?;
-        Ok(Authenticator { config, http, keys: RwLock::new(Keys::default()), fetching: Mutex::new(()) })
+        Ok(Authenticator {
+            config,
+            http,
+            keys: RwLock::new(Keys::default()),
+            fetching: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            verified: std::sync::RwLock::new(HashMap::new()),
+        })
     }
 
     /// The configuration.
@@ -377,6 +419,7 @@ impl Authenticator {
         let fetches = keys.fetches + 1;
         *keys =
             Keys { jwks_uri: Some(jwks_uri), by_id, anonymous, fetched: Some(Instant::now()), fetches, failed: None };
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -419,8 +462,44 @@ impl Authenticator {
             .ok_or_else(|| Refusal::Invalid("the token is not signed by a key of the issuer".into()))
     }
 
-    /// Verifies `token`: the principal it names, or why it is refused.
+    /// How many verified tokens are remembered.
+    pub fn remembered(&self) -> usize {
+        self.verified.read().map_or(0, |verified| verified.len())
+    }
+
+    /// Verifies `token`: the principal it names, or why it is refused. A token verified before
+    /// against the same key set and not yet expired is answered from memory.
     pub async fn verify(&self, token: &str) -> Result<Principal, Refusal> {
+        let digest = digest(token);
+        let generation = self.generation.load(Ordering::SeqCst);
+        let remembered = self.verified.read().ok().and_then(|verified| verified.get(&digest).cloned());
+        if let Some(hit) = remembered {
+            if hit.generation == generation && unix_now() <= hit.until {
+                return Ok(hit.principal);
+            }
+        }
+        let (principal, exp) = self.check(token).await?;
+        let until = exp.saturating_add(self.config.leeway.as_secs());
+        // The generation read before the check: a set fetched during it makes the entry stale.
+        self.remember(digest, Verified { principal: principal.clone(), until, generation });
+        Ok(principal)
+    }
+
+    fn remember(&self, digest: [u8; 32], entry: Verified) {
+        let Ok(mut verified) = self.verified.write() else { return };
+        if verified.len() >= VERIFIED_TOKENS && !verified.contains_key(&digest) {
+            let now = unix_now();
+            let current = self.generation.load(Ordering::SeqCst);
+            verified.retain(|_, old| now <= old.until && old.generation == current);
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, entry);
+    }
+
+    /// Every check of `token`: the principal and the token's `exp`.
+    async fn check(&self, token: &str) -> Result<(Principal, u64), Refusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match unsigned(token) {
             true => Refusal::Invalid("the token is unsigned (alg none)".into()),
             false => Refusal::Invalid(describe(&e)),
@@ -445,11 +524,14 @@ impl Authenticator {
             jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| Refusal::Invalid(describe(&e)))?;
         let claims = data.claims;
         let groups = claim_path(&claims.other, &self.config.roles_claim).map(strings).unwrap_or_default();
-        Ok(Principal {
+        let principal = Principal {
             subject: claims.sub,
             username: claims.preferred_username,
             role: self.config.groups.role(&groups),
-        })
+        };
+        // `exp` is required and checked above; a number that is not a whole one is cut.
+        let exp = claims.other.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
+        Ok((principal, exp.unwrap_or(0)))
     }
 }
 

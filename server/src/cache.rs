@@ -277,8 +277,7 @@ async fn follow<K>(stream: impl Stream<Item = watcher::Result<Event<K>>>, shared
 /// the Instances, as `hsm list-instances` merges them (pure).
 fn list_bytes(namespaces: &[Arc<Namespace>], instances: &[Arc<Instance>]) -> Vec<u8> {
     let records: Vec<Record> = namespaces.iter().filter_map(|n| Record::from_namespace(n)).collect();
-    let instances: Vec<Instance> = instances.iter().map(|i| Instance::clone(i)).collect();
-    let merged = declared::merge(records, &instances);
+    let merged = declared::merge(records, instances.iter().map(|instance| &**instance));
     let summaries: Vec<api::InstanceSummary> = merged.iter().map(api::instance_summary).collect();
     serde_json::to_vec(&summaries).expect("instance summaries are JSON")
 }

@@ -6,7 +6,8 @@
 //! passes to the handler as the roles say. The server's cluster is a closed port: a request
 //! that passes authentication reaches the handler, whose answer (200 for the catalog, 503
 //! `cluster_unavailable` for instances and their writes) is anything but 401/403. The audit log names users, verbs and instances and holds no token or password.
-//! Also: key rotation at the issuer and the rate limit on fetching its keys, an issuer on HTTPS
+//! Also: key rotation at the issuer and the rate limit on fetching its keys, verified tokens
+//! remembered only until their expiry, an issuer on HTTPS
 //! trusted through `--oidc-ca-file` only, groups from flags, refusing to start.
 
 use std::io::{Read, Write};
@@ -502,6 +503,42 @@ async fn rotated_keys_are_fetched_again_but_not_too_often() {
         );
     }
     assert_eq!(patient.key_fetches().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_token_stops_at_its_expiry_and_a_forgery_of_it_is_not_remembered() {
+    use hsm_server::auth::{AuthConfig, Authenticator, Refusal, Role};
+
+    let config = Config::standard().resource(SHORT_LIVED, Some(HSM_AUDIENCE), Some(2));
+    let provider = Provider::start(&config);
+    let mut auth_config = AuthConfig::new(provider.issuer(), HSM_AUDIENCE);
+    auth_config.leeway = Duration::ZERO;
+    let authenticator = Authenticator::new(auth_config).unwrap();
+
+    let token = provider.password_token_for("developer", "developer-password", Some(SHORT_LIVED)).unwrap().access_token;
+    let principal = authenticator.verify(&token).await.unwrap();
+    assert_eq!(principal.role, Some(Role::Developer));
+    assert_eq!(authenticator.remembered(), 1);
+    // Answered from memory: the same principal, no further key fetch, nothing more remembered.
+    for _ in 0..3 {
+        assert_eq!(authenticator.verify(&token).await.unwrap(), principal);
+    }
+    assert_eq!((authenticator.remembered(), authenticator.key_fetches().await), (1, 1));
+
+    // The same signature over other claims is checked in full and refused, not remembered.
+    let (head, _, signature) = parts(&token);
+    let mut forged_claims = claims(&token);
+    forged_claims["groups"] = json!(["hsm-admins"]);
+    let forged = format!("{head}.{}.{signature}", encode(&forged_claims));
+    assert!(matches!(authenticator.verify(&forged).await, Err(Refusal::Invalid(_))));
+    assert_eq!(authenticator.remembered(), 1);
+
+    // Once past its `exp`, the remembered token is refused like any expired one.
+    let expires = claims(&token)["exp"].as_u64().unwrap();
+    while now() <= expires {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(authenticator.verify(&token).await, Err(Refusal::Invalid("the token has expired".into())));
 }
 
 #[test]

@@ -325,7 +325,7 @@ pub fn record_of(instance: &Instance) -> Record {
 
 /// Every instance: the records, with a record for each Instance that has none; an instance
 /// whose Instance failed shows the Instance's failure.
-pub fn merge(mut records: Vec<Record>, instances: &[Instance]) -> Vec<Record> {
+pub fn merge<'a>(mut records: Vec<Record>, instances: impl IntoIterator<Item = &'a Instance>) -> Vec<Record> {
     // By id, so that merging N Instances into N records stays linear (10,000 of each would
     // otherwise be 50 million comparisons on every list).
     let mut by_id: std::collections::HashMap<String, usize> =
