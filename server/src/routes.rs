@@ -195,8 +195,8 @@ async fn info(State(state): State<AppState>) -> Json<Info> {
 
 /// Every service of the catalog, by id.
 #[utoipa::path(get, path = "/v1/services", tag = "catalog", responses((status = 200, description = "The services, by id", body = Vec<ServiceSummary>)))]
-async fn list_services(State(state): State<AppState>) -> Json<Vec<ServiceSummary>> {
-    Json(state.catalog().services.iter().map(api::service_summary).collect())
+async fn list_services(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.services_json()).into_response()
 }
 
 /// A service: its versions and the parameters of its newest version (as `hsm get-service`).

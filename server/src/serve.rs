@@ -45,6 +45,9 @@ pub struct AppState {
 
 struct Inner {
     catalog: Catalog,
+    /// `GET /v1/services`' JSON, made once on first use: the catalog does not change while
+    /// the server runs.
+    services_json: std::sync::OnceLock<axum::body::Bytes>,
     cluster: Option<Cluster>,
     request_timeout: Duration,
     lease_namespace: String,
@@ -76,7 +79,16 @@ impl AppState {
     ) -> AppState {
         let metrics = Arc::new(Metrics::default());
         let (stopping, _) = tokio::sync::watch::channel(false);
-        let inner = Inner { catalog, cluster, request_timeout, lease_namespace, profile, metrics, stopping };
+        let inner = Inner {
+            catalog,
+            services_json: Default::default(),
+            cluster,
+            request_timeout,
+            lease_namespace,
+            profile,
+            metrics,
+            stopping,
+        };
         AppState { inner: Arc::new(inner), auth: None, cache: None, broker: None }
     }
 
@@ -145,6 +157,18 @@ impl AppState {
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
+    }
+
+    /// The JSON of `GET /v1/services` (the catalog's [`crate::api::ServiceSummary`]s, by id),
+    /// made on the first call and shared after.
+    pub fn services_json(&self) -> axum::body::Bytes {
+        self.inner
+            .services_json
+            .get_or_init(|| {
+                let list: Vec<_> = self.inner.catalog.services.iter().map(crate::api::service_summary).collect();
+                serde_json::to_vec(&list).expect("service summaries serialize").into()
+            })
+            .clone()
     }
 
     /// The cluster, its calls bounded by the request timeout from now.
