@@ -1,6 +1,7 @@
-//! The instance list kept in memory: two watches (kube-runtime reflectors) — on the
-//! namespaces hsm labels (the records) and on the `Instance` resources — and the JSON of
-//! `GET /v1/instances` made from them once per change, not once per request.
+//! The instance list kept in memory: two watches — on the namespaces hsm labels, of which
+//! only the records read from them are kept, and on the `Instance` resources (a kube-runtime
+//! reflector: the broker reads whole Instances) — and the JSON of `GET /v1/instances` made
+//! from them once per change, not once per request.
 //!
 //! Until both watches have listed everything once, the cache answers nothing and the list
 //! handler asks the API server, as before. A cluster without the `Instance` definition counts
@@ -8,8 +9,9 @@
 //! server's own writes wait (briefly) until the cache has seen them, so a client that writes
 //! and then lists sees what it wrote.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -29,7 +31,7 @@ use crate::api;
 
 /// The watched instances and the list's JSON made from them.
 pub struct InstanceCache {
-    namespaces: Store<Namespace>,
+    records: Records,
     instances: Store<Instance>,
     shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -79,13 +81,13 @@ impl InstanceCache {
     pub fn start(cluster: &Cluster) -> InstanceCache {
         let shared = Arc::new(Shared::default());
         let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
-        let (namespaces, writer) = reflector::store();
+        let records = Records::default();
         let stream = watcher(Api::<Namespace>::all(cluster.client()), watcher::Config::default().labels(&selector));
-        let first = tokio::spawn(follow(reflector::reflector(writer, stream), shared.clone(), Watched::Namespaces));
+        let first = tokio::spawn(follow(records.keep(stream), shared.clone(), Watched::Namespaces));
         let (instances, writer) = reflector::store();
         let stream = watcher(Api::<Instance>::all(cluster.client()), watcher::Config::default());
         let second = tokio::spawn(follow(reflector::reflector(writer, stream), shared.clone(), Watched::Instances));
-        InstanceCache { namespaces, instances, shared, tasks: vec![first, second] }
+        InstanceCache { records, instances, shared, tasks: vec![first, second] }
     }
 
     /// Whether both watches have listed everything once (a cluster without the `Instance`
@@ -129,7 +131,7 @@ impl InstanceCache {
                 return Some(bytes.clone());
             }
         }
-        let bytes = Bytes::from(list_bytes(&self.namespaces.state(), &self.instances.state()));
+        let bytes = Bytes::from(list_bytes(self.records.all(), &self.instances.state()));
         *json = Some((changes, bytes.clone()));
         self.shared.builds.fetch_add(1, Ordering::Relaxed);
         self.shared.served.fetch_add(1, Ordering::Relaxed);
@@ -221,6 +223,64 @@ fn older(held: &Instance, than: &Instance) -> bool {
     matches!((number(held), number(than)), (Some(a), Some(b)) if a < b)
 }
 
+/// The records of hsm's namespaces by namespace name, kept from the namespace watch's events:
+/// a record is a fraction of the Namespace it is read from (no label and annotation maps, no
+/// spec or status), which is most of the cache's memory with thousands of instances.
+#[derive(Clone, Default)]
+struct Records(Arc<RwLock<HashMap<String, Arc<Record>>>>);
+
+impl Records {
+    /// `stream` with every event applied to these records as it passes. A relisting is
+    /// collected aside and replaces the records when it is complete, as a reflector does.
+    fn keep(
+        &self,
+        stream: impl Stream<Item = watcher::Result<Event<Namespace>>>,
+    ) -> impl Stream<Item = watcher::Result<Event<Namespace>>> {
+        let records = self.clone();
+        let mut relisting: Option<HashMap<String, Arc<Record>>> = None;
+        stream.map(move |event| {
+            if let Ok(event) = &event {
+                records.apply(event, &mut relisting);
+            }
+            event
+        })
+    }
+
+    fn apply(&self, event: &Event<Namespace>, relisting: &mut Option<HashMap<String, Arc<Record>>>) {
+        let mut held = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match event {
+            Event::Init => *relisting = Some(HashMap::new()),
+            Event::InitApply(namespace) => {
+                if let (Some(list), Some(record)) = (relisting.as_mut(), Record::from_namespace(namespace)) {
+                    list.insert(namespace.name_any(), Arc::new(record));
+                }
+            }
+            Event::InitDone => {
+                if let Some(list) = relisting.take() {
+                    *held = list;
+                }
+            }
+            Event::Apply(namespace) => match Record::from_namespace(namespace) {
+                Some(record) => {
+                    held.insert(namespace.name_any(), Arc::new(record));
+                }
+                None => {
+                    held.remove(&namespace.name_any());
+                }
+            },
+            Event::Delete(namespace) => {
+                held.remove(&namespace.name_any());
+            }
+        }
+    }
+
+    /// A copy of every record, in no order.
+    fn all(&self) -> Vec<Record> {
+        let held = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.values().map(|record| Record::clone(record)).collect()
+    }
+}
+
 /// Which watch a task follows.
 #[derive(Clone, Copy, Debug)]
 enum Watched {
@@ -275,8 +335,7 @@ async fn follow<K>(stream: impl Stream<Item = watcher::Result<Event<K>>>, shared
 
 /// The JSON of the list from the watched objects: each hsm namespace's record merged with
 /// the Instances, as `hsm list-instances` merges them (pure).
-fn list_bytes(namespaces: &[Arc<Namespace>], instances: &[Arc<Instance>]) -> Vec<u8> {
-    let records: Vec<Record> = namespaces.iter().filter_map(|n| Record::from_namespace(n)).collect();
+fn list_bytes(records: Vec<Record>, instances: &[Arc<Instance>]) -> Vec<u8> {
     let merged = declared::merge(records, instances.iter().map(|instance| &**instance));
     let summaries: Vec<api::InstanceSummary> = merged.iter().map(api::instance_summary).collect();
     serde_json::to_vec(&summaries).expect("instance summaries are JSON")
@@ -306,7 +365,8 @@ mod tests {
 
     #[test]
     fn the_list_merges_records_with_instances_by_id_as_hsm_does() {
-        let json = list_bytes(&[namespace("b", "stackato.hpe.mysql")], &[instance("a", "1"), instance("b", "2")]);
+        let records = vec![Record::from_namespace(&namespace("b", "stackato.hpe.mysql")).unwrap()];
+        let json = list_bytes(records, &[instance("a", "1"), instance("b", "2")]);
         let list: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
         let ids: Vec<_> = list.iter().map(|i| i["instance_id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["a", "b"]);
@@ -314,6 +374,40 @@ mod tests {
         assert_eq!(list[1]["service_id"], "stackato.hpe.mysql");
         assert_eq!(list[0]["service_id"], "stackato.hpe.redis");
         assert_eq!(list[0]["state"], "creating");
+    }
+
+    #[test]
+    fn records_follow_the_namespace_watch_and_a_relisting_replaces_them_when_complete() {
+        let records = Records::default();
+        let mut relisting = None;
+        let ids = |records: &Records| {
+            let mut ids: Vec<String> = records.all().into_iter().map(|r| r.instance_id).collect();
+            ids.sort();
+            ids
+        };
+        let apply = |event: Event<Namespace>, relisting: &mut _| records.apply(&event, relisting);
+        apply(Event::Init, &mut relisting);
+        apply(Event::InitApply((*namespace("a", "stackato.hpe.redis")).clone()), &mut relisting);
+        apply(Event::InitApply((*namespace("b", "stackato.hpe.redis")).clone()), &mut relisting);
+        assert!(ids(&records).is_empty(), "a listing shows only once complete");
+        apply(Event::InitDone, &mut relisting);
+        assert_eq!(ids(&records), ["a", "b"]);
+
+        // A change, a namespace hsm no longer manages, a deletion.
+        apply(Event::Apply((*namespace("c", "stackato.hpe.mysql")).clone()), &mut relisting);
+        let mut unmanaged = (*namespace("a", "stackato.hpe.redis")).clone();
+        unmanaged.metadata.labels = None;
+        apply(Event::Apply(unmanaged), &mut relisting);
+        apply(Event::Delete((*namespace("b", "stackato.hpe.redis")).clone()), &mut relisting);
+        assert_eq!(ids(&records), ["c"]);
+        assert_eq!(records.all()[0].service_id, "stackato.hpe.mysql");
+
+        // A relisting (after a watch was lost) replaces everything held.
+        apply(Event::Init, &mut relisting);
+        apply(Event::InitApply((*namespace("d", "stackato.hpe.redis")).clone()), &mut relisting);
+        assert_eq!(ids(&records), ["c"]);
+        apply(Event::InitDone, &mut relisting);
+        assert_eq!(ids(&records), ["d"]);
     }
 
     #[test]
