@@ -9,12 +9,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{catalog_dir, eventually};
+use common::{catalog_dir, eventually, Server};
 use sdl::catalog::Catalog;
 use serde_json::{json, Value};
 use service_manager::actions::create;
@@ -26,34 +25,10 @@ use stratus_tests::cluster::ControlPlane;
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// An `hsm-server` process without authentication, killed by its PID when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    log: PathBuf,
-}
-
 impl Server {
+    /// Starts the server without authentication on a free loopback port.
     fn start(kubeconfig: &Path, dir: &Path) -> Server {
-        let log = dir.join("hsm-server.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(["--no-auth", "--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
-            .arg(catalog_dir())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env_remove("HSM_CATALOG")
-            .env_remove("HSM_SERVER_LISTEN")
-            .env_remove("HSM_LEASE_NAMESPACE")
-            .env_remove("KUBECONFIG")
-            .env("HSM_LOG", "hsm_server=debug,tower_http=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let url = stratus_tests::process::listening_url(&mut child, &log);
-        let address = url.strip_prefix("http://").expect("plain HTTP").to_string();
-        Server { child, address, log }
+        Server::spawn(kubeconfig, dir, "hsm-server", &["--no-auth"], &[])
     }
 
     /// `method path` with a JSON `body`: the status and the answer's text.
@@ -84,17 +59,6 @@ impl Server {
         let (status, text) = self.send(method, path, body);
         let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text:?}"));
         (status, value, text)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -15,11 +15,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{catalog_dir, eventually, Converger};
+use common::{dechunk, eventually, schemathesis, Converger, Server};
 use hsm_server::broker::bindings::hsm_binding_id;
 use hsm_server::broker::instances::hsm_id;
 use serde_json::{json, Value};
@@ -41,14 +41,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 const USER: &str = "broker";
 const PASSWORD: &str = "Broker-Pw-5c1d9e7f";
 
-/// An `hsm-server` process with the broker's credentials in its environment, killed by its
-/// PID when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    log: PathBuf,
-}
-
+/// `hsm-server` processes here have the broker's credentials in their environment.
 impl Server {
     fn start(kubeconfig: &Path, dir: &Path, name: &str) -> Server {
         Server::start_with(kubeconfig, dir, name, &["--no-auth"])
@@ -56,28 +49,8 @@ impl Server {
 
     /// The same with the flags `args` (authentication's).
     fn start_with(kubeconfig: &Path, dir: &Path, name: &str, args: &[&str]) -> Server {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(args)
-            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
-            .arg(catalog_dir())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env_remove("HSM_CATALOG")
-            .env_remove("HSM_SERVER_LISTEN")
-            .env_remove("HSM_LEASE_NAMESPACE")
-            .env_remove("KUBECONFIG")
-            .env("HSM_BROKER_USER", USER)
-            .env("HSM_BROKER_PASSWORD", PASSWORD)
-            .env("HSM_LOG", "hsm_server=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let url = stratus_tests::process::listening_url(&mut child, &log);
-        let address = url.strip_prefix("http://").expect("plain HTTP").to_string();
-        Server { child, address, log }
+        let env = [("HSM_BROKER_USER", USER), ("HSM_BROKER_PASSWORD", PASSWORD), ("HSM_LOG", "hsm_server=debug")];
+        Server::spawn(kubeconfig, dir, name, args, &env)
     }
 
     /// `method path` with `headers` and a JSON `body`: the status, the head (lowercase) and
@@ -112,17 +85,6 @@ impl Server {
         let text = body.map(Value::to_string);
         self.raw(method, path, &platform_headers(), text.as_deref())
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A Secret's base64 value as text.
@@ -143,19 +105,6 @@ fn platform_headers() -> Vec<(&'static str, String)> {
         ("X-Broker-API-Request-Identity", "req-7a3b".into()),
         ("X-Broker-API-Originating-Identity", format!("cloudfoundry {identity}")),
     ]
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else { return body };
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || after.len() < size {
-            return body;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
 }
 
 /// Waits until the converger holds its Lease.
@@ -743,24 +692,6 @@ fn rocs_provisions_binds_unbinds_and_deprovisions_through_the_broker() {
     let (status, _) = settle(&server, &path, "deprovision");
     assert_eq!(status, 410);
     drop(converger);
-}
-
-/// schemathesis (`SCHEMATHESIS`, installed by scripts/test from PyPI), or `None` after saying
-/// why; under `CI=true` a missing one fails the test.
-fn schemathesis() -> Option<PathBuf> {
-    let path = std::env::var_os("SCHEMATHESIS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-schemathesis/bin/schemathesis"));
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "schemathesis is not installed at {}: run scripts/test",
-        path.display()
-    );
-    eprintln!("SKIPPED: schemathesis is not installed at {} (scripts/test installs it)", path.display());
-    None
 }
 
 /// schemathesis against the broker's own document (`/v2/openapi.json`) of a server on the

@@ -12,13 +12,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{catalog_dir, eventually, Converger};
+use common::{catalog_dir, dechunk, eventually, schemathesis, Converger, Server};
 use kube::api::{Api, PostParams};
 use sdl::catalog::Catalog;
 use serde_json::Value;
@@ -40,13 +40,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// An `hsm-server` process, killed by its PID when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    log: PathBuf,
-}
-
 impl Server {
     /// Starts the server without authentication on a free loopback port and reads where it
     /// listens.
@@ -56,26 +49,7 @@ impl Server {
 
     /// The same with the flags `args` (authentication's).
     fn start_with(kubeconfig: &Path, dir: &Path, args: &[&str]) -> Server {
-        let log = dir.join("hsm-server.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(args)
-            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
-            .arg(catalog_dir())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env_remove("HSM_CATALOG")
-            .env_remove("HSM_SERVER_LISTEN")
-            .env_remove("HSM_LEASE_NAMESPACE")
-            .env_remove("KUBECONFIG")
-            .env("HSM_LOG", "hsm_server=debug,tower_http=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let url = stratus_tests::process::listening_url(&mut child, &log);
-        let address = url.strip_prefix("http://").expect("plain HTTP").to_string();
-        Server { child, address, log }
+        Server::spawn(kubeconfig, dir, "hsm-server", args, &[])
     }
 
     /// `method path` with a JSON `body` over plain HTTP/1.1: the status, the head and the
@@ -148,31 +122,6 @@ impl Server {
             assert!(started.elapsed() < LIMIT, "hsm-server did not stop on SIGTERM:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// The body of a chunked HTTP/1.1 answer.
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else { return body };
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || after.len() < size {
-            return body;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -445,20 +394,6 @@ fn instances_are_created_changed_and_deleted_through_the_converger() {
         assert!(!log.contains(secret), "a secret value is in the server's log");
     }
     drop(converger);
-}
-
-/// schemathesis (`SCHEMATHESIS`, installed by scripts/test from PyPI), or `None` after saying
-/// why; under `CI=true` a missing one fails the test.
-fn schemathesis() -> Option<PathBuf> {
-    let path = std::env::var_os("SCHEMATHESIS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-schemathesis/bin/schemathesis"));
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(std::env::var_os("CI").is_none(), "schemathesis is not installed at {}: run scripts/test", path.display());
-    eprintln!("SKIPPED: schemathesis is not installed at {} (scripts/test installs it)", path.display());
-    None
 }
 
 /// schemathesis against `/v1/openapi.json` of a server with authentication (a real OpenID

@@ -73,7 +73,8 @@ pub enum Command {
         user: Option<String>,
         /// Password; asked for when -u is given without it. Visible in the process list:
         /// prefer the prompt (or one line on standard input without a terminal).
-        #[arg(short = 'p', long = "password", value_name = "PASSWORD", requires = "user")]
+        /// A password may begin with '-' (`-p -x…` is the password `-x…`).
+        #[arg(short = 'p', long = "password", value_name = "PASSWORD", requires = "user", allow_hyphen_values = true)]
         password: Option<String>,
     },
     /// Forget the tokens of the HSM server's session (the target stays).
@@ -426,5 +427,25 @@ pub fn parse_instance_id(text: &str) -> Result<String, String> {
     match sdl::validate::instance_id_problem(text) {
         None => Ok(text.to_string()),
         Some(problem) => Err(format!("not an instance id: {problem}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_may_begin_with_a_hyphen() {
+        // Generated passwords (base64url) begin with '-' once in 64.
+        let cli = Cli::try_parse_from(["hsm", "login", "-u", "admin", "-p", "-8xY_secret"]).unwrap();
+        match cli.command {
+            Command::Login { user, password } => {
+                assert_eq!(user.as_deref(), Some("admin"));
+                assert_eq!(password.as_deref(), Some("-8xY_secret"));
+            }
+            _ => panic!("not login"),
+        }
+        let cli = Cli::try_parse_from(["hsm", "login", "--user", "admin", "--password", "--dashes--"]).unwrap();
+        assert!(matches!(cli.command, Command::Login { password: Some(ref p), .. } if p == "--dashes--"));
     }
 }

@@ -1,9 +1,12 @@
 //! What the server's tests on the real control plane share: the catalog folder, waiting until
-//! a check holds, and a converger running in the test's process.
+//! a check holds, a converger running in the test's process, the `hsm-server` process under
+//! test (each test file adds its own ways of talking to it), de-chunking an HTTP/1.1 body and
+//! finding schemathesis.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sdl::catalog::Catalog;
@@ -62,4 +65,87 @@ impl Drop for Converger {
             let _ = self.plane.block_on(task);
         }
     }
+}
+
+/// An `hsm-server` process of this build on a free loopback port over plain HTTP, killed by
+/// its PID when dropped.
+pub struct Server {
+    pub child: Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+    /// Its standard error.
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server with `args` (the authentication flags: `--no-auth`, or OpenID's), the
+    /// repository's catalog and `kubeconfig`, its log in `dir/NAME.log`, `env` set (after a
+    /// debug `HSM_LOG`, which `env` may replace), and reads where it listens.
+    pub fn spawn(kubeconfig: &Path, dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
+            .args(args)
+            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--catalog"])
+            .arg(catalog_dir())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .env_remove("HSM_CATALOG")
+            .env_remove("HSM_SERVER_LISTEN")
+            .env_remove("HSM_LEASE_NAMESPACE")
+            .env_remove("KUBECONFIG")
+            .env("HSM_LOG", "hsm_server=debug,tower_http=debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let url = stratus_tests::process::listening_url(&mut child, &log);
+        let address = url.strip_prefix("http://").expect("plain HTTP").to_string();
+        Server { child, address, log }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of a chunked HTTP/1.1 answer.
+pub fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else { return body };
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}
+
+/// schemathesis (`SCHEMATHESIS`, installed by scripts/test from PyPI), or `None` after saying
+/// why; under `CI=true` a missing one fails the test.
+pub fn schemathesis() -> Option<PathBuf> {
+    let path = std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-schemathesis/bin/schemathesis"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "schemathesis is not installed at {}: run scripts/test",
+        path.display()
+    );
+    eprintln!("SKIPPED: schemathesis is not installed at {} (scripts/test installs it)", path.display());
+    None
 }
