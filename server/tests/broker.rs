@@ -534,6 +534,16 @@ fn every_bindable_service_is_provisioned_bound_unbound_and_deprovisioned() {
             } else {
                 json!({})
             };
+            // The plan's schema says what a provision must give (a connector's endpoint and
+            // credentials, nothing for a service that generates its own) and names all it may.
+            let schema = &plan["schemas"]["service_instance"]["create"]["parameters"];
+            let mut required: Vec<&str> =
+                schema["required"].as_array().map(|r| r.iter().map(|n| n.as_str().unwrap()).collect()).unwrap_or_default();
+            required.sort_unstable();
+            let mut given: Vec<&str> = parameters.as_object().unwrap().keys().map(String::as_str).collect();
+            given.sort_unstable();
+            assert_eq!(required, given, "{name}: the schema's required parameters: {schema}");
+            assert_eq!(schema["additionalProperties"], false, "{name}: {schema}");
             let path = format!("/v2/service_instances/every-{name}");
             let body = json!({"service_id": service_id, "plan_id": plan_id, "parameters": parameters});
             let (status, _, answer) = server.osb("PUT", &format!("{path}?accepts_incomplete=true"), Some(&body));

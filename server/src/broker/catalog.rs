@@ -3,14 +3,19 @@
 //! (SHA-256 of a fixed namespace and the name, RFC 9562 version 8 layout) of the HSM service
 //! id, and of the service id and product version — so they are the same across restarts,
 //! catalog reloads and replicas. `maintenance_info.version` is the newest SDL version of the
-//! product version. Lookups go the other way: offering id → service, plan id → product
-//! version.
+//! product version; `schemas` describe the SDL's parameters as JSON schemas (draft-04, what
+//! the specification names) of a provision's and an update's `parameters`. Lookups go the
+//! other way: offering id → service, plan id → product version.
 
 use ring::digest;
 use sdl::catalog::{Catalog, Service, ServiceVersion};
 use serde_json::{json, Map, Value};
 
-use super::wire::{CatalogResponse, MaintenanceInfo, Plan, ServiceOffering};
+use sdl::model::{DataType, Sdl};
+
+use super::wire::{
+    CatalogResponse, InputParameters, MaintenanceInfo, Plan, Schemas, ServiceInstanceSchema, ServiceOffering,
+};
 
 /// Prefix of every name hashed into an id, so that the ids are this broker's own.
 const NAMESPACE: &str = "stratus.io/hsm-broker/v1";
@@ -122,7 +127,55 @@ fn plan(catalog: &Catalog, service: &Service, version: &ServiceVersion) -> Plan 
         plan_updateable: true,
         maintenance_info: MaintenanceInfo { version: version.sdl_version.clone(), description: None },
         metadata,
+        schemas: catalog.load_sdl(service, version).ok().map(|sdl| schemas(&sdl)),
     }
+}
+
+/// The JSON schemas of `sdl`'s parameters: a provision may give any of them (each by its SDL
+/// name; a required one without a default or a generator must be given), an update any but
+/// the immutable ones; no other names (the broker refuses them). Values may also come as
+/// strings (the broker carries every value as text); a secret's default is not shown.
+pub fn schemas(sdl: &Sdl) -> Schemas {
+    let object = |update: bool| {
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for parameter in &sdl.parameters {
+            if update && parameter.immutable {
+                continue;
+            }
+            let mut property = Map::new();
+            let kind = match parameter.data_type {
+                None | Some(DataType::String) => "string",
+                Some(DataType::Integer) => "integer",
+                Some(DataType::Number) => "number",
+                Some(DataType::Boolean) => "boolean",
+            };
+            property.insert("type".into(), if kind == "string" { json!("string") } else { json!([kind, "string"]) });
+            if let Some(description) = &parameter.description {
+                property.insert("description".into(), json!(description));
+            }
+            if let (Some(default), false) = (&parameter.default, parameter.secret) {
+                property.insert("default".into(), json!(default));
+            }
+            if parameter.secret {
+                property.insert("x-secret".into(), json!(true));
+            }
+            if !update && parameter.required && parameter.default.is_none() && parameter.generator.is_none() {
+                required.push(parameter.name.clone());
+            }
+            properties.insert(parameter.name.clone(), Value::Object(property));
+        }
+        let mut schema = Map::new();
+        schema.insert("$schema".into(), json!("http://json-schema.org/draft-04/schema#"));
+        schema.insert("type".into(), json!("object"));
+        schema.insert("properties".into(), Value::Object(properties));
+        schema.insert("additionalProperties".into(), json!(false));
+        if !required.is_empty() {
+            schema.insert("required".into(), json!(required));
+        }
+        InputParameters { parameters: schema }
+    };
+    Schemas { service_instance: ServiceInstanceSchema { create: object(false), update: object(true) } }
 }
 
 /// The service whose offering id is `id`.
@@ -142,6 +195,31 @@ mod tests {
 
     fn shipped() -> Catalog {
         Catalog::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")).unwrap()
+    }
+
+    #[test]
+    fn schemas_type_values_require_what_has_no_default_and_hide_secret_defaults() {
+        let catalog = shipped();
+        let mysql = catalog.service("stackato.hpe.mysql").unwrap();
+        let mut sdl = catalog.load_sdl(mysql, &mysql.versions[0]).unwrap();
+        sdl.parameters = serde_json::from_value(json!([
+            {"name": "PORT", "data_type": "integer", "default": "6379", "description": "The port."},
+            {"name": "ADMIN_USER", "required": true},
+            {"name": "token", "secret": true, "default": "s3cr3t"},
+            {"name": "FLAG", "data_type": "boolean", "immutable": true}
+        ]))
+        .unwrap();
+        let schemas = schemas(&sdl);
+        let create = &schemas.service_instance.create.parameters;
+        assert_eq!(create["properties"]["PORT"]["type"], json!(["integer", "string"]));
+        assert_eq!(create["properties"]["PORT"]["default"], "6379");
+        assert_eq!(create["properties"]["PORT"]["description"], "The port.");
+        assert_eq!(create["properties"]["FLAG"]["type"], json!(["boolean", "string"]));
+        assert_eq!(create["required"], json!(["ADMIN_USER"]));
+        assert!(!serde_json::to_string(create).unwrap().contains("s3cr3t"), "a secret default is shown");
+        let update = &schemas.service_instance.update.parameters;
+        assert!(update["properties"].get("FLAG").is_none(), "immutable");
+        assert!(update.get("required").is_none());
     }
 
     #[test]
@@ -180,6 +258,22 @@ mod tests {
         assert!(service_by_offering(&catalog, "nope").is_none());
         assert!(offering.bindable && offering.bindings_retrievable, "mysql's SDL has bindings");
         assert!(offering.plans.iter().all(|p| p.bindable));
+        // The plan's schemas are its SDL's parameters.
+        let schemas = offering.plans[0].schemas.as_ref().expect("mysql's plan has schemas");
+        let create = &schemas.service_instance.create.parameters;
+        let update = &schemas.service_instance.update.parameters;
+        assert_eq!(create["$schema"], "http://json-schema.org/draft-04/schema#");
+        assert_eq!((create["type"].as_str(), create["additionalProperties"].as_bool()), (Some("object"), Some(false)));
+        let created: Vec<&String> = create["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(created, ["MYSQL_DATABASE", "MYSQL_ROOT_PASSWORD_FILE", "root-password"]);
+        assert_eq!(create["properties"]["MYSQL_DATABASE"]["default"], "hsm");
+        let secret = &create["properties"]["root-password"];
+        assert_eq!((secret["x-secret"].as_bool(), secret.get("default")), (Some(true), None));
+        // Required, but generated: a provision need not give it.
+        assert!(create.get("required").is_none(), "{create:?}");
+        // An update cannot change the immutable ones.
+        let updated: Vec<&String> = update["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(updated, ["root-password"]);
         let hcp = osb.services.iter().find(|s| s.metadata["hsmServiceId"] == "stackato.hpe.hcp").unwrap();
         assert!(!hcp.bindable && !hcp.bindings_retrievable, "hcp's SDL has no bindings");
     }

@@ -142,6 +142,34 @@ pub struct Plan {
     /// The HSM product version and SDL version.
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// JSON schemas of the `parameters` a provision and an update take (the SDL's
+    /// parameters); absent when the plan's SDL cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schemas: Option<Schemas>,
+}
+
+/// A plan's `schemas`: the parameters of service instances (bindings take none).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Schemas {
+    /// Provision and update.
+    pub service_instance: ServiceInstanceSchema,
+}
+
+/// The parameters of a provision (`create`) and of an update (`update`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ServiceInstanceSchema {
+    /// What `PUT /v2/service_instances/:id` takes.
+    pub create: InputParameters,
+    /// What `PATCH /v2/service_instances/:id` takes.
+    pub update: InputParameters,
+}
+
+/// A JSON schema (draft-04) of a request's `parameters`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct InputParameters {
+    /// The schema.
+    #[schema(value_type = Object)]
+    pub parameters: Map<String, Value>,
 }
 
 /// `maintenance_info`: the SDL version.
