@@ -56,6 +56,8 @@ impl Server {
         let log = dir.path().join("hsm-server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
             .args(["--insecure-http", "--listen", "127.0.0.1:0", "--request-timeout", "5s", "--oidc-leeway", "0s"])
+            // The cluster is a closed port: one attempt, so that each request is a 503 at once.
+            .args(["--cluster-attempts", "1"])
             .args(["--oidc-issuer", issuer, "--oidc-audience", HSM_AUDIENCE, "--catalog"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog"))
             .arg("--kubeconfig")

@@ -2,7 +2,7 @@
 //! bad flags exit 2 with a message naming the flag (plain HTTP only when asked for and only
 //! on loopback; TLS needs both files); an API server that does not answer makes `/readyz` and
 //! the instance endpoints 503s in the error shape (never a hang or a 500), while the catalog
-//! is still served.
+//! is still served; `--cluster-attempts` bounds how often a failing Kubernetes call is tried.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -49,6 +49,8 @@ fn bad_flags_exit_2_naming_them() {
     assert!(stderr.starts_with("error: --tls-cert: cannot read /nonexistent.crt"), "{stderr}");
     let stderr = refused(&["--request-timeout", "soon"]);
     assert!(stderr.contains("--request-timeout"), "{stderr}");
+    let stderr = refused(&["--cluster-attempts", "0"]);
+    assert!(stderr.contains("--cluster-attempts"), "{stderr}");
 }
 
 /// A child process, killed by its PID when dropped (also when an assertion fails).
@@ -186,4 +188,31 @@ fn with_a_certificate_the_server_answers_over_https_to_clients_trusting_its_ca()
     let stderr =
         refused(&["--listen", "127.0.0.1:0", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
     assert!(stderr.starts_with("error: --tls-key: "), "{stderr}");
+}
+
+#[test]
+fn cluster_attempts_bound_how_often_a_failing_call_is_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = stratus_tests::process::dead_kubeconfig(dir.path());
+    let log = dir.path().join("server.log");
+    let mut child = Killed(
+        server()
+            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--cluster-attempts", "2", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env("HSM_LOG", "service_manager=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("listening on http://").expect(&line).to_string();
+    let (status, body) = get(&address, "/v1/instances/attempted");
+    assert_eq!((status, body["code"].as_str()), (503, Some("cluster_unavailable")), "{body}");
+    // Two attempts: one retry of the call, never a second.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let retries: Vec<&str> = text.lines().filter(|l| l.contains("retrying") && l.contains("attempted")).collect();
+    assert!(!retries.is_empty(), "no retry logged:\n{text}");
+    assert!(retries.iter().all(|l| l.contains("attempt=1")), "{retries:#?}");
 }

@@ -51,6 +51,11 @@ struct Args {
     /// How long one request may take, e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = service_manager::terminal::parse_timeout)]
     request_timeout: Duration,
+    /// Attempts of a Kubernetes call that fails with a transport error, 429, 5xx or a
+    /// conflict (delays from 50 ms, doubling): 8 ride out an API server restart of a few
+    /// seconds; 1 answers 503 at once when the cluster cannot be reached.
+    #[arg(long, default_value_t = ClientOptions::default().attempts, value_parser = clap::value_parser!(u32).range(1..=20))]
+    cluster_attempts: u32,
     /// The OpenID issuer whose access tokens are accepted (discovered at
     /// ISSUER/.well-known/openid-configuration); required unless --no-auth.
     #[arg(long, env = "HSM_OIDC_ISSUER", requires = "oidc_audience")]
@@ -193,7 +198,11 @@ async fn run(args: Args) -> ExitCode {
     for broken in &catalog.broken {
         tracing::warn!("service {} left out: {}", broken.id, broken.error);
     }
-    let options = ClientOptions { request_timeout: args.request_timeout, ..ClientOptions::default() };
+    let options = ClientOptions {
+        request_timeout: args.request_timeout,
+        attempts: args.cluster_attempts,
+        ..ClientOptions::default()
+    };
     let cluster = match Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref(), options).await {
         Ok(cluster) => cluster,
         Err(error) => return fail(&error.to_string(), 1),
