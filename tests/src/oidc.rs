@@ -219,8 +219,8 @@ pub fn install() {
 }
 
 /// Starts `server.mjs` with `config` (written into `dir`, readable by its owner only: it
-/// holds the users' passwords; its stderr appended to `dir/provider.log`) and waits up to 60 s
-/// for its ready line: the process and its URL. With `die_with_parent`, the provider gets
+/// holds the users' passwords; its stderr appended to `dir/provider.log`) and waits up to 30 s
+/// for its ready line (a stalled provider is started once more): the process and its URL. With `die_with_parent`, the provider gets
 /// SIGTERM when the thread that started it ends.
 fn spawn(config: &Value, dir: &Path, die_with_parent: bool) -> (Child, String) {
     use std::os::unix::fs::OpenOptionsExt;
@@ -231,31 +231,96 @@ fn spawn(config: &Value, dir: &Path, die_with_parent: bool) -> (Child, String) {
     std::io::Write::write_all(&mut private, &serde_json::to_vec_pretty(config).unwrap()).unwrap();
     drop(private);
     let log = dir.join("provider.log");
-    let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-    let mut command = Command::new(node());
-    command.arg(project_dir().join("server.mjs")).arg(&file).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
-    if die_with_parent {
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
+    // Twice in many hundreds of starts (under a loaded suite) a provider printed nothing for
+    // 60 s. A stalled one is asked for Node's diagnostic report (its JavaScript stack and
+    // open handles; printed with the test's output and kept in TMPDIR/stratus-oidc-stalls.log
+    // for whoever looks into it), stopped, and started once more.
+    for attempt in 1..=2 {
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut command = Command::new(node());
+        command
+            .args(["--report-on-signal", "--report-signal=SIGUSR2"])
+            .arg(format!("--report-directory={}", dir.display()))
+            .arg(project_dir().join("server.mjs"))
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        if die_with_parent {
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
         }
-    }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} does not start: {e} (install Node.js or set STRATUS_NODE)", node().display()));
-    let line = crate::process::first_line(&mut child, Duration::from_secs(60));
-    let Some(url) = line.trim().strip_prefix("ready ").map(str::to_string) else {
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!("{} does not start: {e} (install Node.js or set STRATUS_NODE)", node().display())
+        });
+        let line = crate::process::first_line(&mut child, Duration::from_secs(30));
+        if let Some(url) = line.trim().strip_prefix("ready ") {
+            return (child, url.to_string());
+        }
+        let stalled = line.is_empty() && child.try_wait().ok().flatten().is_none();
+        let report = if stalled { stall_report(&mut child, dir) } else { String::new() };
         let _ = child.kill();
         let _ = child.wait();
-        panic!(
-            "the OpenID provider did not start (it said {line:?}):\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        if !stalled || attempt == 2 {
+            panic!("the OpenID provider did not start (it said {line:?}):\n{said}\n{report}");
+        }
+        eprintln!("the OpenID provider printed nothing within 30 s; starting it again\n{report}");
+    }
+    unreachable!("the loop returns or panics")
+}
+
+/// Node's diagnostic report of a stalled provider (SIGUSR2; `--report-on-signal`): its
+/// JavaScript stack and active libuv handles (a listening socket or not), also appended to
+/// TMPDIR/stratus-oidc-stalls.log. The event loop writes it, so a blocked loop gives none.
+fn stall_report(child: &mut Child, dir: &Path) -> String {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else { return String::new() };
+    // SAFETY: signals our own child by its PID.
+    unsafe { libc::kill(pid, libc::SIGUSR2) };
+    let started = std::time::Instant::now();
+    let report = loop {
+        let found = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("report.") && n.ends_with(".json"))
+        });
+        if let Some(value) =
+            found.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            break value;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            // The report is written from the event loop: none means the loop itself is stuck.
+            break Value::Null;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     };
-    (child, url)
+    let handles: Vec<String> = report["libuv"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|handle| handle["is_active"] == true)
+        .map(|handle| format!("{} {}", handle["type"].as_str().unwrap_or("?"), handle["localEndpoint"]))
+        .collect();
+    let text = match report {
+        Value::Null => {
+            "stalled OpenID provider: no diagnostic report within 5 s (its event loop is blocked)\n".to_string()
+        }
+        _ => format!(
+            "stalled OpenID provider: JavaScript stack {}\nactive libuv handles: {}\n",
+            report["javascriptStack"],
+            handles.join(", ")
+        ),
+    };
+    if let Ok(mut file) =
+        std::fs::OpenOptions::new().create(true).append(true).open(std::env::temp_dir().join("stratus-oidc-stalls.log"))
+    {
+        let _ = std::io::Write::write_all(&mut file, text.as_bytes());
+    }
+    text
 }
 
 /// Runs `f` on a thread of its own (blocking HTTP must not run on an async runtime's thread).
