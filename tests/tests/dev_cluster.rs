@@ -16,6 +16,16 @@ fn dev_cluster(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stratus-dev-cluster")).args(args).arg(dir).output().unwrap()
 }
 
+/// Runs `down` in its folder when dropped, so that a failing test leaves no cluster running
+/// (after the test's own `down`, it finds nothing to stop).
+struct DownOnDrop(PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = dev_cluster(&["down"], &self.0);
+    }
+}
+
 fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
@@ -92,6 +102,7 @@ fn up_twice_down_twice_with_the_converger_and_the_hsm_server() {
         || Command::new(env!("CARGO_BIN_EXE_stratus-dev-cluster")).arg("up").args(with).arg(&dir).output().unwrap();
 
     let started = up();
+    let _down = DownOnDrop(dir.clone());
     assert!(started.status.success(), "{}", text(&started));
     let kubeconfig = dir.join("kubeconfig");
     let env = dir.join("hsm.env");
