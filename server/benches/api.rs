@@ -25,6 +25,9 @@
 //! plane's programs (`STRATUS_KUBE_BIN`), `nginx` and `wrk` on PATH and, for the row with
 //! OpenID, the provider's `npm ci` in tests/oidc.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -178,25 +181,11 @@ impl Server {
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
         let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(body)
+            common::dechunk(body)
         } else {
             body.to_string()
         };
         (status, body)
-    }
-}
-
-/// The body of a chunked HTTP/1.1 answer.
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else { return body };
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || after.len() < size {
-            return body;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
     }
 }
 

@@ -227,7 +227,7 @@ fn older(held: &Instance, than: &Instance) -> bool {
 /// a record is a fraction of the Namespace it is read from (no label and annotation maps, no
 /// spec or status), which is most of the cache's memory with thousands of instances.
 #[derive(Clone, Default)]
-struct Records(Arc<RwLock<HashMap<String, Arc<Record>>>>);
+struct Records(Arc<RwLock<HashMap<String, Record>>>);
 
 impl Records {
     /// `stream` with every event applied to these records as it passes. A relisting is
@@ -237,7 +237,7 @@ impl Records {
         stream: impl Stream<Item = watcher::Result<Event<Namespace>>>,
     ) -> impl Stream<Item = watcher::Result<Event<Namespace>>> {
         let records = self.clone();
-        let mut relisting: Option<HashMap<String, Arc<Record>>> = None;
+        let mut relisting: Option<HashMap<String, Record>> = None;
         stream.map(move |event| {
             if let Ok(event) = &event {
                 records.apply(event, &mut relisting);
@@ -246,30 +246,30 @@ impl Records {
         })
     }
 
-    fn apply(&self, event: &Event<Namespace>, relisting: &mut Option<HashMap<String, Arc<Record>>>) {
-        let mut held = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn apply(&self, event: &Event<Namespace>, relisting: &mut Option<HashMap<String, Record>>) {
+        let held = || self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         match event {
             Event::Init => *relisting = Some(HashMap::new()),
             Event::InitApply(namespace) => {
                 if let (Some(list), Some(record)) = (relisting.as_mut(), Record::from_namespace(namespace)) {
-                    list.insert(namespace.name_any(), Arc::new(record));
+                    list.insert(namespace.name_any(), record);
                 }
             }
             Event::InitDone => {
                 if let Some(list) = relisting.take() {
-                    *held = list;
+                    *held() = list;
                 }
             }
             Event::Apply(namespace) => match Record::from_namespace(namespace) {
                 Some(record) => {
-                    held.insert(namespace.name_any(), Arc::new(record));
+                    held().insert(namespace.name_any(), record);
                 }
                 None => {
-                    held.remove(&namespace.name_any());
+                    held().remove(&namespace.name_any());
                 }
             },
             Event::Delete(namespace) => {
-                held.remove(&namespace.name_any());
+                held().remove(&namespace.name_any());
             }
         }
     }
@@ -277,7 +277,7 @@ impl Records {
     /// A copy of every record, in no order.
     fn all(&self) -> Vec<Record> {
         let held = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        held.values().map(|record| Record::clone(record)).collect()
+        held.values().cloned().collect()
     }
 }
 

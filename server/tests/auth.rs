@@ -10,10 +10,11 @@
 //! remembered only until their expiry, an issuer on HTTPS
 //! trusted through `--oidc-ca-file` only, groups from flags, refusing to start.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,19 +27,11 @@ const SHORT_LIVED: &str = "urn:stratus:short-lived";
 /// A resource with another audience.
 const OTHER_AUDIENCE: &str = "https://other.stratus.test";
 
-/// An `hsm-server` process, killed by its PID when dropped.
+/// An `hsm-server` with authentication whose cluster is a closed port (its kubeconfig in a
+/// folder of its own, removed after the process is stopped).
 struct Server {
-    child: Child,
-    address: String,
-    log: PathBuf,
+    process: common::Server,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An answer: status, head (lower-case) and JSON body.
@@ -49,43 +42,29 @@ struct Answer {
 }
 
 impl Server {
-    /// Starts the server with `--oidc-issuer issuer`, its cluster a closed port.
+    /// Starts the server with `--oidc-issuer issuer`, its cluster a closed port (one attempt
+    /// per call: a request that reaches the cluster is a 503 at once) and the flags `extra`.
     fn start(issuer: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = stratus_tests::process::dead_kubeconfig(dir.path());
-        let log = dir.path().join("hsm-server.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hsm-server"))
-            .args(["--insecure-http", "--listen", "127.0.0.1:0", "--request-timeout", "5s", "--oidc-leeway", "0s"])
-            // The cluster is a closed port: one attempt, so that each request is a 503 at once.
-            .args(["--cluster-attempts", "1"])
-            .args(["--oidc-issuer", issuer, "--oidc-audience", HSM_AUDIENCE, "--catalog"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog"))
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(extra)
-            .env_remove("HSM_CATALOG")
-            .env_remove("HSM_SERVER_LISTEN")
-            .env_remove("KUBECONFIG")
-            .env("HSM_LOG", "hsm_server=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let url = stratus_tests::process::listening_url(&mut child, &log);
-        let address = url.strip_prefix("http://").expect("plain HTTP").to_string();
-        Server { child, address, log, _dir: dir }
+        let mut args = vec!["--request-timeout", "5s", "--oidc-leeway", "0s", "--cluster-attempts", "1"];
+        args.extend(["--oidc-issuer", issuer, "--oidc-audience", HSM_AUDIENCE]);
+        args.extend(extra);
+        let process =
+            common::Server::spawn(&kubeconfig, dir.path(), "hsm-server", &args, &[("HSM_LOG", "hsm_server=info")]);
+        Server { process, _dir: dir }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// `method path` with an optional bearer token and JSON body.
     fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
+        let address = &self.process.address;
+        let mut stream = TcpStream::connect(address).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.address);
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
         if let Some(token) = token {
             request.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }

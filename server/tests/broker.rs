@@ -616,22 +616,9 @@ fn every_bindable_service_is_provisioned_bound_unbound_and_deprovisioned() {
     drop(converger);
 }
 
-/// rocs, the independent OSB client (`ROCS`, installed by scripts/test from crates.io), or
-/// `None` after saying why; under `CI=true` a missing one fails the test.
+/// rocs, the independent OSB client (`ROCS`, from crates.io), as `common::installed` finds it.
 fn rocs() -> Option<PathBuf> {
-    let path = std::env::var_os("ROCS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/rocs/bin/rocs"));
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "rocs is not installed at {}: run scripts/test",
-        path.display()
-    );
-    eprintln!("SKIPPED: rocs is not installed at {} (scripts/test installs it)", path.display());
-    None
+    common::installed("ROCS", ".tools/rocs/bin/rocs", "rocs")
 }
 
 #[test]

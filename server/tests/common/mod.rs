@@ -1,7 +1,7 @@
 //! What the server's tests on the real control plane share: the catalog folder, waiting until
 //! a check holds, a converger running in the test's process, the `hsm-server` process under
 //! test (each test file adds its own ways of talking to it), de-chunking an HTTP/1.1 body and
-//! finding schemathesis.
+//! finding the tools scripts/test installs. The benches include it too.
 
 #![allow(dead_code)]
 
@@ -132,20 +132,22 @@ pub fn dechunk(mut rest: &str) -> String {
     }
 }
 
-/// schemathesis (`SCHEMATHESIS`, installed by scripts/test from PyPI), or `None` after saying
-/// why; under `CI=true` a missing one fails the test.
-pub fn schemathesis() -> Option<PathBuf> {
-    let path = std::env::var_os("SCHEMATHESIS")
+/// A tool scripts/test installs: the path in the environment variable `var`, else
+/// `default` (relative to the repository), or `None` after saying why; with `CI` set (CI runs
+/// `CI=true`) a missing one fails the test.
+pub fn installed(var: &str, default: &str, what: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-schemathesis/bin/schemathesis"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(default));
     if path.is_file() {
         return Some(path);
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "schemathesis is not installed at {}: run scripts/test",
-        path.display()
-    );
-    eprintln!("SKIPPED: schemathesis is not installed at {} (scripts/test installs it)", path.display());
+    assert!(std::env::var_os("CI").is_none(), "{what} is not installed at {}: run scripts/test", path.display());
+    eprintln!("SKIPPED: {what} is not installed at {} (scripts/test installs it)", path.display());
     None
+}
+
+/// schemathesis (`SCHEMATHESIS`, from PyPI), as [`installed`] finds it.
+pub fn schemathesis() -> Option<PathBuf> {
+    installed("SCHEMATHESIS", ".venv-schemathesis/bin/schemathesis", "schemathesis")
 }
